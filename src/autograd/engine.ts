@@ -1,0 +1,114 @@
+/**
+ * Reverse-mode automatic differentiation.
+ *
+ * Each differentiable op records a `GradFn` on its output: the inputs and a closure that maps the
+ * output's gradient to the inputs' gradients. `backward()` orders the graph topologically with an
+ * explicit stack (no recursion, so a chain of 100,000 ops is fine), walks it in reverse, and sums
+ * gradients. Reducing a broadcast gradient back to its input's shape happens here, once, for every op.
+ */
+import type { Tensor } from '../tensor/tensor.js';
+import { formatShape, shapesEqual } from '../tensor/shape.js';
+import { isGradEnabled, noGrad } from './grad-mode.js';
+
+export interface GradFn {
+  /** The op's name, for error messages and graph inspection (`y.gradFn.name`). */
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  /** Gradients for each input (null where none flows), given the gradient of the output. */
+  backward(grad: Tensor): readonly (Tensor | null)[];
+}
+
+/**
+ * Attaches a backward function to `out` when grad mode is on and any input requires a gradient.
+ * Ops call this right after computing their forward value: forward and backward stay side by side.
+ */
+export function record(out: Tensor, name: string, inputs: readonly Tensor[], backward: (grad: Tensor) => readonly (Tensor | null)[]): Tensor {
+  if (!isGradEnabled()) return out;
+  let needed = false;
+  for (const t of inputs) if (t.requiresGrad) needed = true;
+  if (!needed) return out;
+  out.setGradFn({ name, inputs, backward });
+  return out;
+}
+
+/** Sums a broadcast gradient back down to `shape` (the inverse of broadcasting). */
+export function sumToShape(grad: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(grad.shape, shape)) return grad;
+  const lead = grad.shape.length - shape.length;
+  if (lead < 0) throw new Error(`autograd: gradient of shape ${formatShape(grad.shape)} cannot be reduced to ${formatShape(shape)}`);
+  const dims: number[] = [];
+  for (let i = 0; i < grad.shape.length; i++) {
+    if (i < lead || (shape[i - lead] === 1 && grad.shape[i] !== 1)) dims.push(i);
+  }
+  const summed = dims.length > 0 ? grad.sum(dims, true) : grad;
+  return summed.reshape(shape);
+}
+
+/** Tensors reachable from `root` through grad functions, inputs before outputs. Iterative DFS. */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  const stack: { tensor: Tensor; next: number }[] = [{ tensor: root, next: 0 }];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const inputs = top.tensor.gradFn?.inputs ?? [];
+    if (top.next < inputs.length) {
+      const input = inputs[top.next++];
+      if (input.requiresGrad && !visited.has(input)) {
+        visited.add(input);
+        stack.push({ tensor: input, next: 0 });
+      }
+    } else {
+      order.push(top.tensor);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+export function backward(root: Tensor, gradient?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new Error('backward: tensor does not require grad and has no grad_fn (did you forget requiresGrad, or call it inside noGrad?)');
+  }
+  noGrad(() => {
+    let seed: Tensor;
+    if (gradient === undefined) {
+      if (root.size !== 1) {
+        throw new Error(`backward: grad can be implicitly created only for scalar outputs, got shape ${formatShape(root.shape)}; pass a gradient`);
+      }
+      seed = root.onesLike();
+    } else {
+      if (!shapesEqual(gradient.shape, root.shape)) {
+        throw new Error(`backward: gradient shape ${formatShape(gradient.shape)} does not match tensor shape ${formatShape(root.shape)}`);
+      }
+      seed = gradient.dtype === 'float32' ? gradient : gradient.float();
+    }
+    const grads = new Map<Tensor, Tensor>([[root, seed]]);
+    const order = topologicalOrder(root);
+    for (let i = order.length - 1; i >= 0; i--) {
+      const tensor = order[i];
+      const grad = grads.get(tensor);
+      if (grad === undefined) continue;
+      grads.delete(tensor); // free as we go: a long graph holds at most its frontier
+      const fn = tensor.gradFn;
+      if (fn === null || tensor.retainsGrad) accumulate(tensor, grad);
+      if (fn === null) continue;
+      const inputGrads = fn.backward(grad);
+      for (let k = 0; k < fn.inputs.length; k++) {
+        const input = fn.inputs[k];
+        const g = inputGrads[k];
+        if (!input.requiresGrad || g === null || g === undefined) continue;
+        const shaped = sumToShape(g, input.shape);
+        const previous = grads.get(input);
+        grads.set(input, previous === undefined ? shaped : previous.add(shaped));
+      }
+    }
+  });
+}
+
+function accumulate(tensor: Tensor, grad: Tensor): void {
+  // A stored gradient always owns dense memory: backward may hand the same tensor to several
+  // inputs, or an expanded view, and optimizers and clipGradNorm update .grad in place.
+  tensor.grad = tensor.grad === null ? grad.clone() : tensor.grad.add(grad);
+}

@@ -1,0 +1,215 @@
+/** Reference elementwise kernels: scalar formulas and strided loops, written for clarity first. */
+import type { TypedArray } from '../../tensor/dtype.js';
+import type { BinaryOp, StridedArray, UnaryOp } from '../kernels.js';
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const GELU_TANH_C = Math.sqrt(2 / Math.PI);
+
+/** erf to ~1e-7 absolute (Abramowitz & Stegun 7.1.26 is not enough near 0, so use W. J. Cody's series split). */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 0.5) {
+    // Maclaurin series: converges fast for small |x|.
+    const x2 = x * x;
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 12; n++) {
+      term *= -x2 / n;
+      sum += term / (2 * n + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc via a continued-fraction-free rational approximation (Numerical Recipes erfcc, 1.2e-7 relative).
+  const t = 1 / (1 + 0.5 * ax);
+  const y =
+    t *
+    Math.exp(
+      -ax * ax -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - y : y - 1;
+}
+
+export function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+export const unaryFunctions: Record<UnaryOp, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  rsqrt: (x) => 1 / Math.sqrt(x),
+  abs: Math.abs,
+  sign: Math.sign,
+  tanh: Math.tanh,
+  sigmoid,
+  relu: (x) => (x > 0 ? x : 0),
+  square: (x) => x * x,
+  sin: Math.sin,
+  cos: Math.cos,
+  gelu: (x) => 0.5 * x * (1 + erf(x * SQRT1_2)),
+  geluTanh: (x) => 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x))),
+  silu: (x) => x * sigmoid(x),
+  logicalNot: (x) => (x === 0 ? 1 : 0),
+};
+
+export const binaryFunctions: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: Math.pow,
+  maximum: (a, b) => (a > b || Number.isNaN(a) ? a : b),
+  minimum: (a, b) => (a < b || Number.isNaN(a) ? a : b),
+  eq: (a, b) => (a === b ? 1 : 0),
+  ne: (a, b) => (a !== b ? 1 : 0),
+  lt: (a, b) => (a < b ? 1 : 0),
+  le: (a, b) => (a <= b ? 1 : 0),
+  gt: (a, b) => (a > b ? 1 : 0),
+  ge: (a, b) => (a >= b ? 1 : 0),
+  logicalAnd: (a, b) => (a !== 0 && b !== 0 ? 1 : 0),
+  logicalOr: (a, b) => (a !== 0 || b !== 0 ? 1 : 0),
+  reluBackward: (x, g) => (x > 0 ? g : 0),
+  geluBackward: (x, g) => g * (0.5 * (1 + erf(x * SQRT1_2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x)),
+  geluTanhBackward: (x, g) => {
+    const t = Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x));
+    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715 * x * x));
+  },
+  siluBackward: (x, g) => {
+    const s = sigmoid(x);
+    return g * s * (1 + x * (1 - s));
+  },
+};
+
+export function unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
+  const f = unaryFunctions[op];
+  for (let i = 0; i < n; i++) out[i] = f(x[xOffset + i]);
+}
+
+/**
+ * Merges neighbouring dimensions that every operand walks contiguously, and drops size-1 ones,
+ * so the common cases (same-shape, bias-add, scalar) become one or two flat loops.
+ */
+export function collapseDims(shape: readonly number[], stridesList: (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = stridesList.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && stridesList.every((s, k) => outStrides[k][last] === s[d] * shape[d])) {
+      outShape[last] *= shape[d];
+      stridesList.forEach((s, k) => (outStrides[k][last] = s[d]));
+    } else {
+      outShape.push(shape[d]);
+      stridesList.forEach((s, k) => outStrides[k].push(s[d]));
+    }
+  }
+  if (outShape.length === 0) {
+    outShape.push(1);
+    outStrides.forEach((s) => s.push(0));
+  }
+  return { shape: outShape, strides: outStrides };
+}
+
+/**
+ * Walks a collapsed N-d index space, calling `row(offsets, length)` for each run of the innermost
+ * dimension with the starting offset of every operand. The inner loop is left to the caller.
+ */
+export function forEachRow(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+  baseOffsets: readonly number[],
+  row: (offsets: number[], length: number) => void,
+): void {
+  const rank = shape.length;
+  const nOps = strides.length;
+  const inner = shape[rank - 1];
+  const offsets = baseOffsets.slice();
+  const counter = new Array<number>(rank).fill(0);
+  let rows = 1;
+  for (let d = 0; d < rank - 1; d++) rows *= shape[d];
+  for (let r = 0; r < rows; r++) {
+    row(offsets, inner);
+    // Increment the multi-index over the outer dimensions, updating offsets incrementally.
+    for (let d = rank - 2; d >= 0; d--) {
+      counter[d]++;
+      for (let k = 0; k < nOps; k++) offsets[k] += strides[k][d];
+      if (counter[d] < shape[d]) break;
+      for (let k = 0; k < nOps; k++) offsets[k] -= strides[k][d] * shape[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+export function binary(op: BinaryOp, shape: readonly number[], a: StridedArray, b: StridedArray, out: TypedArray): void {
+  const f = binaryFunctions[op];
+  const outStrides = contiguousOf(shape);
+  const c = collapseDims(shape, [a.strides, b.strides, outStrides]);
+  const [as, bs] = c.strides;
+  const ad = a.data;
+  const bd = b.data;
+  const rank = c.shape.length;
+  const sa = as[rank - 1];
+  const sb = bs[rank - 1];
+  forEachRow(c.shape, c.strides, [a.offset, b.offset, 0], (o, n) => {
+    let ia = o[0];
+    let ib = o[1];
+    const io = o[2];
+    if (sa === 1 && sb === 1) {
+      for (let i = 0; i < n; i++) out[io + i] = f(ad[ia + i], bd[ib + i]);
+    } else if (sa === 1 && sb === 0) {
+      const bv = bd[ib];
+      for (let i = 0; i < n; i++) out[io + i] = f(ad[ia + i], bv);
+    } else {
+      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = f(ad[ia], bd[ib]);
+    }
+  });
+}
+
+export function where(shape: readonly number[], cond: StridedArray, a: StridedArray, b: StridedArray, out: TypedArray): void {
+  const c = collapseDims(shape, [cond.strides, a.strides, b.strides, contiguousOf(shape)]);
+  const rank = c.shape.length;
+  const [sc, sa, sb] = [c.strides[0][rank - 1], c.strides[1][rank - 1], c.strides[2][rank - 1]];
+  forEachRow(c.shape, c.strides, [cond.offset, a.offset, b.offset, 0], (o, n) => {
+    let [ic, ia, ib] = o;
+    const io = o[3];
+    for (let i = 0; i < n; i++, ic += sc, ia += sa, ib += sb) out[io + i] = cond.data[ic] !== 0 ? a.data[ia] : b.data[ib];
+  });
+}
+
+export function copy(shape: readonly number[], src: StridedArray, dst: StridedArray): void {
+  const c = collapseDims(shape, [src.strides, dst.strides]);
+  const rank = c.shape.length;
+  const ss = c.strides[0][rank - 1];
+  const ds = c.strides[1][rank - 1];
+  const sd = src.data;
+  const dd = dst.data;
+  forEachRow(c.shape, c.strides, [src.offset, dst.offset], (o, n) => {
+    let is = o[0];
+    let id = o[1];
+    if (ss === 1 && ds === 1 && sd.constructor === dd.constructor) {
+      (dd as Float32Array).set((sd as Float32Array).subarray(is, is + n), id);
+      return;
+    }
+    for (let i = 0; i < n; i++, is += ss, id += ds) dd[id] = sd[is];
+  });
+}
+
+function contiguousOf(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}

@@ -1,0 +1,25 @@
+/** The plain-JavaScript reference backend: complete, portable, and the oracle for every other backend. */
+import type { Kernels } from '../kernels.js';
+import { binary, copy, unary, where } from './elementwise.js';
+import { adamStep, sgdStep, softmax, softmaxBackward } from './fused.js';
+import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
+import { gemm } from './matmul.js';
+import { argReduce, reduce } from './reduce.js';
+
+export const jsKernels: Kernels = {
+  unary,
+  binary,
+  where,
+  copy,
+  reduce,
+  argReduce,
+  gemm,
+  gather,
+  scatterAdd,
+  indexSelect,
+  indexAdd,
+  softmax,
+  softmaxBackward,
+  sgdStep,
+  adamStep,
+};

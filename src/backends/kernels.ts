@@ -1,0 +1,165 @@
+/**
+ * The kernel interface: every numeric loop in TensorLM runs through one of these functions.
+ *
+ * Kernels are plain functions over typed arrays with explicit sizes, offsets and strides; they
+ * know nothing of tensors or autograd. A backend implements any subset (see `registry.ts`):
+ * what it leaves out falls back to the plain-JS reference kernels, which stay the oracle in tests.
+ */
+import type { TypedArray } from '../tensor/dtype.js';
+
+export type UnaryOp =
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'abs'
+  | 'sign'
+  | 'tanh'
+  | 'sigmoid'
+  | 'relu'
+  | 'square'
+  | 'sin'
+  | 'cos'
+  | 'gelu'
+  | 'geluTanh'
+  | 'silu'
+  | 'logicalNot';
+
+export type BinaryOp =
+  | 'add'
+  | 'sub'
+  | 'mul'
+  | 'div'
+  | 'pow'
+  | 'maximum'
+  | 'minimum'
+  | 'eq'
+  | 'ne'
+  | 'lt'
+  | 'le'
+  | 'gt'
+  | 'ge'
+  | 'logicalAnd'
+  | 'logicalOr'
+  // d/dx of activations, given (x, upstream gradient): kept as kernels so backward is one pass.
+  | 'reluBackward'
+  | 'geluBackward'
+  | 'geluTanhBackward'
+  | 'siluBackward';
+
+export type ReduceOp = 'sum' | 'max' | 'min' | 'prod';
+export type ArgReduceOp = 'argmax' | 'argmin';
+
+/** A strided read of `shape` elements starting at `offset`. Zero strides broadcast. */
+export interface StridedArray {
+  data: TypedArray;
+  offset: number;
+  strides: readonly number[];
+}
+
+/**
+ * Row-major batched GEMM, the CBLAS `sgemm` contract plus a batch loop:
+ * C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b], where op(X) is X or Xᵀ,
+ * A[b] starts at aOffset + b·strideA (and likewise B, C). A stride of 0 reuses one matrix.
+ */
+export interface GemmArgs {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  alpha: number;
+  a: Float32Array;
+  aOffset: number;
+  lda: number;
+  strideA: number;
+  b: Float32Array;
+  bOffset: number;
+  ldb: number;
+  strideB: number;
+  beta: number;
+  c: Float32Array;
+  cOffset: number;
+  ldc: number;
+  strideC: number;
+  batch: number;
+}
+
+export interface AdamStepArgs {
+  param: Float32Array;
+  grad: Float32Array;
+  expAvg: Float32Array;
+  expAvgSq: Float32Array;
+  /** Running max of expAvgSq when AMSGrad is on, else null. */
+  maxExpAvgSq: Float32Array | null;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** L2 penalty added to the gradient (Adam) — 0 when decoupled. */
+  weightDecay: number;
+  /** Decoupled decay (AdamW): param *= 1 - lr·decoupledWeightDecay before the update. */
+  decoupledWeightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+export interface SgdStepArgs {
+  param: Float32Array;
+  grad: Float32Array;
+  /** Momentum buffer, or null without momentum. `firstStep` initialises it to the gradient. */
+  momentumBuffer: Float32Array | null;
+  firstStep: boolean;
+  lr: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  weightDecay: number;
+}
+
+export interface Kernels {
+  /** out[i] = op(x[xOffset + i]) for i < n (contiguous). */
+  unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void;
+  /** out (contiguous, `shape`) = op(a, b) with a and b read through (broadcast) strides. */
+  binary(op: BinaryOp, shape: readonly number[], a: StridedArray, b: StridedArray, out: TypedArray): void;
+  /** out = cond ? a : b, all read through (broadcast) strides. */
+  where(shape: readonly number[], cond: StridedArray, a: StridedArray, b: StridedArray, out: TypedArray): void;
+  /** Copies a strided view of `shape` elements into another strided view. */
+  copy(shape: readonly number[], src: StridedArray, dst: StridedArray): void;
+  /** Contiguous x viewed as [outer, size, inner] reduced over the middle: out has outer·inner elements. */
+  reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void;
+  /** Like reduce, writing the index of the max/min (first one on ties) and optionally its value. */
+  argReduce(
+    op: ArgReduceOp,
+    x: TypedArray,
+    xOffset: number,
+    outer: number,
+    size: number,
+    inner: number,
+    indices: Int32Array,
+    values: TypedArray | null,
+  ): void;
+  gemm(args: GemmArgs): void;
+  /**
+   * Contiguous x viewed as [outer, xSize, inner], index as [outer, indexSize, inner]:
+   * out[o, j, i] = x[o, index[o, j, i], i]  (torch.gather along the middle dimension).
+   */
+  gather(x: TypedArray, index: Int32Array, out: TypedArray, outer: number, xSize: number, indexSize: number, inner: number): void;
+  /** The adjoint of gather: out[o, index[o, j, i], i] += src[o, j, i]. */
+  scatterAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void;
+  /** out[o, j, i] = x[o, index[j], i]  (torch.index_select; embeddings). */
+  indexSelect(x: TypedArray, index: Int32Array, out: TypedArray, outer: number, xSize: number, indexSize: number, inner: number): void;
+  /** The adjoint of indexSelect: out[o, index[j], i] += src[o, j, i]. */
+  indexAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void;
+  /** Row-wise (log-)softmax of a contiguous [rows, cols] block. */
+  softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void;
+  /** Backward of softmax given its output y: dx = y·(g − Σ g·y), or for log-softmax dx = g − exp(y)·Σ g. */
+  softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void;
+  /** One SGD update in place, torch.optim.SGD's arithmetic. */
+  sgdStep(args: SgdStepArgs): void;
+  /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */
+  adamStep(args: AdamStepArgs): void;
+}
+
+export type KernelName = keyof Kernels;

@@ -1,0 +1,97 @@
+/**
+ * matmul with NumPy/PyTorch semantics: 1-D operands are promoted, batch dims broadcast.
+ * Operands whose last two dims are a transposed view go to the kernel with a transpose flag,
+ * so the backward products (g·Bᵀ, Aᵀ·g) and attention's batched products never copy.
+ */
+import { record } from '../autograd/engine.js';
+import { kernels } from '../backends/registry.js';
+import { collapseDims, forEachRow } from '../backends/js/elementwise.js';
+import { broadcastShapes, broadcastStrides, formatShape } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { contiguous, reshape, squeeze, transpose, unsqueeze } from './views.js';
+
+interface MatrixLayout {
+  source: Tensor;
+  trans: boolean;
+  ld: number;
+}
+
+/** How the kernel can read the last two dims of x ([rows, cols]): directly, transposed, or after a copy. */
+function layoutOf(x: Tensor): MatrixLayout {
+  const r = x.ndim - 2;
+  const rows = x.shape[r];
+  const cols = x.shape[r + 1];
+  const rs = x.strides[r];
+  const cs = x.strides[r + 1];
+  if ((cs === 1 || cols === 1) && (rs >= Math.max(cols, 1) || rows === 1)) return { source: x, trans: false, ld: rows === 1 ? Math.max(cols, 1) : rs };
+  if ((rs === 1 || rows === 1) && (cs >= Math.max(rows, 1) || cols === 1)) return { source: x, trans: true, ld: cols === 1 ? Math.max(rows, 1) : cs };
+  const packed = contiguous(x.detach());
+  return { source: packed, trans: false, ld: Math.max(cols, 1) };
+}
+
+function matmulForward(a: Tensor, b: Tensor): Tensor {
+  const m = a.shape[a.ndim - 2];
+  const k = a.shape[a.ndim - 1];
+  const n = b.shape[b.ndim - 1];
+  if (b.shape[b.ndim - 2] !== k) {
+    throw new Error(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} cannot be multiplied (${k} != ${b.shape[b.ndim - 2]})`);
+  }
+  const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)');
+  const out = Tensor.empty([...batchShape, m, n], 'float32');
+  if (out.size === 0) return out;
+  const la = layoutOf(a);
+  const lb = layoutOf(b);
+  const aBatch = broadcastStrides(la.source.shape.slice(0, -2), la.source.strides.slice(0, -2), batchShape);
+  const bBatch = broadcastStrides(lb.source.shape.slice(0, -2), lb.source.strides.slice(0, -2), batchShape);
+  const cBatch = broadcastStrides(batchShape, out.strides.slice(0, -2), batchShape);
+  // Merge batch dims that all three walk uniformly; the innermost run becomes the kernel's batch loop.
+  const c = collapseDims(batchShape, [aBatch, bBatch, cBatch]);
+  const rank = c.shape.length;
+  const base = {
+    transA: la.trans,
+    transB: lb.trans,
+    m,
+    n,
+    k,
+    alpha: 1,
+    a: la.source.storage as Float32Array,
+    lda: la.ld,
+    strideA: c.strides[0][rank - 1],
+    b: lb.source.storage as Float32Array,
+    ldb: lb.ld,
+    strideB: c.strides[1][rank - 1],
+    beta: 0,
+    c: out.storage as Float32Array,
+    ldc: n,
+    strideC: c.strides[2][rank - 1],
+  };
+  forEachRow(c.shape, c.strides, [la.source.offset, lb.source.offset, 0], (o, batch) => {
+    kernels.gemm({ ...base, aOffset: o[0], bOffset: o[1], cOffset: o[2], batch });
+  });
+  return out;
+}
+
+function checkOperands(a: Tensor, b: Tensor): void {
+  if (a.ndim === 0 || b.ndim === 0) {
+    throw new Error(`matmul: both arguments need at least 1 dimension, got shapes ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+  }
+  for (const [name, t] of [['first', a], ['second', b]] as const) {
+    if (t.dtype !== 'float32') throw new TypeError(`matmul: the ${name} operand must be float32, got ${t.dtype}`);
+  }
+  const k1 = a.shape[a.ndim - 1];
+  const k2 = b.ndim === 1 ? b.shape[0] : b.shape[b.ndim - 2];
+  if (k1 !== k2) throw new Error(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} cannot be multiplied (${k1} != ${k2})`);
+}
+
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  checkOperands(a, b);
+  // 1-D operands: a vector on the left is a row, on the right a column; the added dim is removed after.
+  if (a.ndim === 1 && b.ndim === 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), []);
+  if (a.ndim === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.ndim === 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
+  const out = matmulForward(a, b);
+  return record(out, 'matmul', [a, b], (g) => [
+    a.requiresGrad ? matmulForward(g, transpose(b.detach(), -1, -2)) : null,
+    b.requiresGrad ? matmulForward(transpose(a.detach(), -1, -2), g) : null,
+  ]);
+}
