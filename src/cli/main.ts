@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+/**
+ * The `tensorlm` command line: a thin layer over the library. Each subcommand lives in
+ * src/cli/commands/ and only parses flags, calls library functions and prints.
+ */
+import { Command } from 'commander';
+import { registerTokenizerCommands } from './commands/tokenizer.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('tensorlm')
+    .description('Tensors, autograd and small language models in TypeScript')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) });
+  registerTokenizerCommands(program);
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((error: unknown) => {
+    // One clear line, no stack trace, for anything the user can fix.
+    console.error(`tensorlm: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  });
