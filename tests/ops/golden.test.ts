@@ -1,5 +1,5 @@
 /** Every tensor op against PyTorch: outputs and input gradients (tests/golden/ops.json). */
-import { describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { Tensor } from '../../src/index.js';
 import { gelu, geluTanh, silu, rsqrt, sin, cos, square } from '../../src/ops/elementwise.js';
@@ -83,7 +83,11 @@ function tolerance(c: GoldenCase): number {
 
 const { cases } = loadGolden('ops.json');
 
-describe('ops match PyTorch', () => {
+const initialBackend = T.getBackend();
+
+describe.each(T.listBackends())('ops match PyTorch on the %s backend', (backend) => {
+  beforeAll(() => T.setBackend(backend));
+  afterAll(() => T.setBackend(initialBackend));
   for (const c of cases) {
     it(c.name, () => {
       const built = c.inputs.map((g, i) => fromGolden(g, Boolean(c.grads?.[i])));

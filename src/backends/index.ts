@@ -1,0 +1,36 @@
+/**
+ * Registers the built-in backends and selects the default: TENSORLM_BACKEND when set, else the
+ * fastest one that runs here (blas > wasm > js).
+ */
+import { blasKernels, loadBlas } from './blas/index.js';
+import { fastestBackend, registerBackend, setBackend, backendUnavailableReason } from './registry.js';
+
+const blas = loadBlas();
+registerBackend({
+  name: 'blas',
+  kernels: blas.library ? blasKernels(blas.library) : {},
+  priority: 20,
+  unavailable: blas.library ? null : blas.reason,
+});
+
+function chooseDefault(): void {
+  const requested = process.env.TENSORLM_BACKEND;
+  if (requested) {
+    const reason = backendUnavailableReason(requested);
+    if (reason === undefined) throw new Error(`TENSORLM_BACKEND=${requested}: unknown backend (choose js, wasm or blas)`);
+    if (reason) {
+      const fallback = fastestBackend();
+      process.emitWarning(`TENSORLM_BACKEND=${requested} is not available (${reason}); using '${fallback}'`);
+      setBackend(fallback);
+      return;
+    }
+    setBackend(requested);
+    return;
+  }
+  if (!blas.library) process.emitWarning(`tensorlm: ${blas.reason}; matrix products use the slower '${fastestBackend()}' backend`);
+  setBackend(fastestBackend());
+}
+
+chooseDefault();
+
+export { loadBlas } from './blas/index.js';
