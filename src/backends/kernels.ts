@@ -156,6 +156,45 @@ export interface Kernels {
   softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void;
   /** Backward of softmax given its output y: dx = y·(g − Σ g·y), or for log-softmax dx = g − exp(y)·Σ g. */
   softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void;
+  /**
+   * Row-wise LayerNorm of a contiguous [rows, cols] block: out = (x − mean)·rstd·weight + bias,
+   * also writing each row's mean and rstd = 1/√(var + eps) for the backward pass.
+   */
+  layerNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, bias: Float32Array | null, eps: number, out: Float32Array, mean: Float32Array, rstd: Float32Array): void;
+  /** LayerNorm backward: writes dx, and adds into dWeight/dBias (when given) the per-column sums. */
+  layerNormBackward(
+    x: Float32Array,
+    g: Float32Array,
+    rows: number,
+    cols: number,
+    weight: Float32Array | null,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dWeight: Float32Array | null,
+    dBias: Float32Array | null,
+  ): void;
+  /** Row-wise RMSNorm: out = x·rstd·weight with rstd = 1/√(mean(x²) + eps). */
+  rmsNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, eps: number, out: Float32Array, rstd: Float32Array): void;
+  rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, cols: number, weight: Float32Array | null, rstd: Float32Array, dx: Float32Array, dWeight: Float32Array | null): void;
+  /**
+   * Cross-entropy of each row of contiguous logits [rows, classes] against an int target, with
+   * label smoothing ε: loss = (1−ε)·(lse − x[t]) + ε·(lse − mean(x)); rows whose target equals
+   * ignoreIndex get loss 0. Writes each row's log-sum-exp for the backward pass.
+   */
+  crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, classes: number, ignoreIndex: number, labelSmoothing: number, losses: Float32Array, lse: Float32Array): void;
+  /** dlogits = scale_r · (softmax − (1−ε)·onehot(t) − ε/C), zero on ignored rows; scale per row. */
+  crossEntropyBackward(
+    logits: Float32Array,
+    targets: Int32Array,
+    lse: Float32Array,
+    rowScale: Float32Array,
+    rows: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    dlogits: Float32Array,
+  ): void;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */
   sgdStep(args: SgdStepArgs): void;
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */

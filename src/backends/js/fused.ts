@@ -69,3 +69,144 @@ export function adamStep(s: AdamStepArgs): void {
     param[i] -= (stepSize * expAvg[i]) / denom;
   }
 }
+
+export function layerNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, bias: Float32Array | null, eps: number, out: Float32Array, mean: Float32Array, rstd: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let sum = 0;
+    for (let j = 0; j < cols; j++) sum += x[o + j];
+    const mu = sum / cols;
+    // Two-pass variance: exact enough in a double without cancellation.
+    let sq = 0;
+    for (let j = 0; j < cols; j++) {
+      const d = x[o + j] - mu;
+      sq += d * d;
+    }
+    const rs = 1 / Math.sqrt(sq / cols + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    for (let j = 0; j < cols; j++) {
+      let v = (x[o + j] - mu) * rs;
+      if (weight) v *= weight[j];
+      if (bias) v += bias[j];
+      out[o + j] = v;
+    }
+  }
+}
+
+export function layerNormBackward(
+  x: Float32Array,
+  g: Float32Array,
+  rows: number,
+  cols: number,
+  weight: Float32Array | null,
+  mean: Float32Array,
+  rstd: Float32Array,
+  dx: Float32Array,
+  dWeight: Float32Array | null,
+  dBias: Float32Array | null,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const mu = mean[r];
+    const rs = rstd[r];
+    // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = g·weight
+    let sumDxhat = 0;
+    let sumDxhatXhat = 0;
+    for (let j = 0; j < cols; j++) {
+      const xhat = (x[o + j] - mu) * rs;
+      const dxhat = weight ? g[o + j] * weight[j] : g[o + j];
+      sumDxhat += dxhat;
+      sumDxhatXhat += dxhat * xhat;
+      if (dWeight) dWeight[j] += g[o + j] * xhat;
+      if (dBias) dBias[j] += g[o + j];
+    }
+    const m1 = sumDxhat / cols;
+    const m2 = sumDxhatXhat / cols;
+    for (let j = 0; j < cols; j++) {
+      const xhat = (x[o + j] - mu) * rs;
+      const dxhat = weight ? g[o + j] * weight[j] : g[o + j];
+      dx[o + j] = rs * (dxhat - m1 - xhat * m2);
+    }
+  }
+}
+
+export function rmsNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, eps: number, out: Float32Array, rstd: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let sq = 0;
+    for (let j = 0; j < cols; j++) sq += x[o + j] * x[o + j];
+    const rs = 1 / Math.sqrt(sq / cols + eps);
+    rstd[r] = rs;
+    for (let j = 0; j < cols; j++) out[o + j] = weight ? x[o + j] * rs * weight[j] : x[o + j] * rs;
+  }
+}
+
+export function rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, cols: number, weight: Float32Array | null, rstd: Float32Array, dx: Float32Array, dWeight: Float32Array | null): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const rs = rstd[r];
+    let sumDxhatXhat = 0;
+    for (let j = 0; j < cols; j++) {
+      const xhat = x[o + j] * rs;
+      const dxhat = weight ? g[o + j] * weight[j] : g[o + j];
+      sumDxhatXhat += dxhat * xhat;
+      if (dWeight) dWeight[j] += g[o + j] * xhat;
+    }
+    const m2 = sumDxhatXhat / cols;
+    for (let j = 0; j < cols; j++) {
+      const xhat = x[o + j] * rs;
+      const dxhat = weight ? g[o + j] * weight[j] : g[o + j];
+      dx[o + j] = rs * (dxhat - xhat * m2);
+    }
+  }
+}
+
+export function crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, classes: number, ignoreIndex: number, labelSmoothing: number, losses: Float32Array, lse: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * classes;
+    let max = -Infinity;
+    for (let j = 0; j < classes; j++) if (logits[o + j] > max) max = logits[o + j];
+    let sum = 0;
+    let total = 0;
+    for (let j = 0; j < classes; j++) {
+      sum += Math.exp(logits[o + j] - max);
+      total += logits[o + j];
+    }
+    const l = max + Math.log(sum);
+    lse[r] = l;
+    const t = targets[r];
+    if (t === ignoreIndex) {
+      losses[r] = 0;
+      continue;
+    }
+    const nll = l - logits[o + t];
+    losses[r] = labelSmoothing === 0 ? nll : (1 - labelSmoothing) * nll + labelSmoothing * (l - total / classes);
+  }
+}
+
+export function crossEntropyBackward(
+  logits: Float32Array,
+  targets: Int32Array,
+  lse: Float32Array,
+  rowScale: Float32Array,
+  rows: number,
+  classes: number,
+  ignoreIndex: number,
+  labelSmoothing: number,
+  dlogits: Float32Array,
+): void {
+  const smooth = labelSmoothing / classes;
+  for (let r = 0; r < rows; r++) {
+    const o = r * classes;
+    const t = targets[r];
+    if (t === ignoreIndex) {
+      dlogits.fill(0, o, o + classes);
+      continue;
+    }
+    const s = rowScale[r];
+    const l = lse[r];
+    for (let j = 0; j < classes; j++) dlogits[o + j] = s * (Math.exp(logits[o + j] - l) - smooth);
+    dlogits[o + t] -= s * (1 - labelSmoothing);
+  }
+}
