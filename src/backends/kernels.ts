@@ -154,6 +154,12 @@ export interface Kernels {
   indexAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void;
   /** Row-wise (log-)softmax of a contiguous [rows, cols] block. */
   softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void;
+  /**
+   * Softmax of scale·x over each row of a contiguous [rows, cols] block, where row r is query
+   * position i = r mod tq and, when causal, only columns j ≤ i + causalOffset take part (the rest
+   * get probability 0). Used by attention: scaling and masking fused into the softmax pass.
+   */
+  scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void;
   /** Backward of softmax given its output y: dx = y·(g − Σ g·y), or for log-softmax dx = g − exp(y)·Σ g. */
   softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void;
   /**

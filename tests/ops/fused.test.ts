@@ -86,3 +86,39 @@ describe('fused ops: finite differences', () => {
     expect(() => layerNorm(T.zeros([2, 5]), [4])).toThrow(/input shape \[2, 5\] does not end with normalizedShape \[4\]/);
   });
 });
+
+describe('attention', () => {
+  const compositeAttention = (q: Tensor, k: Tensor, v: Tensor, causal: boolean) => {
+    const d = q.shape[q.ndim - 1];
+    let s = q.matmul(k.mT).mul(1 / Math.sqrt(d));
+    if (causal) {
+      const [tq, tk] = [q.shape[q.ndim - 2], k.shape[k.ndim - 2]];
+      s = s.maskedFill(T.ones([tq, tk]).tril().eq(0), -Infinity);
+    }
+    return s.softmax(-1).matmul(v);
+  };
+  it('fused causal attention equals the composite definition, forward and backward', async () => {
+    const { scaledDotProductAttention } = await import('../../src/ops/attention.js');
+    const inputs = [sample([2, 3, 5, 4], 20), sample([2, 3, 5, 4], 21), sample([2, 3, 5, 4], 22)];
+    for (const causal of [true, false]) {
+      const fused = grads((q, k, v) => scaledDotProductAttention(q, k, v, { isCausal: causal }), inputs);
+      const comp = grads((q, k, v) => compositeAttention(q, k, v, causal), inputs);
+      expectArraysClose(fused.out, comp.out);
+      fused.grads.forEach((g, i) => expectArraysClose(g, comp.grads[i], 1e-4));
+    }
+  });
+  it('bool masks and grouped (broadcast) key/value heads', async () => {
+    const { scaledDotProductAttention } = await import('../../src/ops/attention.js');
+    const mask = T.ones([4, 4]).tril().eq(1);
+    const q = sample([1, 2, 2, 4, 3], 23); // [B, kvHeads, groups, T, D]
+    const k = sample([1, 2, 1, 4, 3], 24);
+    const v = sample([1, 2, 1, 4, 3], 25);
+    const a = scaledDotProductAttention(q, k, v, { mask });
+    const b = scaledDotProductAttention(q, k.expand(1, 2, 2, 4, 3), v.expand(1, 2, 2, 4, 3), { isCausal: true });
+    expectArraysClose(a.toArray(), b.toArray());
+  });
+  it('finite differences through causal attention', async () => {
+    const { scaledDotProductAttention } = await import('../../src/ops/attention.js');
+    gradcheck('sdpa', (q, k, v) => scaledDotProductAttention(q, k, v, { isCausal: true }), [sample([2, 4, 3], 26), sample([2, 4, 3], 27), sample([2, 4, 3], 28)]);
+  });
+});

@@ -210,3 +210,23 @@ export function crossEntropyBackward(
     dlogits[o + t] -= s * (1 - labelSmoothing);
   }
 }
+
+export function scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const xi = xOffset + r * cols;
+    const oi = r * cols;
+    // Columns past the causal limit are skipped entirely, not filled with -inf and exponentiated.
+    const limit = causal ? Math.min(cols, Math.max(0, (r % tq) + causalOffset + 1)) : cols;
+    let max = -Infinity;
+    for (let j = 0; j < limit; j++) if (x[xi + j] > max) max = x[xi + j];
+    let sum = 0;
+    for (let j = 0; j < limit; j++) {
+      const e = Math.exp((x[xi + j] - max) * scale);
+      out[oi + j] = e;
+      sum += e;
+    }
+    const inv = limit > 0 ? 1 / sum : 0;
+    for (let j = 0; j < limit; j++) out[oi + j] *= inv;
+    for (let j = limit; j < cols; j++) out[oi + j] = 0;
+  }
+}

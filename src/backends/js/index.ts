@@ -1,7 +1,7 @@
 /** The plain-JavaScript reference backend: complete, portable, and the oracle for every other backend. */
 import type { Kernels } from '../kernels.js';
 import { binary, copy, unary, where } from './elementwise.js';
-import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, sgdStep, softmax, softmaxBackward } from './fused.js';
+import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, scaledSoftmax, sgdStep, softmax, softmaxBackward } from './fused.js';
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
 import { gemm } from './matmul.js';
 import { argReduce, reduce } from './reduce.js';
@@ -20,6 +20,7 @@ export const jsKernels: Kernels = {
   indexAdd,
   softmax,
   softmaxBackward,
+  scaledSoftmax,
   layerNorm,
   layerNormBackward,
   rmsNorm,
