@@ -67,17 +67,21 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
     this.name = name;
     this.validateHyperparams(defaults);
     this.defaults = Object.freeze(copyHyperparams(defaults));
+    if (params instanceof Tensor) {
+      throw new TypeError(`${name}: params must be an iterable of tensors or param groups, not a single tensor; wrap it in an array`);
+    }
     const items = [...(params as Iterable<Tensor | ParamGroupSpec<H>>)];
     if (items.length === 0) throw new Error(`${name}: optimizer got an empty parameter list`);
-    const groups = items.every((item) => item instanceof Tensor)
-      ? [{ params: items as Tensor[] } as ParamGroupSpec<H>]
-      : items.map((item, i) => {
-          if (item instanceof Tensor) {
-            throw new TypeError(`${name}: parameters must be all tensors or all param groups ({ params, ... }), item ${i} is a tensor among groups`);
-          }
-          return item;
-        });
-    for (const group of groups) this.addParamGroup(group);
+    if (items.every((item) => item instanceof Tensor)) {
+      this.addGroup(items as Tensor[], {});
+    } else {
+      items.forEach((item, i) => {
+        if (item instanceof Tensor) {
+          throw new TypeError(`${name}: parameters must be all tensors or all param groups ({ params, ... }), item ${i} is a tensor among groups`);
+        }
+        this.addParamGroup(item);
+      });
+    }
   }
 
   /** Throws `${name}: invalid …` for a hyperparameter out of range. Called for defaults and each group. */
@@ -95,17 +99,26 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
   /** Adds a group (torch's `add_param_group`), e.g. to unfreeze layers mid-training. */
   addParamGroup(spec: ParamGroupSpec<H>): void {
     const { params, ...overrides } = spec;
+    this.addGroup(params, overrides as Partial<H>);
+  }
+
+  private addGroup(params: Iterable<Tensor>, overrides: Partial<H> & { initialLr?: number }): void {
     if (params instanceof Tensor) {
       throw new TypeError(`${this.name}: params must be an iterable of tensors, not a single tensor; wrap it in an array`);
     }
+    if (params === null || typeof params !== 'object' || !(Symbol.iterator in params)) {
+      throw new TypeError(`${this.name}: param group ${this.paramGroups.length} needs params, an iterable of tensors`);
+    }
     const list = [...params];
     const seen = new Set<Tensor>(this.paramGroups.flatMap((g) => g.params));
+    const groupIndex = this.paramGroups.length;
     list.forEach((p, i) => {
-      checkParameter(this.name, p, i);
-      if (seen.has(p)) throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} appears more than once among the optimizer's parameters`);
+      const label = groupIndex === 0 ? `parameter ${i}` : `parameter ${i} of group ${groupIndex}`;
+      checkParameter(`${this.name}: ${label}`, p);
+      if (seen.has(p)) throw new Error(`${this.name}: ${label} appears more than once among the optimizer's parameters`);
       seen.add(p);
     });
-    const group = { ...copyHyperparams(this.defaults as H), ...copyHyperparams(overrides as Partial<H>), params: list } as ParamGroup<H>;
+    const group = { ...copyHyperparams(this.defaults as H), ...copyHyperparams(overrides), params: list } as ParamGroup<H>;
     this.validateHyperparams(group);
     this.paramGroups.push(group);
   }
@@ -175,7 +188,9 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
     // Validate everything before changing anything, so a bad dict leaves the optimizer as it was.
     const newGroups = saved.map((g, gi) => {
       const { params: _indices, ...hyper } = g;
-      const group = { ...copyHyperparams(hyper as Record<string, HyperparamValue | undefined>), params: this.paramGroups[gi].params } as ParamGroup<H>;
+      // Saved values win; a key the dict lacks (e.g. initialLr of a scheduler made since) is kept.
+      const { params, ...current } = this.paramGroups[gi];
+      const group = { ...copyHyperparams(current), ...copyHyperparams(hyper as Record<string, HyperparamValue | undefined>), params } as ParamGroup<H>;
       this.validateHyperparams(group);
       return group;
     });
@@ -212,12 +227,12 @@ export function paramData(p: Tensor): Float32Array {
  * Optimizers write the storage of a parameter directly, which is right only for a dense float32
  * leaf: a non-leaf would be recomputed, and a strided view's elements are not one contiguous run.
  */
-function checkParameter(name: string, p: unknown, i: number): asserts p is Tensor {
-  if (!(p instanceof Tensor)) throw new TypeError(`${name}: parameter ${i} is not a Tensor`);
-  if (p.dtype !== 'float32') throw new TypeError(`${name}: parameter ${i} has dtype ${p.dtype}; only float32 tensors can be optimized`);
-  if (!p.isLeaf) throw new Error(`${name}: parameter ${i} is not a leaf tensor (it was computed by ${p.gradFn?.name ?? 'an op'}); optimize the leaf, or detach() it first`);
-  if (!p.requiresGrad) throw new Error(`${name}: parameter ${i} does not require grad; set requiresGrad = true`);
-  if (!p.isContiguous) throw new Error(`${name}: parameter ${i} (shape ${formatShape(p.shape)}) is not contiguous; optimize a contiguous tensor (e.g. p.contiguous().detach().requiresGrad_())`);
+function checkParameter(label: string, p: unknown): asserts p is Tensor {
+  if (!(p instanceof Tensor)) throw new TypeError(`${label} is not a Tensor`);
+  if (p.dtype !== 'float32') throw new TypeError(`${label} has dtype ${p.dtype}; only float32 tensors can be optimized`);
+  if (!p.isLeaf) throw new Error(`${label} is not a leaf tensor (it was computed by ${p.gradFn?.name ?? 'an op'}); optimize the leaf, or detach() it first`);
+  if (!p.requiresGrad) throw new Error(`${label} does not require grad; set requiresGrad = true`);
+  if (!p.isContiguous) throw new Error(`${label} (shape ${formatShape(p.shape)}) is not contiguous; optimize a contiguous tensor (e.g. p.contiguous().detach().requiresGrad_())`);
 }
 
 /** Copies arrays so that groups, defaults and state dicts never share a mutable tuple. */
