@@ -186,14 +186,26 @@ export interface Kernels {
   /**
    * Cross-entropy of each row of contiguous logits [rows, classes] against an int target, with
    * label smoothing ε: loss = (1−ε)·(lse − x[t]) + ε·(lse − mean(x)); rows whose target equals
-   * ignoreIndex get loss 0. Writes each row's log-sum-exp for the backward pass.
+   * ignoreIndex get loss 0. Writes each row's max and log Σ exp(x − max) for the backward pass
+   * (kept apart: a float32 log-sum-exp near 1e4 would lose the precision softmax needs).
    */
-  crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, classes: number, ignoreIndex: number, labelSmoothing: number, losses: Float32Array, lse: Float32Array): void;
+  crossEntropy(
+    logits: Float32Array,
+    targets: Int32Array,
+    rows: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    losses: Float32Array,
+    rowMax: Float32Array,
+    rowLogSum: Float32Array,
+  ): void;
   /** dlogits = scale_r · (softmax − (1−ε)·onehot(t) − ε/C), zero on ignored rows; scale per row. */
   crossEntropyBackward(
     logits: Float32Array,
     targets: Int32Array,
-    lse: Float32Array,
+    rowMax: Float32Array,
+    rowLogSum: Float32Array,
     rowScale: Float32Array,
     rows: number,
     classes: number,

@@ -105,8 +105,9 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
   }
   const x = floatData(logits);
   const losses = new Float32Array(rows);
-  const lse = new Float32Array(rows);
-  kernels.crossEntropy(x, targets, rows, classes, ignoreIndex, labelSmoothing, losses, lse);
+  const rowMax = new Float32Array(rows);
+  const rowLogSum = new Float32Array(rows);
+  kernels.crossEntropy(x, targets, rows, classes, ignoreIndex, labelSmoothing, losses, rowMax, rowLogSum);
   let out: Tensor;
   if (reduction === 'none') out = new Tensor(losses, target.shape);
   else {
@@ -120,7 +121,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
     if (reduction === 'none') rowScale.set(floatData(g));
     else rowScale.fill(reduction === 'mean' ? g.item() / count : g.item());
     const dlogits = Tensor.empty(logits.shape);
-    kernels.crossEntropyBackward(x, targets, lse, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits.storage as Float32Array);
+    kernels.crossEntropyBackward(x, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits.storage as Float32Array);
     return [dlogits];
   });
 }

@@ -162,7 +162,17 @@ export function rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, 
   }
 }
 
-export function crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, classes: number, ignoreIndex: number, labelSmoothing: number, losses: Float32Array, lse: Float32Array): void {
+export function crossEntropy(
+  logits: Float32Array,
+  targets: Int32Array,
+  rows: number,
+  classes: number,
+  ignoreIndex: number,
+  labelSmoothing: number,
+  losses: Float32Array,
+  rowMax: Float32Array,
+  rowLogSum: Float32Array,
+): void {
   for (let r = 0; r < rows; r++) {
     const o = r * classes;
     let max = -Infinity;
@@ -173,8 +183,10 @@ export function crossEntropy(logits: Float32Array, targets: Int32Array, rows: nu
       sum += Math.exp(logits[o + j] - max);
       total += logits[o + j];
     }
-    const l = max + Math.log(sum);
-    lse[r] = l;
+    const logSum = Math.log(sum);
+    rowMax[r] = max;
+    rowLogSum[r] = logSum;
+    const l = max + logSum;
     const t = targets[r];
     if (t === ignoreIndex) {
       losses[r] = 0;
@@ -188,7 +200,8 @@ export function crossEntropy(logits: Float32Array, targets: Int32Array, rows: nu
 export function crossEntropyBackward(
   logits: Float32Array,
   targets: Int32Array,
-  lse: Float32Array,
+  rowMax: Float32Array,
+  rowLogSum: Float32Array,
   rowScale: Float32Array,
   rows: number,
   classes: number,
@@ -205,8 +218,9 @@ export function crossEntropyBackward(
       continue;
     }
     const s = rowScale[r];
-    const l = lse[r];
-    for (let j = 0; j < classes; j++) dlogits[o + j] = s * (Math.exp(logits[o + j] - l) - smooth);
+    const m = rowMax[r];
+    const ls = rowLogSum[r];
+    for (let j = 0; j < classes; j++) dlogits[o + j] = s * (Math.exp(logits[o + j] - m - ls) - smooth);
     dlogits[o + t] -= s * (1 - labelSmoothing);
   }
 }

@@ -1,0 +1,342 @@
+/**
+ * Module: the base class of layers and models, like `torch.nn.Module`.
+ *
+ * Registration is automatic, as PyTorch users expect: every own enumerable field of a module is
+ * inspected in insertion order (the order the constructor assigns them), and
+ *   - a Module value is a child (`this.fc1 = new Linear(3, 5)` just works);
+ *   - a Tensor value is a parameter when it was made with `parameter(t)`, or when it is a leaf
+ *     tensor that requires grad (`this.w = randn([3], { requiresGrad: true })`);
+ *   - a Tensor registered with `registerBuffer(name, t)` is a buffer: saved in stateDict, never
+ *     a parameter;
+ *   - `null`/`undefined` fields (e.g. `bias = null`) and anything else are ignored.
+ * Prefer `parameter(t)` for learnable tensors: it keeps the tensor a parameter (in parameters()
+ * and stateDict) even after it is frozen with `requiresGrad = false`, which a plain
+ * requires-grad tensor would not survive. `registerParameter` / `registerModule` exist for names
+ * that are not known in advance; they simply assign the field.
+ * Plain arrays of modules are rejected with a pointer to `ModuleList`, because silently skipping
+ * their parameters is the classic bug.
+ *
+ * JavaScript objects cannot be made callable, so a module is run with `module.forward(x)`
+ * (PyTorch's `module(x)`); there are no forward hooks. `Module<In, Out>` types forward as
+ * `(...args: In) => Out`, by default one Tensor in and one out; a loss module is
+ * `Module<[Tensor, Tensor], Tensor>`.
+ */
+import { noGrad } from '../autograd/grad-mode.js';
+import { formatShape, shapesEqual } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+
+const parameters = new WeakSet<Tensor>();
+
+/**
+ * Marks `t` as a parameter (PyTorch's `nn.Parameter(t)`): a module field holding it is registered
+ * as a parameter. Sets `requiresGrad` (pass false for a frozen parameter) and returns `t`;
+ * `t` must be a float32 leaf.
+ */
+export function parameter(t: Tensor, requiresGrad = true): Tensor {
+  if (!t.isLeaf) throw new Error('parameter: only leaf tensors can be parameters; use t.detach() to cut it from the graph');
+  if (t.dtype !== 'float32') throw new TypeError(`parameter: parameters must be float32, got ${t.dtype}`);
+  t.requiresGrad = requiresGrad;
+  parameters.add(t);
+  return t;
+}
+
+/** Whether `t` was marked with `parameter()`. */
+export function isParameter(t: Tensor): boolean {
+  return parameters.has(t);
+}
+
+/** Any module, whatever its forward signature. */
+export type AnyModule = Module<never, unknown>;
+
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+/** Indents every line after the first, like PyTorch's `_addindent` for nested reprs. */
+function indentTail(s: string, spaces: number): string {
+  const pad = ' '.repeat(spaces);
+  return s
+    .split('\n')
+    .map((line, i) => (i === 0 ? line : pad + line))
+    .join('\n');
+}
+
+export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
+  /** Training mode (the default) or evaluation mode; switch with train() / eval(). */
+  training = true;
+  readonly #bufferNames = new Set<string>();
+  readonly #nonPersistent = new Set<string>();
+
+  /** The computation. Call it directly: `model.forward(x)`. */
+  abstract forward(...args: In): Out;
+
+  // ---- registration --------------------------------------------------------------------------
+
+  /** Adds (or replaces) a parameter under `name`; the same as `this[name] = parameter(t)`. */
+  registerParameter(name: string, t: Tensor | null): void {
+    this.#checkName(name, 'registerParameter');
+    this.#fields()[name] = t === null || isParameter(t) ? t : parameter(t);
+  }
+
+  /** Adds (or replaces) a child module under `name`; the same as `this[name] = m`. */
+  registerModule(name: string, m: AnyModule | null): void {
+    this.#checkName(name, 'registerModule');
+    this.#fields()[name] = m;
+  }
+
+  /**
+   * Adds a buffer: state that is saved in stateDict but is not a parameter (running statistics,
+   * masks, position tables). `persistent: false` keeps it out of stateDict. Read it back as
+   * `this[name]`; reassigning the field replaces the buffer.
+   */
+  registerBuffer(name: string, t: Tensor | null, options: { persistent?: boolean } = {}): void {
+    this.#checkName(name, 'registerBuffer');
+    this.#fields()[name] = t;
+    this.#bufferNames.add(name);
+    if (options.persistent === false) this.#nonPersistent.add(name);
+    else this.#nonPersistent.delete(name);
+  }
+
+  #fields(): Record<string, unknown> {
+    return this as unknown as Record<string, unknown>;
+  }
+
+  #checkName(name: string, op: string): void {
+    if (typeof name !== 'string' || name === '' || name.includes('.')) {
+      throw new Error(`${op}: name must be a non-empty string without '.', got '${String(name)}'`);
+    }
+  }
+
+  /** This module's own parameters, children and buffers, in field order. */
+  #ownMembers(): { params: [string, Tensor][]; children: [string, AnyModule][]; buffers: [string, Tensor, boolean][] } {
+    const params: [string, Tensor][] = [];
+    const children: [string, AnyModule][] = [];
+    const buffers: [string, Tensor, boolean][] = [];
+    const fields = this.#fields();
+    for (const key of Object.keys(fields)) {
+      const value = fields[key];
+      if (this.#bufferNames.has(key)) {
+        if (value instanceof Tensor) buffers.push([key, value, !this.#nonPersistent.has(key)]);
+      } else if (value instanceof Module) {
+        children.push([key, value]);
+      } else if (value instanceof Tensor) {
+        if (isParameter(value) || (value.isLeaf && value.requiresGrad)) params.push([key, value]);
+      } else if (Array.isArray(value) && value.some((v) => v instanceof Module)) {
+        throw new Error(
+          `${this.constructor.name}: field '${key}' is a plain array of modules, whose parameters would not be registered; use new ModuleList([...]) instead`,
+        );
+      }
+    }
+    return { params, children, buffers };
+  }
+
+  // ---- traversal -----------------------------------------------------------------------------
+
+  /** Direct children with their field names (each module once). */
+  namedChildren(): [string, AnyModule][] {
+    const seen = new Set<AnyModule>();
+    const out: [string, AnyModule][] = [];
+    for (const [name, m] of this.#ownMembers().children) {
+      if (seen.has(m)) continue;
+      seen.add(m);
+      out.push([name, m]);
+    }
+    return out;
+  }
+
+  children(): AnyModule[] {
+    return this.namedChildren().map(([, m]) => m);
+  }
+
+  /** This module and all its descendants, depth first, with dotted names ('' for this one); each module once. */
+  namedModules(prefix = ''): [string, AnyModule][] {
+    const out: [string, AnyModule][] = [];
+    const seen = new Set<AnyModule>();
+    const visit = (m: AnyModule, name: string): void => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      out.push([name, m]);
+      for (const [childName, child] of m.namedChildren()) visit(child, name === '' ? childName : `${name}.${childName}`);
+    };
+    visit(this as unknown as AnyModule, prefix);
+    return out;
+  }
+
+  modules(): AnyModule[] {
+    return this.namedModules().map(([, m]) => m);
+  }
+
+  /** Parameters with dotted names ('layers.0.weight'); a shared parameter appears once, under its first name. */
+  namedParameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const seen = new Set<Tensor>();
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, p] of m.#ownMembers().params) {
+        if (seen.has(p)) continue;
+        seen.add(p);
+        out.push([prefix === '' ? name : `${prefix}.${name}`, p]);
+      }
+    }
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Buffers with dotted names, persistent or not. */
+  namedBuffers(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, b] of m.#ownMembers().buffers) out.push([prefix === '' ? name : `${prefix}.${name}`, b]);
+    }
+    return out;
+  }
+
+  buffers(): Tensor[] {
+    return this.namedBuffers().map(([, b]) => b);
+  }
+
+  /** Number of parameter elements (shared parameters counted once); `{ trainable: true }` counts only those requiring grad. */
+  numParameters(options: { trainable?: boolean } = {}): number {
+    return this.parameters()
+      .filter((p) => !options.trainable || p.requiresGrad)
+      .reduce((n, p) => n + p.size, 0);
+  }
+
+  /**
+   * Calls fn on every descendant, children before their parent (PyTorch's order), then on this
+   * module; a module shared by two parents is visited once. Returns this.
+   */
+  apply(fn: (m: AnyModule) => void): this {
+    const seen = new Set<AnyModule>();
+    const visit = (m: AnyModule): void => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      for (const child of m.children()) visit(child);
+      fn(m);
+    };
+    visit(this as unknown as AnyModule);
+    return this;
+  }
+
+  // ---- modes and gradients -------------------------------------------------------------------
+
+  /** Sets training mode on this module and all descendants (Dropout reads it); returns this. */
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  /** Evaluation mode: train(false). */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Clears every parameter's gradient (sets it to null, PyTorch's default set_to_none=True). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Turns gradients on or off for every parameter (freezing); returns this. */
+  requiresGrad_(requiresGrad = true): this {
+    for (const p of this.parameters()) p.requiresGrad = requiresGrad;
+    return this;
+  }
+
+  // ---- state ---------------------------------------------------------------------------------
+
+  /**
+   * Every parameter and persistent buffer under its dotted name, including each name of a shared
+   * (tied) tensor as PyTorch does. The live tensors, detached from the graph.
+   */
+  #stateEntries(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const visit = (m: AnyModule, prefix: string, ancestors: Set<AnyModule>): void => {
+      if (ancestors.has(m)) throw new Error(`stateDict: module cycle through '${prefix}'`);
+      const own = m.#ownMembers();
+      const key = (name: string) => (prefix === '' ? name : `${prefix}.${name}`);
+      for (const [name, p] of own.params) out.push([key(name), p]);
+      for (const [name, b, persistent] of own.buffers) if (persistent) out.push([key(name), b]);
+      ancestors.add(m);
+      for (const [name, child] of own.children) visit(child, key(name), ancestors);
+      ancestors.delete(m);
+    };
+    visit(this as unknown as AnyModule, '', new Set());
+    return out;
+  }
+
+  /** Parameters and persistent buffers by dotted name, as detached tensors sharing storage with the model. */
+  stateDict(): Record<string, Tensor> {
+    const dict: Record<string, Tensor> = {};
+    for (const [name, t] of this.#stateEntries()) dict[name] = t.detach();
+    return dict;
+  }
+
+  /**
+   * Copies values from `dict` into this module's parameters and buffers, in place (so optimizers
+   * holding the parameters keep working). Everything is checked before anything is copied:
+   * a shape mismatch is always an error; missing and unexpected keys are errors when `strict`
+   * (the default), and are returned either way.
+   */
+  loadStateDict(dict: Readonly<Record<string, Tensor>>, options: { strict?: boolean } = {}): LoadStateDictResult {
+    const strict = options.strict ?? true;
+    const entries = this.#stateEntries();
+    const own = new Set(entries.map(([name]) => name));
+    const missingKeys = entries.map(([name]) => name).filter((name) => !Object.prototype.hasOwnProperty.call(dict, name));
+    const unexpectedKeys = Object.keys(dict).filter((name) => !own.has(name));
+    const errors: string[] = [];
+    for (const [name, target] of entries) {
+      const source = Object.prototype.hasOwnProperty.call(dict, name) ? dict[name] : undefined;
+      if (source === undefined) continue;
+      if (!(source instanceof Tensor)) {
+        errors.push(`value for ${name} is not a Tensor`);
+      } else if (!shapesEqual(source.shape, target.shape)) {
+        errors.push(`size mismatch for ${name}: copying a param with shape ${formatShape(source.shape)}, the shape in current model is ${formatShape(target.shape)}`);
+      }
+    }
+    if (strict) {
+      if (missingKeys.length > 0) errors.push(`missing key(s) in state dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}`);
+      if (unexpectedKeys.length > 0) errors.push(`unexpected key(s) in state dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}`);
+    }
+    if (errors.length > 0) throw new Error(`loadStateDict: ${errors.join('; ')}`);
+    noGrad(() => {
+      for (const [name, target] of entries) {
+        const source = Object.prototype.hasOwnProperty.call(dict, name) ? dict[name] : undefined;
+        if (source !== undefined && source !== target) target.copy_(source);
+      }
+    });
+    return { missingKeys, unexpectedKeys };
+  }
+
+  // ---- printing ------------------------------------------------------------------------------
+
+  /** The text inside this module's parentheses, e.g. 'inFeatures=3, outFeatures=5, bias=true'. */
+  extraRepr(): string {
+    return '';
+  }
+
+  /** The module tree, printed like PyTorch's repr. */
+  toString(): string {
+    return this.#repr(new Set());
+  }
+
+  #repr(ancestors: Set<AnyModule>): string {
+    const name = this.constructor.name;
+    const self = this as unknown as AnyModule;
+    if (ancestors.has(self)) return `${name}(<cycle>)`;
+    const extra = this.extraRepr();
+    const children = this.#ownMembers().children;
+    if (children.length === 0) return `${name}(${extra})`;
+    ancestors.add(self);
+    const lines = extra === '' ? [] : extra.split('\n');
+    for (const [childName, child] of children) lines.push(`(${childName}): ${indentTail(child.#repr(ancestors), 2)}`);
+    ancestors.delete(self);
+    return `${name}(\n${lines.map((l) => '  ' + l).join('\n')}\n)`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}

@@ -1,0 +1,205 @@
+"""PyTorch reference figures for `npm run bench` (run by the bench itself, not by hand).
+
+Reads one JSON request on stdin, prints one JSON result on stdout:
+  {"threads": 1, "gemm": [[m, n, k], ...], "models": [config, ...], "seconds": 1.0}
+Each model config mirrors TensorLM's TransformerLM config (same shapes, same parameter count),
+so both libraries train exactly the same network: forward, cross-entropy, backward, AdamW.
+Run with Debian's python3-torch: /usr/bin/python3 tools/bench/torch_bench.py < request.json
+"""
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def timeit(fn, seconds):
+    fn()  # warm-up
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    reps = 0
+    while reps < 3 or time.perf_counter() < deadline:
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+        reps += 1
+        if reps > 10000:
+            break
+    return best
+
+
+def gemm_gflops(m, n, k, seconds):
+    a = torch.randn(m, k)
+    b = torch.randn(k, n)
+    c = torch.empty(m, n)
+    t = timeit(lambda: torch.mm(a, b, out=c), seconds)
+    return 2.0 * m * n * k / t / 1e9
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_cache(t, d, theta):
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2).float() / d))
+    ang = torch.outer(torch.arange(t).float(), inv)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x, cos, sin):
+    # Llama-style pairing of interleaved dims (x[2i], x[2i+1]).
+    x1 = x[..., 0::2]
+    x2 = x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2)
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, h, kv = c["dModel"], c["nHeads"], c["nKvHeads"]
+        self.h, self.kv, self.hd = h, kv, d // h
+        norm = (lambda: nn.LayerNorm(d, bias=c["bias"]) if "bias" in nn.LayerNorm.__init__.__code__.co_varnames else nn.LayerNorm(d)) if c["norm"] == "layer" else (lambda: RMSNorm(d))
+        self.n1, self.n2 = norm(), norm()
+        self.qkv = nn.Linear(d, (h + 2 * kv) * self.hd, bias=c["bias"])
+        self.proj = nn.Linear(d, d, bias=c["bias"])
+        self.mlp_kind = c["mlp"]
+        if c["mlp"] == "swiglu":
+            self.w1 = nn.Linear(d, c["dFF"], bias=c["bias"])
+            self.w3 = nn.Linear(d, c["dFF"], bias=c["bias"])
+            self.w2 = nn.Linear(c["dFF"], d, bias=c["bias"])
+        else:
+            self.fc = nn.Linear(d, c["dFF"], bias=c["bias"])
+            self.out = nn.Linear(c["dFF"], d, bias=c["bias"])
+
+    def attn(self, x, rope, cache=None):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).split([self.h * self.hd, self.kv * self.hd, self.kv * self.hd], dim=-1)
+        q = q.view(b, t, self.h, self.hd).transpose(1, 2)
+        k = k.view(b, t, self.kv, self.hd).transpose(1, 2)
+        v = v.view(b, t, self.kv, self.hd).transpose(1, 2)
+        if rope is not None:
+            cos, sin = rope
+            start = 0 if cache is None or cache.get("k") is None else cache["k"].shape[2]
+            q = apply_rope(q, cos[start:start + t], sin[start:start + t])
+            k = apply_rope(k, cos[start:start + t], sin[start:start + t])
+        if cache is not None:
+            if cache.get("k") is not None:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        if self.kv != self.h:
+            k = k.repeat_interleave(self.h // self.kv, dim=1)
+            v = v.repeat_interleave(self.h // self.kv, dim=1)
+        causal = cache is None or t > 1
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal) if hasattr(F, "scaled_dot_product_attention") else self.manual(q, k, v, causal)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+    def manual(self, q, k, v, causal):
+        s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if causal:
+            t, u = s.shape[-2], s.shape[-1]
+            s = s.masked_fill(torch.ones(t, u, dtype=torch.bool).tril(u - t).logical_not(), float("-inf"))
+        return s.softmax(-1) @ v
+
+    def mlp(self, x):
+        if self.mlp_kind == "swiglu":
+            return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return self.out(F.gelu(self.fc(x)))
+
+    def forward(self, x, rope, cache=None):
+        x = x + self.attn(self.n1(x), rope, cache)
+        return x + self.mlp(self.n2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.tok = nn.Embedding(c["vocabSize"], c["dModel"])
+        self.pos = nn.Embedding(c["maxSeqLen"], c["dModel"]) if c["pos"] == "learned" else None
+        self.rope = rope_cache(c["maxSeqLen"], c["dModel"] // c["nHeads"], c.get("ropeTheta", 10000.0)) if c["pos"] == "rope" else None
+        self.blocks = nn.ModuleList([Block(c) for _ in range(c["nLayers"])])
+        self.norm = nn.LayerNorm(c["dModel"]) if c["norm"] == "layer" else RMSNorm(c["dModel"])
+        self.head = nn.Linear(c["dModel"], c["vocabSize"], bias=False)
+        if c["tieWeights"]:
+            self.head.weight = self.tok.weight
+
+    def forward(self, idx, targets=None, caches=None, start=0):
+        x = self.tok(idx)
+        if self.pos is not None:
+            x = x + self.pos(torch.arange(start, start + idx.shape[1]))
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, self.rope, None if caches is None else caches[i])
+        logits = self.head(self.norm(x))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def train_tokens_per_second(c, batch, seq, seconds):
+    torch.manual_seed(0)
+    model = GPT(c)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    x = torch.randint(0, c["vocabSize"], (batch, seq))
+    y = torch.randint(0, c["vocabSize"], (batch, seq))
+
+    def step():
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    t = timeit(step, seconds)
+    return batch * seq / t, sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def generate_tokens_per_second(c, tokens, seconds):
+    torch.manual_seed(0)
+    model = GPT(c).eval()
+
+    def run():
+        caches = [dict() for _ in c_range(c)]
+        idx = torch.zeros(1, 1, dtype=torch.long)
+        for i in range(tokens):
+            logits, _ = model(idx, caches=caches, start=i)
+            idx = logits[:, -1].argmax(-1, keepdim=True)
+
+    t = timeit(run, seconds)
+    return tokens / t
+
+
+def c_range(c):
+    return range(c["nLayers"])
+
+
+def main():
+    req = json.load(sys.stdin)
+    torch.set_num_threads(int(req.get("threads", 1)))
+    seconds = float(req.get("seconds", 1.0))
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "gemm": [], "models": []}
+    for m, n, k in req.get("gemm", []):
+        out["gemm"].append({"shape": [m, n, k], "gflops": gemm_gflops(m, n, k, seconds)})
+    for spec in req.get("models", []):
+        c = spec["config"]
+        tps, params = train_tokens_per_second(c, spec["batch"], spec["seq"], seconds * 3)
+        entry = {"name": spec["name"], "trainTokensPerSecond": tps, "parameters": params}
+        if spec.get("generateTokens"):
+            entry["generateTokensPerSecond"] = generate_tokens_per_second(c, spec["generateTokens"], seconds)
+        out["models"].append(entry)
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
