@@ -1,0 +1,69 @@
+/**
+ * Loss curves as SVG (and PNG) with Vega-Lite: train and validation loss against steps and
+ * against tokens seen, side by side.
+ */
+import { writeFileSync } from 'node:fs';
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { MetricRecord } from './metrics.js';
+
+interface Point {
+  step: number;
+  tokens: number;
+  loss: number;
+  series: string;
+}
+
+function points(records: readonly MetricRecord[], runName = ''): Point[] {
+  const prefix = runName ? `${runName} ` : '';
+  const out: Point[] = [];
+  for (const r of records) {
+    if (r.kind === 'train') out.push({ step: r.step, tokens: r.tokens, loss: r.loss, series: `${prefix}train (batch)` });
+    else {
+      out.push({ step: r.step, tokens: r.tokens, loss: r.trainLoss, series: `${prefix}train (eval)` });
+      out.push({ step: r.step, tokens: r.tokens, loss: r.valLoss, series: `${prefix}val` });
+    }
+  }
+  return out;
+}
+
+export function lossCurveSpec(runs: { name: string; records: readonly MetricRecord[] }[], title: string, baseline?: number): TopLevelSpec {
+  const values = runs.flatMap((r) => points(r.records, runs.length > 1 ? r.name : ''));
+  const layer = (x: 'step' | 'tokens', xTitle: string) => ({
+    width: 420,
+    height: 280,
+    layer: [
+      {
+        mark: { type: 'line' as const, strokeWidth: 1.5 },
+        encoding: {
+          x: { field: x, type: 'quantitative' as const, title: xTitle },
+          y: { field: 'loss', type: 'quantitative' as const, title: 'loss (nats/token)', scale: { zero: false } },
+          color: { field: 'series', type: 'nominal' as const, title: null },
+          opacity: { condition: { test: "indexof(datum.series, 'batch') >= 0", value: 0.35 }, value: 1 },
+        },
+      },
+      ...(baseline !== undefined ? [{ mark: { type: 'rule' as const, strokeDash: [4, 4], color: 'gray' }, encoding: { y: { datum: baseline } } }] : []),
+    ],
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    data: { values },
+    hconcat: [layer('step', 'step'), layer('tokens', 'tokens seen')],
+  } as TopLevelSpec;
+}
+
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+/** Writes `<base>.svg` and `<base>.png`; returns the paths written. */
+export async function writeLossCurve(base: string, spec: TopLevelSpec): Promise<string[]> {
+  const svg = await renderSvg(spec);
+  writeFileSync(`${base}.svg`, svg);
+  const png = new Resvg(svg, { fitTo: { mode: 'width', value: 1200 }, background: 'white' }).render().asPng();
+  writeFileSync(`${base}.png`, png);
+  return [`${base}.svg`, `${base}.png`];
+}
