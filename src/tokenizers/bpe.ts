@@ -1,0 +1,456 @@
+/**
+ * Byte-level BPE (GPT-2 style): text → UTF-8 bytes → merges learned by `train`. Every string
+ * round-trips exactly, because the 256 single bytes are always in the vocabulary.
+ *
+ * Files: `save`/`load` use TensorLM's JSON format (docs/tokenizers.md); `fromGPT2`/`toGPT2`
+ * read and write GPT-2's vocab.json + merges.txt, whose token spelling (bytes mapped to
+ * printable characters, 'Ġ' for space) the JSON format reuses.
+ */
+import { readJsonFile, readTextFile, writeFileAtomic } from '../data/files.js';
+import { applyMerges, MAX_TOKEN_ID, pairKey, type MergeTable } from './bpe-merge.js';
+import { countPretokens, trainBPEFromCounts } from './bpe-train.js';
+import { bytesKey, bytesToGPT2String, concatBytes, gpt2StringToBytes, utf8Decode, utf8Encode } from './bytes.js';
+import { compilePattern, compileSpecialMatcher, GPT2_PATTERN, splitOnSpecial } from './pretokenize.js';
+import { formatJsonFile, IdBuffer, stringifyVocab, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+
+/** The in-memory description of a BPE vocabulary, from which a tokenizer is built. */
+export interface BPEModel {
+  /** Bytes of each ordinary token, indexed by id; `undefined` for ids that are special or unused. */
+  tokens: readonly (Uint8Array | undefined)[];
+  /** Merges in rank order as (left id, right id); the result is the token whose bytes are left + right. */
+  merges: readonly (readonly [number, number])[];
+  /** Special token text → id (ids not used by ordinary tokens). */
+  specialTokens?: Readonly<Record<string, number>>;
+  /** Pre-tokenisation regex source (compiled with the `u` flag); GPT-2's by default. */
+  pattern?: string;
+}
+
+/** TensorLM's BPE file format (version 1), documented in docs/tokenizers.md. */
+export interface BPETokenizerJSON {
+  type: 'bpe';
+  version: 1;
+  pattern: string;
+  /** Ordinary tokens in GPT-2's vocab.json spelling → id. */
+  vocab: Record<string, number>;
+  /** Merges in rank order, each "left right" in the same spelling (like merges.txt lines). */
+  merges: string[];
+  /** Special token text → id. */
+  specialTokens: Record<string, number>;
+}
+
+export interface BPETrainOptions {
+  /** Final vocabulary size: 256 byte tokens + learned merges + special tokens. */
+  vocabSize: number;
+  /** Tokens such as "<|endoftext|>": never split, never merged across, given the last ids. */
+  specialTokens?: readonly string[];
+  /** Pre-tokenisation regex source; GPT-2's by default. */
+  pattern?: string;
+}
+
+/** Text to train on: one text, several texts (documents), or files read as UTF-8. */
+export type BPETrainInput = string | readonly string[] | { files: readonly string[] };
+
+export interface GPT2LoadOptions {
+  /** Which vocab.json entries are special; by default "<|endoftext|>" when present. */
+  specialTokens?: readonly string[];
+  pattern?: string;
+}
+
+/** Pieces longer than this are not cached, so one huge input cannot fill the cache. */
+const CACHE_MAX_PIECE = 64;
+const CACHE_MAX_ENTRIES = 200_000;
+
+export class BPETokenizer implements Tokenizer {
+  readonly type = 'bpe';
+  readonly pattern: string;
+  /** Largest id + 1. */
+  readonly vocabSize: number;
+  private readonly tokens: (Uint8Array | undefined)[];
+  /** Bytes of every id, special tokens included (their UTF-8 text), for decoding. */
+  private readonly idBytes: (Uint8Array | undefined)[];
+  private readonly byteIds = new Int32Array(256);
+  private readonly mergePairs: (readonly [number, number])[];
+  private readonly table: MergeTable;
+  private readonly specials: ReadonlyMap<string, number>;
+  private readonly specialIds: ReadonlyMap<number, string>;
+  private readonly regex: RegExp;
+  private readonly specialMatcher: RegExp | null;
+  private readonly cache = new Map<string, readonly number[]>();
+  /** Token bytes (as a `bytesKey` string) → id. */
+  private readonly idOfBytes = new Map<string, number>();
+
+  constructor(model: BPEModel) {
+    this.pattern = model.pattern ?? GPT2_PATTERN;
+    this.regex = compilePattern(this.pattern);
+    this.tokens = model.tokens.slice();
+    if (this.tokens.length > MAX_TOKEN_ID) throw new Error(`BPETokenizer: at most ${MAX_TOKEN_ID} ids are supported, got ${this.tokens.length}`);
+
+    const idOfBytes = this.idOfBytes;
+    this.tokens.forEach((bytes, id) => {
+      if (bytes === undefined) return;
+      const key = bytesKey(bytes);
+      const other = idOfBytes.get(key);
+      if (other !== undefined) throw new Error(`BPETokenizer: ids ${other} and ${id} have the same bytes ${JSON.stringify(bytesToGPT2String(bytes))}`);
+      if (bytes.length === 0) throw new Error(`BPETokenizer: token ${id} is empty`);
+      idOfBytes.set(key, id);
+    });
+    for (let b = 0; b < 256; b++) {
+      const id = idOfBytes.get(String.fromCharCode(b));
+      if (id === undefined) throw new Error(`BPETokenizer: the vocabulary lacks the single-byte token for byte 0x${b.toString(16).padStart(2, '0')}, so some text could not be encoded`);
+      this.byteIds[b] = id;
+    }
+
+    const specials = new Map<string, number>();
+    const specialIds = new Map<number, string>();
+    for (const [text, id] of Object.entries(model.specialTokens ?? {})) {
+      if (text.length === 0) throw new Error('BPETokenizer: a special token cannot be the empty string');
+      checkId(id, `special token ${JSON.stringify(text)}`);
+      if (this.tokens[id] !== undefined || specialIds.has(id)) throw new Error(`BPETokenizer: special token ${JSON.stringify(text)} reuses id ${id}`);
+      specials.set(text, id);
+      specialIds.set(id, text);
+    }
+    this.specials = specials;
+    this.specialIds = specialIds;
+    this.idBytes = this.tokens.slice();
+    for (const [id, text] of specialIds) this.idBytes[id] = utf8Encode(text);
+    this.specialMatcher = compileSpecialMatcher([...specials.keys()]);
+
+    const ranks = new Map<number, number>();
+    const results: number[] = [];
+    this.mergePairs = [];
+    model.merges.forEach(([a, b], rank) => {
+      const left = this.tokens[a];
+      const right = this.tokens[b];
+      if (left === undefined || right === undefined) throw new Error(`BPETokenizer: merge ${rank} (${a}, ${b}) uses an id that is not an ordinary token`);
+      const result = idOfBytes.get(bytesKey(concatBytes(left, right)));
+      if (result === undefined) {
+        throw new Error(`BPETokenizer: merge ${rank} (${bytesToGPT2String(left)} ${bytesToGPT2String(right)}) produces a token missing from the vocabulary`);
+      }
+      const key = pairKey(a, b);
+      if (ranks.has(key)) return; // a repeated merge line never applies; the first rank wins
+      ranks.set(key, results.length);
+      results.push(result);
+      this.mergePairs.push([a, b]);
+    });
+    this.table = { ranks, results: Int32Array.from(results) };
+
+    let maxId = this.tokens.length - 1;
+    for (const id of specialIds.keys()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+  }
+
+  // ---- training and loading ------------------------------------------------------------------
+
+  /**
+   * Learns a vocabulary from text. See `trainBPEFromCounts` for the algorithm and docs/tokenizers.md
+   * for the tie-breaking rule. Special tokens get the last ids, after the merges.
+   */
+  static train(input: BPETrainInput, options: BPETrainOptions): BPETokenizer {
+    const specialTokens = [...new Set(options.specialTokens ?? [])];
+    if (specialTokens.some((s) => s.length === 0)) throw new Error('BPETokenizer.train: a special token cannot be the empty string');
+    const { vocabSize } = options;
+    const minimum = 256 + specialTokens.length;
+    if (!Number.isInteger(vocabSize) || vocabSize < minimum) {
+      throw new RangeError(`BPETokenizer.train: vocabSize must be an integer ≥ ${minimum} (256 bytes + ${specialTokens.length} special tokens), got ${vocabSize}`);
+    }
+    const pattern = options.pattern ?? GPT2_PATTERN;
+    const texts = typeof input === 'string' ? [input] : 'files' in input ? readFiles(input.files) : input;
+    const counts = countPretokens(texts, pattern, specialTokens);
+    const { tokens, merges } = trainBPEFromCounts(counts, vocabSize - specialTokens.length);
+    const special = Object.fromEntries(specialTokens.map((s, i) => [s, tokens.length + i]));
+    return new BPETokenizer({ tokens, merges: merges.map(([a, b]) => [a, b] as const), specialTokens: special, pattern });
+  }
+
+  /** Builds a tokenizer from TensorLM's JSON format (as produced by `toJSON`). */
+  static fromJSON(json: unknown): BPETokenizer {
+    const obj = expectObject(json, 'BPE tokenizer JSON');
+    if (obj.type !== 'bpe') throw new Error(`BPE tokenizer JSON: expected type "bpe", got ${JSON.stringify(obj.type)}`);
+    if (obj.version !== 1) throw new Error(`BPE tokenizer JSON: unsupported version ${JSON.stringify(obj.version)} (this TensorLM reads version 1)`);
+    if (typeof obj.pattern !== 'string') throw new Error('BPE tokenizer JSON: "pattern" must be a string');
+    const vocab = expectIdRecord(obj.vocab, 'BPE tokenizer JSON "vocab"');
+    const specialTokens = expectIdRecord(obj.specialTokens ?? {}, 'BPE tokenizer JSON "specialTokens"');
+    if (!Array.isArray(obj.merges) || !obj.merges.every((m): m is string => typeof m === 'string')) {
+      throw new Error('BPE tokenizer JSON: "merges" must be an array of strings');
+    }
+    return buildFromSpelledVocab(vocab, obj.merges, specialTokens, obj.pattern, { vocab: 'BPE tokenizer JSON "vocab"', merges: 'BPE tokenizer JSON "merges"' });
+  }
+
+  /**
+   * Loads GPT-2's own files: vocab.json (token → id, in the byte-to-unicode spelling) and
+   * merges.txt (a "#version" line, then one "left right" merge per line in rank order).
+   */
+  static fromGPT2(vocabJson: string | Readonly<Record<string, number>>, mergesTxt: string, options: GPT2LoadOptions = {}): BPETokenizer {
+    let parsed: unknown = vocabJson;
+    if (typeof vocabJson === 'string') {
+      try {
+        parsed = JSON.parse(vocabJson) as unknown;
+      } catch (error) {
+        throw new Error(`vocab.json: invalid JSON (${error instanceof Error ? error.message : String(error)})`);
+      }
+    }
+    const all = expectIdRecord(parsed, 'vocab.json');
+    const specialNames = new Set(options.specialTokens ?? (Object.hasOwn(all, '<|endoftext|>') ? ['<|endoftext|>'] : []));
+    for (const name of specialNames) {
+      if (!Object.hasOwn(all, name)) throw new Error(`vocab.json: special token ${JSON.stringify(name)} is not in the vocabulary`);
+    }
+    const entries = Object.entries(all);
+    const vocab = Object.fromEntries(entries.filter(([name]) => !specialNames.has(name)));
+    const specialTokens = Object.fromEntries(entries.filter(([name]) => specialNames.has(name)));
+    const merges = mergesTxt
+      .split(/\r?\n/)
+      .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith('#version')));
+    return buildFromSpelledVocab(vocab, merges, specialTokens, options.pattern ?? GPT2_PATTERN, { vocab: 'vocab.json', merges: 'merges.txt' });
+  }
+
+  static load(path: string): BPETokenizer {
+    return BPETokenizer.fromJSON(readJsonFile(path, 'tokenizer file'));
+  }
+
+  /** Loads vocab.json + merges.txt files. */
+  static loadGPT2(vocabPath: string, mergesPath: string, options: GPT2LoadOptions = {}): BPETokenizer {
+    return BPETokenizer.fromGPT2(readTextFile(vocabPath, 'vocab.json'), readTextFile(mergesPath, 'merges.txt'), options);
+  }
+
+  // ---- encoding --------------------------------------------------------------------------------
+
+  /**
+   * Token ids of `text`. Registered special tokens in the text become their ids unless
+   * `allowSpecial` is false, in which case they are encoded as ordinary text.
+   */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    return this.encodeToBuffer(text, options.allowSpecial !== false).toArray();
+  }
+
+  encodeToInt32Array(text: string, options: EncodeOptions = {}): Int32Array {
+    return this.encodeToBuffer(text, options.allowSpecial !== false).toInt32Array();
+  }
+
+  /** Encodes text with no special-token handling at all. */
+  encodeOrdinary(text: string): number[] {
+    return this.encodeToBuffer(text, false).toArray();
+  }
+
+  private encodeToBuffer(text: string, allowSpecial: boolean): IdBuffer {
+    // Around 3 bytes per token for English with a few thousand merges; the buffer grows if not.
+    const out = new IdBuffer(text.length / 3 + 16);
+    if (!allowSpecial || this.specialMatcher === null) {
+      this.encodeOrdinaryInto(text, out);
+      return out;
+    }
+    splitOnSpecial(
+      text,
+      this.specialMatcher,
+      (chunk) => this.encodeOrdinaryInto(chunk, out),
+      (token) => out.push(this.specials.get(token) as number),
+    );
+    return out;
+  }
+
+  private encodeOrdinaryInto(text: string, out: IdBuffer): void {
+    // The hot loop of encoding: written out (no per-piece callback) because it runs once per
+    // pre-token, and almost every piece is a cache hit.
+    const regex = this.regex;
+    const cache = this.cache;
+    regex.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = regex.exec(text)) !== null) {
+      const piece = m[0];
+      if (piece.length === 0) {
+        regex.lastIndex++;
+        continue;
+      }
+      let ids = cache.get(piece);
+      if (ids === undefined) {
+        ids = applyMerges(this.pieceBytes(piece), this.table);
+        if (piece.length <= CACHE_MAX_PIECE) {
+          if (cache.size >= CACHE_MAX_ENTRIES) cache.clear();
+          cache.set(piece, ids);
+        }
+      }
+      out.pushAll(ids);
+    }
+  }
+
+  /** The byte-token ids of a piece; ASCII (most pieces) skips the UTF-8 encoder. */
+  private pieceBytes(piece: string): number[] {
+    const ids: number[] = [];
+    for (let i = 0; i < piece.length; i++) {
+      const c = piece.charCodeAt(i);
+      if (c >= 128) {
+        const bytes = utf8Encode(piece);
+        const all: number[] = new Array<number>(bytes.length);
+        for (let j = 0; j < bytes.length; j++) all[j] = this.byteIds[bytes[j]];
+        return all;
+      }
+      ids.push(this.byteIds[c]);
+    }
+    return ids;
+  }
+
+  // ---- decoding --------------------------------------------------------------------------------
+
+  /** The bytes the ids stand for; an unknown id is an error naming it and its position. */
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = this.bytesOf(ids[i]);
+      if (bytes === undefined) {
+        throw new RangeError(`BPETokenizer.decode: id ${ids[i]} at position ${i} is not in the vocabulary (size ${this.vocabSize})`);
+      }
+      total += bytes.length;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = this.bytesOf(ids[i]) as Uint8Array;
+      // A byte loop beats `set` for the few bytes of a typical token.
+      if (bytes.length <= 16) for (let j = 0; j < bytes.length; j++) out[at + j] = bytes[j];
+      else out.set(bytes, at);
+      at += bytes.length;
+    }
+    return out;
+  }
+
+  /**
+   * Text of the ids. A sequence that cuts a multi-byte character in two (possible with
+   * byte-level tokens, e.g. a truncated generation) decodes that character to U+FFFD.
+   */
+  decode(ids: ArrayLike<number>): string {
+    return utf8Decode(this.decodeBytes(ids));
+  }
+
+  private bytesOf(id: number): Uint8Array | undefined {
+    return this.idBytes[id];
+  }
+
+  // ---- inspection ------------------------------------------------------------------------------
+
+  get numMerges(): number {
+    return this.mergePairs.length;
+  }
+
+  /** Special token text → id. */
+  get specialTokens(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.specials);
+  }
+
+  /** The token's bytes (a copy), or undefined for an unknown id. */
+  tokenBytes(id: number): Uint8Array | undefined {
+    return this.bytesOf(id)?.slice();
+  }
+
+  /** The token as vocab.json spells it ('Ġthe'), or the special token's text. */
+  idToToken(id: number): string | undefined {
+    const bytes = this.tokens[id];
+    if (bytes !== undefined) return bytesToGPT2String(bytes);
+    return this.specialIds.get(id);
+  }
+
+  /** Inverse of `idToToken`. */
+  tokenToId(token: string): number | undefined {
+    const special = this.specials.get(token);
+    if (special !== undefined) return special;
+    const bytes = gpt2StringToBytes(token);
+    return bytes === null ? undefined : this.idOfBytes.get(bytesKey(bytes));
+  }
+
+  /** Merges in rank order as (left id, right id, result id). */
+  merges(): Array<[number, number, number]> {
+    return this.mergePairs.map(([a, b], rank) => [a, b, this.table.results[rank]]);
+  }
+
+  // ---- files -----------------------------------------------------------------------------------
+
+  toJSON(): BPETokenizerJSON {
+    // fromEntries (not `obj[k] = v`) so that a token spelled "__proto__" stays an ordinary key.
+    const vocab: Record<string, number> = Object.fromEntries(this.vocabEntries());
+    const merges = this.mergePairs.map(([a, b]) => `${this.idToToken(a)} ${this.idToToken(b)}`);
+    return { type: 'bpe', version: 1, pattern: this.pattern, vocab, merges, specialTokens: this.specialTokens };
+  }
+
+  private vocabEntries(): Array<[string, number]> {
+    const entries: Array<[string, number]> = [];
+    this.tokens.forEach((bytes, id) => {
+      if (bytes !== undefined) entries.push([bytesToGPT2String(bytes), id]);
+    });
+    return entries;
+  }
+
+  /** Writes the JSON format (atomically: a temporary file renamed into place). */
+  save(path: string): void {
+    writeFileAtomic(path, formatJsonFile(this.toJSON(), { vocab: stringifyVocab(this.vocabEntries()) }));
+  }
+
+  /** GPT-2's vocab.json and merges.txt contents (special tokens go into vocab.json, as GPT-2's do). */
+  toGPT2(): { vocabJson: string; mergesTxt: string } {
+    const entries = this.vocabEntries();
+    const spelled = new Map(entries);
+    for (const [text, id] of this.specials) {
+      const clash = spelled.get(text);
+      if (clash !== undefined) throw new Error(`toGPT2: special token ${JSON.stringify(text)} is spelled like ordinary token ${clash}; vocab.json cannot hold both`);
+      entries.push([text, id]);
+    }
+    const merges = this.mergePairs.map(([a, b]) => `${this.idToToken(a)} ${this.idToToken(b)}`);
+    entries.sort((a, b) => a[1] - b[1]);
+    return { vocabJson: stringifyVocab(entries), mergesTxt: ['#version: 0.2', ...merges].join('\n') + '\n' };
+  }
+}
+
+function readFiles(paths: readonly string[]): string[] {
+  return paths.map((p) => readTextFile(p, 'training file'));
+}
+
+function checkId(id: number, what: string): void {
+  if (!Number.isInteger(id) || id < 0 || id >= MAX_TOKEN_ID) throw new Error(`BPETokenizer: ${what} has invalid id ${id} (ids are integers in [0, ${MAX_TOKEN_ID}))`);
+}
+
+function expectObject(value: unknown, what: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${what}: expected an object`);
+  return value as Record<string, unknown>;
+}
+
+function expectIdRecord(value: unknown, what: string): Record<string, number> {
+  const obj = expectObject(value, what);
+  for (const [key, id] of Object.entries(obj)) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_TOKEN_ID) {
+      throw new Error(`${what}: token ${JSON.stringify(key)} has invalid id ${JSON.stringify(id)}`);
+    }
+  }
+  return obj as Record<string, number>;
+}
+
+/** Shared by the JSON format and GPT-2's files: both spell tokens with the byte-to-unicode table. */
+function buildFromSpelledVocab(
+  vocab: Readonly<Record<string, number>>,
+  mergeLines: readonly string[],
+  specialTokens: Readonly<Record<string, number>>,
+  pattern: string,
+  labels: { vocab: string; merges: string },
+): BPETokenizer {
+  const tokens: (Uint8Array | undefined)[] = [];
+  const seen = new Map<number, string>();
+  for (const [spelled, id] of Object.entries(vocab)) {
+    const bytes = gpt2StringToBytes(spelled);
+    if (bytes === null || bytes.length === 0) {
+      throw new Error(`${labels.vocab}: token ${JSON.stringify(spelled)} (id ${id}) is not in GPT-2's byte-to-unicode spelling; if it is a special token, list it in specialTokens`);
+    }
+    const previous = seen.get(id);
+    if (previous !== undefined) throw new Error(`${labels.vocab}: tokens ${JSON.stringify(previous)} and ${JSON.stringify(spelled)} share id ${id}`);
+    seen.set(id, spelled);
+    tokens[id] = bytes;
+  }
+  const what = labels.merges;
+  const merges = mergeLines.map((line, i): [number, number] => {
+    const parts = line.split(' ');
+    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw new Error(`${what}: merge ${i + 1} ${JSON.stringify(line)} is not two tokens separated by one space`);
+    if (!Object.hasOwn(vocab, parts[0]) || !Object.hasOwn(vocab, parts[1])) {
+      throw new Error(`${what}: merge ${i + 1} ${JSON.stringify(line)} uses a token missing from the vocabulary`);
+    }
+    const a = vocab[parts[0]];
+    const b = vocab[parts[1]];
+    if (!Object.hasOwn(vocab, parts[0] + parts[1])) throw new Error(`${what}: merge ${i + 1} ${JSON.stringify(line)} produces ${JSON.stringify(parts[0] + parts[1])}, which is missing from the vocabulary`);
+    return [a, b];
+  });
+  // Sparse arrays from `tokens[id] = …` are fine: unused ids stay undefined.
+  return new BPETokenizer({ tokens: Array.from(tokens), merges, specialTokens, pattern });
+}
