@@ -5,6 +5,8 @@
  */
 import { Command } from 'commander';
 import { registerTokenizerCommands } from './commands/tokenizer.js';
+import { registerParamsCommand } from './commands/params.js';
+import { registerTrainCommands } from './commands/train.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(text) });
   registerTokenizerCommands(program);
+  registerParamsCommand(program);
+  registerTrainCommands(program);
   return program;
 }
 

@@ -26,6 +26,27 @@ export {
   type MLPOptions,
   type ActivationName,
 } from './layers.js';
+export { Embedding, type EmbeddingOptions } from './embedding.js';
+export { LayerNorm, RMSNorm, BatchNorm1d, type LayerNormOptions, type RMSNormOptions, type BatchNormOptions } from './normalization.js';
+export { FeedForward, SwiGLU, GLU, glu, project, type FeedForwardActivation, type FeedForwardOptions, type SwiGLUOptions } from './feedforward.js';
+export {
+  LearnedPositionalEmbedding,
+  SinusoidalPositionalEncoding,
+  RotaryEmbedding,
+  sinusoidalTable,
+  type RotaryEmbeddingOptions,
+  type RopePairing,
+} from './positional.js';
+export {
+  MultiHeadAttention,
+  KVCache,
+  KVCacheLayer,
+  groupedAttention,
+  type MultiHeadAttentionOptions,
+  type AttentionForwardOptions,
+  type GroupedAttentionOptions,
+} from './attention.js';
+export { TransformerBlock, makeNorm, type TransformerBlockOptions, type NormKind, type MlpKind, type NormPlacement } from './transformer.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
 export type {

@@ -6,6 +6,8 @@
  * The methods here are thin: each forwards to the op in `src/ops/`, where the forward and the
  * backward of that op are written side by side.
  */
+// Registers the built-in backends and selects the default, whichever module a program imports first.
+import '../backends/index.js';
 import { backward as runBackward, type GradFn } from '../autograd/engine.js';
 import { isGradEnabled } from '../autograd/grad-mode.js';
 import { kernels } from '../backends/registry.js';

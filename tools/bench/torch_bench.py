@@ -49,27 +49,74 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (torch 1.13's nn.LayerNorm always has one)."""
+
+    def __init__(self, d, eps=1e-5, bias=True):
+        super().__init__()
+        self.d, self.eps = d, eps
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, (self.d,), self.weight, self.bias, self.eps)
+
+
+def make_norm(c):
+    # TensorLM's defaults: eps 1e-5 for LayerNorm, 1e-6 for RMSNorm; LayerNorm has a bias iff c["bias"].
+    if c["norm"] == "layer":
+        return LayerNorm(c["dModel"], c.get("normEps", 1e-5), c["bias"])
+    return RMSNorm(c["dModel"], c.get("normEps", 1e-6))
+
+
 def rope_cache(t, d, theta):
     inv = 1.0 / (theta ** (torch.arange(0, d, 2).float() / d))
     ang = torch.outer(torch.arange(t).float(), inv)
     return ang.cos(), ang.sin()
 
 
-def apply_rope(x, cos, sin):
-    # Llama-style pairing of interleaved dims (x[2i], x[2i+1]).
+def apply_rope(x, cos, sin, pairing="half"):
+    if pairing == "half":
+        # TensorLM's default, GPT-NeoX / Hugging Face Llama: pairs (i, i + d/2), "rotate_half".
+        h = x.shape[-1] // 2
+        x1, x2 = x[..., :h], x[..., h:]
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    # 'interleaved', GPT-J / Meta's original Llama: pairs (2i, 2i+1).
     x1 = x[..., 0::2]
     x2 = x[..., 1::2]
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.flatten(-2)
 
 
+def sinusoid_table(t, d):
+    pe = torch.zeros(t, d)
+    position = torch.arange(t).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+def with_defaults(c):
+    """TensorLM's config defaults (src/models/config.ts) for the fields a request may leave out."""
+    c = dict(c)
+    c.setdefault("nKvHeads", c["nHeads"])
+    c.setdefault("dFF", 4 * c["dModel"])
+    for k, v in (("norm", "layer"), ("mlp", "gelu"), ("pos", "learned"), ("ropeTheta", 10000.0),
+                 ("ropePairing", "half"), ("tieWeights", True), ("bias", True), ("normPlacement", "pre")):
+        c.setdefault(k, v)
+    return c
+
+
 class Block(nn.Module):
     def __init__(self, c):
         super().__init__()
+        c = with_defaults(c)
         d, h, kv = c["dModel"], c["nHeads"], c["nKvHeads"]
         self.h, self.kv, self.hd = h, kv, d // h
-        norm = (lambda: nn.LayerNorm(d, bias=c["bias"]) if "bias" in nn.LayerNorm.__init__.__code__.co_varnames else nn.LayerNorm(d)) if c["norm"] == "layer" else (lambda: RMSNorm(d))
-        self.n1, self.n2 = norm(), norm()
+        self.n1, self.n2 = make_norm(c), make_norm(c)
+        self.post = c["normPlacement"] == "post"
+        self.pairing = c["ropePairing"]
         self.qkv = nn.Linear(d, (h + 2 * kv) * self.hd, bias=c["bias"])
         self.proj = nn.Linear(d, d, bias=c["bias"])
         self.mlp_kind = c["mlp"]
@@ -90,8 +137,8 @@ class Block(nn.Module):
         if rope is not None:
             cos, sin = rope
             start = 0 if cache is None or cache.get("k") is None else cache["k"].shape[2]
-            q = apply_rope(q, cos[start:start + t], sin[start:start + t])
-            k = apply_rope(k, cos[start:start + t], sin[start:start + t])
+            q = apply_rope(q, cos[start:start + t], sin[start:start + t], self.pairing)
+            k = apply_rope(k, cos[start:start + t], sin[start:start + t], self.pairing)
         if cache is not None:
             if cache.get("k") is not None:
                 k = torch.cat([cache["k"], k], dim=2)
@@ -117,6 +164,9 @@ class Block(nn.Module):
         return self.out(F.gelu(self.fc(x)))
 
     def forward(self, x, rope, cache=None):
+        if self.post:
+            x = self.n1(x + self.attn(x, rope, cache))
+            return self.n2(x + self.mlp(x))
         x = x + self.attn(self.n1(x), rope, cache)
         return x + self.mlp(self.n2(x))
 
@@ -124,12 +174,15 @@ class Block(nn.Module):
 class GPT(nn.Module):
     def __init__(self, c):
         super().__init__()
+        c = with_defaults(c)
         self.c = c
         self.tok = nn.Embedding(c["vocabSize"], c["dModel"])
         self.pos = nn.Embedding(c["maxSeqLen"], c["dModel"]) if c["pos"] == "learned" else None
-        self.rope = rope_cache(c["maxSeqLen"], c["dModel"] // c["nHeads"], c.get("ropeTheta", 10000.0)) if c["pos"] == "rope" else None
+        self.register_buffer("pe", sinusoid_table(c["maxSeqLen"], c["dModel"]) if c["pos"] == "sinusoidal" else None, persistent=False)
+        self.rope = rope_cache(c["maxSeqLen"], c["dModel"] // c["nHeads"], c["ropeTheta"]) if c["pos"] == "rope" else None
         self.blocks = nn.ModuleList([Block(c) for _ in range(c["nLayers"])])
-        self.norm = nn.LayerNorm(c["dModel"]) if c["norm"] == "layer" else RMSNorm(c["dModel"])
+        # Post-norm blocks end with a norm already; TensorLM has no final norm then.
+        self.norm = make_norm(c) if c["normPlacement"] == "pre" else nn.Identity()
         self.head = nn.Linear(c["dModel"], c["vocabSize"], bias=False)
         if c["tieWeights"]:
             self.head.weight = self.tok.weight
@@ -138,6 +191,8 @@ class GPT(nn.Module):
         x = self.tok(idx)
         if self.pos is not None:
             x = x + self.pos(torch.arange(start, start + idx.shape[1]))
+        if self.pe is not None:
+            x = x + self.pe[start:start + idx.shape[1]]
         for i, blk in enumerate(self.blocks):
             x = blk(x, self.rope, None if caches is None else caches[i])
         logits = self.head(self.norm(x))

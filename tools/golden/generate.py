@@ -5,8 +5,9 @@ Run from the repository root with Debian's Python (it has python3-torch):
 
     /usr/bin/python3 tools/golden/generate.py          # or: npm run golden
 
-It writes compact JSON to tests/golden/ops.json, tests/golden/nn.json and
-tests/golden/optim.json. The format is described in tools/golden/SPEC.md.
+It writes compact JSON to tests/golden/ops.json, tests/golden/nn.json,
+tests/golden/optim.json and tests/golden/models.json (transformer modules and whole
+TransformerLMs), plus tests/golden/tiny-lm.safetensors. The format is described in tools/golden/SPEC.md.
 Everything is deterministic: every case draws its random numbers from its own
 torch.Generator seeded from the case name, all tensors are float32 (indices are
 int64 inside torch, written as int32), floats are written with 9 significant
@@ -811,6 +812,505 @@ def optim_data():
 
 
 # ---------------------------------------------------------------------------
+# models.json: transformer components and whole TransformerLMs
+#
+# Reference implementations written from the math with plain torch ops, using TensorLM's
+# parameter names (tokEmb, layers.0.attn.wq, ...), so a state dict transfers by name.
+# ---------------------------------------------------------------------------
+
+class RefLayerNorm(torch.nn.Module):
+    def __init__(self, d, eps=1e-5, affine=True, bias=True):
+        super().__init__()
+        self.d, self.eps = d, eps
+        self.weight = torch.nn.Parameter(torch.ones(d)) if affine else None
+        self.bias = torch.nn.Parameter(torch.zeros(d)) if affine and bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, (self.d,), self.weight, self.bias, self.eps)
+
+
+class RefRMSNorm(torch.nn.Module):
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = torch.nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def ref_norm(kind, d, bias, eps):
+    return RefLayerNorm(d, eps=eps, bias=bias) if kind == "layer" else RefRMSNorm(d, eps=eps)
+
+
+def rope_tables(positions, head_dim, theta):
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    ang = torch.outer(torch.arange(positions).float(), inv)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x, cos, sin, pairing):
+    """x [..., T, D]; cos/sin [T, D/2]."""
+    if pairing == "half":
+        # Hugging Face Llama / GPT-NeoX: rotate_half with cos/sin repeated over both halves.
+        h = x.shape[-1] // 2
+        x1, x2 = x[..., :h], x[..., h:]
+        c, s = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1)
+        return x * c + torch.cat([-x2, x1], -1) * s
+    # GPT-J / Meta Llama: pairs (2i, 2i+1)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+def sinusoid_table(positions, d):
+    pe = torch.zeros(positions, d)
+    position = torch.arange(positions).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+class RefMHA(torch.nn.Module):
+    def __init__(self, d, h, kv, bias=True, causal=True, rope=None):
+        super().__init__()
+        self.h, self.kv, self.hd, self.causal = h, kv, d // h, causal
+        self.rope = rope  # (cos, sin, pairing) or None
+        self.wq = torch.nn.Linear(d, h * self.hd, bias=bias)
+        self.wk = torch.nn.Linear(d, kv * self.hd, bias=bias)
+        self.wv = torch.nn.Linear(d, kv * self.hd, bias=bias)
+        self.wo = torch.nn.Linear(h * self.hd, d, bias=bias)
+
+    def forward(self, x, mask=None, offset=0):
+        b, t, d = x.shape
+        q = self.wq(x).view(b, t, self.h, self.hd).transpose(1, 2)
+        k = self.wk(x).view(b, t, self.kv, self.hd).transpose(1, 2)
+        v = self.wv(x).view(b, t, self.kv, self.hd).transpose(1, 2)
+        if self.rope is not None:
+            cos, sin, pairing = self.rope
+            q = apply_rope(q, cos[offset:offset + t], sin[offset:offset + t], pairing)
+            k = apply_rope(k, cos[offset:offset + t], sin[offset:offset + t], pairing)
+        k = k.repeat_interleave(self.h // self.kv, dim=1)
+        v = v.repeat_interleave(self.h // self.kv, dim=1)
+        s = q @ k.transpose(-2, -1) / math.sqrt(self.hd)
+        if mask is not None:
+            s = s.masked_fill(~mask, float("-inf"))
+        elif self.causal:
+            s = s.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+        y = torch.softmax(s, dim=-1) @ v
+        return self.wo(y.transpose(1, 2).reshape(b, t, self.h * self.hd))
+
+
+class RefFeedForward(torch.nn.Module):
+    def __init__(self, d, f, bias=True):
+        super().__init__()
+        self.w1 = torch.nn.Linear(d, f, bias=bias)
+        self.w2 = torch.nn.Linear(f, d, bias=bias)
+
+    def forward(self, x):
+        return self.w2(F.gelu(self.w1(x)))
+
+
+class RefSwiGLU(torch.nn.Module):
+    def __init__(self, d, f, bias=False):
+        super().__init__()
+        self.w1 = torch.nn.Linear(d, f, bias=bias)
+        self.w3 = torch.nn.Linear(d, f, bias=bias)
+        self.w2 = torch.nn.Linear(f, d, bias=bias)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class RefBlock(torch.nn.Module):
+    def __init__(self, c, rope=None):
+        super().__init__()
+        d = c["dModel"]
+        eps = c.get("normEps", 1e-6 if c["norm"] == "rms" else 1e-5)
+        self.post = c.get("normPlacement", "pre") == "post"
+        self.attnNorm = ref_norm(c["norm"], d, c["bias"], eps)
+        self.attn = RefMHA(d, c["nHeads"], c["nKvHeads"], c["bias"], rope=rope)
+        self.ffnNorm = ref_norm(c["norm"], d, c["bias"], eps)
+        self.ffn = RefSwiGLU(d, c["dFF"], c["bias"]) if c["mlp"] == "swiglu" else RefFeedForward(d, c["dFF"], c["bias"])
+
+    def forward(self, x):
+        if self.post:
+            x = self.attnNorm(x + self.attn(x))
+            return self.ffnNorm(x + self.ffn(x))
+        x = x + self.attn(self.attnNorm(x))
+        return x + self.ffn(self.ffnNorm(x))
+
+
+class RefLearnedPos(torch.nn.Module):
+    def __init__(self, n, d):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(n, d))
+
+
+class RefLM(torch.nn.Module):
+    """TransformerLM's reference: same structure, same state-dict names."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        d = c["dModel"]
+        self.tokEmb = torch.nn.Embedding(c["vocabSize"], d)
+        self.posEmb = RefLearnedPos(c["maxSeqLen"], d) if c["pos"] == "learned" else None
+        self.pe = sinusoid_table(c["maxSeqLen"], d) if c["pos"] == "sinusoidal" else None
+        rope = None
+        if c["pos"] == "rope":
+            cos, sin = rope_tables(c["maxSeqLen"], d // c["nHeads"], c.get("ropeTheta", 10000.0))
+            rope = (cos, sin, c.get("ropePairing", "half"))
+        self.layers = torch.nn.ModuleList([RefBlock(c, rope) for _ in range(c["nLayers"])])
+        eps = c.get("normEps", 1e-6 if c["norm"] == "rms" else 1e-5)
+        self.norm = ref_norm(c["norm"], d, c["bias"], eps) if c.get("normPlacement", "pre") == "pre" else None
+        self.head = None if c["tieWeights"] else torch.nn.Linear(d, c["vocabSize"], bias=False)
+
+    def forward(self, ids, targets=None):
+        t = ids.shape[1]
+        x = self.tokEmb(ids)
+        if self.posEmb is not None:
+            x = x + self.posEmb.weight[:t]
+        if self.pe is not None:
+            x = x + self.pe[:t]
+        for layer in self.layers:
+            x = layer(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        w = self.tokEmb.weight if self.head is None else self.head.weight
+        logits = x @ w.t()
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+
+def randomize(module, g, scale=0.6):
+    """Random weights with O(1) activations: norms ~1, biases small, matrices ~ scale/sqrt(fan_in)."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            leaf = name.split(".")[-1]
+            parent = name.rsplit(".", 1)[0] if "." in name else ""
+            owner = module.get_submodule(parent) if parent else module
+            if isinstance(owner, (RefLayerNorm, RefRMSNorm)) and leaf == "weight":
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif p.dim() == 1:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+            elif isinstance(owner, (torch.nn.Embedding, RefLearnedPos)):
+                p.copy_(torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(scale / math.sqrt(p.shape[1]) * torch.randn(p.shape, generator=g))
+
+
+def enc_state(module, keep=None):
+    return {n: enc(t) for n, t in module.state_dict().items() if keep is None or n in keep}
+
+
+def module_case(name, kind, args, mod, inputs, fwd, extra=None):
+    """Forward `fwd(mod, *inputs)`, backward a random gradOut; records params, out, grads."""
+    g = gen_for(name + "#gradOut")
+    params_before = {n: enc(t) for n, t in mod.state_dict().items()}
+    leaves = []
+    for x in inputs:
+        x = x.clone()
+        if x.dtype == torch.float32:
+            x.requires_grad_(True)
+        leaves.append(x)
+    out = fwd(mod, *leaves)
+    grad_out = randn(g, tuple(out.shape))
+    out.backward(grad_out)
+    c = {
+        "name": name,
+        "module": kind,
+        "args": args,
+        "params": params_before,
+        "inputs": [enc(x) for x in inputs],
+        "out": enc(out),
+        "gradOut": enc(grad_out),
+        "grads": {
+            "inputs": [enc(x.grad if x.grad is not None else torch.zeros_like(x)) if x.dtype == torch.float32 else None
+                       for x in leaves],
+            "params": {n: enc(p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in mod.named_parameters()},
+        },
+    }
+    if extra:
+        c.update(extra)
+    return c
+
+
+def module_cases():
+    cases = []
+
+    # Embedding
+    for label, pad in [("plain", None), ("padding2", 2)]:
+        n = f"Embedding/{label}"
+        g = gen_for(n)
+        m = torch.nn.Embedding(7, 4, padding_idx=pad)
+        with torch.no_grad():
+            m.weight.copy_(torch.randn(7, 4, generator=g))
+            if pad is not None:
+                m.weight[pad].zero_()
+        ids = torch.tensor([[1, 2, 6], [2, 0, 1]])
+        cases.append(module_case(n, "Embedding", {"numEmbeddings": 7, "embeddingDim": 4, "paddingIdx": pad},
+                                 m, [ids], lambda m, i: m(i)))
+
+    # LayerNorm / RMSNorm
+    for label, affine, bias in [("affine", True, True), ("nobias", True, False), ("noaffine", False, False)]:
+        n = f"LayerNorm/{label}"
+        g = gen_for(n)
+        m = RefLayerNorm(6, eps=1e-5, affine=affine, bias=bias)
+        randomize(m, g)
+        cases.append(module_case(n, "LayerNorm", {"normalizedShape": 6, "eps": 1e-5, "elementwiseAffine": affine, "bias": bias},
+                                 m, [randn(g, (2, 3, 6), 2.0) + 0.5], lambda m, x: m(x)))
+    for label, eps in [("eps1e-6", 1e-6), ("eps1e-2", 1e-2)]:
+        n = f"RMSNorm/{label}"
+        g = gen_for(n)
+        m = RefRMSNorm(6, eps=eps)
+        randomize(m, g)
+        cases.append(module_case(n, "RMSNorm", {"normalizedShape": 6, "eps": eps}, m,
+                                 [randn(g, (2, 3, 6))], lambda m, x: m(x)))
+
+    # BatchNorm1d: train step (running stats after), then eval on another input
+    for label, shape, momentum in [("2d_train", (5, 3), 0.1), ("3d_train", (4, 3, 5), 0.3), ("2d_cumulative", (6, 3), None)]:
+        n = f"BatchNorm1d/{label}"
+        g = gen_for(n)
+        m = torch.nn.BatchNorm1d(3, eps=1e-5, momentum=momentum)
+        with torch.no_grad():
+            m.weight.copy_(1 + 0.2 * torch.randn(3, generator=g))
+            m.bias.copy_(0.2 * torch.randn(3, generator=g))
+            m.running_mean.copy_(0.5 * torch.randn(3, generator=g))
+            m.running_var.copy_(uniform(g, (3,), 0.5, 2.0))
+            m.num_batches_tracked.fill_(2 if momentum is None else 0)
+        x = randn(g, shape, 1.5) + 0.3
+        x_eval = randn(g, shape)
+        rename = {"running_mean": "runningMean", "running_var": "runningVar", "num_batches_tracked": "numBatchesTracked"}
+        m.train()
+        c = module_case(n, "BatchNorm1d", {"numFeatures": 3, "eps": 1e-5, "momentum": momentum}, m, [x], lambda m, x: m(x))
+        c["params"] = {rename.get(k, k): v for k, v in c["params"].items()}
+        c["after"] = {rename[k]: enc(v.to(torch.int32) if k == "num_batches_tracked" else v)
+                      for k, v in m.state_dict().items() if k in rename}
+        c["params"]["numBatchesTracked"] = enc(torch.tensor(2 if momentum is None else 0, dtype=torch.int32))
+        m.eval()
+        with torch.no_grad():
+            c["eval"] = {"input": enc(x_eval), "out": enc(m(x_eval))}
+        cases.append(c)
+
+    # GLU
+    for label, shape, dim in [("dim-1", (2, 3, 8), -1), ("dim1", (2, 4, 3), 1)]:
+        n = f"GLU/{label}"
+        g = gen_for(n)
+        cases.append(module_case(n, "GLU", {"dim": dim}, torch.nn.GLU(dim), [randn(g, shape)], lambda m, x: m(x)))
+
+    # Feed-forward layers
+    for label, cls, bias in [("gelu_bias", RefFeedForward, True), ("gelu_nobias", RefFeedForward, False),
+                             ("swiglu_nobias", RefSwiGLU, False), ("swiglu_bias", RefSwiGLU, True)]:
+        n = f"FeedForward/{label}"
+        g = gen_for(n)
+        m = cls(6, 10, bias=bias)
+        randomize(m, g, scale=1.0)
+        cases.append(module_case(n, "SwiGLU" if cls is RefSwiGLU else "FeedForward", {"dModel": 6, "dFF": 10, "bias": bias},
+                                 m, [randn(g, (2, 3, 6))], lambda m, x: m(x)))
+
+    # RoPE on its own: x [B, H, T, D] at an offset
+    for label, pairing, theta, offset in [("half_theta1e4_offset3", "half", 10000.0, 3),
+                                          ("interleaved_theta1e4_offset3", "interleaved", 10000.0, 3),
+                                          ("half_theta500_offset0", "half", 500.0, 0)]:
+        n = f"RotaryEmbedding/{label}"
+        g = gen_for(n)
+        cos, sin = rope_tables(12, 8, theta)
+        cases.append(module_case(n, "RotaryEmbedding", {"headDim": 8, "maxSeqLen": 12, "theta": theta, "pairing": pairing, "offset": offset},
+                                 torch.nn.Module(), [randn(g, (2, 2, 5, 8))],
+                                 lambda m, x, c=cos, s=sin, p=pairing, o=offset: apply_rope(x, c[o:o + 5], s[o:o + 5], p)))
+
+    # Sinusoidal table and its forward
+    n = "SinusoidalPositionalEncoding/8x6_offset2"
+    g = gen_for(n)
+    pe = sinusoid_table(8, 6)
+    cases.append(module_case(n, "SinusoidalPositionalEncoding", {"maxSeqLen": 8, "dModel": 6, "offset": 2},
+                             torch.nn.Module(), [randn(g, (2, 4, 6))], lambda m, x: x + pe[2:6],
+                             extra={"table": enc(pe)}))
+    n = "LearnedPositionalEmbedding/8x6_offset1"
+    g = gen_for(n)
+    m = RefLearnedPos(8, 6)
+    randomize(m, g)
+    cases.append(module_case(n, "LearnedPositionalEmbedding", {"maxSeqLen": 8, "dModel": 6, "offset": 1},
+                             m, [randn(g, (2, 4, 6))], lambda m, x: x + m.weight[1:5]))
+
+    # MultiHeadAttention
+    for label, h, kv, bias, causal, rope, mask in [
+        ("mha_bias_causal", 2, 2, True, True, None, False),
+        ("gqa_nobias_causal", 4, 2, False, True, None, False),
+        ("mqa_causal", 4, 1, True, True, None, False),
+        ("mha_noncausal", 2, 2, True, False, None, False),
+        ("gqa_rope_half", 4, 2, False, True, "half", False),
+        ("mha_rope_interleaved", 2, 2, False, True, "interleaved", False),
+        ("gqa_bool_mask", 4, 2, True, False, None, True),
+    ]:
+        n = f"MultiHeadAttention/{label}"
+        g = gen_for(n)
+        ropet = None
+        if rope:
+            cos, sin = rope_tables(8, 8 // h, 10000.0)
+            ropet = (cos, sin, rope)
+        m = RefMHA(8, h, kv, bias=bias, causal=causal, rope=ropet)
+        randomize(m, g, scale=1.5)
+        x = randn(g, (2, 5, 8))
+        extra = {}
+        fwd = lambda m, x: m(x)
+        if mask:
+            mk = torch.rand((5, 5), generator=g) < 0.6
+            mk[:, 0] = True
+            extra["mask"] = enc(mk)
+            fwd = lambda m, x, mk=mk: m(x, mask=mk)
+        cases.append(module_case(n, "MultiHeadAttention",
+                                 {"dModel": 8, "nHeads": h, "nKvHeads": kv, "bias": bias, "causal": causal,
+                                  "rope": rope, "maxSeqLen": 8},
+                                 m, [x], fwd, extra=extra))
+
+    # TransformerBlock
+    for label, cfg in [
+        ("pre_layer_gelu", {"norm": "layer", "mlp": "gelu", "bias": True, "normPlacement": "pre", "nKvHeads": 2, "pos": None}),
+        ("post_rms_swiglu_rope", {"norm": "rms", "mlp": "swiglu", "bias": False, "normPlacement": "post", "nKvHeads": 1, "pos": "rope"}),
+    ]:
+        n = f"TransformerBlock/{label}"
+        g = gen_for(n)
+        c = {"dModel": 8, "nHeads": 2, "dFF": 12, **cfg}
+        rope = None
+        if cfg["pos"] == "rope":
+            cos, sin = rope_tables(8, 4, 10000.0)
+            rope = (cos, sin, "half")
+        m = RefBlock(c, rope)
+        randomize(m, g)
+        args = {k: v for k, v in c.items() if k != "pos"}
+        args["rope"] = "half" if rope else None
+        args["maxSeqLen"] = 8
+        cases.append(module_case(n, "TransformerBlock", args, m, [randn(g, (2, 5, 8))], lambda m, x: m(x)))
+    return cases
+
+
+LM_BASE = {"vocabSize": 9, "dModel": 8, "nLayers": 2, "nHeads": 2, "nKvHeads": 1, "dFF": 8, "maxSeqLen": 8,
+           "ropeTheta": 10000.0, "dropout": 0.0}
+
+
+def lm_case(name, overrides):
+    g = gen_for(name)
+    c = {**LM_BASE, **overrides}
+    m = RefLM(c)
+    randomize(m, g)
+    ids = randint(g, (2, 6), 0, c["vocabSize"])
+    targets = randint(g, (2, 6), 0, c["vocabSize"])
+    targets[1, 2] = -100
+    logits, loss = m(ids, targets)
+    loss.backward()
+    return {
+        "name": name,
+        "config": c,
+        "params": enc_state(m),
+        "ids": enc(ids),
+        "targets": enc(targets),
+        "logits": enc(logits),
+        "loss": fnum(loss),
+        "grads": {n: enc(p.grad) for n, p in m.named_parameters()},
+    }
+
+
+def lm_cases():
+    cases = []
+    k = 0
+    for norm in ("layer", "rms"):
+        for mlp in ("gelu", "swiglu"):
+            for pos in ("learned", "sinusoidal", "rope"):
+                tie = k % 2 == 0
+                bias = (k // 2) % 2 == 0
+                cases.append(lm_case(f"TransformerLM/{norm}_{mlp}_{pos}", {
+                    "norm": norm, "mlp": mlp, "pos": pos, "tieWeights": tie, "bias": bias}))
+                k += 1
+    cases.append(lm_case("TransformerLM/post_layer_gelu_learned_mha", {
+        "norm": "layer", "mlp": "gelu", "pos": "learned", "tieWeights": True, "bias": True,
+        "normPlacement": "post", "nKvHeads": 2}))
+    cases.append(lm_case("TransformerLM/rms_swiglu_rope_interleaved_mqa4", {
+        "norm": "rms", "mlp": "swiglu", "pos": "rope", "ropePairing": "interleaved", "tieWeights": False,
+        "bias": False, "nHeads": 4, "nKvHeads": 1, "normEps": 1e-5}))
+    return cases
+
+
+SAFETENSORS_NAME = "tiny-lm.safetensors"
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """The safetensors format by hand: u64 header length, JSON header, raw little-endian bytes."""
+    import struct
+    header = {}
+    if metadata:
+        header["__metadata__"] = metadata
+    blobs = []
+    offset = 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous()
+        assert t.dtype == torch.float32
+        data = struct.pack(f"<{t.numel()}f", *t.reshape(-1).tolist())
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    text = json.dumps(header, separators=(",", ":"))
+    text += " " * ((8 - len(text.encode()) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text.encode())))
+        f.write(text.encode())
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def safetensors_case():
+    """A small Llama-style model exported as safetensors; the test loads it and compares logits."""
+    name = "safetensors/llama_style"
+    g = gen_for(name)
+    c = {**LM_BASE, "norm": "rms", "mlp": "swiglu", "pos": "rope", "tieWeights": False, "bias": False,
+         "nHeads": 2, "nKvHeads": 1, "normEps": 1e-5}
+    m = RefLM(c)
+    randomize(m, g)
+    write_safetensors(os.path.join(OUT_DIR, SAFETENSORS_NAME), m.state_dict(), {"format": "pt"})
+    ids = randint(g, (2, 7), 0, c["vocabSize"])
+    with torch.no_grad():
+        logits, _ = m(ids)
+    return {"name": name, "file": SAFETENSORS_NAME, "config": c, "ids": enc(ids), "logits": enc(logits)}
+
+
+def models_data():
+    return {"modules": module_cases(), "models": lm_cases(), "safetensors": safetensors_case()}
+
+
+def validate_models_file(path):
+    with open(path) as f:
+        doc = json.load(f)
+    assert set(doc) == {"modules", "models", "safetensors"}
+    for c in doc["modules"]:
+        w = c["name"]
+        assert {"name", "module", "args", "params", "inputs", "out", "gradOut", "grads"} <= set(c), w
+        for t in list(c["params"].values()) + c["inputs"] + [c["out"], c["gradOut"]]:
+            check_tensor(t, w)
+        assert len(c["grads"]["inputs"]) == len(c["inputs"]), w
+        for x, gr in zip(c["inputs"], c["grads"]["inputs"]):
+            assert (gr is None) == (x["dtype"] != "float32"), w
+            if gr is not None:
+                check_tensor(gr, w, x["shape"])
+        for pn, gr in c["grads"]["params"].items():
+            check_tensor(gr, w, c["params"][pn]["shape"])
+    for c in doc["models"]:
+        w = c["name"]
+        assert set(c) == {"name", "config", "params", "ids", "targets", "logits", "loss", "grads"}, w
+        for t in list(c["params"].values()) + list(c["grads"].values()) + [c["ids"], c["targets"], c["logits"]]:
+            check_tensor(t, w)
+        assert set(c["grads"]) <= set(c["params"]), w
+    s = doc["safetensors"]
+    assert os.path.exists(os.path.join(OUT_DIR, s["file"]))
+    check_tensor(s["logits"], s["name"])
+    return len(doc["modules"]), len(doc["models"])
+
+
+# ---------------------------------------------------------------------------
 
 def write(name, obj):
     os.makedirs(OUT_DIR, exist_ok=True)
@@ -932,6 +1432,13 @@ def main():
     n_opt = validate_optim_file(os.path.join(OUT_DIR, "optim.json"))
     print(f"validated: ops {n_ops} cases, nn {n_nn} cases, "
           f"optim {n_opt[0]} optimizers / {n_opt[1]} clipGradNorm / {n_opt[2]} schedules")
+    # Last, and from per-case generators only, so the files above are unchanged by it.
+    models = models_data()
+    check_unique(models["modules"])
+    check_unique(models["models"])
+    write("models.json", models)
+    n_mod = validate_models_file(os.path.join(OUT_DIR, "models.json"))
+    print(f"validated: models {n_mod[0]} module cases, {n_mod[1]} TransformerLM cases, {SAFETENSORS_NAME}")
 
 
 if __name__ == "__main__":

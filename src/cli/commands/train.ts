@@ -1,0 +1,303 @@
+/** `tensorlm train`, `sample`, `eval` and `plot`: thin wrappers over src/train. */
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { TextDataset } from '../../data/dataset.js';
+import { loadText } from '../../data/resolve.js';
+import { tensor } from '../../tensor/creation.js';
+import { Generator } from '../../tensor/random.js';
+import { DEFAULT_TRAIN_CONFIG, parseDuration, type TrainConfig } from '../../train/config.js';
+import { evaluateStream, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
+import { readMetrics } from '../../train/metrics.js';
+import { lossCurveSpec, writeLossCurve } from '../../train/plot.js';
+import { loadRun, train, type TrainResult } from '../../train/trainer.js';
+
+const d = DEFAULT_TRAIN_CONFIG;
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
+    return n;
+  };
+}
+function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${value}'`);
+    return n;
+  };
+}
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number, got '${value}'`);
+    return n;
+  };
+}
+function nonNegativeNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a non-negative number, got '${value}'`);
+    return n;
+  };
+}
+function fraction(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be in [0, 1), got '${value}'`);
+    return n;
+  };
+}
+function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** Flags and the config key each sets; defaults come from DEFAULT_TRAIN_CONFIG so --help shows them. */
+const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?: (v: string) => unknown][] = [
+  ['--name <name>', 'name', 'run name: the run lives in <out-dir>/<name>/'],
+  ['--out-dir <dir>', 'outDir', 'directory of runs'],
+  ['--data <name|path>', 'data', "dataset name ('tinyshakespeare') or a text file / directory of text files"],
+  ['--tokenizer <char|path>', 'tokenizer', "'char', or a BPE tokenizer JSON from 'tensorlm tokenizer train'"],
+  ['--preset <name>', 'preset', 'model preset (tiny, nano-trickster, tinyllama-1.1b)'],
+  ['--batch-size <n>', 'batchSize', 'sequences per step', positiveInt('--batch-size')],
+  ['--block-size <n>', 'blockSize', "context length of training windows (at most the model's maxSeqLen)", positiveInt('--block-size')],
+  ['--max-steps <n>', 'maxSteps', 'optimizer steps (the upper bound when --max-time is given)', positiveInt('--max-steps')],
+  ['--lr <x>', 'lr', 'peak learning rate (AdamW)', positiveNumber('--lr')],
+  ['--min-lr <x>', 'minLr', 'learning rate at the end of the cosine decay', nonNegativeNumber('--min-lr')],
+  ['--warmup-steps <n>', 'warmupSteps', 'linear warmup steps', nonNegativeInt('--warmup-steps')],
+  ['--weight-decay <x>', 'weightDecay', 'decoupled weight decay of the weight matrices', nonNegativeNumber('--weight-decay')],
+  ['--beta1 <x>', 'beta1', 'AdamW beta1', fraction('--beta1')],
+  ['--beta2 <x>', 'beta2', 'AdamW beta2', fraction('--beta2')],
+  ['--grad-clip <x>', 'gradClip', 'max global gradient norm (0 = off)', nonNegativeNumber('--grad-clip')],
+  ['--eval-interval <n>', 'evalInterval', 'steps between evaluations (and checkpoints)', positiveInt('--eval-interval')],
+  ['--eval-iters <n>', 'evalIters', 'batches per split per evaluation', positiveInt('--eval-iters')],
+  ['--log-interval <n>', 'logInterval', 'steps between metric records', positiveInt('--log-interval')],
+  ['--sample-tokens <n>', 'sampleTokens', 'tokens of sample text at the end', nonNegativeInt('--sample-tokens')],
+  ['--seed <n>', 'seed', 'random seed (init, data order, dropout)', nonNegativeInt('--seed')],
+];
+
+function configFromFlags(command: Command, opts: Record<string, unknown>): Partial<TrainConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(opts)) {
+    // Only flags typed on the command line override the config file (defaults do not).
+    if (command.getOptionValueSource(key) !== 'cli') continue;
+    if (key === 'config' || key === 'resume' || key === 'dataDir' || key === 'maxTime' || key === 'dropout') continue;
+    out[key] = value;
+  }
+  if (command.getOptionValueSource('maxTime') === 'cli') out.maxTime = opts.maxTime;
+  if (command.getOptionValueSource('dropout') === 'cli') out.dropout = opts.dropout;
+  const dataDir = (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR;
+  if (dataDir) out.dataDir = dataDir;
+  return out as Partial<TrainConfig>;
+}
+
+function readConfigFile(path: string): Partial<TrainConfig> {
+  if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
+  try {
+    const json = JSON.parse(readFileSync(path, 'utf8')) as Partial<TrainConfig> & { maxTime?: string | number };
+    if (json.maxTime !== undefined && json.maxTime !== null) json.maxTime = parseDuration(json.maxTime);
+    return json;
+  } catch (e) {
+    throw new Error(`config file ${path}: ${(e as Error).message}`);
+  }
+}
+
+function formatSeconds(s: number): string {
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s` : `${s.toFixed(1)}s`;
+}
+
+async function runTrain(command: Command): Promise<void> {
+  const opts = command.opts();
+  const fileConfig = opts.config ? readConfigFile(opts.config as string) : {};
+  const input = { ...fileConfig, ...configFromFlags(command, opts) };
+  const interactive = process.stdout.isTTY === true;
+  // A MultiBar with one bar, because it can print log lines above the bar.
+  const bars = new cliProgress.MultiBar(
+    { format: 'step {value}/{total} |{bar}| loss {loss} | {tps} tok/s | {elapsed} elapsed | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  let bar: cliProgress.SingleBar | null = null;
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ninterrupt: saving a checkpoint (Ctrl-C again to quit without saving)\n');
+  };
+  process.on('SIGINT', onSigint);
+  const started = performance.now();
+  let result: TrainResult;
+  try {
+    result = await train(input, {
+      resume: opts.resume === true,
+      shouldStop: () => interrupted,
+      hooks: {
+        onStart: ({ config, startStep, plannedSteps, parameters, resumed, trainTokens, valTokens }) => {
+          const m = config.model;
+          console.log(
+            `${resumed ? 'resuming' : 'training'} ${config.train.name}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
+              `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads, vocab ${m.vocabSize}) on ${config.train.data} ` +
+              `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
+          );
+          console.log(`batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${join(config.train.outDir, config.train.name)}`);
+          if (interactive) bar = bars.create(plannedSteps, startStep, { loss: '–', tps: '–', elapsed: '0s' });
+        },
+        onPlanned: (steps) => {
+          if (bar) bar.setTotal(steps);
+          else console.log(`planned ${steps} steps for the time budget`);
+        },
+        onTrainLog: (r, total) => {
+          const fields = { loss: r.loss.toFixed(4), tps: Math.round(r.tokensPerSecond).toLocaleString('en-US'), elapsed: formatSeconds(r.elapsedSeconds) };
+          if (bar) bar.update(r.step, fields);
+          else if (r.step % (10 * Math.max(1, Math.floor(total / 200))) === 0) console.log(`step ${r.step}/${total} loss ${fields.loss} ${fields.tps} tok/s ${fields.elapsed}`);
+        },
+        onEval: (r) => {
+          const line = `step ${r.step}: train loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}`;
+          if (bar) bars.log(line + '\n');
+          else console.log(line);
+        },
+      },
+    });
+  } finally {
+    bars.stop();
+    process.off('SIGINT', onSigint);
+  }
+  const { model, tokenizer, dataset, config } = result;
+  if (result.stoppedEarly === 'interrupted') {
+    console.log(`stopped at step ${result.step}; checkpoint saved to ${result.files.latest}. Continue with: tensorlm train --name ${config.train.name} --out-dir ${config.train.outDir} --resume`);
+    return;
+  }
+  const unit = tokenizer.vocabSize <= 256 && config.train.tokenizer === 'char' ? 'char' : 'token';
+  console.log(`\nfinished ${result.step} steps in ${formatSeconds((performance.now() - started) / 1000)} (${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s)`);
+  const full = evaluateStream(model, dataset.val, config.train.blockSize, config.train.batchSize);
+  const uniform = uniformBaseline(tokenizer.vocabSize);
+  const unigram = unigramBaseline(dataset.train, dataset.val, tokenizer.vocabSize);
+  console.log(`validation loss ${full.loss.toFixed(4)} nats/${unit} (whole val split, ${full.tokens.toLocaleString('en-US')} ${unit}s), perplexity ${full.perplexity.toFixed(2)}, ${full.bitsPerToken.toFixed(3)} bits/${unit}`);
+  console.log(`  baselines: uniform ln ${tokenizer.vocabSize} = ${uniform.toFixed(4)}, unigram ${unigram.toFixed(4)} nats/${unit}`);
+  if (config.train.sampleTokens > 0) {
+    const ids = tensor(Int32Array.from(tokenizer.encode('\n')), { shape: [1, 1] });
+    const out = model.generate(ids, { maxNewTokens: config.train.sampleTokens, temperature: 0.8, generator: new Generator(config.train.seed) });
+    console.log(`\nsample:\n${tokenizer.decode(out.toArray().slice(1))}`);
+  }
+}
+
+async function runSample(opts: Record<string, unknown>): Promise<void> {
+  const { model, tokenizer, config } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest');
+  const prompt = (opts.prompt as string) || '\n';
+  const context = tokenizer.encode(prompt);
+  if (context.length === 0) throw new Error('--prompt encodes to no tokens');
+  if (context.length >= config.model.maxSeqLen) throw new Error(`--prompt is ${context.length} tokens; the model's context is ${config.model.maxSeqLen}`);
+  const ids = tensor(Int32Array.from(context), { shape: [1, context.length] });
+  if (opts.prompt) process.stdout.write(prompt);
+  // Stream: decode each token as it arrives (multi-byte characters of BPE tokens may span tokens).
+  const pending: number[] = [];
+  for (const next of model.generateStream(ids, {
+    maxNewTokens: opts.maxNewTokens as number,
+    temperature: opts.temperature as number,
+    topK: opts.topK as number | undefined,
+    topP: opts.topP as number | undefined,
+    generator: new Generator(opts.seed as number),
+  })) {
+    pending.push(next[0]);
+    const text = tokenizer.decode(pending);
+    if (!text.endsWith('\uFFFD')) {
+      process.stdout.write(text);
+      pending.length = 0;
+    }
+  }
+  if (pending.length) process.stdout.write(tokenizer.decode(pending));
+  process.stdout.write('\n');
+}
+
+async function runEval(opts: Record<string, unknown>): Promise<void> {
+  const { model, tokenizer, config, checkpoint } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest');
+  let stream;
+  let what: string;
+  if (opts.data) {
+    const text = await loadText(opts.data as string, { dataDir: (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR });
+    stream = Int32Array.from(tokenizer.encode(text));
+    what = opts.data as string;
+  } else {
+    const text = await loadText(config.train.data, { dataDir: (opts.dataDir as string | undefined) ?? config.train.dataDir ?? process.env.TENSORLM_DATA_DIR });
+    const dataset = TextDataset.fromText(text, tokenizer, { trainFraction: config.train.trainFraction });
+    stream = dataset.val;
+    what = `${config.train.data} (validation split)`;
+  }
+  if (stream.length < 2) throw new Error(`${what} has fewer than 2 tokens`);
+  const f = evaluateStream(model, stream, config.train.blockSize, config.train.batchSize);
+  const unit = config.train.tokenizer === 'char' ? 'char' : 'token';
+  console.log(`${checkpoint} on ${what}: ${f.tokens.toLocaleString('en-US')} ${unit}s`);
+  console.log(`loss ${f.loss.toFixed(4)} nats/${unit}, perplexity ${f.perplexity.toFixed(2)}, ${f.bitsPerToken.toFixed(3)} bits/${unit} (uniform baseline ${uniformBaseline(tokenizer.vocabSize).toFixed(4)})`);
+}
+
+async function runPlot(opts: Record<string, unknown>): Promise<void> {
+  const runs = (opts.run as string[]).map((dir) => {
+    const records = readMetrics(join(dir, 'metrics.jsonl'));
+    if (records.length === 0) throw new Error(`${dir} has no metrics (metrics.jsonl is missing or empty)`);
+    return { name: dir.split('/').filter(Boolean).pop() ?? dir, records };
+  });
+  const first = opts.run as string[];
+  const out = (opts.out as string | undefined) ?? join(first[0], 'loss');
+  let baseline: number | undefined;
+  try {
+    const cfg = JSON.parse(readFileSync(join(first[0], 'config.json'), 'utf8')) as { model: { vocabSize: number } };
+    baseline = Math.log(cfg.model.vocabSize);
+  } catch {
+    baseline = undefined;
+  }
+  const written = await writeLossCurve(out, lossCurveSpec(runs, opts.title as string, baseline));
+  console.log(`wrote ${written.join(', ')}`);
+}
+
+export function registerTrainCommands(program: Command): void {
+  const trainCommand = program.command('train').description('train a language model (default: the tiny char-level GPT on tiny-shakespeare, about 10 minutes on 2 CPU cores)');
+  trainCommand.option('--config <file>', 'JSON file of train settings (camelCase keys); flags override it');
+  for (const [flags, key, help, parse] of TRAIN_FLAGS) {
+    const option = new Option(flags, help).default(d[key]);
+    if (parse) option.argParser(parse);
+    trainCommand.addOption(option);
+  }
+  trainCommand
+    .addOption(new Option('--max-time <duration>', 'wall-clock budget, e.g. 10m or 90s (plans the step count from the measured speed)').argParser(duration))
+    .addOption(new Option('--dropout <p>', "dropout (default: the preset's)").argParser(fraction('--dropout')))
+    .addOption(new Option('--data-dir <dir>', 'cache directory for named datasets (default: $TENSORLM_DATA_DIR or ~/.cache/tensorlm)'))
+    .option('--resume', 'continue the run <out-dir>/<name> from its latest checkpoint', false)
+    .action(async (_opts, command: Command) => runTrain(command));
+
+  const checkpointOption = () => new Option('--checkpoint <which>', 'which checkpoint').choices(['best', 'latest']).default('best');
+  program
+    .command('sample')
+    .description("generate text from a trained run's checkpoint, streamed as it is produced (KV cache)")
+    .requiredOption('--run <dir>', 'run directory, e.g. runs/shakespeare-char')
+    .option('--prompt <text>', 'text to continue', '')
+    .addOption(new Option('--max-new-tokens <n>', 'tokens to generate').default(500).argParser(positiveInt('--max-new-tokens')))
+    .addOption(new Option('--temperature <t>', 'sampling temperature; 0 = greedy').default(0.8).argParser(nonNegativeNumber('--temperature')))
+    .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(positiveInt('--top-k')))
+    .addOption(new Option('--top-p <p>', 'nucleus sampling: the smallest set with probability ≥ p').argParser(positiveNumber('--top-p')))
+    .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
+    .addOption(checkpointOption())
+    .action(async (opts: Record<string, unknown>) => runSample(opts));
+
+  program
+    .command('eval')
+    .description("loss, perplexity and bits per char/token of a run's checkpoint on its validation split or a given text")
+    .requiredOption('--run <dir>', 'run directory')
+    .option('--data <name|path>', 'evaluate on this text instead of the validation split')
+    .option('--data-dir <dir>', 'cache directory for named datasets')
+    .addOption(checkpointOption())
+    .action(async (opts: Record<string, unknown>) => runEval(opts));
+
+  program
+    .command('plot')
+    .description('loss curves (train and val, against steps and tokens) as SVG and PNG')
+    .requiredOption('--run <dirs...>', 'run directories (several overlay their curves)')
+    .option('--out <base>', 'output path without extension (default: <run>/loss)')
+    .option('--title <text>', 'chart title', 'TensorLM loss curves')
+    .action(async (opts: Record<string, unknown>) => runPlot(opts));
+}

@@ -1,0 +1,279 @@
+/**
+ * TransformerLM: a decoder-only language model (GPT-2 / Llama family) built from one
+ * TransformerConfig. Read top to bottom like nanoGPT's model.py:
+ *
+ *   ids [B, T] ─ tokEmb ─(+ posEmb)─ dropout ─ layers[0..nLayers−1] ─ norm ─ head ─ logits [B, T, V]
+ *
+ * each layer being a TransformerBlock (attention + feed-forward with residuals, src/nn/transformer.ts).
+ * With RoPE there is no additive position table; the rotation happens inside attention.
+ * With tieWeights the head is the token embedding matrix itself (no `head` module).
+ *
+ * State-dict names (what safetensors files use):
+ *   tokEmb.weight, posEmb.weight (learned positions only),
+ *   layers.{i}.attnNorm.{weight,bias}, layers.{i}.attn.{wq,wk,wv,wo}.{weight,bias},
+ *   layers.{i}.ffnNorm.{weight,bias}, layers.{i}.ffn.{w1,w2}[,w3].{weight,bias},
+ *   norm.{weight,bias} (pre-norm only), head.weight (untied only).
+ * Biases exist only with bias: true; RMSNorm has weight only.
+ */
+import { noGrad } from '../autograd/grad-mode.js';
+import { loadModuleSafetensors, saveModuleSafetensors, type LoadModuleOptions } from '../io/safetensors.js';
+import { KVCache } from '../nn/attention.js';
+import { Embedding } from '../nn/embedding.js';
+import * as F from '../nn/functional.js';
+import { normal_, zeros_ } from '../nn/init.js';
+import { Dropout, Linear, ModuleList } from '../nn/layers.js';
+import { Module, type LoadStateDictResult } from '../nn/module.js';
+import { LayerNorm, RMSNorm } from '../nn/normalization.js';
+import { LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding } from '../nn/positional.js';
+import { makeNorm, TransformerBlock } from '../nn/transformer.js';
+import { crossEntropy } from '../ops/fused.js';
+import { cat } from '../ops/indexing.js';
+import { tensor } from '../tensor/creation.js';
+import type { Generator } from '../tensor/random.js';
+import { formatShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
+import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
+
+export { resolveConfig, headDim, type TransformerConfig, type TransformerConfigInput, type NormKind, type MlpKind, type PosKind, type NormPlacement } from './config.js';
+export { KVCache, KVCacheLayer } from '../nn/attention.js';
+
+export interface LMOutput {
+  /** [B, T, vocabSize] */
+  logits: Tensor;
+  /** Mean cross-entropy over the targets (−100 is ignored), or null without targets. */
+  loss: Tensor | null;
+}
+
+export interface LMForwardOptions {
+  /**
+   * Incremental decoding: the tokens continue the cached sequence (positions cache.length..),
+   * and their keys/values are appended. Runs without recording gradients.
+   */
+  cache?: KVCache | null;
+}
+
+export interface TransformerLMOptions {
+  /** Draws the initial weights (the default generator otherwise). */
+  generator?: Generator;
+  /** Draws the dropout masks (the default generator otherwise). */
+  dropoutGenerator?: Generator;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Number of tokens to generate. */
+  maxNewTokens: number;
+  /**
+   * When the context reaches maxSeqLen, the cache is rebuilt from the last `keepOnOverflow` tokens
+   * (one forward pass) and decoding continues. Default ⌊maxSeqLen/2⌋: cheap amortised, each token
+   * then sees between maxSeqLen/2 and maxSeqLen earlier tokens. maxSeqLen − 1 reproduces a sliding
+   * window exactly (nanoGPT's generate) at the cost of a full forward pass per token once full.
+   */
+  keepOnOverflow?: number;
+  /** Called with each new token per batch row, before it is fed back. */
+  onToken?: (tokens: Int32Array, step: number) => void;
+}
+
+export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOptions?], LMOutput> {
+  readonly config: TransformerConfig;
+  tokEmb: Embedding;
+  posEmb: LearnedPositionalEmbedding | SinusoidalPositionalEncoding | null;
+  rope: RotaryEmbedding | null;
+  drop: Dropout;
+  layers: ModuleList<TransformerBlock>;
+  norm: LayerNorm | RMSNorm | null;
+  head: Linear | null;
+
+  constructor(config: TransformerConfigInput, options: TransformerLMOptions = {}) {
+    super();
+    const c = resolveConfig(config);
+    this.config = Object.freeze(c);
+    const gen = options.generator;
+    this.tokEmb = new Embedding(c.vocabSize, c.dModel, { generator: gen });
+    this.posEmb =
+      c.pos === 'learned' ? new LearnedPositionalEmbedding(c.maxSeqLen, c.dModel, { generator: gen }) : c.pos === 'sinusoidal' ? new SinusoidalPositionalEncoding(c.maxSeqLen, c.dModel) : null;
+    this.rope = c.pos === 'rope' ? new RotaryEmbedding(c.dModel / c.nHeads, c.maxSeqLen, { theta: c.ropeTheta, pairing: c.ropePairing }) : null;
+    this.drop = new Dropout(c.dropout, { generator: options.dropoutGenerator });
+    this.layers = new ModuleList<TransformerBlock>();
+    for (let i = 0; i < c.nLayers; i++) {
+      this.layers.append(
+        new TransformerBlock({
+          dModel: c.dModel,
+          nHeads: c.nHeads,
+          nKvHeads: c.nKvHeads,
+          dFF: c.dFF,
+          norm: c.norm,
+          mlp: c.mlp,
+          bias: c.bias,
+          dropout: c.dropout,
+          normEps: c.normEps,
+          normPlacement: c.normPlacement,
+          rope: this.rope,
+          generator: gen,
+          dropoutGenerator: options.dropoutGenerator,
+        }),
+      );
+    }
+    // Post-norm blocks already end with a norm; pre-norm needs one before the head.
+    this.norm = c.normPlacement === 'pre' ? makeNorm(c.norm, c.dModel, { bias: c.bias, eps: c.normEps }) : null;
+    this.head = c.tieWeights ? null : new Linear(c.dModel, c.vocabSize, { bias: false, generator: gen });
+    this.#initWeights(gen);
+  }
+
+  /**
+   * GPT-2 initialisation: every Linear and embedding weight ~ N(0, initStd²), biases 0, norms 1/0,
+   * and the residual projections (attn.wo, ffn.w2) ~ N(0, (initStd/√(2·nLayers))²) so the residual
+   * stream's variance does not grow with depth.
+   */
+  #initWeights(gen: Generator | undefined): void {
+    const std = this.config.initStd;
+    const residualStd = std / Math.sqrt(2 * this.config.nLayers);
+    for (const [name, m] of this.namedModules()) {
+      if (m instanceof Linear) {
+        const residual = name.endsWith('.wo') || name.endsWith('.w2');
+        normal_(m.weight, 0, residual ? residualStd : std, gen);
+        if (m.bias) zeros_(m.bias);
+      } else if (m instanceof Embedding) {
+        normal_(m.weight, 0, std, gen);
+        m.zeroPaddingRow();
+      } else if (m instanceof LearnedPositionalEmbedding) {
+        normal_(m.weight, 0, std, gen);
+      }
+    }
+  }
+
+  /** The output projection's weight [vocabSize, dModel] (the token embedding when tied). */
+  get headWeight(): Tensor {
+    return this.head ? this.head.weight : this.tokEmb.weight;
+  }
+
+  /**
+   * ids [B, T] int32 → logits [B, T, V]; with targets [B, T] also the mean cross-entropy (fused
+   * log-softmax + NLL; targets of −100 are ignored). With `cache`, decodes incrementally (no grad).
+   */
+  forward(ids: Tensor, targets: Tensor | null = null, options: LMForwardOptions = {}): LMOutput {
+    const cache = options.cache ?? null;
+    const run = (): LMOutput => {
+      const x = this.hidden(ids, cache);
+      const [b, t, d] = x.shape;
+      const logits = F.linear(x.reshape([b * t, d]), this.headWeight).view([b, t, this.config.vocabSize]);
+      return { logits, loss: targets ? crossEntropy(logits, targets) : null };
+    };
+    return cache ? noGrad(run) : run();
+  }
+
+  /**
+   * The final hidden states [B, T, dModel] (after the final norm): everything but the head.
+   * With a cache the tokens continue the cached sequence.
+   */
+  hidden(ids: Tensor, cache: KVCache | null = null): Tensor {
+    const c = this.config;
+    if (ids.dtype !== 'int32' || ids.ndim !== 2) throw new Error(`TransformerLM: ids must be an int32 tensor [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
+    const [b, t] = ids.shape;
+    const offset = cache ? cache.length : 0;
+    if (cache) {
+      if (cache.layers.length !== c.nLayers) throw new Error(`TransformerLM: cache has ${cache.layers.length} layers, the model ${c.nLayers}`);
+      if (cache.batch !== b) throw new Error(`TransformerLM: cache batch ${cache.batch} differs from the input batch ${b}`);
+    }
+    if (offset + t > c.maxSeqLen) {
+      throw new RangeError(`TransformerLM: ${t} tokens at position ${offset} exceed maxSeqLen ${c.maxSeqLen}`);
+    }
+    let x = this.tokEmb.forward(ids);
+    if (this.posEmb) x = this.posEmb.forward(x, offset);
+    x = this.drop.forward(x);
+    let i = 0;
+    for (const layer of this.layers) x = layer.forward(x, { cache: cache ? cache.layers[i++] : null });
+    return this.norm ? this.norm.forward(x) : x;
+  }
+
+  /** An empty KV cache for `batch` sequences of up to `maxLen` (default maxSeqLen) tokens. */
+  createCache(batch = 1, maxLen = this.config.maxSeqLen): KVCache {
+    if (maxLen > this.config.maxSeqLen) throw new RangeError(`TransformerLM: cache length ${maxLen} exceeds maxSeqLen ${this.config.maxSeqLen}`);
+    return new KVCache(Array.from(this.layers, (layer) => layer.attn.createCache(batch, maxLen)));
+  }
+
+  /**
+   * Feeds ids [B, t] through the cache (appending them) and returns the logits [B, V] of the last
+   * one — the next-token distribution. Only that position goes through the head. No grad.
+   */
+  step(ids: Tensor, cache: KVCache): Tensor {
+    return noGrad(() => {
+      const x = this.hidden(ids, cache);
+      return F.linear(x.select(1, x.shape[1] - 1), this.headWeight);
+    });
+  }
+
+  /**
+   * Generates tokens after ids [B, T] (or [T]), yielding the new token of every row at each step.
+   * Uses a KV cache: each new token costs one single-token forward pass. Runs in eval mode (dropout
+   * off) without gradients; the modules' modes are restored afterwards. Temperature 0 is greedy.
+   */
+  *generateStream(ids: Tensor, options: GenerateOptions): IterableIterator<Int32Array> {
+    const { maxNewTokens } = options;
+    const c = this.config;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
+    checkSamplingOptions(options);
+    const keep = options.keepOnOverflow ?? Math.max(1, Math.floor(c.maxSeqLen / 2));
+    if (!Number.isInteger(keep) || keep < 1 || keep >= c.maxSeqLen) throw new RangeError(`generate: keepOnOverflow must be an integer in [1, ${c.maxSeqLen - 1}], got ${keep}`);
+    const context = ids.ndim === 1 ? ids.unsqueeze(0) : ids;
+    if (context.dtype !== 'int32' || context.ndim !== 2 || context.shape[1] === 0) throw new Error(`generate: ids must be a non-empty int32 tensor [B, T] or [T], got ${ids.dtype} ${formatShape(ids.shape)}`);
+    if (maxNewTokens === 0) return;
+    const [b, t] = context.shape;
+    const modes = this.modules().map((m) => [m, m.training] as const);
+    this.eval();
+    try {
+      const cache = this.createCache(b);
+      // Rows of the full sequence so far, for rebuilding the cache when the context is full.
+      const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
+      const start = Math.max(0, t - c.maxSeqLen);
+      let logits = this.step(context.narrow(1, start, t - start), cache);
+      for (let i = 0; i < maxNewTokens; i++) {
+        const next = sampleNext(logits, options);
+        for (let r = 0; r < b; r++) rows[r].push(next[r]);
+        options.onToken?.(next, i);
+        yield next;
+        if (i === maxNewTokens - 1) break;
+        if (cache.length >= cache.maxLen) {
+          cache.reset();
+          const tail = new Int32Array(b * keep);
+          for (let r = 0; r < b; r++) tail.set(rows[r].slice(rows[r].length - keep), r * keep);
+          logits = this.step(tensor(tail, { shape: [b, keep] }), cache);
+        } else {
+          logits = this.step(tensor(Int32Array.from(next), { shape: [b, 1] }), cache);
+        }
+      }
+    } finally {
+      for (const [m, training] of modes) m.training = training;
+    }
+  }
+
+  /** ids [B, T] (or [T]) followed by maxNewTokens generated tokens: [B, T + maxNewTokens] (or [T + n]). */
+  generate(ids: Tensor, options: GenerateOptions): Tensor {
+    const context = ids.ndim === 1 ? ids.unsqueeze(0) : ids;
+    const b = context.shape[0];
+    const steps: Tensor[] = [];
+    for (const next of this.generateStream(ids, options)) steps.push(tensor(Int32Array.from(next), { shape: [b, 1] }));
+    const out = steps.length > 0 ? noGrad(() => cat([context, ...steps], 1)) : context;
+    return ids.ndim === 1 ? out.squeeze(0) : out;
+  }
+
+  // ---- checkpoints ---------------------------------------------------------------------------
+
+  /**
+   * Loads weights by state-dict name from a .safetensors file (F32, or F16/BF16/F64 converted);
+   * `rename: huggingFaceLlamaName` reads Hugging Face Llama checkpoints.
+   */
+  loadSafetensors(path: string, options: LoadModuleOptions = {}): LoadStateDictResult {
+    return loadModuleSafetensors(this, path, options);
+  }
+
+  /** Saves the weights as F32 safetensors, atomically; the config goes into the metadata. */
+  saveSafetensors(path: string, metadata: Readonly<Record<string, string>> = {}): void {
+    saveModuleSafetensors(this, path, { config: JSON.stringify(this.config), ...metadata });
+  }
+
+  override extraRepr(): string {
+    const c = this.config;
+    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'`;
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * Multi-head self-attention with grouped key/value heads (MHA, GQA, MQA), optional RoPE, and a
+ * KV cache for incremental decoding.
+ *
+ * Shapes (B batch, T new tokens, H query heads, Hkv key/value heads, G = H/Hkv, D head dim):
+ *   q = wq(x) [B, T, H·D]   → view [B, T, Hkv, G, D] → permute [B, Hkv, G, T, D]
+ *   k = wk(x) [B, T, Hkv·D] → view [B, T, Hkv, D]    → permute [B, Hkv, T, D]   (v likewise)
+ * Query head h = kv·G + g uses key/value head kv = ⌊h/G⌋ (PyTorch's repeat_interleave order).
+ * Heads are split by views, never copied; k and v are never repeated per query head either:
+ * the G query heads of a group are stacked as one [G·T, D] matrix against their shared [T, D]
+ * key matrix, so scores are one batched product per (batch, kv head). The 1/√D scale goes into
+ * q (into the RoPE rotation when there is one), so the causal mask and the softmax are one fused
+ * pass over the scores viewed as [B, Hkv, G, T, Tk], and so is their backward.
+ */
+import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
+import { dropout, scaledDotProductAttention } from '../ops/attention.js';
+import { causalSoftmax } from '../ops/extra.js';
+import { matmul } from '../ops/matmul.js';
+import { zeros } from '../tensor/creation.js';
+import type { Generator } from '../tensor/random.js';
+import { formatShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { project } from './feedforward.js';
+import { Linear } from './layers.js';
+import { Module } from './module.js';
+import type { RotaryEmbedding } from './positional.js';
+
+// ---- KV cache ----------------------------------------------------------------------------------
+
+/**
+ * Keys and values of the tokens seen so far by one attention layer, preallocated as
+ * [batch, nKvHeads, maxLen, headDim]; `length` tokens are filled. Keys are stored after RoPE.
+ */
+export class KVCacheLayer {
+  readonly k: Tensor;
+  readonly v: Tensor;
+  length = 0;
+
+  constructor(
+    readonly batch: number,
+    readonly nKvHeads: number,
+    readonly maxLen: number,
+    readonly headDim: number,
+  ) {
+    for (const [what, n] of [['batch', batch], ['nKvHeads', nKvHeads], ['maxLen', maxLen], ['headDim', headDim]] as const) {
+      if (!Number.isInteger(n) || n <= 0) throw new RangeError(`KVCacheLayer: ${what} must be a positive integer, got ${n}`);
+    }
+    this.k = zeros([batch, nKvHeads, maxLen, headDim]);
+    this.v = zeros([batch, nKvHeads, maxLen, headDim]);
+  }
+
+  /** Forgets every cached token (the memory is kept and overwritten). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  /**
+   * Stores k, v [batch, nKvHeads, t, headDim] at positions length .. length+t−1 and returns views
+   * of all cached keys and values [batch, nKvHeads, length + t, headDim] (no copies).
+   */
+  append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    const t = k.shape[2];
+    if (this.length + t > this.maxLen) {
+      throw new RangeError(`KVCacheLayer: ${t} new tokens after ${this.length} cached ones exceed the cache length ${this.maxLen}`);
+    }
+    const expect = [this.batch, this.nKvHeads, t, this.headDim];
+    for (const [name, x] of [['k', k], ['v', v]] as const) {
+      if (x.ndim !== 4 || x.shape.some((d, i) => d !== expect[i])) {
+        throw new Error(`KVCacheLayer: ${name} has shape ${formatShape(x.shape)}, expected ${formatShape(expect)}`);
+      }
+    }
+    noGrad(() => {
+      this.k.narrow(2, this.length, t).copy_(k);
+      this.v.narrow(2, this.length, t).copy_(v);
+    });
+    this.length += t;
+    return { k: this.k.narrow(2, 0, this.length), v: this.v.narrow(2, 0, this.length) };
+  }
+}
+
+/** One KVCacheLayer per transformer layer, advancing together. */
+export class KVCache {
+  readonly layers: readonly KVCacheLayer[];
+
+  constructor(layers: KVCacheLayer[]) {
+    if (layers.length === 0) throw new Error('KVCache: needs at least one layer');
+    this.layers = Object.freeze(layers.slice());
+  }
+
+  /** Tokens cached so far (the position of the next token). */
+  get length(): number {
+    return this.layers[0].length;
+  }
+
+  get maxLen(): number {
+    return this.layers[0].maxLen;
+  }
+
+  get batch(): number {
+    return this.layers[0].batch;
+  }
+
+  reset(): void {
+    for (const l of this.layers) l.reset();
+  }
+}
+
+// ---- attention kernel composition ---------------------------------------------------------------
+
+export interface GroupedAttentionOptions {
+  causal?: boolean;
+  /** Query i (of the new tokens) sees keys j ≤ i + causalOffset; a cache of n tokens uses n. */
+  causalOffset?: number;
+  /** Default 1/√D. */
+  scale?: number;
+  /** q is already multiplied by the scale (RotaryEmbedding folds it in for free). */
+  qIsScaled?: boolean;
+  dropoutP?: number;
+  generator?: Generator;
+}
+
+/**
+ * softmax(q·kᵀ·scale [+ causal mask])·v for grouped heads: q [B, Hkv, G, Tq, D], k and v
+ * [B, Hkv, Tk, D]; returns [B, Hkv, G, Tq, D]. The G query heads sharing a key/value head are
+ * one [G·Tq, D] operand (a view when q is laid out that way, one copy otherwise), so each
+ * (batch, kv head) is a single product of scores and a single product with v.
+ */
+export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: GroupedAttentionOptions = {}): Tensor {
+  if (q.ndim !== 5 || k.ndim !== 4 || v.ndim !== 4) {
+    throw new Error(`groupedAttention: expected q [B, Hkv, G, Tq, D] and k, v [B, Hkv, Tk, D], got ${formatShape(q.shape)}, ${formatShape(k.shape)}, ${formatShape(v.shape)}`);
+  }
+  const [b, hkv, g, tq, d] = q.shape;
+  const tk = k.shape[2];
+  const { causal = false, causalOffset = 0, dropoutP = 0 } = options;
+  const scale = options.scale ?? 1 / Math.sqrt(d);
+  // Scaling q (B·T·D elements) instead of the scores (B·H·T·Tk) keeps the softmax backward one pass.
+  const qs = options.qIsScaled || scale === 1 ? q : q.mul(scale);
+  const qm = qs.reshape([b, hkv, g * tq, d]);
+  const scores = matmul(qm, k.transpose(-2, -1)).view([b, hkv, g, tq, tk]);
+  let probs = causalSoftmax(scores, causal, causalOffset);
+  if (dropoutP > 0) probs = dropout(probs, dropoutP, options.generator);
+  return matmul(probs.view([b, hkv, g * tq, tk]), v).view([b, hkv, g, tq, d]);
+}
+
+// ---- the module --------------------------------------------------------------------------------
+
+export interface MultiHeadAttentionOptions {
+  /** Key/value heads: nHeads (default) is MHA, 1 is MQA, anything between that divides nHeads is GQA. */
+  nKvHeads?: number;
+  /** Biases on wq, wk, wv, wo — default true. */
+  bias?: boolean;
+  /** Dropout on the attention probabilities (training mode only). */
+  dropout?: number;
+  /** Causal self-attention (each token sees itself and earlier tokens) — default true. */
+  causal?: boolean;
+  /** Rotary embedding applied to q and k (shared by the layers of a model; not a child module). */
+  rope?: RotaryEmbedding | null;
+  /** Draws the initial weights. */
+  generator?: Generator;
+  /** Draws the dropout masks. */
+  dropoutGenerator?: Generator;
+}
+
+export interface AttentionForwardOptions {
+  /**
+   * Bool (true = attend) or additive float mask of shape [Tq, Tk] or [B|1, H|1, Tq, Tk]; replaces
+   * the causal mask when given.
+   */
+  mask?: Tensor | null;
+  /** Decode incrementally: the new tokens' keys/values are appended, attention covers all cached ones. */
+  cache?: KVCacheLayer | null;
+}
+
+/**
+ * Self-attention: y = wo(attention(wq x, wk x, wv x)) with Llama-style projection names
+ * wq [H·D, d], wk, wv [Hkv·D, d], wo [d, H·D]. forward(x [B, T, d]) → [B, T, d].
+ */
+export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?], Tensor> {
+  readonly dModel: number;
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  readonly dropoutP: number;
+  readonly causal: boolean;
+  wq: Linear;
+  wk: Linear;
+  wv: Linear;
+  wo: Linear;
+  readonly #rope: RotaryEmbedding | null;
+  readonly #dropoutGenerator: Generator | undefined;
+
+  constructor(dModel: number, nHeads: number, options: MultiHeadAttentionOptions = {}) {
+    super();
+    const nKvHeads = options.nKvHeads ?? nHeads;
+    for (const [what, n] of [['dModel', dModel], ['nHeads', nHeads], ['nKvHeads', nKvHeads]] as const) {
+      if (!Number.isInteger(n) || n <= 0) throw new RangeError(`MultiHeadAttention: ${what} must be a positive integer, got ${n}`);
+    }
+    if (dModel % nHeads !== 0) throw new Error(`MultiHeadAttention: dModel ${dModel} is not divisible by nHeads ${nHeads}`);
+    if (nHeads % nKvHeads !== 0) throw new Error(`MultiHeadAttention: nHeads ${nHeads} not divisible by nKvHeads ${nKvHeads}`);
+    const p = options.dropout ?? 0;
+    if (!(p >= 0 && p < 1)) throw new RangeError(`MultiHeadAttention: dropout must be in [0, 1), got ${p}`);
+    this.dModel = dModel;
+    this.nHeads = nHeads;
+    this.nKvHeads = nKvHeads;
+    this.headDim = dModel / nHeads;
+    this.dropoutP = p;
+    this.causal = options.causal ?? true;
+    const rope = options.rope ?? null;
+    if (rope && rope.headDim !== this.headDim) throw new Error(`MultiHeadAttention: rope headDim ${rope.headDim} differs from the head dim ${this.headDim}`);
+    this.#rope = rope;
+    this.#dropoutGenerator = options.dropoutGenerator;
+    const lin = { bias: options.bias ?? true, generator: options.generator };
+    this.wq = new Linear(dModel, nHeads * this.headDim, lin);
+    this.wk = new Linear(dModel, nKvHeads * this.headDim, lin);
+    this.wv = new Linear(dModel, nKvHeads * this.headDim, lin);
+    this.wo = new Linear(nHeads * this.headDim, dModel, lin);
+  }
+
+  get rope(): RotaryEmbedding | null {
+    return this.#rope;
+  }
+
+  /** An empty KV cache for this layer. */
+  createCache(batch: number, maxLen: number): KVCacheLayer {
+    return new KVCacheLayer(batch, this.nKvHeads, maxLen, this.headDim);
+  }
+
+  forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
+    if (x.ndim !== 3 || x.shape[2] !== this.dModel) {
+      throw new Error(`MultiHeadAttention: input must be [B, T, ${this.dModel}], got ${formatShape(x.shape)}`);
+    }
+    const [b, t] = x.shape;
+    const { nHeads: h, nKvHeads: hkv, headDim: d } = this;
+    const g = h / hkv;
+    const cache = options.cache ?? null;
+    const mask = options.mask ?? null;
+    if (cache) {
+      if (isGradEnabled() && (x.requiresGrad || this.wq.weight.requiresGrad)) {
+        throw new Error('MultiHeadAttention: decoding with a KV cache is inference only; run it inside noGrad()');
+      }
+      if (cache.batch !== b || cache.nKvHeads !== hkv || cache.headDim !== d) {
+        throw new Error(`MultiHeadAttention: cache [${cache.batch}, ${cache.nKvHeads}, ·, ${cache.headDim}] does not fit input batch ${b} with ${hkv} kv heads of dim ${d}`);
+      }
+    }
+    const offset = cache ? cache.length : 0;
+    const x2 = x.reshape([b * t, this.dModel]);
+    let q = project(this.wq, x2).view([b, t, hkv, g, d]).permute(0, 2, 3, 1, 4);
+    let k = project(this.wk, x2).view([b, t, hkv, d]).permute(0, 2, 1, 3);
+    let v = project(this.wv, x2).view([b, t, hkv, d]).permute(0, 2, 1, 3);
+    // Without a general mask, the 1/√D of the scores is folded into the rotation of q.
+    const qIsScaled = this.#rope !== null && !mask;
+    if (this.#rope) {
+      q = this.#rope.forward(q, offset, qIsScaled ? 1 / Math.sqrt(d) : 1);
+      k = this.#rope.forward(k, offset);
+    }
+    if (cache) ({ k, v } = cache.append(k, v));
+    const p = this.training ? this.dropoutP : 0;
+    let y: Tensor;
+    if (mask) {
+      // General masks go through the broadcasting attention op: k, v get a size-1 group dim.
+      y = scaledDotProductAttention(q, k.unsqueeze(2), v.unsqueeze(2), { mask: this.#groupedMask(mask, b), dropoutP: p, generator: this.#dropoutGenerator });
+    } else {
+      y = groupedAttention(q, k, v, { causal: this.causal, causalOffset: offset, qIsScaled, dropoutP: p, generator: this.#dropoutGenerator });
+    }
+    // [B, Hkv, G, T, D] → [B, T, Hkv, G, D] → [B·T, H·D]: the one copy of the layer.
+    const merged = y.permute(0, 3, 1, 2, 4).reshape([b * t, h * d]);
+    return project(this.wo, merged).view([b, t, this.dModel]);
+  }
+
+  /** A mask [Tq, Tk] or [B|1, H|1, Tq, Tk] laid out for the grouped [B, Hkv, G, Tq, Tk] scores. */
+  #groupedMask(mask: Tensor, b: number): Tensor {
+    if (mask.ndim === 2) return mask;
+    if (mask.ndim === 4) {
+      const [mb, mh, tq, tk] = mask.shape;
+      if ((mb === 1 || mb === b) && mh === 1) return mask.unsqueeze(2);
+      if ((mb === 1 || mb === b) && mh === this.nHeads) return mask.reshape([mb, this.nKvHeads, this.nHeads / this.nKvHeads, tq, tk]);
+    }
+    throw new Error(`MultiHeadAttention: mask must be [Tq, Tk] or [B|1, H|1, Tq, Tk], got ${formatShape(mask.shape)}`);
+  }
+
+  override extraRepr(): string {
+    return `dModel=${this.dModel}, nHeads=${this.nHeads}, nKvHeads=${this.nKvHeads}, causal=${this.causal}${this.#rope ? ', rope' : ''}`;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * A transformer decoder block: self-attention and a feed-forward layer, each wrapped in a residual
+ * connection with a normalisation.
+ *
+ *   pre-norm (GPT-2, Llama; default):  x = x + drop(attn(attnNorm(x)));  x = x + drop(ffn(ffnNorm(x)))
+ *   post-norm (original Transformer):  x = attnNorm(x + drop(attn(x)));  x = ffnNorm(x + drop(ffn(x)))
+ */
+import type { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { MultiHeadAttention, type AttentionForwardOptions } from './attention.js';
+import { FeedForward, SwiGLU } from './feedforward.js';
+import { Dropout } from './layers.js';
+import { Module } from './module.js';
+import { LayerNorm, RMSNorm } from './normalization.js';
+import type { RotaryEmbedding } from './positional.js';
+
+export type NormKind = 'layer' | 'rms';
+export type MlpKind = 'gelu' | 'swiglu';
+export type NormPlacement = 'pre' | 'post';
+
+export interface TransformerBlockOptions {
+  dModel: number;
+  nHeads: number;
+  /** Default nHeads (MHA). */
+  nKvHeads?: number;
+  /** Default 4·dModel. */
+  dFF?: number;
+  /** Default 'layer'. */
+  norm?: NormKind;
+  /** Default 'gelu'. */
+  mlp?: MlpKind;
+  /** Biases in the projections and LayerNorms — default true. */
+  bias?: boolean;
+  /** Dropout on attention probabilities and on both residual branches — default 0. */
+  dropout?: number;
+  /** Norm eps; default 1e-5 for LayerNorm, 1e-6 for RMSNorm. */
+  normEps?: number;
+  /** Default 'pre'. */
+  normPlacement?: NormPlacement;
+  causal?: boolean;
+  rope?: RotaryEmbedding | null;
+  generator?: Generator;
+  dropoutGenerator?: Generator;
+}
+
+/** A LayerNorm or RMSNorm over dModel. */
+export function makeNorm(kind: NormKind, dModel: number, options: { bias?: boolean; eps?: number } = {}): LayerNorm | RMSNorm {
+  if (kind === 'layer') return new LayerNorm(dModel, { bias: options.bias ?? true, eps: options.eps ?? 1e-5 });
+  if (kind === 'rms') return new RMSNorm(dModel, { eps: options.eps ?? 1e-6 });
+  throw new Error(`unknown norm '${String(kind)}' (expected 'layer' or 'rms')`);
+}
+
+export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?], Tensor> {
+  readonly normPlacement: NormPlacement;
+  attnNorm: LayerNorm | RMSNorm;
+  attn: MultiHeadAttention;
+  ffnNorm: LayerNorm | RMSNorm;
+  ffn: FeedForward | SwiGLU;
+  dropout: Dropout;
+
+  constructor(options: TransformerBlockOptions) {
+    super();
+    const { dModel, nHeads } = options;
+    const bias = options.bias ?? true;
+    const p = options.dropout ?? 0;
+    const mlp = options.mlp ?? 'gelu';
+    this.normPlacement = options.normPlacement ?? 'pre';
+    if (this.normPlacement !== 'pre' && this.normPlacement !== 'post') throw new Error(`TransformerBlock: normPlacement must be 'pre' or 'post', got '${String(this.normPlacement)}'`);
+    const norm = { bias, eps: options.normEps };
+    this.attnNorm = makeNorm(options.norm ?? 'layer', dModel, norm);
+    this.attn = new MultiHeadAttention(dModel, nHeads, {
+      nKvHeads: options.nKvHeads,
+      bias,
+      dropout: p,
+      causal: options.causal,
+      rope: options.rope,
+      generator: options.generator,
+      dropoutGenerator: options.dropoutGenerator,
+    });
+    this.ffnNorm = makeNorm(options.norm ?? 'layer', dModel, norm);
+    const dFF = options.dFF ?? 4 * dModel;
+    if (mlp === 'gelu') this.ffn = new FeedForward(dModel, dFF, { bias, generator: options.generator });
+    else if (mlp === 'swiglu') this.ffn = new SwiGLU(dModel, dFF, { bias, generator: options.generator });
+    else throw new Error(`TransformerBlock: unknown mlp '${String(mlp)}' (expected 'gelu' or 'swiglu')`);
+    this.dropout = new Dropout(p, { generator: options.dropoutGenerator });
+  }
+
+  forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
+    if (this.normPlacement === 'pre') {
+      x = x.add(this.dropout.forward(this.attn.forward(this.attnNorm.forward(x), options)));
+      return x.add(this.dropout.forward(this.ffn.forward(this.ffnNorm.forward(x))));
+    }
+    x = this.attnNorm.forward(x.add(this.dropout.forward(this.attn.forward(x, options))));
+    return this.ffnNorm.forward(x.add(this.dropout.forward(this.ffn.forward(x))));
+  }
+}

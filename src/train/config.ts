@@ -1,0 +1,122 @@
+/**
+ * The training configuration: a plain typed object with defaults and a validator, filled from a
+ * JSON config file and then command-line flags (flags win), like nanoGPT's configurator.
+ */
+import ms from 'ms';
+import type { TransformerConfig } from '../models/config.js';
+
+export interface TrainConfig {
+  /** Run name: the run lives in `<outDir>/<name>/`. */
+  name: string;
+  outDir: string;
+  /** A dataset name ('tinyshakespeare') or a path to a text file or a directory of them. */
+  data: string;
+  /** Where named datasets are cached (TENSORLM_DATA_DIR, else ~/.cache/tensorlm). */
+  dataDir: string | null;
+  /** 'char', or a path to a trained BPE tokenizer JSON. */
+  tokenizer: string;
+  /** The model preset; `model` overrides its fields (vocabSize always comes from the tokenizer). */
+  preset: string;
+  model: Partial<TransformerConfig>;
+  batchSize: number;
+  /** Context length of training windows; at most the model's maxSeqLen. */
+  blockSize: number;
+  maxSteps: number;
+  /** Wall-clock budget in seconds; when set, maxSteps is calibrated from the first steps' speed. */
+  maxTime: number | null;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  /** Max global gradient norm (0 disables clipping). */
+  gradClip: number;
+  /** Dropout; overrides the preset's when not null. */
+  dropout: number | null;
+  evalInterval: number;
+  /** Batches averaged per split at each evaluation. */
+  evalIters: number;
+  logInterval: number;
+  /** Characters (tokens) of sample text printed at each evaluation and at the end. */
+  sampleTokens: number;
+  trainFraction: number;
+  seed: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
+  name: 'shakespeare-char',
+  outDir: 'runs',
+  data: 'tinyshakespeare',
+  dataDir: null,
+  tokenizer: 'char',
+  preset: 'tiny',
+  model: {},
+  batchSize: 16,
+  blockSize: 128,
+  maxSteps: 2500,
+  maxTime: null,
+  lr: 3e-3,
+  minLr: 3e-4,
+  warmupSteps: 100,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.99,
+  gradClip: 1.0,
+  dropout: null,
+  evalInterval: 250,
+  evalIters: 20,
+  logInterval: 10,
+  sampleTokens: 300,
+  trainFraction: 0.9,
+  seed: 1337,
+});
+
+/** Parses '10m', '90s', '1h' or a plain number of seconds. */
+export function parseDuration(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const trimmed = value.trim();
+  const seconds = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : ms(trimmed as ms.StringValue) / 1000;
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`invalid duration '${value}' (use e.g. 90s, 10m, 1h)`);
+  return seconds;
+}
+
+const KEYS = Object.keys(DEFAULT_TRAIN_CONFIG) as (keyof TrainConfig)[];
+
+/** Merges layers of partial configs over the defaults and validates the result. */
+export function resolveTrainConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
+  const merged: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, model: {} };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === undefined) continue;
+      if (!KEYS.includes(key as keyof TrainConfig)) throw new Error(`unknown train config key '${key}' (known: ${KEYS.join(', ')})`);
+      if (key === 'model') merged.model = { ...merged.model, ...(value as Partial<TransformerConfig>) };
+      else (merged as unknown as Record<string, unknown>)[key] = value;
+    }
+  }
+  validateTrainConfig(merged);
+  return merged;
+}
+
+export function validateTrainConfig(c: TrainConfig): void {
+  const problems: string[] = [];
+  const positiveInt = (key: keyof TrainConfig) => {
+    const v = c[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) problems.push(`${key} must be a positive integer, got ${String(v)}`);
+  };
+  const nonNegative = (key: keyof TrainConfig) => {
+    const v = c[key];
+    if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) problems.push(`${key} must be a non-negative number, got ${String(v)}`);
+  };
+  for (const k of ['batchSize', 'blockSize', 'maxSteps', 'evalInterval', 'evalIters', 'logInterval'] as const) positiveInt(k);
+  for (const k of ['minLr', 'weightDecay', 'gradClip', 'sampleTokens', 'warmupSteps'] as const) nonNegative(k);
+  if (!(c.lr > 0) || !Number.isFinite(c.lr)) problems.push(`lr must be a positive number, got ${c.lr}`);
+  if (c.minLr > c.lr) problems.push(`minLr ${c.minLr} is larger than lr ${c.lr}`);
+  for (const k of ['beta1', 'beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) problems.push(`${k} must be in [0, 1), got ${c[k]}`);
+  if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${c.dropout}`);
+  if (!(c.trainFraction > 0 && c.trainFraction < 1)) problems.push(`trainFraction must be in (0, 1), got ${c.trainFraction}`);
+  if (c.maxTime !== null && !(c.maxTime > 0)) problems.push(`maxTime must be positive, got ${c.maxTime}`);
+  if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${c.seed}`);
+  if (!/^[\w.-]+$/.test(c.name)) problems.push(`name '${c.name}' may only contain letters, digits, '.', '_' and '-'`);
+  if (problems.length) throw new Error(problems.join('; '));
+}

@@ -1,0 +1,72 @@
+/** The train / sample / eval / plot commands end to end on a small corpus, plus argument errors. */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+describe('tensorlm train / sample / eval / plot', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tensorlm-cli-'));
+  const data = join(dir, 'plays.txt');
+  writeFileSync(data, 'ROMEO:\nBut soft, what light through yonder window breaks?\n\nJULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\n\n'.repeat(60));
+  const config = join(dir, 'train.json');
+  // The file sets most options; the flags below override some of them.
+  writeFileSync(config, JSON.stringify({ model: { dModel: 32, nLayers: 1, nHeads: 2, dFF: 64, maxSeqLen: 32 }, batchSize: 4, blockSize: 32, maxSteps: 999, evalIters: 2, warmupSteps: 2 }));
+
+  it('trains, samples, evaluates and plots', async () => {
+    const t = await cli(['train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'small', '--max-steps', '12', '--eval-interval', '6', '--sample-tokens', '20']);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/finished 12 steps/);
+    expect(t.stdout).toMatch(/validation loss \d+\.\d+ nats\/char .*perplexity/);
+    expect(t.stdout).toMatch(/baselines: uniform ln \d+ = \d\.\d+, unigram \d\.\d+/);
+    const runDir = join(dir, 'small');
+    const resolved = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8'));
+    expect(resolved.train.maxSteps).toBe(12);
+    expect(resolved.train.batchSize).toBe(4);
+
+    const [s, e, p] = await Promise.all([
+      cli(['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '0']),
+      cli(['eval', '--run', runDir]),
+      cli(['plot', '--run', runDir]),
+    ]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout.startsWith('ROMEO:')).toBe(true);
+    expect(s.stdout.length).toBeGreaterThan(30);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout).toMatch(/loss \d+\.\d+ nats\/char, perplexity \d+\.\d+, \d+\.\d+ bits\/char/);
+    expect(p.code, p.stderr).toBe(0);
+    expect(readFileSync(join(runDir, 'loss.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(existsSync(join(runDir, 'loss.png'))).toBe(true);
+  }, 120_000);
+
+  it('rejects bad arguments with one clear line', async () => {
+    const [neg, block, missing, unknown, resume] = await Promise.all([
+      cli(['train', '--lr', '-0.1', '--data', data, '--out-dir', dir]),
+      cli(['train', '--config', config, '--block-size', '64', '--data', data, '--out-dir', dir, '--name', 'b']),
+      cli(['train', '--data', join(dir, 'nope.txt'), '--out-dir', dir, '--name', 'c']),
+      cli(['train', '--learning-rate', '1']),
+      cli(['train', '--resume', '--out-dir', dir, '--name', 'never-ran']),
+    ]);
+    expect(neg.code).not.toBe(0);
+    expect(neg.stderr).toMatch(/--lr must be a positive number, got '-0.1'/);
+    expect(block.stderr).toMatch(/blockSize 64 is larger than the model's maxSeqLen 32/);
+    expect(missing.stderr).toMatch(/nope\.txt/);
+    expect(unknown.stderr).toMatch(/unknown option '--learning-rate'/);
+    expect(resume.stderr).toMatch(/--resume: no checkpoint at/);
+    for (const r of [block, missing, resume]) expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  }, 60_000);
+});

@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync, writeFileSync, statSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as T from '../../src/index.js';
+import { loadRun, train, type TrainResult } from '../../src/train/trainer.js';
+import { readCheckpoint } from '../../src/train/checkpoint.js';
+import type { TrainConfig } from '../../src/train/config.js';
+
+/** A small corpus with structure to learn: repeated dialogue lines. */
+function corpus(): string {
+  const lines: string[] = [];
+  const names = ['ROMEO', 'JULIET', 'NURSE'];
+  const words = ['love', 'night', 'light', 'death', 'sweet', 'fair', 'moon', 'sun'];
+  const g = new T.Generator(3);
+  for (let i = 0; i < 400; i++) {
+    lines.push(`${names[g.randint(0, 3)]}:\n${Array.from({ length: 6 }, () => words[g.randint(0, words.length)]).join(' ')}.\n`);
+  }
+  return lines.join('\n');
+}
+
+function setup(): { dir: string; data: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tensorlm-train-'));
+  const data = join(dir, 'corpus.txt');
+  writeFileSync(data, corpus());
+  return { dir, data };
+}
+
+const small = (dir: string, data: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
+  outDir: dir,
+  data,
+  model: { dModel: 32, nLayers: 2, nHeads: 2, dFF: 64, maxSeqLen: 32 },
+  batchSize: 4,
+  blockSize: 32,
+  maxSteps: 40,
+  warmupSteps: 5,
+  lr: 5e-3,
+  minLr: 5e-4,
+  evalInterval: 10,
+  evalIters: 2,
+  logInterval: 5,
+  sampleTokens: 20,
+  ...extra,
+});
+
+describe('training', () => {
+  it('loss decreases on a tiny corpus and the run directory is complete', async () => {
+    const { dir, data } = setup();
+    const r = await train(small(dir, data, { name: 'learn', maxSteps: 60 }));
+    const first = r.trainLosses.slice(0, 5).reduce((s, x) => s + x.loss, 0) / 5;
+    const last = r.trainLosses.slice(-5).reduce((s, x) => s + x.loss, 0) / 5;
+    expect(last).toBeLessThan(first * 0.75);
+    for (const f of [r.files.config, r.files.tokenizer, r.files.metrics, r.files.latest, r.files.best]) expect(statSync(f).size).toBeGreaterThan(0);
+    const lines = readFileSync(r.files.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.some((l) => l.kind === 'eval' && typeof l.valLoss === 'number')).toBe(true);
+  });
+
+  it('resume continues exactly: N steps = N/2, stop, resume, N/2', async () => {
+    const { dir, data } = setup();
+    const full: TrainResult = await train(small(dir, data, { name: 'full', dropout: 0.1 }));
+    const half = await train(small(dir, data, { name: 'split', dropout: 0.1 }), { stopAfterSteps: 17 });
+    expect(half.step).toBe(17);
+    const rest = await train({ outDir: dir, name: 'split' }, { resume: true });
+    const resumed = [...half.trainLosses, ...rest.trainLosses];
+    expect(resumed.map((s) => s.step)).toEqual(full.trainLosses.map((s) => s.step));
+    expect(resumed.map((s) => s.loss)).toEqual(full.trainLosses.map((s) => s.loss));
+    expect(rest.finalValLoss).toBe(full.finalValLoss);
+  });
+
+  it('save → load gives identical logits', async () => {
+    const { dir, data } = setup();
+    const r = await train(small(dir, data, { name: 'saved', maxSteps: 10 }));
+    const loaded = loadRun(r.files.dir, 'latest');
+    const ids = T.randint(0, r.tokenizer.vocabSize, [2, 16], { generator: new T.Generator(9) });
+    r.model.eval();
+    const a = T.noGrad(() => r.model.forward(ids).logits.toArray());
+    const b = T.noGrad(() => loaded.model.forward(ids).logits.toArray());
+    expect(b).toEqual(a);
+  });
+
+  it('a truncated or corrupted checkpoint is rejected with a clear error, and nothing is overwritten', async () => {
+    const { dir, data } = setup();
+    const r = await train(small(dir, data, { name: 'corrupt', maxSteps: 10 }));
+    const original = readFileSync(r.files.latest);
+    const truncated = join(dir, 'truncated.safetensors');
+    writeFileSync(truncated, original.subarray(0, original.length - 100));
+    expect(() => readCheckpoint(truncated)).toThrow(/unreadable or truncated/);
+    const flipped = Buffer.from(original);
+    flipped[flipped.length - 10] ^= 0xff;
+    writeFileSync(r.files.latest, flipped);
+    await expect(train({ outDir: dir, name: 'corrupt' }, { resume: true })).rejects.toThrow(/is corrupted/);
+    expect(readFileSync(r.files.latest).equals(flipped)).toBe(true); // untouched by the failed resume
+    copyFileSync(truncated, r.files.latest);
+    await expect(train({ outDir: dir, name: 'corrupt' }, { resume: true })).rejects.toThrow(/truncated/);
+  });
+
+  it('refuses to overwrite an existing run and validates the config', async () => {
+    const { dir, data } = setup();
+    await train(small(dir, data, { name: 'once', maxSteps: 5 }));
+    await expect(train(small(dir, data, { name: 'once', maxSteps: 5 }))).rejects.toThrow(/already holds a run; pass --resume/);
+    await expect(train(small(dir, data, { name: 'bad', lr: -0.1 }))).rejects.toThrow(/lr must be a positive number, got -0.1/);
+    await expect(train(small(dir, data, { name: 'bad2', blockSize: 64 }))).rejects.toThrow(/blockSize 64 is larger than the model's maxSeqLen 32/);
+    await expect(train(small(dir, join(dir, 'missing.txt'), { name: 'bad3' }))).rejects.toThrow(/missing\.txt/);
+  });
+});
