@@ -4,11 +4,22 @@
  */
 import { blasKernels, loadBlas } from './blas/index.js';
 import { fastestBackend, registerBackend, setBackend, backendUnavailableReason } from './registry.js';
+import { wasmInfo, wasmKernels } from './wasm/index.js';
+
+const wasm = wasmInfo();
+registerBackend({
+  name: 'wasm',
+  kernels: wasm.available ? wasmKernels() : {},
+  priority: 10,
+  unavailable: wasm.available ? null : wasm.reason,
+});
 
 const blas = loadBlas();
 registerBackend({
   name: 'blas',
   kernels: blas.library ? blasKernels(blas.library) : {},
+  // BLAS supplies gemm; everything else comes from the WASM kernels when they run here.
+  base: wasm.available ? 'wasm' : undefined,
   priority: 20,
   unavailable: blas.library ? null : blas.reason,
 });
@@ -34,3 +45,4 @@ function chooseDefault(): void {
 chooseDefault();
 
 export { loadBlas } from './blas/index.js';
+export { wasmInfo, wasmKernels } from './wasm/index.js';

@@ -4,6 +4,7 @@
  * needs nothing extra; a fused loss kernel can replace a composition later without changing the API.
  */
 import { crossEntropy as fusedCrossEntropy } from '../ops/fused.js';
+import { linear as fusedLinear } from '../ops/extra.js';
 import * as ew from '../ops/elementwise.js';
 import { where } from '../ops/elementwise.js';
 import * as sm from '../ops/softmax.js';
@@ -86,9 +87,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias && !(bias.ndim === 1 && bias.shape[0] === outFeatures)) {
     throw new Error(`linear: bias must have shape [${outFeatures}] to match weight shape ${formatShape(weight.shape)}, got ${formatShape(bias.shape)}`);
   }
-  // weight.t() is a transposed view; matmul reads it with a transpose flag, no copy.
-  const y = x.matmul(weight.t());
-  return bias ? y.add(bias) : y;
+  // One GEMM over all leading dims, with the bias folded in as the GEMM's initial output.
+  if (x.ndim === 2) return fusedLinear(x, weight, bias ?? null);
+  const y = fusedLinear(x.reshape(-1, inFeatures), weight, bias ?? null);
+  return y.reshape([...x.shape.slice(0, -1), outFeatures]);
 }
 
 // ---- losses ------------------------------------------------------------------------------------

@@ -89,6 +89,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 1 && b.ndim === 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), []);
   if (a.ndim === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.ndim === 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
+  // [..., m, k]·[k, n]: fold the batch into m, so the forward is one GEMM and the weight
+  // gradient one Aᵀ·g product instead of a batch of them summed afterwards.
+  if (a.ndim > 2 && b.ndim === 2) {
+    const lead = a.shape.slice(0, -1);
+    return reshape(matmul(reshape(a, [-1, a.shape[a.ndim - 1]]), b), [...lead, b.shape[1]]);
+  }
   const out = matmulForward(a, b);
   return record(out, 'matmul', [a, b], (g) => [
     a.requiresGrad ? matmulForward(g, transpose(b.detach(), -1, -2)) : null,

@@ -1,14 +1,34 @@
-/** Every backend's kernels against the reference kernels, on odd shapes where tiling bugs hide. */
-import { describe, expect, it } from 'vitest';
+/**
+ * Every backend's kernels against the reference kernels, on odd shapes where tiling bugs hide
+ * (1, 7, 33, 129, 1000, 4097 …), with special values (±0, ±inf, NaN, subnormals, ±80 for exp and
+ * softmax). Both WebAssembly builds are tested, whichever one the 'wasm' backend uses here.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { backendUnavailableReason, resolveKernels } from '../../src/backends/registry.js';
-import type { GemmArgs } from '../../src/backends/kernels.js';
+import type { BinaryOp, GemmArgs, Kernels, ReduceOp, StridedArray, UnaryOp } from '../../src/backends/kernels.js';
+import {
+  binaryLayout,
+  setWasmSizeThresholds,
+  setWasmThreads,
+  warmUpWasmThreads,
+  wasmInfo,
+  wasmKernels,
+  wasmThreadedParts,
+  type WasmSimdVariant,
+  type WasmSizeThresholds,
+} from '../../src/backends/wasm/index.js';
+import { sourceSha256 } from '../../src/backends/wasm/binary.js';
+import { splitGemm } from '../../src/backends/wasm/gemm.js';
 
 const reference = T.referenceKernels;
 const gen = new T.Generator(5);
-function random(n: number): Float32Array {
+function random(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = gen.normal();
+  for (let i = 0; i < n; i++) a[i] = gen.normal() * scale;
   return a;
 }
 
@@ -18,14 +38,106 @@ function expectAllClose(actual: Float32Array, expected: Float32Array, tol: numbe
   expect(worst, label).toBeLessThan(tol);
 }
 
-const backends = ['js', 'wasm', 'blas'];
+/**
+ * The golden tests' criterion, |a − e| ≤ atol + rtol·|e|, element by element; NaN must meet NaN
+ * and an infinity the same infinity. Reports the first offending element.
+ */
+function expectClose(actual: Float32Array, expected: Float32Array, label: string, rtol = 1e-5, atol = 1e-6, input?: Float32Array): void {
+  expect(actual.length, `${label}: length`).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    const ok = Number.isNaN(e) ? Number.isNaN(a) : Number.isFinite(e) ? Math.abs(a - e) <= atol + rtol * Math.abs(e) : a === e;
+    if (!ok) expect.fail(`${label}: element ${i}${input ? ` (x = ${input[i]})` : ''}: got ${a}, expected ${e}`);
+  }
+}
 
-describe.each(backends)('%s backend kernels', (name) => {
-  const reason = backendUnavailableReason(name);
+function bitsEqual(actual: Float32Array, expected: Float32Array, label: string): void {
+  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  for (let i = 0; i < e.length; i++) if (a[i] !== e[i]) expect.fail(`${label}: element ${i}: got ${actual[i]}, expected ${expected[i]}`);
+}
+
+/** Special values placed at the start of test inputs. */
+const SPECIALS = [0, -0, 1, -1, Infinity, -Infinity, NaN, 1e-40, -1e-40, 1e-30, 80, -80, 88.7, 88.8, -87.5, -103, -110, 1e-7, 0.49, 0.5, 0.51, -0.5, 0.625, -0.625, 5, -5, 10, -10, 20, -20, 30, -30];
+const SIZES = [1, 2, 3, 5, 7, 33, 129, 1000, 4097];
+
+function inputFor(n: number, scale: number, positive: boolean): Float32Array {
+  const x = random(n, scale);
+  for (let i = 0; i < Math.min(n, SPECIALS.length); i++) x[i] = SPECIALS[i];
+  if (positive) for (let i = 0; i < n; i++) x[i] = Math.abs(x[i]);
+  return x;
+}
+
+const UNARY_OPS: UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'tanh', 'sigmoid', 'relu', 'square', 'gelu', 'geluTanh', 'silu', 'sign', 'sin', 'cos'];
+const BINARY_OPS: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'reluBackward', 'geluBackward', 'geluTanhBackward', 'siluBackward', 'pow', 'lt'];
+
+/** Ops whose float32 result is exactly the reference's (one correctly rounded IEEE operation). */
+const EXACT_UNARY = new Set<UnaryOp>(['neg', 'abs', 'relu', 'square', 'sqrt']);
+const EXACT_BINARY = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'reluBackward', 'lt']);
+
+function contiguous(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/**
+ * The kernel tables under test: every registered backend as it dispatches (small inputs go to the
+ * reference), each WASM build by name with the size cut-offs off, so that every size — 1, 2, 3 … —
+ * runs through WASM, and the preferred build again with GEMMs of every size split over 2 threads.
+ */
+const wasm = wasmInfo();
+type Table = [name: string, table: () => Kernels, reason: string | null, allSizes: boolean, threads: number];
+const tables: Table[] = [
+  ...['js', 'wasm', 'blas'].map((name): Table => {
+    const reason = backendUnavailableReason(name);
+    return [name, () => resolveKernels(name), reason === undefined ? 'not registered' : reason, false, 0];
+  }),
+  ...(['relaxed-simd', 'simd128'] as WasmSimdVariant[]).map((v): Table => [
+    `wasm ${v}, every size in WASM`,
+    () => ({ ...reference, ...wasmKernels(v) }),
+    wasm.variants.includes(v) ? null : `this engine does not accept the ${v} build`,
+    true,
+    1,
+  ]),
+  [
+    `wasm ${wasm.variant}, every size in WASM, GEMM on 2 threads`,
+    () => ({ ...reference, ...wasmKernels() }),
+    wasm.available ? null : wasm.reason,
+    true,
+    2,
+  ],
+];
+
+describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) => {
   const skip = reason !== null;
-  it.skipIf(skip)(`gemm matches the reference for every transpose, odd sizes, offsets and batches${skip ? ` (skipped: ${reason ?? 'not registered'})` : ''}`, () => {
-    const k = resolveKernels(name);
-    for (const [m, n, kk] of [[1, 1, 1], [7, 33, 5], [33, 7, 129], [64, 64, 64], [129, 65, 33], [3, 200, 17]]) {
+  const note = skip ? ` (skipped: ${reason})` : '';
+  let saved: WasmSizeThresholds | undefined;
+  let savedThreads = 0;
+  let partsBefore = 0;
+  let workersReady = 0;
+  beforeAll(() => {
+    if (skip) return;
+    if (allSizes) saved = setWasmSizeThresholds({ elementwise: 0, gemm: 0, threadedGemm: threads > 1 ? 0 : Infinity });
+    if (threads > 0) savedThreads = setWasmThreads(threads);
+    if (threads > 1) {
+      workersReady = warmUpWasmThreads(undefined, 20_000);
+      partsBefore = wasmThreadedParts();
+    }
+  });
+  afterAll(() => {
+    if (saved) setWasmSizeThresholds(saved);
+    if (savedThreads) setWasmThreads(savedThreads);
+  });
+
+  it.skipIf(skip)(`gemm matches the reference for every transpose, odd sizes, offsets and batches${note}`, () => {
+    const k = table();
+    for (const [m, n, kk] of [[1, 1, 1], [7, 33, 5], [33, 7, 129], [64, 64, 64], [129, 65, 33], [3, 200, 17], [1, 300, 257], [130, 9, 513], [17, 1, 300]]) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
           const batch = 3;
@@ -47,5 +159,313 @@ describe.each(backends)('%s backend kernels', (name) => {
         }
       }
     }
+  });
+
+  it.skipIf(skip)(`gemm honours alpha, beta, a padded ldc, shared operands (stride 0) and leaves C's padding alone${note}`, () => {
+    const k = table();
+    for (const [m, n, kk] of [[33, 65, 47], [5, 300, 40], [260, 20, 20]]) {
+      for (const [alpha, beta] of [[1, 1], [0.5, -2], [2, 0]]) {
+        const batch = 2;
+        const ldc = n + 3;
+        const a = random(m * kk); // shared by both batches
+        const b = random(batch * kk * n);
+        const c0 = random(7 + batch * m * ldc);
+        if (beta === 0) c0[7 + ldc] = NaN; // beta 0 must not read C (BLAS semantics)
+        const args = (c: Float32Array): GemmArgs => ({
+          transA: false, transB: false, m, n, k: kk, alpha, a, aOffset: 0, lda: kk, strideA: 0,
+          b, bOffset: 0, ldb: n, strideB: kk * n, beta, c, cOffset: 7, ldc, strideC: m * ldc, batch,
+        });
+        const expected = c0.slice();
+        const actual = c0.slice();
+        reference.gemm(args(expected));
+        k.gemm(args(actual));
+        expectAllClose(actual, expected, 1e-4, `gemm ${m}x${n}x${kk} alpha=${alpha} beta=${beta}`);
+        // Padding columns between C's rows (and the 7 leading elements) are untouched.
+        for (let i = 0; i < actual.length; i++) {
+          const col = (i - 7) % ldc;
+          if (i < 7 || col >= n) expect(Object.is(actual[i], c0[i]), `C padding element ${i} changed`).toBe(true);
+        }
+      }
+    }
+  });
+
+  if (threads > 1) {
+    it.skipIf(skip)(`a worker thread computed parts of those GEMMs${note}`, () => {
+      // Where worker_threads or SharedArrayBuffer are missing no worker starts, and GEMM stays on one thread.
+      if (workersReady === 0) return;
+      expect(wasmThreadedParts()).toBeGreaterThan(partsBefore);
+    });
+  }
+
+  it.skipIf(skip)(`unary ops match the reference at odd lengths, offsets and special values${note}`, () => {
+    const k = table();
+    for (const op of UNARY_OPS) {
+      const positive = op === 'log' || op === 'sqrt' || op === 'rsqrt';
+      for (const n of SIZES) {
+        for (const scale of [1, 10]) {
+          const x = inputFor(n + 3, scale, positive);
+          const expected = new Float32Array(n);
+          const actual = new Float32Array(n);
+          reference.unary(op, x, 3, n, expected);
+          k.unary(op, x, 3, n, actual);
+          const label = `${op} n=${n} scale=${scale}`;
+          if (EXACT_UNARY.has(op)) bitsEqual(actual, expected, label);
+          else expectClose(actual, expected, label, 1e-5, 1e-6, x.subarray(3));
+        }
+      }
+      // log of negatives is NaN, of ±0 is −inf.
+      if (positive) {
+        const x = Float32Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? -i : i % 3 === 1 ? -0 : i * 1e-3));
+        const expected = new Float32Array(300);
+        const actual = new Float32Array(300);
+        reference.unary(op, x, 0, 300, expected);
+        k.unary(op, x, 0, 300, actual);
+        expectClose(actual, expected, `${op} of negatives and zeros`, 1e-5, 1e-6, x);
+      }
+    }
+  });
+
+  it.skipIf(skip)(`exp, log, tanh, sigmoid, SiLU and GELU stay within about 2 ulp of the float64 reference on a dense sweep${note}`, () => {
+    const k = table();
+    const n = 200001;
+    const x = Float32Array.from({ length: n }, (_, i) => -100 + (200 * i) / (n - 1));
+    // [op, rtol, atol]: atol covers subnormal results. GELU's left tail (x < −3, |y| < 4e-3) is
+    // e^{−z²}-like, and the float32 rounding of z² there costs up to ~3e-6 relative (< 1e-10 absolute).
+    const limits: [UnaryOp, number, number][] = [
+      ['exp', 2.5e-7, 1e-38], ['log', 2.5e-7, 0], ['tanh', 2.5e-7, 0], ['sigmoid', 3e-7, 1e-38],
+      ['silu', 3e-7, 1e-38], ['gelu', 4e-6, 1e-11], ['geluTanh', 4e-6, 1e-11],
+    ];
+    for (const [op, rtol, atol] of limits) {
+      const input = op === 'log' ? x.map((v) => Math.abs(v) * 1e3) : x;
+      const expected = new Float32Array(n);
+      const actual = new Float32Array(n);
+      reference.unary(op, input, 0, n, expected);
+      k.unary(op, input, 0, n, actual);
+      expectClose(actual, expected, `${op} sweep`, rtol, atol, input);
+    }
+    // The activation derivatives cross zero (GELU near −0.75, SiLU near −1.28), where float32
+    // rounding leaves an absolute error below ~1e-7·|g|.
+    const g = random(n);
+    for (const op of ['geluBackward', 'geluTanhBackward', 'siluBackward'] as BinaryOp[]) {
+      const expected = new Float32Array(n);
+      const actual = new Float32Array(n);
+      const a: StridedArray = { data: x, offset: 0, strides: [1] };
+      const b: StridedArray = { data: g, offset: 0, strides: [1] };
+      reference.binary(op, [n], a, b, expected);
+      k.binary(op, [n], a, b, actual);
+      expectClose(actual, expected, `${op} sweep`, 1e-6, 5e-7, x);
+    }
+  });
+
+  it.skipIf(skip)(`binary ops match the reference: same shape, scalar, bias row, column, strided${note}`, () => {
+    const k = table();
+    const cases: { shape: number[]; a: number[]; b: number[] }[] = [];
+    for (const n of SIZES) {
+      cases.push({ shape: [n], a: [1], b: [1] }); // same shape
+      cases.push({ shape: [n], a: [1], b: [0] }); // b scalar
+      cases.push({ shape: [n], a: [0], b: [1] }); // a scalar
+    }
+    for (const [r, c] of [[7, 33], [33, 7], [129, 129], [3, 1000], [1000, 3], [2, 4097]]) {
+      cases.push({ shape: [r, c], a: [c, 1], b: [0, 1] }); // bias add along the last dim
+      cases.push({ shape: [r, c], a: [0, 1], b: [c, 1] }); // row vector first
+      cases.push({ shape: [r, c], a: [c, 1], b: [1, 0] }); // per-row column (x − mean)
+      cases.push({ shape: [r, c], a: [1, 0], b: [0, 1] }); // outer-product broadcast
+      cases.push({ shape: [r, c], a: [1, r], b: [c, 1] }); // a transposed: reference path
+      cases.push({ shape: [2, r, c], a: [r * c, c, 1], b: [0, 0, 1] }); // bias over a 3-d tensor
+      cases.push({ shape: [2, r, c], a: [r * c, c, 1], b: [r, 1, 0] }); // keepdim reduction broadcast back
+    }
+    for (const op of BINARY_OPS) {
+      for (const cs of cases) {
+        const size = (strides: number[]) => 1 + cs.shape.reduce((acc, d, i) => acc + (d - 1) * strides[i], 0);
+        const ad = inputFor(size(cs.a) + 2, 4, false);
+        const bd = random(size(cs.b) + 1, 3);
+        if (op === 'maximum' || op === 'minimum') {
+          // NaNs, signed zeros and ties in either operand.
+          bd[1] = NaN;
+          bd[2] = 0;
+          bd[3] = -0;
+          if (bd.length > 5) bd[5] = ad[7];
+        }
+        const a: StridedArray = { data: ad, offset: 2, strides: cs.a };
+        const b: StridedArray = { data: bd, offset: 1, strides: cs.b };
+        const n = cs.shape.reduce((x, y) => x * y, 1);
+        const expected = new Float32Array(n);
+        const actual = new Float32Array(n);
+        reference.binary(op, cs.shape, a, b, expected);
+        k.binary(op, cs.shape, a, b, actual);
+        const label = `${op} shape=[${cs.shape}] a=[${cs.a}] b=[${cs.b}]`;
+        if (EXACT_BINARY.has(op)) bitsEqual(actual, expected, label);
+        else expectClose(actual, expected, label);
+      }
+    }
+  });
+
+  it.skipIf(skip)(`binary falls back for non-float operands and keeps integer results exact${note}`, () => {
+    const k = table();
+    const a = Int32Array.from({ length: 1000 }, (_, i) => i - 500);
+    const b = Int32Array.from({ length: 1000 }, (_, i) => 3 * i);
+    const expected = new Int32Array(1000);
+    const actual = new Int32Array(1000);
+    reference.binary('add', [1000], { data: a, offset: 0, strides: [1] }, { data: b, offset: 0, strides: [1] }, expected);
+    k.binary('add', [1000], { data: a, offset: 0, strides: [1] }, { data: b, offset: 0, strides: [1] }, actual);
+    expect(Array.from(actual)).toEqual(Array.from(expected));
+    const u = new Int32Array(1000);
+    const ue = new Int32Array(1000);
+    reference.unary('neg', a, 0, 1000, ue);
+    k.unary('neg', a, 0, 1000, u);
+    expect(Array.from(u)).toEqual(Array.from(ue));
+  });
+
+  it.skipIf(skip)(`softmax and log-softmax match the reference, with ±80 inputs, -inf and NaN rows${note}`, () => {
+    const k = table();
+    for (const [rows, cols] of [[1, 1], [7, 33], [33, 7], [3, 1000], [129, 129], [2, 4097], [300, 1]]) {
+      for (const scale of [1, 80]) {
+        const x = random(5 + rows * cols, scale);
+        if (rows * cols > 40) {
+          x.fill(-Infinity, 5, 5 + cols); // a row of -inf: NaN (softmax) / NaN (log) like the reference
+          if (rows > 2) x[5 + 2 * cols + (cols >> 1)] = NaN;
+          if (rows > 3) x[5 + 3 * cols] = Infinity;
+          if (rows > 4) x[5 + 4 * cols + 1] = -Infinity;
+        }
+        for (const log of [false, true]) {
+          const expected = new Float32Array(rows * cols);
+          const actual = new Float32Array(rows * cols);
+          reference.softmax(x, 5, rows, cols, expected, log);
+          k.softmax(x, 5, rows, cols, actual, log);
+          expectClose(actual, expected, `softmax rows=${rows} cols=${cols} scale=${scale} log=${log}`);
+        }
+      }
+    }
+  });
+
+  it.skipIf(skip)(`softmaxBackward matches the reference${note}`, () => {
+    const k = table();
+    for (const [rows, cols] of [[1, 1], [7, 33], [33, 7], [3, 1000], [129, 129], [2, 4097]]) {
+      for (const log of [false, true]) {
+        const y = new Float32Array(rows * cols);
+        reference.softmax(random(rows * cols, 3), 0, rows, cols, y, log);
+        const g = random(rows * cols);
+        const expected = new Float32Array(rows * cols);
+        const actual = new Float32Array(rows * cols);
+        reference.softmaxBackward(y, g, rows, cols, expected, log);
+        k.softmaxBackward(y, g, rows, cols, actual, log);
+        expectClose(actual, expected, `softmaxBackward rows=${rows} cols=${cols} log=${log}`);
+      }
+    }
+  });
+
+  it.skipIf(skip)(`reductions over rows and columns (sum, max, min, prod) match the reference, NaN included${note}`, () => {
+    const k = table();
+    for (const op of ['sum', 'max', 'min', 'prod'] as ReduceOp[]) {
+      const shapes = [
+        [1, 1, 1], [1, 4097, 1], [7, 33, 1], [33, 7, 1], [5, 1000, 1], [1000, 3, 1], [3, 0, 1], // rows (inner 1)
+        [4, 129, 3], [1, 1000, 7], [3, 33, 129], [2, 4097, 5], [1, 2, 1000], [2, 20000, 1], [1, 5000, 4], // columns
+      ];
+      for (const [outer, size, inner] of shapes) {
+        const x = random(1 + outer * size * inner, 10);
+        if (outer > 2 && size > 3) x[1 + size + 2] = NaN; // second row
+        if (outer > 3 && size > 3) x[1 + 3 * size + 1] = op === 'max' ? Infinity : -Infinity;
+        const expected = new Float32Array(outer * inner);
+        const actual = new Float32Array(outer * inner);
+        reference.reduce(op, x, 1, outer, size, inner, expected);
+        k.reduce(op, x, 1, outer, size, inner, actual);
+        expectClose(actual, expected, `reduce ${op} [${outer}, ${size}, ${inner}]`, op === 'sum' ? 1e-6 : 0, op === 'sum' ? 1e-5 : 0);
+      }
+    }
+  });
+
+  it.skipIf(skip)(`adamStep matches the reference bit for bit (Adam, AdamW, AMSGrad, L2)${note}`, () => {
+    const k = table();
+    for (const n of [1, 7, 33, 129, 1000, 4097, 40000]) {
+      for (const [decoupled, l2, amsgrad] of [[0, 0, false], [0.01, 0, false], [0, 0.1, true], [0.1, 0.01, true]] as const) {
+        const state = () => ({ param: random(n), grad: random(n), m: random(n, 0.1), v: random(n, 0.1).map(Math.abs), max: random(n, 0.1).map(Math.abs) });
+        const s0 = state();
+        const copies = [0, 1].map(() => ({
+          param: s0.param.slice(), grad: s0.grad.slice(), expAvg: s0.m.slice(), expAvgSq: s0.v.slice(),
+          maxExpAvgSq: amsgrad ? s0.max.slice() : null,
+        }));
+        for (let step = 1; step <= 3; step++) {
+          for (const [i, c] of copies.entries()) {
+            (i === 0 ? reference : k).adamStep({
+              ...c, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: l2, decoupledWeightDecay: decoupled, step,
+            });
+          }
+        }
+        const label = `adam n=${n} decoupled=${decoupled} l2=${l2} amsgrad=${amsgrad}`;
+        bitsEqual(copies[1].param, copies[0].param, `${label} param`);
+        bitsEqual(copies[1].expAvg, copies[0].expAvg, `${label} expAvg`);
+        bitsEqual(copies[1].expAvgSq, copies[0].expAvgSq, `${label} expAvgSq`);
+        if (amsgrad) bitsEqual(copies[1].maxExpAvgSq as Float32Array, copies[0].maxExpAvgSq as Float32Array, `${label} max`);
+      }
+    }
+  });
+});
+
+describe('wasm backend plumbing', () => {
+  it('classifies broadcast layouts into rows × cols with full, row, column and scalar operands', () => {
+    expect(binaryLayout([4, 5], [5, 1], [5, 1])).toEqual({ rows: 1, cols: 20, aKind: 0, bKind: 0 });
+    expect(binaryLayout([4, 5], [5, 1], [0, 0])).toEqual({ rows: 1, cols: 20, aKind: 0, bKind: 3 });
+    expect(binaryLayout([2, 4, 5], [20, 5, 1], [0, 0, 1])).toEqual({ rows: 8, cols: 5, aKind: 0, bKind: 1 });
+    expect(binaryLayout([2, 4, 5], [20, 5, 1], [4, 1, 0])).toEqual({ rows: 8, cols: 5, aKind: 0, bKind: 2 });
+    expect(binaryLayout([4, 5], [1, 4], [5, 1])).toBeNull(); // transposed operand
+    expect(binaryLayout([2, 4, 5], [20, 5, 1], [0, 1, 0])).toBeNull(); // middle-dim broadcast
+  });
+
+  it('splits a GEMM into parts that cover every batch, row and column exactly once, in whole tiles', () => {
+    for (const [m, n, batch] of [[1, 1, 1], [7, 33, 1], [33, 7, 1], [129, 129, 3], [4, 1000, 2], [1000, 5, 9], [64, 64, 16]]) {
+      for (const parts of [1, 2, 3, 4]) {
+        const split = splitGemm(m, n, batch, parts);
+        expect(split.length).toBeGreaterThan(0);
+        expect(split.length).toBeLessThanOrEqual(parts);
+        const seen = new Uint8Array(batch * m * n);
+        for (const p of split) {
+          if (p.i0 + p.m < m) expect(p.m % 4, 'row splits are whole 4-row tiles').toBe(0);
+          if (p.j0 + p.n < n) expect(p.n % 8, 'column splits are whole 8-column tiles').toBe(0);
+          for (let t = p.batch0; t < p.batch0 + p.batches; t++)
+            for (let i = p.i0; i < p.i0 + p.m; i++) for (let j = p.j0; j < p.j0 + p.n; j++) seen[(t * m + i) * n + j]++;
+        }
+        expect(seen.every((v) => v === 1), `split ${m}x${n}x${batch} in ${parts}`).toBe(true);
+      }
+    }
+  });
+
+  it('binary.ts was generated from the current kernels.c (run bash tools/build-wasm.sh)', () => {
+    const source = readFileSync(fileURLToPath(new URL('../../src/backends/wasm/kernels.c', import.meta.url)));
+    expect(createHash('sha256').update(source).digest('hex')).toBe(sourceSha256);
+  });
+
+  it.skipIf(!wasm.available)('prefers the relaxed-SIMD build when the engine accepts it, and blas builds on wasm', () => {
+    expect(wasm.variant).toBe(wasm.variants[0]);
+    if (wasm.variants.includes('relaxed-simd') && process.env.TENSORLM_WASM_SIMD !== 'simd128') expect(wasm.variant).toBe('relaxed-simd');
+    if (backendUnavailableReason('blas') === null) {
+      // blas = wasm kernels + BLAS gemm
+      expect(resolveKernels('blas').softmax).toBe(resolveKernels('wasm').softmax);
+    }
+  });
+
+  it.skipIf(!wasm.available)('does not grow memory across repeated calls (the arena is reset after each)', () => {
+    const k = resolveKernels('wasm');
+    const n = 100_000;
+    const x = random(n);
+    const out = new Float32Array(n);
+    const a = random(300 * 300);
+    const c = new Float32Array(300 * 300);
+    const args: GemmArgs = {
+      transA: false, transB: true, m: 300, n: 300, k: 300, alpha: 1, a, aOffset: 0, lda: 300, strideA: 0,
+      b: a, bOffset: 0, ldb: 300, strideB: 0, beta: 0, c, cOffset: 0, ldc: 300, strideC: 0, batch: 1,
+    };
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 3; i++) {
+      k.unary('exp', x, 0, n, out);
+      k.gemm(args);
+    }
+    const warm = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 20; i++) {
+      k.unary('gelu', x, 0, n, out);
+      k.softmax(x, 0, 100, 1000, out, false);
+      k.gemm(args);
+    }
+    const after = process.memoryUsage().arrayBuffers;
+    expect(after - warm, `array buffers grew from ${before} to ${warm} to ${after}`).toBeLessThan(1 << 20);
   });
 });

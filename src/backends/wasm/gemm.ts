@@ -1,0 +1,289 @@
+/**
+ * GEMM plumbing for the WASM backend: copying the operands into WASM memory and C back out
+ * (`stageGemm`), splitting one GEMM into independent parts (`splitGemm`), and running the parts on
+ * worker threads that share one WebAssembly memory (`ThreadedGemm`).
+ *
+ * Threads: the kernel interface is synchronous, so the calling thread hands parts to the workers
+ * through a SharedArrayBuffer, computes its own part, then blocks in Atomics.wait until the
+ * workers are done. Idle workers block in Atomics.wait too (no spinning: on a busy 2-core host a
+ * spinning thread steals the core it waits for). Workers are unref'd, so they never keep the
+ * process alive. Node only (worker_threads, and Atomics.wait on the main thread, which browsers
+ * forbid); elsewhere GEMM runs on one thread.
+ */
+import type { GemmArgs } from '../kernels.js';
+import { Arena, type WasmApi, type WasmMemory } from './arena.js';
+
+export interface GemmExports {
+  gemm_workspace_floats(m: number, n: number, k: number): number;
+  gemm_f32(...args: number[]): void;
+}
+
+/** Where the operands were staged (float indices into WASM memory) and their WASM-side batch strides. */
+export interface StagedGemm {
+  a: number;
+  strideA: number;
+  b: number;
+  strideB: number;
+  c: number;
+  strideC: number;
+}
+
+/**
+ * Copies A, B (and C when beta ≠ 0) into the arena, runs `compute`, and copies C back. Each
+ * operand's span runs from its first element to its last, leading-dimension padding included, so
+ * one `set` copies a whole matrix; batches are packed one after another (a stride of 0 stays 0).
+ */
+export function stageGemm(arena: Arena, g: GemmArgs, compute: (s: StagedGemm) => void): void {
+  const { m, n, k, batch } = g;
+  const spanA = ((g.transA ? k : m) - 1) * g.lda + (g.transA ? m : k);
+  const spanB = ((g.transB ? n : k) - 1) * g.ldb + (g.transB ? k : n);
+  const spanC = (m - 1) * g.ldc + n;
+  const countA = g.strideA === 0 ? 1 : batch;
+  const countB = g.strideB === 0 ? 1 : batch;
+  const pa = arena.alloc(countA * spanA);
+  const pb = arena.alloc(countB * spanB);
+  const pc = arena.alloc(batch * spanC);
+  let mem = arena.floats();
+  for (let t = 0; t < countA; t++) {
+    const from = g.aOffset + t * g.strideA;
+    mem.set(g.a.subarray(from, from + spanA), pa + t * spanA);
+  }
+  for (let t = 0; t < countB; t++) {
+    const from = g.bOffset + t * g.strideB;
+    mem.set(g.b.subarray(from, from + spanB), pb + t * spanB);
+  }
+  if (g.beta !== 0) {
+    for (let t = 0; t < batch; t++) {
+      const from = g.cOffset + t * g.strideC;
+      mem.set(g.c.subarray(from, from + spanC), pc + t * spanC);
+    }
+  }
+  compute({ a: pa, strideA: countA === 1 ? 0 : spanA, b: pb, strideB: countB === 1 ? 0 : spanB, c: pc, strideC: spanC });
+  mem = arena.floats(); // compute may have grown memory
+  // Copy back only the m×n elements: C's padding between rows may belong to someone else.
+  if (g.ldc === n && g.strideC === m * n) {
+    g.c.set(mem.subarray(pc, pc + batch * m * n), g.cOffset);
+  } else if (g.ldc === n) {
+    for (let t = 0; t < batch; t++) g.c.set(mem.subarray(pc + t * spanC, pc + t * spanC + m * n), g.cOffset + t * g.strideC);
+  } else {
+    for (let t = 0; t < batch; t++) {
+      for (let i = 0; i < m; i++) {
+        const from = pc + t * spanC + i * g.ldc;
+        g.c.set(mem.subarray(from, from + n), g.cOffset + t * g.strideC + i * g.ldc);
+      }
+    }
+  }
+}
+
+/** One independent piece of a GEMM: batches [batch0, batch0 + batches) × rows [i0, i0 + m) × columns [j0, j0 + n). */
+export interface GemmPart {
+  batch0: number;
+  batches: number;
+  i0: number;
+  m: number;
+  j0: number;
+  n: number;
+}
+
+/** The micro-kernel's tile (kernels.c MR × NR): row splits are multiples of 4, column splits of 8. */
+const MR = 4;
+const NR = 8;
+
+/**
+ * Splits a GEMM into at most `parts` pieces of nearly equal work: whole batches when they divide
+ * evenly (or are many), else rows (when m ≥ n) or columns, in whole micro-tiles.
+ */
+export function splitGemm(m: number, n: number, batch: number, parts: number): GemmPart[] {
+  const out: GemmPart[] = [];
+  if (parts > 1 && (batch % parts === 0 || batch >= 4 * parts)) {
+    for (let p = 0; p < parts; p++) {
+      const b0 = Math.floor((p * batch) / parts);
+      const b1 = Math.floor(((p + 1) * batch) / parts);
+      if (b1 > b0) out.push({ batch0: b0, batches: b1 - b0, i0: 0, m, j0: 0, n });
+    }
+    return out;
+  }
+  const byRows = m >= n;
+  const size = byRows ? m : n;
+  const unit = byRows ? MR : NR;
+  const step = Math.ceil(size / parts / unit) * unit;
+  for (let s = 0; s < size; s += step) {
+    const len = Math.min(step, size - s);
+    out.push(byRows ? { batch0: 0, batches: batch, i0: s, m: len, j0: 0, n } : { batch0: 0, batches: batch, i0: 0, m, j0: s, n: len });
+  }
+  return out;
+}
+
+/** The arguments of gemm_f32 for one part (byte offsets into WASM memory), `ws` its workspace (float index). */
+export function partArgs(g: GemmArgs, s: StagedGemm, p: GemmPart, ws: number): number[] {
+  const a = s.a + p.batch0 * s.strideA + (g.transA ? p.i0 : p.i0 * g.lda);
+  const b = s.b + p.batch0 * s.strideB + (g.transB ? p.j0 * g.ldb : p.j0);
+  const c = s.c + p.batch0 * s.strideC + p.i0 * g.ldc + p.j0;
+  return [
+    g.transA ? 1 : 0, g.transB ? 1 : 0, p.m, p.n, g.k, g.alpha, a * 4, g.lda, s.strideA,
+    b * 4, g.ldb, s.strideB, g.beta, c * 4, g.ldc, s.strideC, p.batches, ws * 4,
+  ];
+}
+
+// ---- threads -------------------------------------------------------------------------------
+
+/** Slots of each worker's control words (Int32Array over a SharedArrayBuffer). */
+const JOB = 0; // incremented by the caller to post a job; −1 asks the worker to exit
+const DONE = 1; // set to the job number by the worker when it has finished it
+const STATUS = 2; // 0 when the last job ran, 1 when it threw
+const READY = 3; // 1 once the worker has instantiated the module
+/** params[0] is the worker's stack pointer, params[1..] gemm_f32's arguments. */
+const PARAMS = 24;
+/** Each worker's WASM stack (its instance would otherwise share the caller's). */
+const STACK_BYTES = 64 * 1024;
+/** Memory the threaded build declares (kernels built with --initial-memory=1 MiB, max 4 GiB). */
+const INITIAL_PAGES = 16;
+const MAXIMUM_PAGES = 65536;
+
+/** The worker's whole program, run with `eval`: instantiate, then serve jobs until told to exit. */
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, ctrl, params } = workerData;
+const x = new WebAssembly.Instance(module, { env: { memory } }).exports;
+Atomics.store(ctrl, ${READY}, 1);
+Atomics.notify(ctrl, ${READY});
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctrl, ${JOB}, seen);
+  const job = Atomics.load(ctrl, ${JOB});
+  if (job < 0) break;
+  seen = job;
+  let status = 0;
+  try {
+    x.__stack_pointer.value = params[0];
+    x.gemm_f32(...Array.from(params.subarray(1, 19)));
+  } catch (e) {
+    status = 1;
+  }
+  Atomics.store(ctrl, ${STATUS}, status);
+  Atomics.store(ctrl, ${DONE}, job);
+  Atomics.notify(ctrl, ${DONE});
+}
+`;
+
+interface NodeWorker {
+  unref(): void;
+  on(event: 'error' | 'exit', listener: (arg: unknown) => void): void;
+}
+export interface WorkerThreadsModule {
+  Worker: new (source: string, options: { eval: true; workerData: unknown }) => NodeWorker;
+}
+
+interface WorkerSlot {
+  ctrl: Int32Array;
+  params: Float64Array;
+  job: number;
+  dead: boolean;
+}
+
+/** A GEMM that runs on the calling thread plus up to `threads − 1` workers over one shared memory. */
+export class ThreadedGemm {
+  private readonly arena: Arena;
+  private readonly x: GemmExports;
+  private readonly memory: WasmMemory;
+  private readonly workers: WorkerSlot[] = [];
+  /** Parts computed by workers so far (tests check that threads really ran). */
+  partsOnWorkers = 0;
+
+  /** `module` is the compiled threaded build (gemm only, shared imported memory). */
+  constructor(
+    wasm: WasmApi,
+    private readonly module: object,
+    private readonly workerThreads: WorkerThreadsModule,
+  ) {
+    this.memory = new wasm.Memory({ initial: INITIAL_PAGES, maximum: MAXIMUM_PAGES, shared: true });
+    const instance = new wasm.Instance(module, { env: { memory: this.memory } });
+    this.x = instance.exports as unknown as GemmExports;
+    const heapBase = Number((instance.exports as { __heap_base: { value: number } }).__heap_base.value);
+    this.arena = new Arena(this.memory, heapBase);
+  }
+
+  /** Starts workers until there are `count`. They take tens of milliseconds to start; until then their share runs here. */
+  private spawn(count: number): void {
+    while (this.workers.length < count) {
+      const ctrl = new Int32Array(new SharedArrayBuffer(16));
+      const params = new Float64Array(new SharedArrayBuffer(PARAMS * 8));
+      const slot: WorkerSlot = { ctrl, params, job: 0, dead: false };
+      const worker = new this.workerThreads.Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { module: this.module, memory: this.memory, ctrl, params },
+      });
+      worker.unref();
+      // A worker that failed to start or exited is never given work again (its parts run here).
+      worker.on('error', () => (slot.dead = true));
+      worker.on('exit', () => (slot.dead = true));
+      this.workers.push(slot);
+    }
+  }
+
+  /**
+   * Starts workers until there are `threads − 1` and waits (up to `timeoutMs`) until they are
+   * ready; returns how many are. Only for tests and benchmarks: gemm never waits for a start.
+   */
+  warmUp(threads: number, timeoutMs: number): number {
+    this.spawn(threads - 1);
+    const end = Date.now() + timeoutMs;
+    for (const w of this.workers) {
+      while (!w.dead && Atomics.load(w.ctrl, READY) !== 1 && Date.now() < end) Atomics.wait(w.ctrl, READY, 0, 50);
+    }
+    return this.live().length;
+  }
+
+  /** Workers that have started and not died; a worker still starting is simply not used yet. */
+  private live(): WorkerSlot[] {
+    return this.workers.filter((w) => !w.dead && Atomics.load(w.ctrl, READY) === 1);
+  }
+
+  /** C = alpha·op(A)·op(B) + beta·C on up to `threads` threads (this one included). */
+  gemm(g: GemmArgs, threads: number, fallback: () => void): void {
+    this.spawn(threads - 1);
+    this.arena.run(
+      () =>
+        stageGemm(this.arena, g, (s) => {
+          const workers = this.live().slice(0, threads - 1);
+          const parts = splitGemm(g.m, g.n, g.batch, 1 + workers.length);
+          const args = parts.map((p) => partArgs(g, s, p, this.arena.alloc(this.x.gemm_workspace_floats(p.m, p.n, g.k))));
+          const posted: [WorkerSlot, number][] = [];
+          for (let i = 1; i < parts.length; i++) {
+            const w = workers[i - 1];
+            const stack = this.arena.alloc(STACK_BYTES / 4);
+            w.params[0] = (stack * 4 + STACK_BYTES) | 0; // the stack grows down from its top
+            w.params.set(args[i], 1);
+            w.job++;
+            Atomics.store(w.ctrl, JOB, w.job);
+            Atomics.notify(w.ctrl, JOB);
+            posted.push([w, i]);
+          }
+          this.x.gemm_f32(...args[0]);
+          for (const [w, i] of posted) {
+            for (;;) {
+              const done = Atomics.load(w.ctrl, DONE);
+              if (done === w.job) break;
+              // Generous timeout: only a worker killed mid-job would take this long.
+              if (Atomics.wait(w.ctrl, DONE, done, 120_000) === 'timed-out') {
+                w.dead = true;
+                break;
+              }
+            }
+            if (w.dead || Atomics.load(w.ctrl, STATUS) !== 0) this.x.gemm_f32(...args[i]); // redo it here
+            else this.partsOnWorkers++;
+          }
+        }),
+      fallback,
+    );
+  }
+
+  /** Asks the workers to exit (they are unref'd, so this is only needed to free them early). */
+  close(): void {
+    for (const w of this.workers) {
+      Atomics.store(w.ctrl, JOB, -1);
+      Atomics.notify(w.ctrl, JOB);
+      w.dead = true;
+    }
+  }
+}

@@ -1,0 +1,583 @@
+/**
+ * The WebAssembly SIMD backend: gemm, elementwise, sum/max/min reductions, softmax and the Adam step,
+ * compiled from kernels.c (see tools/build-wasm.sh) and shipped as base64 in binary.ts, so it needs
+ * no compiler at install and no file access at run time (browsers later).
+ *
+ * Tensors live in JavaScript typed arrays, not in WASM memory (design note 1), so each call copies
+ * its inputs into a scratch arena in the module's linear memory, runs, and copies the result out.
+ * The arena is a bump allocator that is reset after every call: memory grows to the largest call's
+ * need and stays there, but nothing accumulates between calls. Elementwise work is streamed in
+ * chunks that fit in L2, so it never needs a big arena. Inputs a kernel does not handle (other
+ * dtypes, strided layouts, tiny sizes where the copy and call cost more than they save) go to the
+ * reference JS kernels.
+ *
+ * Two builds exist: relaxed SIMD (fused multiply-add) and plain SIMD128. The relaxed one is used
+ * when the engine validates it; on Node 20 that needs V8's --experimental-wasm-relaxed-simd flag,
+ * which is set at run time before compiling. TENSORLM_WASM_SIMD=simd128 forces the plain build.
+ * (On AMD Zen, whose separate add pipes keep mul+add at FMA rate, both run GEMM at the same speed;
+ * on CPUs where adds share the FMA ports, fusing saves half the arithmetic instructions.)
+ *
+ * Big GEMMs are split across worker threads sharing one WebAssembly memory (gemm.ts):
+ * TENSORLM_WASM_THREADS or setWasmThreads() sets how many threads, the caller included (default
+ * min(cores, 2)); 1 turns workers off.
+ */
+import { jsKernels } from '../js/index.js';
+import { collapseDims } from '../js/elementwise.js';
+import type { AdamStepArgs, BinaryOp, GemmArgs, Kernels, ReduceOp, StridedArray, UnaryOp } from '../kernels.js';
+import type { TypedArray } from '../../tensor/dtype.js';
+import { Arena, WebAssemblyApi, type WasmApi, type WasmMemory } from './arena.js';
+import { relaxedSimdBase64, relaxedSimdThreadsBase64, simd128Base64, simd128ThreadsBase64 } from './binary.js';
+import { partArgs, stageGemm, ThreadedGemm, type WorkerThreadsModule } from './gemm.js';
+
+export type WasmSimdVariant = 'relaxed-simd' | 'simd128';
+
+export interface WasmInfo {
+  available: boolean;
+  /** The build in use, or null when none can run. */
+  variant: WasmSimdVariant | null;
+  /** Every build this engine accepts (the bench compares them). */
+  variants: WasmSimdVariant[];
+  /** Why the backend cannot run here, or null when it can. */
+  reason: string | null;
+}
+
+/** Op codes: the order of the enums in kernels.c. */
+const UNARY_CODES: Partial<Record<UnaryOp, number>> = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  abs: 5,
+  tanh: 6,
+  sigmoid: 7,
+  relu: 8,
+  square: 9,
+  gelu: 10,
+  geluTanh: 11,
+  silu: 12,
+};
+
+const BINARY_CODES: Partial<Record<BinaryOp, number>> = {
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  maximum: 4,
+  minimum: 5,
+  reluBackward: 6,
+  geluBackward: 7,
+  geluTanhBackward: 8,
+  siluBackward: 9,
+};
+
+const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
+
+/** Operand layouts of a [rows, cols] binary op (the K_* enum in kernels.c). */
+const FULL = 0;
+const ROW = 1;
+const COL = 2;
+const SCALAR = 3;
+
+/**
+ * Below these sizes the reference kernel wins: a WASM call with its copies has a fixed cost of
+ * about a microsecond, which a plain JS loop spends on a few hundred elements. Tests set them to 0
+ * (setWasmSizeThresholds) to run every size through WASM.
+ */
+let MIN_ELEMENTWISE = 256;
+let MIN_GEMM_FLOPS = 16 * 16 * 16;
+
+/**
+ * GEMMs of at least this many multiply-adds (all batches; 256³ ≈ 0.35 ms on one thread) are split
+ * across threads. Below it the hand-off — waking a worker costs 20–50 µs, far more when the host is
+ * busy and the worker waits for a core — eats what the split saves (measured: 128³ split over 2
+ * threads ran slower than on 1 on the shared 2-core host).
+ */
+let MIN_THREADED_GEMM_FLOPS = 256 * 256 * 256;
+
+/** Threads for big GEMMs, the calling one included: TENSORLM_WASM_THREADS, else min(cores, 2). */
+let threadCount = defaultThreads();
+
+function defaultThreads(): number {
+  const env = nodeProcess()?.env?.TENSORLM_WASM_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (Number.isInteger(n) && n >= 1) return n;
+  }
+  const os = nodeProcess()?.getBuiltinModule?.('node:os') as { availableParallelism?: () => number } | undefined;
+  return Math.max(1, Math.min(2, os?.availableParallelism?.() ?? 1));
+}
+
+/** Sets the number of threads big GEMMs use (1 = no workers); returns the previous number. */
+export function setWasmThreads(n: number): number {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setWasmThreads: expected a positive integer, got ${n}`);
+  const previous = threadCount;
+  threadCount = n;
+  return previous;
+}
+
+export function getWasmThreads(): number {
+  return threadCount;
+}
+
+export interface WasmSizeThresholds {
+  /** Elementwise, softmax, reduction and optimizer calls with fewer elements use the reference. */
+  elementwise: number;
+  /** GEMMs with fewer multiply-adds (m·n·k) use the reference. */
+  gemm: number;
+  /** GEMMs with fewer multiply-adds over all batches run on one thread. */
+  threadedGemm: number;
+}
+
+/** Changes the small-size cut-offs (for tests and benchmarks); returns the previous ones. */
+export function setWasmSizeThresholds(t: Partial<WasmSizeThresholds>): WasmSizeThresholds {
+  const previous = { elementwise: MIN_ELEMENTWISE, gemm: MIN_GEMM_FLOPS, threadedGemm: MIN_THREADED_GEMM_FLOPS };
+  if (t.elementwise !== undefined) MIN_ELEMENTWISE = t.elementwise;
+  if (t.gemm !== undefined) MIN_GEMM_FLOPS = t.gemm;
+  if (t.threadedGemm !== undefined) MIN_THREADED_GEMM_FLOPS = t.threadedGemm;
+  return previous;
+}
+
+/** Elementwise work is streamed through the arena in chunks this many floats long (64 KiB). */
+const CHUNK = 16384;
+
+interface KernelExports {
+  memory: WasmMemory;
+  __heap_base: { value: number };
+  unary_f32(op: number, x: number, out: number, n: number): void;
+  binary_f32(op: number, a: number, aKind: number, b: number, bKind: number, out: number, rows: number, cols: number): void;
+  reduce_rows_f32(op: number, x: number, out: number, rows: number, cols: number): void;
+  reduce_cols_sum_f32(x: number, acc: number, rows: number, inner: number, first: number): void;
+  reduce_cols_minmax_f32(isMax: number, x: number, acc: number, rows: number, inner: number, first: number): void;
+  softmax_f32(x: number, out: number, rows: number, cols: number, log: number): void;
+  softmax_backward_f32(y: number, g: number, out: number, rows: number, cols: number, log: number): void;
+  adam_f32(
+    param: number,
+    grad: number,
+    m: number,
+    v: number,
+    vmax: number,
+    n: number,
+    flags: number,
+    decay: number,
+    weightDecay: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    bc2Sqrt: number,
+    eps: number,
+    stepSize: number,
+  ): void;
+  gemm_workspace_floats(m: number, n: number, k: number): number;
+  /** (transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, ws) */
+  gemm_f32(...args: number[]): void;
+}
+
+function decodeBase64(text: string): Uint8Array {
+  const NodeBuffer = (globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array } }).Buffer;
+  if (NodeBuffer) return NodeBuffer.from(text, 'base64');
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** Node's process object when there is one (not in browsers). */
+function nodeProcess(): (typeof globalThis)['process'] | undefined {
+  return (globalThis as { process?: (typeof globalThis)['process'] }).process;
+}
+
+/**
+ * Relaxed SIMD is on by default from V8 11.4 (Chrome 114, Node 22); Node 20 has it behind a flag
+ * that can still be set before the first relaxed module is compiled.
+ */
+function acceptsRelaxed(wasm: WasmApi, bytes: Uint8Array): boolean {
+  if (wasm.validate(bytes)) return true;
+  try {
+    const v8 = nodeProcess()?.getBuiltinModule?.('node:v8') as { setFlagsFromString(flags: string): void } | undefined;
+    v8?.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return wasm.validate(bytes);
+}
+
+/** One instantiated build: its exports and the scratch arena over its linear memory. */
+class WasmModule {
+  private readonly x: KernelExports;
+  private readonly arena: Arena;
+  /** The multithreaded GEMM of the same build, created at the first GEMM big enough for it. */
+  private threaded: ThreadedGemm | null | undefined;
+
+  constructor(
+    private readonly wasm: WasmApi,
+    bytes: Uint8Array,
+    /** The GEMM-only shared-memory build, for threads. */
+    private readonly threadsBytes: Uint8Array,
+  ) {
+    const instance = new wasm.Instance(new wasm.Module(bytes), {});
+    this.x = instance.exports as unknown as KernelExports;
+    this.arena = new Arena(this.x.memory, Number(this.x.__heap_base.value));
+  }
+
+  private alloc(count: number): number {
+    return this.arena.alloc(count);
+  }
+
+  private floats(): Float32Array {
+    return this.arena.floats();
+  }
+
+  private run(body: () => void, fallback: () => void): void {
+    this.arena.run(body, fallback);
+  }
+
+  unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
+    const code = UNARY_CODES[op];
+    if (code === undefined || n < MIN_ELEMENTWISE || n === 0 || !(x instanceof Float32Array) || !(out instanceof Float32Array)) {
+      jsKernels.unary(op, x, xOffset, n, out);
+      return;
+    }
+    this.run(
+      () => {
+        // In place in one buffer: the kernel reads each vector before writing it.
+        const p = this.alloc(Math.min(n, CHUNK));
+        const mem = this.floats();
+        for (let i = 0; i < n; i += CHUNK) {
+          const len = Math.min(CHUNK, n - i);
+          mem.set(x.subarray(xOffset + i, xOffset + i + len), p);
+          this.x.unary_f32(code, p * 4, p * 4, len);
+          out.set(mem.subarray(p, p + len), i);
+        }
+      },
+      () => jsKernels.unary(op, x, xOffset, n, out),
+    );
+  }
+
+  binary(op: BinaryOp, shape: readonly number[], a: StridedArray, b: StridedArray, out: TypedArray): void {
+    const code = BINARY_CODES[op];
+    const layout =
+      code !== undefined && a.data instanceof Float32Array && b.data instanceof Float32Array && out instanceof Float32Array
+        ? binaryLayout(shape, a.strides, b.strides)
+        : null;
+    if (code === undefined || !layout || layout.rows * layout.cols < MIN_ELEMENTWISE || layout.rows * layout.cols === 0) {
+      jsKernels.binary(op, shape, a, b, out);
+      return;
+    }
+    const { rows, cols, aKind, bKind } = layout;
+    const ad = a.data as Float32Array;
+    const bd = b.data as Float32Array;
+    const o = out as Float32Array;
+    this.run(
+      () => {
+        const chunkRows = Math.max(1, Math.floor(CHUNK / cols));
+        const slots = (kind: number) => (kind === FULL ? Math.min(rows, chunkRows) * cols : kind === ROW ? cols : kind === COL ? Math.min(rows, chunkRows) : 1);
+        const pa = this.alloc(slots(aKind));
+        const pb = this.alloc(slots(bKind));
+        // The result overwrites a full operand's buffer (the kernel reads before it writes).
+        const po = aKind === FULL ? pa : bKind === FULL ? pb : this.alloc(Math.min(rows, chunkRows) * cols);
+        const mem = this.floats();
+        // Operands that do not move with the rows are copied once.
+        if (aKind === ROW || aKind === SCALAR) mem.set(ad.subarray(a.offset, a.offset + (aKind === ROW ? cols : 1)), pa);
+        if (bKind === ROW || bKind === SCALAR) mem.set(bd.subarray(b.offset, b.offset + (bKind === ROW ? cols : 1)), pb);
+        for (let r = 0; r < rows; r += chunkRows) {
+          const nr = Math.min(chunkRows, rows - r);
+          const copyIn = (d: Float32Array, offset: number, kind: number, p: number) => {
+            if (kind === FULL) mem.set(d.subarray(offset + r * cols, offset + (r + nr) * cols), p);
+            else if (kind === COL) mem.set(d.subarray(offset + r, offset + r + nr), p);
+          };
+          copyIn(ad, a.offset, aKind, pa);
+          copyIn(bd, b.offset, bKind, pb);
+          this.x.binary_f32(code, pa * 4, aKind, pb * 4, bKind, po * 4, nr, cols);
+          o.set(mem.subarray(po, po + nr * cols), r * cols);
+        }
+      },
+      () => jsKernels.binary(op, shape, a, b, out),
+    );
+  }
+
+  reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void {
+    const code = REDUCE_CODES[op];
+    const n = outer * size * inner;
+    if (code === undefined || size === 0 || n === 0 || n < MIN_ELEMENTWISE || !(x instanceof Float32Array) || !(out instanceof Float32Array)) {
+      jsKernels.reduce(op, x, xOffset, outer, size, inner, out);
+      return;
+    }
+    const fallback = () => jsKernels.reduce(op, x, xOffset, outer, size, inner, out);
+    if (inner === 1) {
+      this.run(() => {
+        // Rows of the reduced axis: a chunk of whole rows per call.
+        const chunkRows = Math.max(1, Math.floor(CHUNK / size));
+        const px = this.alloc(Math.min(outer, chunkRows) * size);
+        const po = this.alloc(Math.min(outer, chunkRows));
+        const mem = this.floats();
+        for (let r = 0; r < outer; r += chunkRows) {
+          const nr = Math.min(chunkRows, outer - r);
+          mem.set(x.subarray(xOffset + r * size, xOffset + (r + nr) * size), px);
+          this.x.reduce_rows_f32(code, px * 4, po * 4, nr, size);
+          out.set(mem.subarray(po, po + nr), r);
+        }
+      }, fallback);
+      return;
+    }
+    this.run(() => {
+      // Columns: for each outer index, stream [size, inner] in chunks of rows into an accumulator row.
+      const chunkRows = Math.max(1, Math.floor(CHUNK / inner));
+      const px = this.alloc(Math.min(size, chunkRows) * inner);
+      const pacc = this.alloc(inner * 2); // double[inner] for sums, float[inner] for max/min
+      const mem = this.floats();
+      const acc = op === 'sum' ? new Float64Array(mem.buffer, pacc * 4, inner) : mem.subarray(pacc, pacc + inner);
+      for (let o = 0; o < outer; o++) {
+        const base = xOffset + o * size * inner;
+        for (let s = 0; s < size; s += chunkRows) {
+          const nr = Math.min(chunkRows, size - s);
+          mem.set(x.subarray(base + s * inner, base + (s + nr) * inner), px);
+          if (op === 'sum') this.x.reduce_cols_sum_f32(px * 4, pacc * 4, nr, inner, s === 0 ? 1 : 0);
+          else this.x.reduce_cols_minmax_f32(op === 'max' ? 1 : 0, px * 4, pacc * 4, nr, inner, s === 0 ? 1 : 0);
+        }
+        out.set(acc, o * inner); // float64 sums round to float32 here, once
+      }
+    }, fallback);
+  }
+
+  softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void {
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
+      jsKernels.softmax(x, xOffset, rows, cols, out, log);
+      return;
+    }
+    this.run(
+      () => {
+        const chunkRows = Math.max(1, Math.floor(CHUNK / cols));
+        const p = this.alloc(Math.min(rows, chunkRows) * cols);
+        const mem = this.floats();
+        for (let r = 0; r < rows; r += chunkRows) {
+          const len = Math.min(chunkRows, rows - r) * cols;
+          mem.set(x.subarray(xOffset + r * cols, xOffset + r * cols + len), p);
+          this.x.softmax_f32(p * 4, p * 4, len / cols, cols, log ? 1 : 0); // in place
+          out.set(mem.subarray(p, p + len), r * cols);
+        }
+      },
+      () => jsKernels.softmax(x, xOffset, rows, cols, out, log),
+    );
+  }
+
+  softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void {
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
+      jsKernels.softmaxBackward(y, g, rows, cols, out, log);
+      return;
+    }
+    this.run(
+      () => {
+        const chunkRows = Math.max(1, Math.floor(CHUNK / cols));
+        const py = this.alloc(Math.min(rows, chunkRows) * cols);
+        const pg = this.alloc(Math.min(rows, chunkRows) * cols);
+        const mem = this.floats();
+        for (let r = 0; r < rows; r += chunkRows) {
+          const start = r * cols;
+          const len = Math.min(chunkRows, rows - r) * cols;
+          mem.set(y.subarray(start, start + len), py);
+          mem.set(g.subarray(start, start + len), pg);
+          this.x.softmax_backward_f32(py * 4, pg * 4, pg * 4, len / cols, cols, log ? 1 : 0); // result over g
+          out.set(mem.subarray(pg, pg + len), start);
+        }
+      },
+      () => jsKernels.softmaxBackward(y, g, rows, cols, out, log),
+    );
+  }
+
+  adamStep(s: AdamStepArgs): void {
+    const n = s.param.length;
+    if (n < MIN_ELEMENTWISE || n === 0) {
+      jsKernels.adamStep(s);
+      return;
+    }
+    // The same float64 constants as the reference, passed as doubles.
+    const biasCorrection1 = 1 - Math.pow(s.beta1, s.step);
+    const bc2Sqrt = Math.sqrt(1 - Math.pow(s.beta2, s.step));
+    const stepSize = s.lr / biasCorrection1;
+    const decay = 1 - s.lr * s.decoupledWeightDecay;
+    const flags = (s.decoupledWeightDecay !== 0 ? 1 : 0) | (s.weightDecay !== 0 ? 2 : 0) | (s.maxExpAvgSq ? 4 : 0);
+    const max = s.maxExpAvgSq;
+    this.run(
+      () => {
+        const len0 = Math.min(n, CHUNK);
+        const pp = this.alloc(len0);
+        const pg = this.alloc(len0);
+        const pm = this.alloc(len0);
+        const pv = this.alloc(len0);
+        const px = max ? this.alloc(len0) : 0;
+        const mem = this.floats();
+        for (let i = 0; i < n; i += CHUNK) {
+          const len = Math.min(CHUNK, n - i);
+          mem.set(s.param.subarray(i, i + len), pp);
+          mem.set(s.grad.subarray(i, i + len), pg);
+          mem.set(s.expAvg.subarray(i, i + len), pm);
+          mem.set(s.expAvgSq.subarray(i, i + len), pv);
+          if (max) mem.set(max.subarray(i, i + len), px);
+          this.x.adam_f32(pp * 4, pg * 4, pm * 4, pv * 4, px * 4, len, flags, decay, s.weightDecay, 1 - s.beta1, s.beta2, 1 - s.beta2, bc2Sqrt, s.eps, stepSize);
+          s.param.set(mem.subarray(pp, pp + len), i);
+          s.expAvg.set(mem.subarray(pm, pm + len), i);
+          s.expAvgSq.set(mem.subarray(pv, pv + len), i);
+          if (max) max.set(mem.subarray(px, px + len), i);
+        }
+      },
+      () => jsKernels.adamStep(s),
+    );
+  }
+
+  gemm(g: GemmArgs): void {
+    const { m, n, k, batch } = g;
+    // Overlapping outputs (strideC 0 over several batches) keep the reference's sequential meaning.
+    if (m === 0 || n === 0 || k === 0 || batch === 0 || m * n * k < MIN_GEMM_FLOPS || (g.strideC === 0 && batch > 1)) {
+      jsKernels.gemm(g);
+      return;
+    }
+    const threaded = threadCount > 1 && m * n * k * batch >= MIN_THREADED_GEMM_FLOPS ? this.threads() : null;
+    if (threaded) {
+      threaded.gemm(g, threadCount, () => jsKernels.gemm(g));
+      return;
+    }
+    this.run(
+      () =>
+        stageGemm(this.arena, g, (s) => {
+          const ws = this.alloc(this.x.gemm_workspace_floats(m, n, k));
+          this.x.gemm_f32(...partArgs(g, s, { batch0: 0, batches: batch, i0: 0, m, j0: 0, n }, ws));
+        }),
+      () => jsKernels.gemm(g),
+    );
+  }
+
+  /** Starts the GEMM workers and waits for them (tests, benchmarks); returns how many are ready. */
+  warmUpThreads(timeoutMs: number): number {
+    return this.threads()?.warmUp(threadCount, timeoutMs) ?? 0;
+  }
+
+  /** GEMM parts that worker threads have computed so far. */
+  partsOnWorkers(): number {
+    return this.threaded?.partsOnWorkers ?? 0;
+  }
+
+  /** The threaded GEMM, started on first use; null where threads cannot run (browsers, no SharedArrayBuffer). */
+  private threads(): ThreadedGemm | null {
+    if (this.threaded !== undefined) return this.threaded;
+    this.threaded = null;
+    const workerThreads = nodeProcess()?.getBuiltinModule?.('node:worker_threads') as WorkerThreadsModule | undefined;
+    if (workerThreads && typeof SharedArrayBuffer !== 'undefined') {
+      try {
+        this.threaded = new ThreadedGemm(this.wasm, new this.wasm.Module(this.threadsBytes), workerThreads);
+      } catch {
+        this.threaded = null; // e.g. shared memory refused: one thread it is
+      }
+    }
+    return this.threaded;
+  }
+
+  kernels(): Partial<Kernels> {
+    return {
+      unary: this.unary.bind(this),
+      binary: this.binary.bind(this),
+      reduce: this.reduce.bind(this),
+      softmax: this.softmax.bind(this),
+      softmaxBackward: this.softmaxBackward.bind(this),
+      adamStep: this.adamStep.bind(this),
+      gemm: this.gemm.bind(this),
+    };
+  }
+}
+
+/**
+ * Classifies a broadcast binary op as rows × cols with each operand full, a row vector, a column
+ * or a scalar (after merging dimensions that every operand walks contiguously); null for any
+ * other layout, which the reference kernel handles.
+ */
+export function binaryLayout(
+  shape: readonly number[],
+  aStrides: readonly number[],
+  bStrides: readonly number[],
+): { rows: number; cols: number; aKind: number; bKind: number } | null {
+  const outStrides: number[] = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    outStrides[i] = s;
+    s *= shape[i];
+  }
+  const c = collapseDims(shape, [aStrides, bStrides, outStrides]);
+  if (c.shape.length === 1) {
+    const kind = (st: number) => (st === 1 ? FULL : st === 0 ? SCALAR : -1);
+    const aKind = kind(c.strides[0][0]);
+    const bKind = kind(c.strides[1][0]);
+    return aKind < 0 || bKind < 0 ? null : { rows: 1, cols: c.shape[0], aKind, bKind };
+  }
+  if (c.shape.length === 2) {
+    const cols = c.shape[1];
+    const kind = ([s0, s1]: number[]) =>
+      s0 === cols && s1 === 1 ? FULL : s0 === 0 && s1 === 1 ? ROW : s0 === 1 && s1 === 0 ? COL : s0 === 0 && s1 === 0 ? SCALAR : -1;
+    const aKind = kind(c.strides[0]);
+    const bKind = kind(c.strides[1]);
+    return aKind < 0 || bKind < 0 ? null : { rows: c.shape[0], cols, aKind, bKind };
+  }
+  return null;
+}
+
+const modules = new Map<WasmSimdVariant, WasmModule>();
+let info: WasmInfo | undefined;
+
+function probe(): WasmInfo {
+  if (info) return info;
+  const wasm = WebAssemblyApi;
+  if (!wasm) {
+    info = { available: false, variant: null, variants: [], reason: 'this JavaScript engine has no WebAssembly' };
+    return info;
+  }
+  const variants: WasmSimdVariant[] = [];
+  const plain = decodeBase64(simd128Base64);
+  if (!wasm.validate(plain)) {
+    info = { available: false, variant: null, variants, reason: 'this engine does not support WebAssembly SIMD (128-bit)' };
+    return info;
+  }
+  const forced = nodeProcess()?.env?.TENSORLM_WASM_SIMD;
+  const relaxed = decodeBase64(relaxedSimdBase64);
+  if (forced !== 'simd128' && acceptsRelaxed(wasm, relaxed)) variants.push('relaxed-simd');
+  variants.push('simd128');
+  try {
+    modules.set('simd128', new WasmModule(wasm, plain, decodeBase64(simd128ThreadsBase64)));
+    if (variants[0] === 'relaxed-simd') modules.set('relaxed-simd', new WasmModule(wasm, relaxed, decodeBase64(relaxedSimdThreadsBase64)));
+  } catch (e) {
+    info = { available: false, variant: null, variants: [], reason: `the WebAssembly kernels failed to load (${(e as Error).message})` };
+    return info;
+  }
+  info = { available: true, variant: variants[0], variants, reason: null };
+  return info;
+}
+
+/** Whether the backend runs here, which build it uses, and why not when it cannot. */
+export function wasmInfo(): WasmInfo {
+  return probe();
+}
+
+/**
+ * Starts the GEMM worker threads of a build now and waits up to `timeoutMs` for them; returns how
+ * many are ready (0 where threads cannot run). GEMMs never wait for workers to start — until they
+ * are ready their share runs on the calling thread — so tests and benchmarks call this first.
+ */
+export function warmUpWasmThreads(variant?: WasmSimdVariant, timeoutMs = 10_000): number {
+  return moduleFor(variant).warmUpThreads(timeoutMs);
+}
+
+/** How many GEMM parts worker threads have computed so far (for tests and benchmarks). */
+export function wasmThreadedParts(variant?: WasmSimdVariant): number {
+  return moduleFor(variant).partsOnWorkers();
+}
+
+function moduleFor(variant?: WasmSimdVariant): WasmModule {
+  const i = probe();
+  const name = variant ?? i.variant;
+  const module = name ? modules.get(name) : undefined;
+  if (!module) throw new Error(`WebAssembly build '${name ?? 'any'}' is not available: ${i.reason ?? 'not accepted by this engine'}`);
+  return module;
+}
+
+/** The WASM kernels (of the preferred build, or of the one named); throws when unavailable. */
+export function wasmKernels(variant?: WasmSimdVariant): Partial<Kernels> {
+  return moduleFor(variant).kernels();
+}
