@@ -1,9 +1,185 @@
-/** Training and generation throughput of the preset models, next to PyTorch's (filled in once the models exist). */
+/**
+ * Training-step and generation throughput of the preset models, next to PyTorch running the same
+ * network (tools/bench/torch_bench.py) at the same thread count, plus a kernel-time profile of a
+ * training step.
+ */
+import Table from 'cli-table3';
+import { setNumThreads } from '../src/backends/index.js';
+import type { Kernels } from '../src/backends/kernels.js';
+import { getBackend, registerBackend, resolveKernels, setBackend } from '../src/backends/registry.js';
+import { presetConfig } from '../src/models/presets.js';
+import { TransformerLM } from '../src/models/transformer.js';
+import { AdamW } from '../src/optim/adam.js';
+import { clipGradNorm } from '../src/optim/clip-grad.js';
+import { randint } from '../src/tensor/creation.js';
+import { Generator } from '../src/tensor/random.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { runTorch, type TorchResult } from './torch.js';
+
 export interface ModelFigures {
   name: string;
+  threads: number;
+  trainTokensPerSecond: number;
+  torchTrainTokensPerSecond: number | null;
+  generateTokensPerSecond: number | null;
+  torchGenerateTokensPerSecond: number | null;
+  peakRssMiB: number;
 }
 
+interface Workload {
+  name: string;
+  batch: number;
+  seq: number;
+  generateTokens?: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: 'tiny', batch: 16, seq: 128, generateTokens: 200 },
+  { name: 'nano-trickster', batch: 4, seq: 512 },
+];
+
+function trainStep(model: TransformerLM, opt: AdamW, x: Tensor, y: Tensor): void {
+  const loss = model.forward(x, y).loss as Tensor;
+  opt.zeroGrad();
+  loss.backward();
+  clipGradNorm(model.parameters(), 1.0);
+  opt.step();
+}
+
+/** Median step time over a time budget (after two warm-up steps), as tokens per second. */
+function measureTraining(w: Workload, budgetSeconds: number): { tokensPerSecond: number; model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor } {
+  const config = presetConfig(w.name);
+  const gen = new Generator(0);
+  const model = new TransformerLM(config, { generator: gen });
+  const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
+  const x = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
+  const y = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
+  trainStep(model, opt, x, y);
+  trainStep(model, opt, x, y);
+  const times: number[] = [];
+  const deadline = performance.now() + budgetSeconds * 1000;
+  while (times.length < 3 || (performance.now() < deadline && times.length < 50)) {
+    const t = performance.now();
+    trainStep(model, opt, x, y);
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)];
+  return { tokensPerSecond: (w.batch * w.seq) / (median / 1000), model, opt, x, y };
+}
+
+function measureGeneration(w: Workload, budgetSeconds: number): number {
+  const config = presetConfig(w.name);
+  const model = new TransformerLM(config, { generator: new Generator(0) });
+  model.eval();
+  const prompt = randint(0, config.vocabSize, [1, 1], { generator: new Generator(1) });
+  const n = w.generateTokens ?? 100;
+  const run = () => model.generate(prompt, { maxNewTokens: n, temperature: 0 });
+  run();
+  let best = Infinity;
+  const deadline = performance.now() + budgetSeconds * 1000;
+  do {
+    const t = performance.now();
+    run();
+    best = Math.min(best, performance.now() - t);
+  } while (performance.now() < deadline);
+  return n / (best / 1000);
+}
+
+/** Time spent in each kernel during `fn`, by wrapping the active kernel table. */
+export function profileKernels(fn: () => void): { byKernel: Record<string, number>; totalMs: number } {
+  const active = getBackend();
+  const base = resolveKernels(active);
+  const byKernel: Record<string, number> = {};
+  const wrapped: Partial<Kernels> = {};
+  for (const [name, kernel] of Object.entries(base) as [keyof Kernels, (...a: unknown[]) => unknown][]) {
+    (wrapped as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      const t = performance.now();
+      const r = kernel(...args);
+      byKernel[name] = (byKernel[name] ?? 0) + performance.now() - t;
+      return r;
+    };
+  }
+  registerBackend({ name: 'profile', kernels: wrapped, base: active, priority: -1, unavailable: null });
+  setBackend('profile');
+  const t = performance.now();
+  try {
+    fn();
+  } finally {
+    setBackend(active);
+  }
+  return { byKernel, totalMs: performance.now() - t };
+}
+
+const CATEGORY: Record<string, string> = {
+  gemm: 'matmul (incl. attention products)',
+  scaledSoftmax: 'attention softmax',
+  softmax: 'attention softmax',
+  softmaxBackward: 'attention softmax',
+  layerNorm: 'norms',
+  layerNormBackward: 'norms',
+  rmsNorm: 'norms',
+  rmsNormBackward: 'norms',
+  adamStep: 'optimizer',
+  sgdStep: 'optimizer',
+  crossEntropy: 'cross-entropy',
+  crossEntropyBackward: 'cross-entropy',
+};
+
 export function runModelBench(options: { budgetSeconds: number; threadCounts: number[]; torchAvailable: boolean; print: (line: string) => void }): ModelFigures[] {
-  options.print('model training/generation figures: pending the transformer model (issue 5)');
-  return [];
+  const { print } = options;
+  const budget = options.budgetSeconds * 6;
+  const torch: Record<number, TorchResult | null> = {};
+  for (const threads of options.threadCounts) {
+    torch[threads] = options.torchAvailable
+      ? runTorch({ threads, seconds: budget / 3, models: WORKLOADS.map((w) => ({ name: w.name, config: presetConfig(w.name) as unknown as Record<string, unknown>, batch: w.batch, seq: w.seq, generateTokens: w.generateTokens })) })
+      : null;
+  }
+  const figures: ModelFigures[] = [];
+  let profiled: { byKernel: Record<string, number>; totalMs: number } | null = null;
+  for (const w of WORKLOADS) {
+    for (const threads of options.threadCounts) {
+      setNumThreads(threads);
+      const t = measureTraining(w, budget);
+      if (w.name === 'tiny' && threads === 1) profiled = profileKernels(() => trainStep(t.model, t.opt, t.x, t.y));
+      const gen = w.generateTokens ? measureGeneration(w, budget / 2) : null;
+      const tm = torch[threads]?.models.find((m) => m.name === w.name);
+      figures.push({
+        name: w.name,
+        threads,
+        trainTokensPerSecond: t.tokensPerSecond,
+        torchTrainTokensPerSecond: tm?.trainTokensPerSecond ?? null,
+        generateTokensPerSecond: gen,
+        torchGenerateTokensPerSecond: tm?.generateTokensPerSecond ?? null,
+        peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      });
+    }
+  }
+  setNumThreads(1);
+  const fmt = (v: number | null) => (v === null ? '–' : Math.round(v).toLocaleString('en-US'));
+  const ratio = (a: number | null, b: number | null) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+  const table = new Table({
+    style: { head: [], border: [] },
+    head: ['model (batch × seq)', 'threads', 'train tok/s', 'torch train tok/s', 'train vs torch', 'generate tok/s (KV cache, batch 1)', 'torch generate tok/s', 'generate vs torch'],
+  });
+  for (const f of figures) {
+    const w = WORKLOADS.find((x) => x.name === f.name) as Workload;
+    table.push([`${f.name} (${w.batch} × ${w.seq})`, f.threads, fmt(f.trainTokensPerSecond), fmt(f.torchTrainTokensPerSecond), ratio(f.trainTokensPerSecond, f.torchTrainTokensPerSecond), fmt(f.generateTokensPerSecond), fmt(f.torchGenerateTokensPerSecond), ratio(f.generateTokensPerSecond, f.torchGenerateTokensPerSecond)]);
+  }
+  print(table.toString());
+  print(`peak RSS of the bench process: ${Math.round(Math.max(...figures.map((f) => f.peakRssMiB)))} MiB`);
+  if (profiled) {
+    const shares: Record<string, number> = {};
+    let kernelTotal = 0;
+    for (const [k, ms] of Object.entries(profiled.byKernel)) {
+      const c = CATEGORY[k] ?? 'other kernels (elementwise, reductions, copies, gather)';
+      shares[c] = (shares[c] ?? 0) + ms;
+      kernelTotal += ms;
+    }
+    shares['bookkeeping (graph, allocation, JS outside kernels)'] = profiled.totalMs - kernelTotal;
+    const p = new Table({ style: { head: [], border: [] }, head: [`profile of one tiny training step (${profiled.totalMs.toFixed(0)} ms, 1 thread)`, 'ms', 'share'] });
+    for (const [c, ms] of Object.entries(shares).sort((a, b) => b[1] - a[1])) p.push([c, ms.toFixed(1), `${((100 * ms) / profiled.totalMs).toFixed(0)}%`]);
+    print(p.toString());
+  }
+  return figures;
 }

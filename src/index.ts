@@ -1,5 +1,6 @@
 /** TensorLM: tensors, autograd, nn and optimizers. */
 import './backends/index.js';
+export { setNumThreads, getNumThreads } from './backends/index.js';
 export { Tensor, type TensorLike, type NestedArray, type MaxResult } from './tensor/tensor.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
 export type { Shape } from './tensor/shape.js';

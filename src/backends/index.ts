@@ -3,8 +3,11 @@
  * fastest one that runs here (blas > wasm > js).
  */
 import { blasKernels, loadBlas } from './blas/index.js';
+import { tuneAllocator } from './native/allocator.js';
 import { fastestBackend, registerBackend, setBackend, backendUnavailableReason } from './registry.js';
-import { wasmInfo, wasmKernels } from './wasm/index.js';
+import { setWasmThreads, wasmInfo, wasmKernels } from './wasm/index.js';
+
+tuneAllocator();
 
 const wasm = wasmInfo();
 registerBackend({
@@ -45,4 +48,19 @@ function chooseDefault(): void {
 chooseDefault();
 
 export { loadBlas } from './blas/index.js';
+export { tuneAllocator } from './native/allocator.js';
 export { wasmInfo, wasmKernels } from './wasm/index.js';
+
+/**
+ * Threads for matrix products: BLAS threads and WASM gemm workers (elementwise ops always run on
+ * the calling thread). Default 1 for BLAS (TENSORLM_THREADS overrides) — see blas/index.ts.
+ */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  blas.library?.setNumThreads?.(n);
+  if (wasm.available) setWasmThreads(n);
+}
+
+export function getNumThreads(): number {
+  return blas.library?.getNumThreads?.() ?? 1;
+}
