@@ -6,7 +6,7 @@ import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
 import type { BinaryOp, StridedArray, UnaryOp } from '../backends/kernels.js';
 import { allocate, promoteTypes, type DType } from '../tensor/dtype.js';
-import { broadcastShapes, broadcastStrides, isContiguous, shapeSize } from '../tensor/shape.js';
+import { broadcastShapes, broadcastStrides, contiguousStrides, isContiguous, shapeSize } from '../tensor/shape.js';
 import { Tensor, type TensorLike } from '../tensor/tensor.js';
 
 /** A number becomes a 0-d tensor: float32 unless it is an integer next to an integer tensor. */
@@ -27,18 +27,8 @@ export function strided(t: Tensor, shape?: readonly number[]): StridedArray {
 export function contiguousData(t: Tensor): { data: Tensor['storage']; offset: number } {
   if (isContiguous(t.shape, t.strides)) return { data: t.storage, offset: t.offset };
   const out = allocate(t.dtype, t.size);
-  kernels.copy(t.shape, strided(t), { data: out, offset: 0, strides: contiguousStridesOf(t.shape) });
+  kernels.copy(t.shape, strided(t), { data: out, offset: 0, strides: contiguousStrides(t.shape) });
   return { data: out, offset: 0 };
-}
-
-function contiguousStridesOf(shape: readonly number[]): number[] {
-  const s: number[] = new Array(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
 }
 
 // ---- unary -------------------------------------------------------------------------------------

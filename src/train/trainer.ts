@@ -242,17 +242,19 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   let done = 0;
   let calibrationStart = 0;
 
-  while (step < plannedSteps) {
-    if (step % config.evalInterval === 0 && step > 0 && done > 0) {
-      const r = evaluate();
-      finalValLoss = r.valLoss;
-      finalTrainLoss = r.trainLoss;
-      if (bestValLoss === null || r.valLoss < bestValLoss) {
-        bestValLoss = r.valLoss;
-        save(files.best);
-      }
-      save(files.latest);
+  /** Evaluates, keeps the best checkpoint, and (unless it is the end) saves the latest. */
+  const evaluateAndSave = (saveLatest: boolean) => {
+    const r = evaluate();
+    finalValLoss = r.valLoss;
+    finalTrainLoss = r.trainLoss;
+    if (bestValLoss === null || r.valLoss < bestValLoss) {
+      bestValLoss = r.valLoss;
+      save(files.best);
     }
+    if (saveLatest) save(files.latest);
+  };
+
+  while (step < plannedSteps) {
     const lr = warmupCosineLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps, maxSteps: plannedSteps, minLr: config.minLr });
     for (const group of optimizer.paramGroups) group.lr = lr;
     const { x, y } = dataset.getBatch('train', config.batchSize, config.blockSize, gens.data);
@@ -300,6 +302,8 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
       metrics.append(record);
       hooks.onTrainLog?.(record, plannedSteps);
     }
+    // Evaluate right after the step that completes an interval, so a stop after it never skips it.
+    if (step % config.evalInterval === 0 && step < plannedSteps) evaluateAndSave(true);
     if (options.shouldStop?.()) {
       stoppedEarly = 'interrupted';
       break;
@@ -311,15 +315,7 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
     }
   }
 
-  if (step >= plannedSteps || stoppedEarly === 'time') {
-    const r = evaluate();
-    finalValLoss = r.valLoss;
-    finalTrainLoss = r.trainLoss;
-    if (bestValLoss === null || r.valLoss < bestValLoss) {
-      bestValLoss = r.valLoss;
-      save(files.best);
-    }
-  }
+  if (step >= plannedSteps || stoppedEarly === 'time') evaluateAndSave(false);
   save(files.latest);
   const elapsedSeconds = elapsedBefore + (performance.now() - startTime) / 1000;
   return {

@@ -67,6 +67,16 @@ describe('training', () => {
     expect(rest.finalValLoss).toBe(full.finalValLoss);
   });
 
+  it('resume at an evaluation boundary keeps every evaluation and the best checkpoint', async () => {
+    const { dir, data } = setup();
+    const evals = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.kind === 'eval').map((r) => [r.step, r.valLoss, r.trainLoss]);
+    const full = await train(small(dir, data, { name: 'full2' }));
+    await train(small(dir, data, { name: 'split2' }), { stopAfterSteps: 20 });
+    const rest = await train({ outDir: dir, name: 'split2' }, { resume: true });
+    expect(evals(rest.files.metrics)).toEqual(evals(full.files.metrics));
+    expect(rest.bestValLoss).toBe(full.bestValLoss);
+  });
+
   it('save → load gives identical logits', async () => {
     const { dir, data } = setup();
     const r = await train(small(dir, data, { name: 'saved', maxSteps: 10 }));

@@ -1,5 +1,6 @@
 /** Reference elementwise kernels: scalar formulas and strided loops, written for clarity first. */
 import type { TypedArray } from '../../tensor/dtype.js';
+import { contiguousStrides } from '../../tensor/shape.js';
 import type { BinaryOp, StridedArray, UnaryOp } from '../kernels.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -152,7 +153,7 @@ export function forEachRow(
 
 export function binary(op: BinaryOp, shape: readonly number[], a: StridedArray, b: StridedArray, out: TypedArray): void {
   const f = binaryFunctions[op];
-  const outStrides = contiguousOf(shape);
+  const outStrides = contiguousStrides(shape);
   const c = collapseDims(shape, [a.strides, b.strides, outStrides]);
   const [as, bs] = c.strides;
   const ad = a.data;
@@ -176,7 +177,7 @@ export function binary(op: BinaryOp, shape: readonly number[], a: StridedArray, 
 }
 
 export function where(shape: readonly number[], cond: StridedArray, a: StridedArray, b: StridedArray, out: TypedArray): void {
-  const c = collapseDims(shape, [cond.strides, a.strides, b.strides, contiguousOf(shape)]);
+  const c = collapseDims(shape, [cond.strides, a.strides, b.strides, contiguousStrides(shape)]);
   const rank = c.shape.length;
   const [sc, sa, sb] = [c.strides[0][rank - 1], c.strides[1][rank - 1], c.strides[2][rank - 1]];
   forEachRow(c.shape, c.strides, [cond.offset, a.offset, b.offset, 0], (o, n) => {
@@ -202,14 +203,4 @@ export function copy(shape: readonly number[], src: StridedArray, dst: StridedAr
     }
     for (let i = 0; i < n; i++, is += ss, id += ds) dd[id] = sd[is];
   });
-}
-
-function contiguousOf(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
 }
