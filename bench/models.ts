@@ -34,7 +34,7 @@ interface Workload {
 }
 
 const WORKLOADS: Workload[] = [
-  { name: 'tiny', batch: 16, seq: 128, generateTokens: 200 },
+  { name: 'tiny', batch: 16, seq: 128, generateTokens: 120 },
   { name: 'nano-trickster', batch: 4, seq: 512 },
 ];
 

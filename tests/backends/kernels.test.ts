@@ -354,6 +354,160 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
     }
   });
 
+  it.skipIf(skip)(`scaledSoftmax matches the reference: odd shapes, scales, causal offsets 0, 3, −1, Tk − Tq, chunked rows, special values${note}`, () => {
+    const k = table();
+    // [tq, cols, batch]: rows = batch·tq. 40×33×30 spans several arena chunks whose length (496 rows) is no multiple of tq.
+    for (const [tq, cols, batch] of [[1, 1, 1], [3, 3, 1], [7, 7, 2], [1, 129, 3], [33, 33, 3], [5, 1000, 2], [129, 129, 2], [40, 33, 30], [100, 1000, 1], [7, 3, 40]]) {
+      const rows = tq * batch;
+      const offsets = [...new Set([0, 3, -1, cols - tq])];
+      for (const scale of [0.125, 1, 3]) {
+        const x = random(3 + rows * cols, 4);
+        if (rows * cols > 40) {
+          x[3 + 2 * cols] = NaN; // row 2, column 0: inside every limit
+          if (rows > 4) x.fill(-Infinity, 3 + 4 * cols, 3 + 5 * cols); // a row of −inf
+          if (rows > 5) x[3 + 5 * cols] = Infinity;
+          if (rows > 6 && cols > 1) x[3 + 6 * cols + cols - 1] = NaN; // the last column: masked out where causal
+        }
+        for (const [causal, offset] of [[false, 0], ...offsets.map((o) => [true, o] as const)] as [boolean, number][]) {
+          const expected = new Float32Array(rows * cols).fill(7);
+          const actual = new Float32Array(rows * cols).fill(7);
+          reference.scaledSoftmax(x, 3, rows, cols, tq, scale, causal, offset, expected);
+          k.scaledSoftmax(x, 3, rows, cols, tq, scale, causal, offset, actual);
+          expectClose(actual, expected, `scaledSoftmax tq=${tq} cols=${cols} rows=${rows} scale=${scale} causal=${causal} offset=${offset}`);
+        }
+      }
+    }
+  });
+
+  const NORM_SHAPES = [[1, 1], [300, 1], [5, 3], [7, 7], [33, 33], [9, 129], [300, 129], [3, 1000], [40, 1000], [2, 20000]];
+
+  it.skipIf(skip)(`layerNorm and its backward match the reference (with and without weight and bias; dWeight and dBias add into)${note}`, () => {
+    const k = table();
+    for (const [rows, cols] of NORM_SHAPES) {
+      for (const [hasW, hasB] of [[true, true], [false, false], [true, false], [false, true]]) {
+        const x = random(rows * cols, 2).map((v) => v + 30); // an offset mean: two-pass variance needed
+        if (rows > 3 && cols > 2) {
+          x[2 * cols + 1] = NaN;
+          x[3 * cols] = Infinity;
+        }
+        const weight = hasW ? random(cols) : null;
+        const bias = hasB ? random(cols) : null;
+        const run = (kk: Kernels) => {
+          const out = new Float32Array(rows * cols);
+          const mean = new Float32Array(rows);
+          const rstd = new Float32Array(rows);
+          kk.layerNorm(x, rows, cols, weight, bias, 1e-5, out, mean, rstd);
+          return { out, mean, rstd };
+        };
+        const e = run(reference);
+        const a = run(k);
+        const label = `layerNorm ${rows}x${cols} weight=${hasW} bias=${hasB}`;
+        expectClose(a.out, e.out, `${label} out`);
+        expectClose(a.mean, e.mean, `${label} mean`);
+        expectClose(a.rstd, e.rstd, `${label} rstd`);
+        // The backward from the reference's saved statistics (NaN rows dropped: their grads are NaN either way).
+        const xb = random(rows * cols, 2).map((v) => v + 30);
+        const g = random(rows * cols);
+        const mean = new Float32Array(rows);
+        const rstd = new Float32Array(rows);
+        reference.layerNorm(xb, rows, cols, weight, null, 1e-5, new Float32Array(rows * cols), mean, rstd);
+        const dw0 = random(cols);
+        const db0 = random(cols);
+        const back = (kk: Kernels) => {
+          const dx = new Float32Array(rows * cols);
+          const dw = hasW ? dw0.slice() : null;
+          const db = hasB ? db0.slice() : null;
+          kk.layerNormBackward(xb, g, rows, cols, weight, mean, rstd, dx, dw, db);
+          return { dx, dw, db };
+        };
+        const eb = back(reference);
+        const ab = back(k);
+        expectClose(ab.dx, eb.dx, `${label} dx`, 1e-5, 1e-5);
+        // The reference rounds each row's addition to float32; WASM sums in float64 and rounds once.
+        if (hasW) expectClose(ab.dw as Float32Array, eb.dw as Float32Array, `${label} dWeight`, 1e-5, 2e-6 * Math.sqrt(rows));
+        if (hasB) expectClose(ab.db as Float32Array, eb.db as Float32Array, `${label} dBias`, 1e-5, 2e-6 * Math.sqrt(rows));
+      }
+    }
+  });
+
+  it.skipIf(skip)(`rmsNorm and its backward match the reference (with and without weight; dWeight adds into)${note}`, () => {
+    const k = table();
+    for (const [rows, cols] of NORM_SHAPES) {
+      for (const hasW of [true, false]) {
+        const x = random(rows * cols, 3);
+        if (rows > 3 && cols > 2) {
+          x[2 * cols + 1] = NaN;
+          x[3 * cols] = Infinity;
+          x.fill(0, 1 * cols, 2 * cols); // a zero row: rstd = 1/√eps
+        }
+        const weight = hasW ? random(cols) : null;
+        const run = (kk: Kernels) => {
+          const out = new Float32Array(rows * cols);
+          const rstd = new Float32Array(rows);
+          kk.rmsNorm(x, rows, cols, weight, 1e-6, out, rstd);
+          return { out, rstd };
+        };
+        const e = run(reference);
+        const a = run(k);
+        const label = `rmsNorm ${rows}x${cols} weight=${hasW}`;
+        expectClose(a.out, e.out, `${label} out`);
+        expectClose(a.rstd, e.rstd, `${label} rstd`);
+        const xb = random(rows * cols, 3);
+        const g = random(rows * cols);
+        const rstd = new Float32Array(rows);
+        reference.rmsNorm(xb, rows, cols, weight, 1e-6, new Float32Array(rows * cols), rstd);
+        const dw0 = random(cols);
+        const back = (kk: Kernels) => {
+          const dx = new Float32Array(rows * cols);
+          const dw = hasW ? dw0.slice() : null;
+          kk.rmsNormBackward(xb, g, rows, cols, weight, rstd, dx, dw);
+          return { dx, dw };
+        };
+        const eb = back(reference);
+        const ab = back(k);
+        expectClose(ab.dx, eb.dx, `${label} dx`, 1e-5, 1e-5);
+        if (hasW) expectClose(ab.dw as Float32Array, eb.dw as Float32Array, `${label} dWeight`, 1e-5, 2e-6 * Math.sqrt(rows));
+      }
+    }
+  });
+
+  it.skipIf(skip)(`crossEntropy and its backward match the reference: odd class counts, ignored rows, label smoothing, logits near 1e4, NaN and ±inf${note}`, () => {
+    const k = table();
+    for (const [rows, classes] of [[1, 1], [300, 1], [5, 3], [7, 7], [33, 33], [64, 65], [2048, 65], [9, 129], [3, 1000], [20, 1000], [2, 20000]]) {
+      for (const smoothing of [0, 0.1]) {
+        for (const shift of [0, 1e4]) {
+          const x = random(rows * classes, 3).map((v) => v + shift);
+          if (rows > 4 && classes > 2) {
+            x[2 * classes + 1] = NaN;
+            x[3 * classes] = Infinity;
+            x[4 * classes + 1] = -Infinity;
+          }
+          const targets = Int32Array.from({ length: rows }, (_, i) => (i % 5 === 1 ? -100 : Math.floor(gen.random() * classes)));
+          const run = (kk: Kernels) => {
+            const losses = new Float32Array(rows);
+            const rowMax = new Float32Array(rows);
+            const rowLogSum = new Float32Array(rows);
+            kk.crossEntropy(x, targets, rows, classes, -100, smoothing, losses, rowMax, rowLogSum);
+            return { losses, rowMax, rowLogSum };
+          };
+          const e = run(reference);
+          const a = run(k);
+          const label = `crossEntropy ${rows}x${classes} smoothing=${smoothing} shift=${shift}`;
+          expectClose(a.losses, e.losses, `${label} losses`);
+          expectClose(a.rowMax, e.rowMax, `${label} rowMax`);
+          expectClose(a.rowLogSum, e.rowLogSum, `${label} rowLogSum`);
+          const rowScale = random(rows);
+          const back = (kk: Kernels) => {
+            const d = new Float32Array(rows * classes).fill(7);
+            kk.crossEntropyBackward(x, targets, e.rowMax, e.rowLogSum, rowScale, rows, classes, -100, smoothing, d);
+            return d;
+          };
+          expectClose(back(k), back(reference), `${label} dlogits`);
+        }
+      }
+    }
+  });
+
   it.skipIf(skip)(`reductions over rows and columns (sum, max, min, prod) match the reference, NaN included${note}`, () => {
     const k = table();
     for (const op of ['sum', 'max', 'min', 'prod'] as ReduceOp[]) {

@@ -1,5 +1,6 @@
 /**
- * The WebAssembly SIMD backend: gemm, elementwise, sum/max/min reductions, softmax and the Adam step,
+ * The WebAssembly SIMD backend: gemm, elementwise, sum/max/min reductions, softmax (plain and
+ * scaled/causal), LayerNorm, RMSNorm, cross-entropy (forward and backward) and the Adam step,
  * compiled from kernels.c (see tools/build-wasm.sh) and shipped as base64 in binary.ts, so it needs
  * no compiler at install and no file access at run time (browsers later).
  *
@@ -151,6 +152,24 @@ interface KernelExports {
   reduce_cols_minmax_f32(isMax: number, x: number, acc: number, rows: number, inner: number, first: number): void;
   softmax_f32(x: number, out: number, rows: number, cols: number, log: number): void;
   softmax_backward_f32(y: number, g: number, out: number, rows: number, cols: number, log: number): void;
+  scaled_softmax_f32(x: number, out: number, rows: number, cols: number, tq: number, rowStart: number, scale: number, causal: number, causalOffset: number): void;
+  layer_norm_f32(x: number, out: number, mean: number, rstd: number, w: number, b: number, rows: number, cols: number, eps: number, flags: number): void;
+  layer_norm_backward_f32(x: number, g: number, mean: number, rstd: number, w: number, dx: number, dw: number, db: number, rows: number, cols: number, flags: number): void;
+  rms_norm_f32(x: number, out: number, rstd: number, w: number, rows: number, cols: number, eps: number, flags: number): void;
+  rms_norm_backward_f32(x: number, g: number, rstd: number, w: number, dx: number, dw: number, rows: number, cols: number, flags: number): void;
+  cross_entropy_f32(logits: number, targets: number, losses: number, rowMax: number, rowLogSum: number, rows: number, classes: number, ignoreIndex: number, smoothing: number): void;
+  cross_entropy_backward_f32(
+    logits: number,
+    targets: number,
+    rowMax: number,
+    rowLogSum: number,
+    rowScale: number,
+    dlogits: number,
+    rows: number,
+    classes: number,
+    ignoreIndex: number,
+    smoothing: number,
+  ): void;
   adam_f32(
     param: number,
     grad: number,
@@ -385,6 +404,235 @@ class WasmModule {
     );
   }
 
+  /** Rows of `cols` floats per chunk: about CHUNK floats, at least one row. */
+  private chunkRows(rows: number, cols: number): number {
+    return Math.min(rows, Math.max(1, Math.floor(CHUNK / cols)));
+  }
+
+  scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void {
+    const fallback = () => jsKernels.scaledSoftmax(x, xOffset, rows, cols, tq, scale, causal, causalOffset, out);
+    // Odd arguments (a causal mask without whole query blocks, offsets beyond int32) keep the reference's meaning.
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0 || (causal && !(tq >= 1 && Number.isInteger(tq) && Math.abs(causalOffset) < 2 ** 30 && Number.isInteger(causalOffset)))) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, cols);
+      const p = this.alloc(chunkRows * cols);
+      const mem = this.floats();
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(x.subarray(xOffset + r * cols, xOffset + (r + nr) * cols), p);
+        // The global row start, so each row's query position (r mod tq) and causal limit are right.
+        this.x.scaled_softmax_f32(p * 4, p * 4, nr, cols, causal ? tq : 1, causal ? r % tq : 0, scale, causal ? 1 : 0, causalOffset); // in place
+        out.set(mem.subarray(p, p + nr * cols), r * cols);
+      }
+    }, fallback);
+  }
+
+  layerNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, bias: Float32Array | null, eps: number, out: Float32Array, mean: Float32Array, rstd: Float32Array): void {
+    const fallback = () => jsKernels.layerNorm(x, rows, cols, weight, bias, eps, out, mean, rstd);
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, cols);
+      const px = this.alloc(chunkRows * cols);
+      const pm = this.alloc(chunkRows);
+      const ps = this.alloc(chunkRows);
+      const pw = weight ? this.alloc(cols) : 0;
+      const pb = bias ? this.alloc(cols) : 0;
+      const mem = this.floats();
+      if (weight) mem.set(weight.subarray(0, cols), pw);
+      if (bias) mem.set(bias.subarray(0, cols), pb);
+      const flags = (weight ? 1 : 0) | (bias ? 2 : 0);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
+        this.x.layer_norm_f32(px * 4, px * 4, pm * 4, ps * 4, pw * 4, pb * 4, nr, cols, eps, flags); // in place
+        out.set(mem.subarray(px, px + nr * cols), r * cols);
+        mean.set(mem.subarray(pm, pm + nr), r);
+        rstd.set(mem.subarray(ps, ps + nr), r);
+      }
+    }, fallback);
+  }
+
+  layerNormBackward(
+    x: Float32Array,
+    g: Float32Array,
+    rows: number,
+    cols: number,
+    weight: Float32Array | null,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dWeight: Float32Array | null,
+    dBias: Float32Array | null,
+  ): void {
+    const fallback = () => jsKernels.layerNormBackward(x, g, rows, cols, weight, mean, rstd, dx, dWeight, dBias);
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, cols);
+      const px = this.alloc(chunkRows * cols);
+      const pg = this.alloc(chunkRows * cols);
+      const pm = this.alloc(chunkRows);
+      const ps = this.alloc(chunkRows);
+      const pw = weight ? this.alloc(cols) : 0;
+      // float64 column sums, accumulated over every chunk and added to the caller's arrays once
+      const pdw = dWeight ? this.alloc(2 * cols) : 0;
+      const pdb = dBias ? this.alloc(2 * cols) : 0;
+      const mem = this.floats();
+      const dwAcc = dWeight ? new Float64Array(mem.buffer, pdw * 4, cols).fill(0) : null;
+      const dbAcc = dBias ? new Float64Array(mem.buffer, pdb * 4, cols).fill(0) : null;
+      if (weight) mem.set(weight.subarray(0, cols), pw);
+      const flags = (weight ? 1 : 0) | (dWeight ? 2 : 0) | (dBias ? 4 : 0);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
+        mem.set(g.subarray(r * cols, (r + nr) * cols), pg);
+        mem.set(mean.subarray(r, r + nr), pm);
+        mem.set(rstd.subarray(r, r + nr), ps);
+        this.x.layer_norm_backward_f32(px * 4, pg * 4, pm * 4, ps * 4, pw * 4, pg * 4, pdw * 4, pdb * 4, nr, cols, flags); // dx over g
+        dx.set(mem.subarray(pg, pg + nr * cols), r * cols);
+      }
+      if (dWeight && dwAcc) for (let j = 0; j < cols; j++) dWeight[j] += dwAcc[j];
+      if (dBias && dbAcc) for (let j = 0; j < cols; j++) dBias[j] += dbAcc[j];
+    }, fallback);
+  }
+
+  rmsNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, eps: number, out: Float32Array, rstd: Float32Array): void {
+    const fallback = () => jsKernels.rmsNorm(x, rows, cols, weight, eps, out, rstd);
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, cols);
+      const px = this.alloc(chunkRows * cols);
+      const ps = this.alloc(chunkRows);
+      const pw = weight ? this.alloc(cols) : 0;
+      const mem = this.floats();
+      if (weight) mem.set(weight.subarray(0, cols), pw);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
+        this.x.rms_norm_f32(px * 4, px * 4, ps * 4, pw * 4, nr, cols, eps, weight ? 1 : 0); // in place
+        out.set(mem.subarray(px, px + nr * cols), r * cols);
+        rstd.set(mem.subarray(ps, ps + nr), r);
+      }
+    }, fallback);
+  }
+
+  rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, cols: number, weight: Float32Array | null, rstd: Float32Array, dx: Float32Array, dWeight: Float32Array | null): void {
+    const fallback = () => jsKernels.rmsNormBackward(x, g, rows, cols, weight, rstd, dx, dWeight);
+    if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, cols);
+      const px = this.alloc(chunkRows * cols);
+      const pg = this.alloc(chunkRows * cols);
+      const ps = this.alloc(chunkRows);
+      const pw = weight ? this.alloc(cols) : 0;
+      const pdw = dWeight ? this.alloc(2 * cols) : 0;
+      const mem = this.floats();
+      const dwAcc = dWeight ? new Float64Array(mem.buffer, pdw * 4, cols).fill(0) : null;
+      if (weight) mem.set(weight.subarray(0, cols), pw);
+      const flags = (weight ? 1 : 0) | (dWeight ? 2 : 0);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
+        mem.set(g.subarray(r * cols, (r + nr) * cols), pg);
+        mem.set(rstd.subarray(r, r + nr), ps);
+        this.x.rms_norm_backward_f32(px * 4, pg * 4, ps * 4, pw * 4, pg * 4, pdw * 4, nr, cols, flags); // dx over g
+        dx.set(mem.subarray(pg, pg + nr * cols), r * cols);
+      }
+      if (dWeight && dwAcc) for (let j = 0; j < cols; j++) dWeight[j] += dwAcc[j];
+    }, fallback);
+  }
+
+  crossEntropy(
+    logits: Float32Array,
+    targets: Int32Array,
+    rows: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    losses: Float32Array,
+    rowMax: Float32Array,
+    rowLogSum: Float32Array,
+  ): void {
+    const fallback = () => jsKernels.crossEntropy(logits, targets, rows, classes, ignoreIndex, labelSmoothing, losses, rowMax, rowLogSum);
+    if (rows * classes < MIN_ELEMENTWISE || rows * classes === 0 || !isInt32(ignoreIndex)) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, classes);
+      const px = this.alloc(chunkRows * classes);
+      const pt = this.alloc(chunkRows);
+      const pl = this.alloc(chunkRows);
+      const pm = this.alloc(chunkRows);
+      const ps = this.alloc(chunkRows);
+      const mem = this.floats();
+      const ints = new Int32Array(mem.buffer, pt * 4, chunkRows);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(logits.subarray(r * classes, (r + nr) * classes), px);
+        ints.set(targets.subarray(r, r + nr));
+        this.x.cross_entropy_f32(px * 4, pt * 4, pl * 4, pm * 4, ps * 4, nr, classes, ignoreIndex, labelSmoothing);
+        losses.set(mem.subarray(pl, pl + nr), r);
+        rowMax.set(mem.subarray(pm, pm + nr), r);
+        rowLogSum.set(mem.subarray(ps, ps + nr), r);
+      }
+    }, fallback);
+  }
+
+  crossEntropyBackward(
+    logits: Float32Array,
+    targets: Int32Array,
+    rowMax: Float32Array,
+    rowLogSum: Float32Array,
+    rowScale: Float32Array,
+    rows: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+    dlogits: Float32Array,
+  ): void {
+    const fallback = () =>
+      jsKernels.crossEntropyBackward(logits, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits);
+    if (rows * classes < MIN_ELEMENTWISE || rows * classes === 0 || !isInt32(ignoreIndex)) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const chunkRows = this.chunkRows(rows, classes);
+      const px = this.alloc(chunkRows * classes);
+      const pt = this.alloc(chunkRows);
+      const pm = this.alloc(chunkRows);
+      const ps = this.alloc(chunkRows);
+      const pc = this.alloc(chunkRows);
+      const mem = this.floats();
+      const ints = new Int32Array(mem.buffer, pt * 4, chunkRows);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(logits.subarray(r * classes, (r + nr) * classes), px);
+        ints.set(targets.subarray(r, r + nr));
+        mem.set(rowMax.subarray(r, r + nr), pm);
+        mem.set(rowLogSum.subarray(r, r + nr), ps);
+        mem.set(rowScale.subarray(r, r + nr), pc);
+        this.x.cross_entropy_backward_f32(px * 4, pt * 4, pm * 4, ps * 4, pc * 4, px * 4, nr, classes, ignoreIndex, labelSmoothing); // in place
+        dlogits.set(mem.subarray(px, px + nr * classes), r * classes);
+      }
+    }, fallback);
+  }
+
   adamStep(s: AdamStepArgs): void {
     const n = s.param.length;
     if (n < MIN_ELEMENTWISE || n === 0) {
@@ -479,10 +727,22 @@ class WasmModule {
       reduce: this.reduce.bind(this),
       softmax: this.softmax.bind(this),
       softmaxBackward: this.softmaxBackward.bind(this),
+      scaledSoftmax: this.scaledSoftmax.bind(this),
+      layerNorm: this.layerNorm.bind(this),
+      layerNormBackward: this.layerNormBackward.bind(this),
+      rmsNorm: this.rmsNorm.bind(this),
+      rmsNormBackward: this.rmsNormBackward.bind(this),
+      crossEntropy: this.crossEntropy.bind(this),
+      crossEntropyBackward: this.crossEntropyBackward.bind(this),
       adamStep: this.adamStep.bind(this),
       gemm: this.gemm.bind(this),
     };
   }
+}
+
+/** Whether a number fits the int32 parameters of the WASM kernels. */
+function isInt32(v: number): boolean {
+  return Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31;
 }
 
 /**

@@ -637,6 +637,410 @@ void adam_f32(float *param, const float *grad, float *m, float *v, float *vmax, 
   }
 }
 
+/* ---- fused row kernels: scaled/causal softmax, LayerNorm, RMSNorm, cross-entropy -------------- */
+
+/* Float64 lanes of a float32 vector: its low and high halves. */
+INLINE v128_t lo64(v4 a) { return wasm_f64x2_promote_low_f32x4(a); }
+INLINE v128_t hi64(v4 a) { return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1)); }
+/* Two float64 pairs rounded back into one float32 vector. */
+INLINE v4 demote4(v128_t lo, v128_t hi) {
+  return wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+INLINE double hsum64(v128_t s) { return wasm_f64x2_extract_lane(s, 0) + wasm_f64x2_extract_lane(s, 1); }
+/* All-ones in the first n lanes (n < 4): the live lanes of a tail vector. */
+INLINE v4 tail_mask(int n) { return wasm_i32x4_lt(wasm_i32x4_make(0, 1, 2, 3), I(n)); }
+
+/* The largest element of x[0..n) by the reference's `x > max` scan: NaNs are skipped (pmax), −inf when none. */
+INLINE float row_max(const float *x, int n) {
+  const float NEG_INF = -__builtin_inff();
+  v4 m0 = F(NEG_INF), m1 = m0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    m0 = wasm_f32x4_pmax(m0, wasm_v128_load(x + i));
+    m1 = wasm_f32x4_pmax(m1, wasm_v128_load(x + i + 4));
+  }
+  for (; i < n; i += 4) m0 = wasm_f32x4_pmax(m0, i + 4 <= n ? wasm_v128_load(x + i) : load_tail(x + i, n - i, NEG_INF));
+  m0 = wasm_f32x4_pmax(m0, m1);
+  float max = NEG_INF;
+  for (int l = 0; l < 4; l++) {
+    float v = wasm_f32x4_extract_lane(m0, 0);
+    m0 = wasm_i32x4_shuffle(m0, m0, 1, 2, 3, 0);
+    if (v > max) max = v;
+  }
+  return max;
+}
+
+/*
+ * Natural log in float64 (the row log-sum of cross-entropy, kept to double precision like the
+ * reference's Math.log): x = m·2^e with m in [√½, √2), log m = 2·atanh(s) with s = (m−1)/(m+1),
+ * |s| ≤ 0.172, whose odd series converges to double precision in 12 terms.
+ */
+static double log_f64(double x) {
+  if (x != x || x < 0) return __builtin_nan("");
+  if (x == 0) return -__builtin_inf();
+  if (x == __builtin_inf()) return x;
+  int e = 0;
+  if (x < 2.2250738585072014e-308) {
+    x *= 18014398509481984.0; /* 2^54: subnormals made normal */
+    e = -54;
+  }
+  uint64_t bits;
+  __builtin_memcpy(&bits, &x, 8);
+  e += (int)((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull; /* m in [1, 2) */
+  double m;
+  __builtin_memcpy(&m, &bits, 8);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e++;
+  }
+  double s = (m - 1) / (m + 1), s2 = s * s;
+  double p = 1.0 / 25;
+  for (int k = 11; k >= 0; k--) p = p * s2 + 1.0 / (2 * k + 1);
+  /* ln2 split so that e·LN2_HI is exact for |e| < 2^11 */
+  const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
+  return e * LN2_HI + (2 * s * p + e * LN2_LO);
+}
+
+/*
+ * Softmax of scale·x over each row of a [rows, cols] block, row r being query position
+ * (rowStart + r) mod tq: when causal only columns j ≤ position + causalOffset take part, the rest
+ * are written 0 and never exponentiated. As in the reference the max is of x (scale > 0) and the
+ * exponentials are of (x − max)·scale; the sum accumulates in float64 lanes. out may equal x.
+ */
+EXPORT(scaled_softmax_f32)
+void scaled_softmax_f32(const float *x, float *out, int rows, int cols, int tq, int rowStart, float scale, int causal,
+                        int causalOffset) {
+  v4 vs = F(scale);
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (long)r * cols;
+    float *orow = out + (long)r * cols;
+    int limit = cols;
+    if (causal) {
+      long long lim = (long long)((rowStart + r) % tq) + causalOffset + 1;
+      limit = lim < 0 ? 0 : lim > cols ? cols : (int)lim;
+    }
+    int i;
+    if (limit > 0) {
+      v4 vmax = F(row_max(xr, limit));
+      v128_t s0 = wasm_f64x2_splat(0), s1 = s0;
+      for (i = 0; i + 4 <= limit; i += 4) {
+        v4 e = v_exp(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + i), vmax), vs));
+        wasm_v128_store(orow + i, e);
+        s0 = wasm_f64x2_add(s0, lo64(e));
+        s1 = wasm_f64x2_add(s1, hi64(e));
+      }
+      if (i < limit) {
+        v4 e = v_exp(wasm_f32x4_mul(wasm_f32x4_sub(load_tail(xr + i, limit - i, 0), vmax), vs));
+        e = wasm_v128_and(e, tail_mask(limit - i));
+        store_tail(orow + i, e, limit - i);
+        s0 = wasm_f64x2_add(s0, lo64(e));
+        s1 = wasm_f64x2_add(s1, hi64(e));
+      }
+      v4 inv = F((float)(1.0 / hsum64(wasm_f64x2_add(s0, s1))));
+      for (i = 0; i + 4 <= limit; i += 4) wasm_v128_store(orow + i, wasm_f32x4_mul(wasm_v128_load(orow + i), inv));
+      for (; i < limit; i++) orow[i] *= wasm_f32x4_extract_lane(inv, 0);
+    }
+    for (i = limit; i < cols; i++) orow[i] = 0;
+  }
+}
+
+/* Variance-pass helper: Σ (x − mu)² in float64 lanes. */
+INLINE double row_sq_dev_f64(const float *x, int n, double mu) {
+  v128_t vmu = wasm_f64x2_splat(mu), s0 = wasm_f64x2_splat(0), s1 = s0;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v4 a = wasm_v128_load(x + i);
+    v128_t d0 = wasm_f64x2_sub(lo64(a), vmu), d1 = wasm_f64x2_sub(hi64(a), vmu);
+    s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(d0, d0));
+    s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(d1, d1));
+  }
+  double sq = hsum64(wasm_f64x2_add(s0, s1));
+  for (; i < n; i++) {
+    double d = x[i] - mu;
+    sq += d * d;
+  }
+  return sq;
+}
+
+/* Σ x² in float64 lanes. */
+INLINE double row_sq_f64(const float *x, int n) {
+  v128_t s0 = wasm_f64x2_splat(0), s1 = s0;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v4 a = wasm_v128_load(x + i);
+    v128_t d0 = lo64(a), d1 = hi64(a);
+    s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(d0, d0));
+    s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(d1, d1));
+  }
+  double sq = hsum64(wasm_f64x2_add(s0, s1));
+  for (; i < n; i++) sq += (double)x[i] * x[i];
+  return sq;
+}
+
+/* out = ((x − mu)·rs)·w + b over one row, in float64 lanes like the reference (mu = 0 for RMSNorm). */
+INLINE void norm_row_out(const float *x, float *out, int n, double mu, double rs, const float *w, const float *b,
+                         int hasW, int hasB) {
+  v128_t vmu = wasm_f64x2_splat(mu), vrs = wasm_f64x2_splat(rs);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v4 a = wasm_v128_load(x + i);
+    v128_t y0 = wasm_f64x2_mul(wasm_f64x2_sub(lo64(a), vmu), vrs);
+    v128_t y1 = wasm_f64x2_mul(wasm_f64x2_sub(hi64(a), vmu), vrs);
+    if (hasW) {
+      v4 wv = wasm_v128_load(w + i);
+      y0 = wasm_f64x2_mul(y0, lo64(wv));
+      y1 = wasm_f64x2_mul(y1, hi64(wv));
+    }
+    if (hasB) {
+      v4 bv = wasm_v128_load(b + i);
+      y0 = wasm_f64x2_add(y0, lo64(bv));
+      y1 = wasm_f64x2_add(y1, hi64(bv));
+    }
+    wasm_v128_store(out + i, demote4(y0, y1));
+  }
+  for (; i < n; i++) {
+    double v = (x[i] - mu) * rs;
+    if (hasW) v *= w[i];
+    if (hasB) v += b[i];
+    out[i] = (float)v;
+  }
+}
+
+INLINE void layer_norm_rows(const float *x, float *out, float *mean, float *rstd, const float *w, const float *b, int rows,
+                            int cols, double eps, int hasW, int hasB) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (long)r * cols;
+    double mu = row_sum_f64(xr, cols) / cols;
+    double rs = 1 / __builtin_sqrt(row_sq_dev_f64(xr, cols, mu) / cols + eps);
+    mean[r] = (float)mu;
+    rstd[r] = (float)rs;
+    norm_row_out(xr, out + (long)r * cols, cols, mu, rs, w, b, hasW, hasB);
+  }
+}
+
+/* LayerNorm of each row (two-pass variance, float64 throughout). flags: 1 = weight, 2 = bias. out may equal x. */
+EXPORT(layer_norm_f32)
+void layer_norm_f32(const float *x, float *out, float *mean, float *rstd, const float *w, const float *b, int rows,
+                    int cols, double eps, int flags) {
+  switch (flags & 3) {
+    case 0: layer_norm_rows(x, out, mean, rstd, w, b, rows, cols, eps, 0, 0); break;
+    case 1: layer_norm_rows(x, out, mean, rstd, w, b, rows, cols, eps, 1, 0); break;
+    case 2: layer_norm_rows(x, out, mean, rstd, w, b, rows, cols, eps, 0, 1); break;
+    default: layer_norm_rows(x, out, mean, rstd, w, b, rows, cols, eps, 1, 1); break;
+  }
+}
+
+INLINE void rms_norm_rows(const float *x, float *out, float *rstd, const float *w, int rows, int cols, double eps,
+                          int hasW) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (long)r * cols;
+    double rs = 1 / __builtin_sqrt(row_sq_f64(xr, cols) / cols + eps);
+    rstd[r] = (float)rs;
+    norm_row_out(xr, out + (long)r * cols, cols, 0, rs, w, 0, hasW, 0);
+  }
+}
+
+/* RMSNorm of each row: out = x·rs·w, rs = 1/√(mean(x²) + eps), float64 throughout. flags: 1 = weight. */
+EXPORT(rms_norm_f32)
+void rms_norm_f32(const float *x, float *out, float *rstd, const float *w, int rows, int cols, double eps, int flags) {
+  if (flags & 1) rms_norm_rows(x, out, rstd, w, rows, cols, eps, 1);
+  else rms_norm_rows(x, out, rstd, w, rows, cols, eps, 0);
+}
+
+/*
+ * LayerNorm (center = 1) or RMSNorm (center = 0) backward over a chunk of rows, in float64 lanes
+ * in the reference's order: x̂ = (x − mu)·rs, dx̂ = g·w, dx = rs·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
+ * (RMSNorm drops the mean(dx̂) term). dw/db are float64 per-column accumulators that the caller
+ * zeroes once and streams every chunk into. dx may equal g.
+ */
+INLINE void norm_backward_rows(const float *x, const float *g, const float *mean, const float *rstd, const float *w,
+                               float *dx, double *dw, double *db, int rows, int cols, int center, int hasW, int hasDW,
+                               int hasDB) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (long)r * cols, *gr = g + (long)r * cols;
+    float *dr = dx + (long)r * cols;
+    double mu = center ? mean[r] : 0, rs = rstd[r];
+    v128_t vmu = wasm_f64x2_splat(mu), vrs = wasm_f64x2_splat(rs);
+    v128_t a0 = wasm_f64x2_splat(0), a1 = a0, b0 = a0, b1 = a0;
+    int i = 0;
+    for (; i + 4 <= cols; i += 4) {
+      v4 xv = wasm_v128_load(xr + i), gv = wasm_v128_load(gr + i);
+      v128_t g0 = lo64(gv), g1 = hi64(gv);
+      v128_t h0 = wasm_f64x2_mul(wasm_f64x2_sub(lo64(xv), vmu), vrs);
+      v128_t h1 = wasm_f64x2_mul(wasm_f64x2_sub(hi64(xv), vmu), vrs);
+      v128_t d0 = g0, d1 = g1;
+      if (hasW) {
+        v4 wv = wasm_v128_load(w + i);
+        d0 = wasm_f64x2_mul(g0, lo64(wv));
+        d1 = wasm_f64x2_mul(g1, hi64(wv));
+      }
+      if (center) {
+        a0 = wasm_f64x2_add(a0, d0);
+        a1 = wasm_f64x2_add(a1, d1);
+      }
+      b0 = wasm_f64x2_add(b0, wasm_f64x2_mul(d0, h0));
+      b1 = wasm_f64x2_add(b1, wasm_f64x2_mul(d1, h1));
+      if (hasDW) {
+        wasm_v128_store(dw + i, wasm_f64x2_add(wasm_v128_load(dw + i), wasm_f64x2_mul(g0, h0)));
+        wasm_v128_store(dw + i + 2, wasm_f64x2_add(wasm_v128_load(dw + i + 2), wasm_f64x2_mul(g1, h1)));
+      }
+      if (hasDB) {
+        wasm_v128_store(db + i, wasm_f64x2_add(wasm_v128_load(db + i), g0));
+        wasm_v128_store(db + i + 2, wasm_f64x2_add(wasm_v128_load(db + i + 2), g1));
+      }
+    }
+    double sumD = hsum64(wasm_f64x2_add(a0, a1)), sumDH = hsum64(wasm_f64x2_add(b0, b1));
+    for (int j = i; j < cols; j++) {
+      double h = (xr[j] - mu) * rs;
+      double d = hasW ? (double)gr[j] * w[j] : gr[j];
+      sumD += d;
+      sumDH += d * h;
+      if (hasDW) dw[j] += gr[j] * h;
+      if (hasDB) db[j] += gr[j];
+    }
+    double m1 = center ? sumD / cols : 0, m2 = sumDH / cols;
+    v128_t vm1 = wasm_f64x2_splat(m1), vm2 = wasm_f64x2_splat(m2);
+    for (i = 0; i + 4 <= cols; i += 4) {
+      v4 xv = wasm_v128_load(xr + i), gv = wasm_v128_load(gr + i);
+      v128_t h0 = wasm_f64x2_mul(wasm_f64x2_sub(lo64(xv), vmu), vrs);
+      v128_t h1 = wasm_f64x2_mul(wasm_f64x2_sub(hi64(xv), vmu), vrs);
+      v128_t d0 = lo64(gv), d1 = hi64(gv);
+      if (hasW) {
+        v4 wv = wasm_v128_load(w + i);
+        d0 = wasm_f64x2_mul(d0, lo64(wv));
+        d1 = wasm_f64x2_mul(d1, hi64(wv));
+      }
+      if (center) {
+        d0 = wasm_f64x2_sub(d0, vm1);
+        d1 = wasm_f64x2_sub(d1, vm1);
+      }
+      v128_t y0 = wasm_f64x2_mul(vrs, wasm_f64x2_sub(d0, wasm_f64x2_mul(h0, vm2)));
+      v128_t y1 = wasm_f64x2_mul(vrs, wasm_f64x2_sub(d1, wasm_f64x2_mul(h1, vm2)));
+      wasm_v128_store(dr + i, demote4(y0, y1));
+    }
+    for (; i < cols; i++) {
+      double h = (xr[i] - mu) * rs;
+      double d = hasW ? (double)gr[i] * w[i] : gr[i];
+      dr[i] = (float)(rs * ((center ? d - m1 : d) - h * m2));
+    }
+  }
+}
+
+#define NORM_BWD(center, w_, dw_, db_)                                                                          \
+  norm_backward_rows(x, g, mean, rstd, w, dx, dw, db, rows, cols, center, w_, dw_, db_)
+
+/* flags: 1 = weight, 2 = dWeight accumulator, 4 = dBias accumulator. */
+EXPORT(layer_norm_backward_f32)
+void layer_norm_backward_f32(const float *x, const float *g, const float *mean, const float *rstd, const float *w,
+                             float *dx, double *dw, double *db, int rows, int cols, int flags) {
+  switch (flags & 7) {
+    case 0: NORM_BWD(1, 0, 0, 0); break;
+    case 1: NORM_BWD(1, 1, 0, 0); break;
+    case 2: NORM_BWD(1, 0, 1, 0); break;
+    case 3: NORM_BWD(1, 1, 1, 0); break;
+    case 4: NORM_BWD(1, 0, 0, 1); break;
+    case 5: NORM_BWD(1, 1, 0, 1); break;
+    case 6: NORM_BWD(1, 0, 1, 1); break;
+    default: NORM_BWD(1, 1, 1, 1); break;
+  }
+}
+
+/* flags: 1 = weight, 2 = dWeight accumulator. */
+EXPORT(rms_norm_backward_f32)
+void rms_norm_backward_f32(const float *x, const float *g, const float *rstd, const float *w, float *dx, double *dw,
+                           int rows, int cols, int flags) {
+  const float *mean = 0;
+  double *db = 0;
+  switch (flags & 3) {
+    case 0: NORM_BWD(0, 0, 0, 0); break;
+    case 1: NORM_BWD(0, 1, 0, 0); break;
+    case 2: NORM_BWD(0, 0, 1, 0); break;
+    default: NORM_BWD(0, 1, 1, 0); break;
+  }
+}
+#undef NORM_BWD
+
+/*
+ * Cross-entropy of each row of logits [rows, classes]: the max, Σ exp(x − max) (float64 lanes) and
+ * log of it in float64, kept apart; loss = (1−ε)·(lse − x[t]) + ε·(lse − mean(x)) in float64, 0
+ * where t = ignoreIndex (the caller has checked the other targets are in range).
+ */
+EXPORT(cross_entropy_f32)
+void cross_entropy_f32(const float *logits, const int32_t *targets, float *losses, float *rowMax, float *rowLogSum,
+                       int rows, int classes, int ignoreIndex, double smoothing) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = logits + (long)r * classes;
+    float max = row_max(xr, classes);
+    v4 vmax = F(max);
+    v128_t s0 = wasm_f64x2_splat(0), s1 = s0, t0 = s0, t1 = s0;
+    int i = 0;
+    for (; i + 4 <= classes; i += 4) {
+      v4 a = wasm_v128_load(xr + i);
+      v4 e = v_exp(wasm_f32x4_sub(a, vmax));
+      s0 = wasm_f64x2_add(s0, lo64(e));
+      s1 = wasm_f64x2_add(s1, hi64(e));
+      t0 = wasm_f64x2_add(t0, lo64(a));
+      t1 = wasm_f64x2_add(t1, hi64(a));
+    }
+    if (i < classes) {
+      v4 a = load_tail(xr + i, classes - i, 0);
+      v4 e = wasm_v128_and(v_exp(wasm_f32x4_sub(a, vmax)), tail_mask(classes - i));
+      s0 = wasm_f64x2_add(s0, lo64(e));
+      s1 = wasm_f64x2_add(s1, hi64(e));
+      t0 = wasm_f64x2_add(t0, lo64(a));
+      t1 = wasm_f64x2_add(t1, hi64(a));
+    }
+    double logSum = log_f64(hsum64(wasm_f64x2_add(s0, s1)));
+    double total = hsum64(wasm_f64x2_add(t0, t1));
+    rowMax[r] = max;
+    rowLogSum[r] = (float)logSum;
+    double l = max + logSum;
+    int t = targets[r];
+    if (t == ignoreIndex) {
+      losses[r] = 0;
+      continue;
+    }
+    double nll = t >= 0 && t < classes ? l - xr[t] : __builtin_nan("");
+    losses[r] = (float)(smoothing == 0 ? nll : (1 - smoothing) * nll + smoothing * (l - total / classes));
+  }
+}
+
+/*
+ * dlogits = s·(exp(x − max − logSum) − ε/C), then − s·(1−ε) at the target; zero on ignored rows.
+ * The exponent is formed in float64 and rounded once; the rest is float64 like the reference.
+ */
+EXPORT(cross_entropy_backward_f32)
+void cross_entropy_backward_f32(const float *logits, const int32_t *targets, const float *rowMax, const float *rowLogSum,
+                                const float *rowScale, float *dl, int rows, int classes, int ignoreIndex,
+                                double smoothing) {
+  double smooth = smoothing / classes;
+  v128_t vsmooth = wasm_f64x2_splat(smooth);
+  for (int r = 0; r < rows; r++) {
+    const float *xr = logits + (long)r * classes;
+    float *dr = dl + (long)r * classes;
+    int t = targets[r];
+    if (t == ignoreIndex) {
+      for (int j = 0; j < classes; j++) dr[j] = 0;
+      continue;
+    }
+    double s = rowScale[r];
+    v128_t vshift = wasm_f64x2_splat((double)rowMax[r] + (double)rowLogSum[r]), vs = wasm_f64x2_splat(s);
+    int i = 0;
+    for (; i < classes; i += 4) {
+      int n = classes - i < 4 ? classes - i : 4;
+      v4 a = n == 4 ? wasm_v128_load(xr + i) : load_tail(xr + i, n, 0);
+      v4 e = v_exp(demote4(wasm_f64x2_sub(lo64(a), vshift), wasm_f64x2_sub(hi64(a), vshift)));
+      v128_t y0 = wasm_f64x2_mul(vs, wasm_f64x2_sub(lo64(e), vsmooth));
+      v128_t y1 = wasm_f64x2_mul(vs, wasm_f64x2_sub(hi64(e), vsmooth));
+      v4 y = demote4(y0, y1);
+      if (n == 4) wasm_v128_store(dr + i, y);
+      else store_tail(dr + i, y, n);
+    }
+    if (t >= 0 && t < classes) dr[t] = (float)((double)dr[t] - s * (1 - smoothing));
+  }
+}
+
 #endif /* TLM_GEMM_ONLY */
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */
