@@ -122,69 +122,98 @@ export function collapseDims(shape: readonly number[], stridesList: (readonly nu
 }
 
 /**
- * Walks a collapsed N-d index space, calling `row(offsets, length)` for each run of the innermost
- * dimension with the starting offset of every operand. The inner loop is left to the caller.
+ * Walks the rows (runs of the innermost dimension) of a collapsed N-d index space, keeping the
+ * starting offset of every operand. Kernels loop over `rows`, read `offsets`, then call `next()`:
+ * no closure per row, so short rows (e.g. 32-wide attention heads) stay cheap.
  */
+export class RowCursor {
+  readonly rows: number;
+  readonly length: number;
+  readonly offsets: number[];
+  private readonly counter: number[];
+  constructor(
+    private readonly shape: readonly number[],
+    private readonly strides: readonly (readonly number[])[],
+    baseOffsets: readonly number[],
+  ) {
+    const rank = shape.length;
+    this.length = shape[rank - 1];
+    let rows = 1;
+    for (let d = 0; d < rank - 1; d++) rows *= shape[d];
+    this.rows = rows;
+    this.offsets = baseOffsets.slice();
+    this.counter = new Array<number>(rank).fill(0);
+  }
+  next(): void {
+    const { shape, strides, offsets, counter } = this;
+    for (let d = shape.length - 2; d >= 0; d--) {
+      counter[d]++;
+      for (let k = 0; k < offsets.length; k++) offsets[k] += strides[k][d];
+      if (counter[d] < shape[d]) return;
+      for (let k = 0; k < offsets.length; k++) offsets[k] -= strides[k][d] * shape[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+/** Calls `row(offsets, length)` for each innermost run (see RowCursor). */
 export function forEachRow(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
   baseOffsets: readonly number[],
   row: (offsets: number[], length: number) => void,
 ): void {
-  const rank = shape.length;
-  const nOps = strides.length;
-  const inner = shape[rank - 1];
-  const offsets = baseOffsets.slice();
-  const counter = new Array<number>(rank).fill(0);
-  let rows = 1;
-  for (let d = 0; d < rank - 1; d++) rows *= shape[d];
-  for (let r = 0; r < rows; r++) {
-    row(offsets, inner);
-    // Increment the multi-index over the outer dimensions, updating offsets incrementally.
-    for (let d = rank - 2; d >= 0; d--) {
-      counter[d]++;
-      for (let k = 0; k < nOps; k++) offsets[k] += strides[k][d];
-      if (counter[d] < shape[d]) break;
-      for (let k = 0; k < nOps; k++) offsets[k] -= strides[k][d] * shape[d];
-      counter[d] = 0;
+  const cursor = new RowCursor(shape, strides, baseOffsets);
+  for (let r = 0; r < cursor.rows; r++, cursor.next()) row(cursor.offsets, cursor.length);
+}
+
+/** One row of a binary op; the common arithmetic ops get their own loops (no call per element). */
+function binaryRow(op: BinaryOp, ad: TypedArray, ia: number, sa: number, bd: TypedArray, ib: number, sb: number, out: TypedArray, io: number, n: number): void {
+  switch (op) {
+    case 'add':
+      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = ad[ia] + bd[ib];
+      return;
+    case 'sub':
+      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = ad[ia] - bd[ib];
+      return;
+    case 'mul':
+      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = ad[ia] * bd[ib];
+      return;
+    case 'div':
+      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = ad[ia] / bd[ib];
+      return;
+    default: {
+      const f = binaryFunctions[op];
+      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = f(ad[ia], bd[ib]);
     }
   }
 }
 
 export function binary(op: BinaryOp, shape: readonly number[], a: StridedArray, b: StridedArray, out: TypedArray): void {
-  const f = binaryFunctions[op];
-  const outStrides = contiguousStrides(shape);
-  const c = collapseDims(shape, [a.strides, b.strides, outStrides]);
-  const [as, bs] = c.strides;
-  const ad = a.data;
-  const bd = b.data;
+  const c = collapseDims(shape, [a.strides, b.strides, contiguousStrides(shape)]);
   const rank = c.shape.length;
-  const sa = as[rank - 1];
-  const sb = bs[rank - 1];
-  forEachRow(c.shape, c.strides, [a.offset, b.offset, 0], (o, n) => {
-    let ia = o[0];
-    let ib = o[1];
-    const io = o[2];
-    if (sa === 1 && sb === 1) {
-      for (let i = 0; i < n; i++) out[io + i] = f(ad[ia + i], bd[ib + i]);
-    } else if (sa === 1 && sb === 0) {
-      const bv = bd[ib];
-      for (let i = 0; i < n; i++) out[io + i] = f(ad[ia + i], bv);
-    } else {
-      for (let i = 0; i < n; i++, ia += sa, ib += sb) out[io + i] = f(ad[ia], bd[ib]);
-    }
-  });
+  const sa = c.strides[0][rank - 1];
+  const sb = c.strides[1][rank - 1];
+  const cursor = new RowCursor(c.shape, c.strides, [a.offset, b.offset, 0]);
+  for (let r = 0; r < cursor.rows; r++, cursor.next()) {
+    const o = cursor.offsets;
+    binaryRow(op, a.data, o[0], sa, b.data, o[1], sb, out, o[2], cursor.length);
+  }
 }
 
 export function where(shape: readonly number[], cond: StridedArray, a: StridedArray, b: StridedArray, out: TypedArray): void {
   const c = collapseDims(shape, [cond.strides, a.strides, b.strides, contiguousStrides(shape)]);
   const rank = c.shape.length;
   const [sc, sa, sb] = [c.strides[0][rank - 1], c.strides[1][rank - 1], c.strides[2][rank - 1]];
-  forEachRow(c.shape, c.strides, [cond.offset, a.offset, b.offset, 0], (o, n) => {
-    let [ic, ia, ib] = o;
-    const io = o[3];
-    for (let i = 0; i < n; i++, ic += sc, ia += sa, ib += sb) out[io + i] = cond.data[ic] !== 0 ? a.data[ia] : b.data[ib];
-  });
+  const cd = cond.data;
+  const ad = a.data;
+  const bd = b.data;
+  const cursor = new RowCursor(c.shape, c.strides, [cond.offset, a.offset, b.offset, 0]);
+  for (let r = 0; r < cursor.rows; r++, cursor.next()) {
+    let [ic, ia, ib] = cursor.offsets;
+    const io = cursor.offsets[3];
+    for (let i = 0; i < cursor.length; i++, ic += sc, ia += sa, ib += sb) out[io + i] = cd[ic] !== 0 ? ad[ia] : bd[ib];
+  }
 }
 
 export function copy(shape: readonly number[], src: StridedArray, dst: StridedArray): void {
@@ -194,13 +223,17 @@ export function copy(shape: readonly number[], src: StridedArray, dst: StridedAr
   const ds = c.strides[1][rank - 1];
   const sd = src.data;
   const dd = dst.data;
-  forEachRow(c.shape, c.strides, [src.offset, dst.offset], (o, n) => {
-    let is = o[0];
-    let id = o[1];
-    if (ss === 1 && ds === 1 && sd.constructor === dd.constructor) {
+  const cursor = new RowCursor(c.shape, c.strides, [src.offset, dst.offset]);
+  const n = cursor.length;
+  // A bulk set pays off only for long runs; short ones (attention heads) are cheaper as a loop.
+  const bulk = ss === 1 && ds === 1 && n >= 64 && sd.constructor === dd.constructor;
+  for (let r = 0; r < cursor.rows; r++, cursor.next()) {
+    let is = cursor.offsets[0];
+    let id = cursor.offsets[1];
+    if (bulk) {
       (dd as Float32Array).set((sd as Float32Array).subarray(is, is + n), id);
-      return;
+      continue;
     }
     for (let i = 0; i < n; i++, is += ss, id += ds) dd[id] = sd[is];
-  });
+  }
 }
