@@ -34,11 +34,11 @@ export function scaledSoftmax(x: Tensor, scale: number, causal: boolean, causalO
   const cols = x.shape[x.ndim - 1];
   const tq = x.shape[x.ndim - 2];
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.uninitialized(x.shape);
   const { data, offset } = contiguousData(x);
   kernels.scaledSoftmax(data as Float32Array, offset, rows, cols, tq, scale, causal, causalOffset, out.storage as Float32Array);
   return record(out, 'scaledSoftmax', [x], (g) => {
-    const gx = Tensor.empty(x.shape);
+    const gx = Tensor.uninitialized(x.shape);
     const gd = contiguousData(g);
     kernels.softmaxBackward(out.storage as Float32Array, gd.data.subarray(gd.offset) as Float32Array, rows, cols, gx.storage as Float32Array, false);
     return [mul(gx, scale)];

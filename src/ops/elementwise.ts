@@ -38,7 +38,7 @@ const INTEGER_PRESERVING = new Set<UnaryOp>(['neg', 'abs', 'sign', 'square', 're
 
 function unaryForward(op: UnaryOp, x: Tensor): Tensor {
   const dtype: DType = op === 'logicalNot' ? 'bool' : x.dtype === 'float32' || !INTEGER_PRESERVING.has(op) ? 'float32' : x.dtype === 'bool' ? 'int32' : x.dtype;
-  const out = Tensor.empty(x.shape, dtype);
+  const out = Tensor.uninitialized(x.shape, dtype);
   const { data, offset } = contiguousData(x);
   kernels.unary(op, data, offset, x.size, out.storage);
   return out;
@@ -82,7 +82,7 @@ export function logicalNot(x: Tensor): Tensor {
 
 function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, dtype: DType): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, op);
-  const out = Tensor.empty(shape, dtype);
+  const out = Tensor.uninitialized(shape, dtype);
   kernels.binary(op, shape, strided(a, shape), strided(b, shape), out.storage);
   return out;
 }
@@ -155,7 +155,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const x = a instanceof Tensor ? a : toTensor(a, b instanceof Tensor ? b : undefined);
   const y = toTensor(b, x);
   const shape = broadcastShapes(broadcastShapes(cond.shape, x.shape, 'where'), y.shape, 'where');
-  const out = Tensor.empty(shape, promoteTypes(x.dtype, y.dtype));
+  const out = Tensor.uninitialized(shape, promoteTypes(x.dtype, y.dtype));
   kernels.where(shape, strided(cond, shape), strided(x, shape), strided(y, shape), out.storage);
   return record(out, 'where', [x, y], (g) => [x.requiresGrad ? where(cond, g, 0) : null, y.requiresGrad ? where(cond, 0, g) : null]);
 }
@@ -186,7 +186,7 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 /** A dtype conversion; float → int truncates toward zero like PyTorch. Differentiable float → float only. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  const out = Tensor.empty(x.shape, dtype);
+  const out = Tensor.uninitialized(x.shape, dtype);
   const { data, offset } = contiguousData(x);
   const n = shapeSize(x.shape);
   if (dtype === 'bool') for (let i = 0; i < n; i++) out.storage[i] = data[offset + i] !== 0 ? 1 : 0;

@@ -49,7 +49,7 @@ export function embedding(weight: Tensor, ids: Tensor, paddingIdx: number | null
     const v = idx[i];
     if (v < 0 || v >= rows) throw new RangeError(`embedding: index ${v} is out of range for an embedding of ${rows} rows`);
   }
-  const out = Tensor.empty([...ids.shape, dim]);
+  const out = Tensor.uninitialized([...ids.shape, dim]);
   const w = contiguousData(weight);
   kernels.indexSelect(w.offset === 0 ? w.data : w.data.subarray(w.offset), idx, out.storage, 1, rows, idx.length, dim);
   return record(out, 'embedding', [weight], (g) => {
@@ -101,7 +101,7 @@ export function rotaryEmbedding(x: Tensor, cos: Tensor, sin: Tensor, options: Ro
   }
   const c = floatData(cos);
   const s = floatData(sin);
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.uninitialized(x.shape);
   const rows = d === 0 ? 0 : x.size / d;
   // Source offsets of every row of x (row-major over the leading dims), walked with an odometer.
   const lead = x.shape.slice(0, -1);
@@ -134,7 +134,7 @@ export function rotaryEmbedding(x: Tensor, cos: Tensor, sin: Tensor, options: Ro
   }
   return record(out, 'rotaryEmbedding', [x], (g) => {
     const gd = floatData(g);
-    const gx = Tensor.empty(x.shape);
+    const gx = Tensor.uninitialized(x.shape);
     const gxd = gx.storage as Float32Array;
     for (let r = 0; r < rows; r++) {
       const tab = (offset + (r % t)) * half;
@@ -191,11 +191,11 @@ export function causalSoftmax(x: Tensor, causal = true, causalOffset = 0): Tenso
   const cols = x.shape[x.ndim - 1];
   const tq = x.shape[x.ndim - 2];
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.uninitialized(x.shape);
   const { data, offset } = contiguousData(x);
   kernels.scaledSoftmax(data as Float32Array, offset, rows, cols, tq, 1, causal, causalOffset, out.storage as Float32Array);
   return record(out, 'causalSoftmax', [x], (g) => {
-    const gx = Tensor.empty(x.shape);
+    const gx = Tensor.uninitialized(x.shape);
     kernels.softmaxBackward(out.storage as Float32Array, floatData(g), rows, cols, gx.storage as Float32Array, false);
     return [gx];
   });
@@ -224,7 +224,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const m = weight.shape[0];
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== m)) throw new Error(`linear: bias must be [${m}], got ${formatShape(bias.shape)}`);
   if (!bias) return matmul(x, weight.transpose(0, 1));
-  const out = Tensor.empty([n, m]);
+  const out = Tensor.uninitialized([n, m]);
   const c = out.storage as Float32Array;
   const b = floatData(bias);
   for (let r = 0; r < n; r++) c.set(b, r * m);

@@ -35,13 +35,13 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   const xd = floatData(x);
   const w = weight ? floatData(weight) : null;
   const b = bias ? floatData(bias) : null;
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.uninitialized(x.shape);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   kernels.layerNorm(xd, rows, cols, w, b, eps, out.storage as Float32Array, mean, rstd);
   const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null && t !== undefined);
   return record(out, 'layerNorm', inputs, (g) => {
-    const dx = Tensor.empty(x.shape);
+    const dx = Tensor.uninitialized(x.shape);
     const dw = weight?.requiresGrad ? Tensor.empty(weight.shape) : null;
     const db = bias?.requiresGrad ? Tensor.empty(bias.shape) : null;
     kernels.layerNormBackward(xd, floatData(g), rows, cols, w, mean, rstd, dx.storage as Float32Array, (dw?.storage as Float32Array) ?? null, (db?.storage as Float32Array) ?? null);
@@ -58,12 +58,12 @@ export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: 
   const rows = cols === 0 ? 0 : x.size / cols;
   const xd = floatData(x);
   const w = weight ? floatData(weight) : null;
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.uninitialized(x.shape);
   const rstd = new Float32Array(rows);
   kernels.rmsNorm(xd, rows, cols, w, eps, out.storage as Float32Array, rstd);
   const inputs = weight ? [x, weight] : [x];
   return record(out, 'rmsNorm', inputs, (g) => {
-    const dx = Tensor.empty(x.shape);
+    const dx = Tensor.uninitialized(x.shape);
     const dw = weight?.requiresGrad ? Tensor.empty(weight.shape) : null;
     kernels.rmsNormBackward(xd, floatData(g), rows, cols, w, rstd, dx.storage as Float32Array, (dw?.storage as Float32Array) ?? null);
     return weight ? [dx, dw] : [dx];
@@ -120,7 +120,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
     const rowScale = new Float32Array(rows);
     if (reduction === 'none') rowScale.set(floatData(g));
     else rowScale.fill(reduction === 'mean' ? g.item() / count : g.item());
-    const dlogits = Tensor.empty(logits.shape);
+    const dlogits = Tensor.uninitialized(logits.shape);
     kernels.crossEntropyBackward(x, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits.storage as Float32Array);
     return [dlogits];
   });

@@ -30,7 +30,7 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   }
   const idx = checkIndexTensor(index, 'gather');
   checkRange(idx, x.shape[d], 'gather', 'index');
-  const out = Tensor.empty(index.shape, x.dtype);
+  const out = Tensor.uninitialized(index.shape, x.dtype);
   const { data, offset } = contiguousData(x);
   const outer = shapeSize(x.shape.slice(0, d));
   const inner = shapeSize(x.shape.slice(d + 1));
@@ -68,7 +68,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   checkRange(idx, x.shape[d], 'indexSelect', 'index');
   const shape = x.shape.slice();
   shape[d] = idx.length;
-  const out = Tensor.empty(shape, x.dtype);
+  const out = Tensor.uninitialized(shape, x.dtype);
   const { data, offset } = contiguousData(x);
   const outer = shapeSize(x.shape.slice(0, d));
   const inner = shapeSize(x.shape.slice(d + 1));
@@ -92,7 +92,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   }
   const filled = Tensor.empty([], x.dtype);
   filled.storage[0] = value;
-  const out = Tensor.empty(shape, x.dtype);
+  const out = Tensor.uninitialized(shape, x.dtype);
   kernels.where(shape, strided(mask, shape), strided(filled, shape), strided(x, shape), out.storage);
   return record(out, 'maskedFill', [x], (g) => [where(mask, 0, g)]);
 }
@@ -131,7 +131,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   });
   const shape = first.shape.slice();
   shape[d] = total;
-  const out = Tensor.empty(shape, dtype);
+  const out = Tensor.uninitialized(shape, dtype);
   let start = 0;
   for (const t of tensors) {
     const target = narrow(out, d, start, t.shape[d]);

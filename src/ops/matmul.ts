@@ -37,7 +37,7 @@ function matmulForward(a: Tensor, b: Tensor): Tensor {
     throw new Error(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} cannot be multiplied (${k} != ${b.shape[b.ndim - 2]})`);
   }
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)');
-  const out = Tensor.empty([...batchShape, m, n], 'float32');
+  const out = Tensor.uninitialized([...batchShape, m, n], 'float32');
   if (out.size === 0) return out;
   const la = layoutOf(a);
   const lb = layoutOf(b);

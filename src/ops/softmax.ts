@@ -9,11 +9,11 @@ import { transpose } from './views.js';
 function softmaxLastDim(x: Tensor, log: boolean): Tensor {
   const cols = x.ndim === 0 ? 1 : x.shape[x.ndim - 1];
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = Tensor.empty(x.shape, 'float32');
+  const out = Tensor.uninitialized(x.shape, 'float32');
   const { data, offset } = contiguousData(x);
   kernels.softmax(data as Float32Array, offset, rows, cols, out.storage as Float32Array, log);
   return record(out, log ? 'logSoftmax' : 'softmax', [x], (g) => {
-    const gx = Tensor.empty(x.shape, 'float32');
+    const gx = Tensor.uninitialized(x.shape, 'float32');
     const gd = contiguousData(g);
     kernels.softmaxBackward(out.storage as Float32Array, gd.data.subarray(gd.offset) as Float32Array, rows, cols, gx.storage as Float32Array, log);
     return [gx];

@@ -25,13 +25,13 @@ function scatterBack(x: Tensor, g: Tensor, sameView: (z: Tensor) => Tensor): Ten
 
 export function contiguous(x: Tensor): Tensor {
   if (isContiguous(x.shape, x.strides)) return x;
-  const out = Tensor.empty(x.shape, x.dtype);
+  const out = Tensor.uninitialized(x.shape, x.dtype);
   kernels.copy(x.shape, strided(x), strided(out));
   return record(out, 'contiguous', [x], (g) => [g]);
 }
 
 export function clone(x: Tensor): Tensor {
-  const out = Tensor.empty(x.shape, x.dtype);
+  const out = Tensor.uninitialized(x.shape, x.dtype);
   kernels.copy(x.shape, strided(x), strided(out));
   return record(out, 'clone', [x], (g) => [g]);
 }

@@ -14,6 +14,24 @@ export function allocate(dtype: DType, size: number): TypedArray {
   }
 }
 
+/**
+ * Like `allocate`, but the contents are unspecified: for outputs a kernel overwrites completely.
+ * Skipping calloc's zeroing (and its page faults) matters for the many activation-sized buffers
+ * of a training step. Large float32 buffers come from Node's uninitialised allocator; elsewhere
+ * (small sizes, browsers) this is plain `allocate`.
+ */
+export function allocateUninitialized(dtype: DType, size: number): TypedArray {
+  if (dtype === 'float32' && size >= 4096 && uninitializedBytes) {
+    const bytes = uninitializedBytes(size * 4);
+    return new Float32Array(bytes.buffer, bytes.byteOffset, size);
+  }
+  return allocate(dtype, size);
+}
+
+type ByteAllocator = (bytes: number) => Uint8Array;
+const uninitializedBytes: ByteAllocator | null =
+  typeof globalThis.Buffer?.allocUnsafeSlow === 'function' ? (n: number) => globalThis.Buffer.allocUnsafeSlow(n) : null;
+
 export function dtypeOfArray(array: TypedArray): DType {
   if (array instanceof Float32Array) return 'float32';
   if (array instanceof Int32Array) return 'int32';

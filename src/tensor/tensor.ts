@@ -17,7 +17,7 @@ import { matmul } from '../ops/matmul.js';
 import * as red from '../ops/reduce.js';
 import { logSoftmax, softmax } from '../ops/softmax.js';
 import * as views from '../ops/views.js';
-import { allocate, type DType, type TypedArray } from './dtype.js';
+import { allocate, allocateUninitialized, type DType, type TypedArray } from './dtype.js';
 import { contiguousStrides, formatShape, isContiguous, shapeSize, type Shape } from './shape.js';
 import { formatTensor } from './format.js';
 
@@ -56,6 +56,11 @@ export class Tensor {
   /** A new contiguous tensor of zeros (the op layer's allocation primitive). */
   static empty(shape: Shape, dtype: DType = 'float32'): Tensor {
     return new Tensor(allocate(dtype, shapeSize(shape)), shape);
+  }
+
+  /** A new contiguous tensor with unspecified contents, for op outputs a kernel fully overwrites. */
+  static uninitialized(shape: Shape, dtype: DType = 'float32'): Tensor {
+    return new Tensor(allocateUninitialized(dtype, shapeSize(shape)), shape);
   }
 
   // ---- metadata -------------------------------------------------------------------------------
