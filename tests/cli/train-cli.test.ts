@@ -25,7 +25,7 @@ describe('tensorlm train / sample / eval / plot', () => {
   writeFileSync(data, 'ROMEO:\nBut soft, what light through yonder window breaks?\n\nJULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\n\n'.repeat(60));
   const config = join(dir, 'train.json');
   // The file sets most options; the flags below override some of them.
-  writeFileSync(config, JSON.stringify({ model: { dModel: 32, nLayers: 1, nHeads: 2, dFF: 64, maxSeqLen: 32 }, batchSize: 4, blockSize: 32, maxSteps: 999, evalIters: 2, warmupSteps: 2 }));
+  writeFileSync(config, JSON.stringify({ model: { dModel: 32, nLayers: 1, nHeads: 2, dFF: 64, maxSeqLen: 32 }, batchSize: 4, blockSize: 32, maxSteps: 999, maxTime: "none", evalIters: 2, warmupSteps: 2 }));
 
   it('trains, samples, evaluates and plots', async () => {
     const t = await cli(['train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'small', '--max-steps', '12', '--eval-interval', '6', '--sample-tokens', '20']);

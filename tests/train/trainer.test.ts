@@ -33,6 +33,7 @@ const small = (dir: string, data: string, extra: Partial<TrainConfig> = {}): Par
   batchSize: 4,
   blockSize: 32,
   maxSteps: 40,
+  maxTime: null,
   warmupSteps: 5,
   lr: 5e-3,
   minLr: 5e-4,
@@ -102,6 +103,17 @@ describe('training', () => {
     expect(readFileSync(r.files.latest).equals(flipped)).toBe(true); // untouched by the failed resume
     copyFileSync(truncated, r.files.latest);
     await expect(train({ outDir: dir, name: 'corrupt' }, { resume: true })).rejects.toThrow(/truncated/);
+  });
+
+  it('a time budget plans the step count from the measured speed and is respected', async () => {
+    const { dir, data } = setup();
+    const t = performance.now();
+    const r = await train(small(dir, data, { name: 'timed', maxSteps: 100_000, maxTime: 3, evalInterval: 1000 }));
+    expect(r.plannedSteps).toBeLessThan(100_000);
+    expect(r.step).toBeGreaterThan(13);
+    expect((performance.now() - t) / 1000).toBeLessThan(3 + 5); // the budget plus set-up and the final evaluation
+    expect(r.finalValLoss).not.toBeNull();
+    expect(readCheckpoint(r.files.latest).meta.plannedSteps).toBe(r.plannedSteps);
   });
 
   it('refuses to overwrite an existing run and validates the config', async () => {

@@ -50,7 +50,7 @@ function fraction(name: string) {
     return n;
   };
 }
-function duration(value: string): number {
+function duration(value: string): number | null {
   try {
     return parseDuration(value);
   } catch (e) {
@@ -100,9 +100,9 @@ function configFromFlags(command: Command, opts: Record<string, unknown>): Parti
 function readConfigFile(path: string): Partial<TrainConfig> {
   if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
   try {
-    const json = JSON.parse(readFileSync(path, 'utf8')) as Partial<TrainConfig> & { maxTime?: string | number };
-    if (json.maxTime !== undefined && json.maxTime !== null) json.maxTime = parseDuration(json.maxTime);
-    return json;
+    const json = JSON.parse(readFileSync(path, 'utf8')) as Omit<Partial<TrainConfig>, 'maxTime'> & { maxTime?: string | number | null };
+    const { maxTime, ...rest } = json;
+    return maxTime === undefined ? rest : { ...rest, maxTime: maxTime === null ? null : parseDuration(maxTime) };
   } catch (e) {
     throw new Error(`config file ${path}: ${(e as Error).message}`);
   }
@@ -264,7 +264,7 @@ export function registerTrainCommands(program: Command): void {
     trainCommand.addOption(option);
   }
   trainCommand
-    .addOption(new Option('--max-time <duration>', 'wall-clock budget, e.g. 10m or 90s (plans the step count from the measured speed)').argParser(duration))
+    .addOption(new Option('--max-time <duration>', "training time budget, e.g. 10m or 90s, planning the step count from the measured speed; 'none' trains exactly --max-steps").default(d.maxTime === null ? 'none' : `${d.maxTime}s`).argParser(duration))
     .addOption(new Option('--dropout <p>', "dropout (default: the preset's)").argParser(fraction('--dropout')))
     .addOption(new Option('--data-dir <dir>', 'cache directory for named datasets (default: $TENSORLM_DATA_DIR or ~/.cache/tensorlm)'))
     .option('--resume', 'continue the run <out-dir>/<name> from its latest checkpoint', false)
