@@ -272,12 +272,14 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
     tokensSeen += tokensPerStep;
     trainLosses.push({ step, loss: lossValue });
 
-    // With a time budget, plan the schedule from the speed of the first steps (after warm-up),
-    // counting evaluation passes; the plan is saved in checkpoints so a resume follows it.
+    // With a time budget, plan the schedule from the measured speed, counting evaluation passes.
+    // The cosine horizon is not used before warmup ends, so the measurement runs through the
+    // warmup steps (past the JIT's warm-up); the plan is saved in checkpoints for resumes.
     if (!planned && config.maxTime !== null) {
-      if (done === 3) calibrationStart = performance.now();
-      if (done === 13) {
-        const perStep = (performance.now() - calibrationStart) / 1000 / 10;
+      const planAt = Math.max(13, Math.min(config.warmupSteps, 110));
+      if (done === 10) calibrationStart = performance.now();
+      if (done === planAt) {
+        const perStep = (performance.now() - calibrationStart) / 1000 / (planAt - 10);
         const evalCost = (2 * config.evalIters) / 3 / config.evalInterval + 0.15 / config.evalInterval;
         const remaining = config.maxTime - (elapsedBefore + (performance.now() - startTime) / 1000);
         plannedSteps = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.97 * remaining) / (perStep * (1 + evalCost)))));
