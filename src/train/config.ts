@@ -22,7 +22,12 @@ export interface TrainConfig {
   /** Context length of training windows; at most the model's maxSeqLen. */
   blockSize: number;
   maxSteps: number;
-  /** Wall-clock budget in seconds; when set, maxSteps is calibrated from the first steps' speed. */
+  /**
+   * Training time budget in seconds (null: train exactly maxSteps). The step count is planned
+   * from the measured speed and re-planned at each evaluation, so the schedule ends in time on a
+   * busy machine; such a run is not bit-reproducible (timing decides its length), so exact
+   * resume-equals-uninterrupted holds for step-based runs (`--max-time none`).
+   */
   maxTime: number | null;
   lr: number;
   minLr: number;

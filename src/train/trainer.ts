@@ -241,6 +241,8 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   const stepsThisCall = options.stopAfterSteps ?? Infinity;
   let done = 0;
   let calibrationStart = 0;
+  // Where the time-budget plan was made (a resumed run re-plans from its own start).
+  let planStart: { time: number; step: number } | null = config.maxTime !== null && planned ? { time: performance.now(), step } : null;
 
   /** Evaluates, keeps the best checkpoint, and (unless it is the end) saves the latest. */
   const evaluateAndSave = (saveLatest: boolean) => {
@@ -284,6 +286,19 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
         const remaining = config.maxTime - (elapsedBefore + (performance.now() - startTime) / 1000);
         plannedSteps = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.97 * remaining) / (perStep * (1 + evalCost)))));
         planned = true;
+        planStart = { time: performance.now(), step };
+        hooks.onPlanned?.(plannedSteps);
+      }
+    }
+    // The machine may be shared: at every evaluation, re-plan from the speed since the last plan
+    // (evaluations included), so the decay still ends inside the budget after a slowdown.
+    if (planStart && config.maxTime !== null && step % config.evalInterval === 0 && step > planStart.step) {
+      const now = performance.now();
+      const perStep = (now - planStart.time) / 1000 / (step - planStart.step);
+      const remaining = config.maxTime - (elapsedBefore + (now - startTime) / 1000);
+      const replanned = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.98 * remaining) / perStep)));
+      if (replanned !== plannedSteps) {
+        plannedSteps = replanned;
         hooks.onPlanned?.(plannedSteps);
       }
     }
