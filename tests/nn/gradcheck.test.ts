@@ -4,47 +4,12 @@
  * evaluated in float32 and accumulated in float64.
  */
 import { describe, expect, it } from 'vitest';
+import { gradcheck as sharedGradcheck, type GradcheckOptions } from '../helpers/gradcheck.js';
 import { F, Generator, noGrad, rand, randint, randn, tensor, Tensor } from '../../src/index.js';
 
-function weightedSum(out: Tensor, w: Float64Array): number {
-  const v = out.toArray();
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i] * w[i];
-  return s;
-}
-
-/** Checks d/dx of every float input listed in `wrt` (default: all float inputs). */
-function gradcheck(label: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], options: { wrt?: number[]; eps?: number; rtol?: number; atol?: number } = {}): void {
-  const { eps = 1e-2, rtol = 1e-2, atol = 1e-3 } = options;
-  const wrt = options.wrt ?? inputs.map((x, i) => (x.dtype === 'float32' ? i : -1)).filter((i) => i >= 0);
-  const leaves = inputs.map((x, i) => {
-    const c = x.detach().clone();
-    if (wrt.includes(i)) c.requiresGrad = true;
-    return c;
-  });
-  const out = f(...leaves);
-  const wTensor = randn(out.shape, { generator: new Generator(99) });
-  const w = Float64Array.from(wTensor.toArray());
-  out.backward(wTensor);
-  for (const k of wrt) {
-    const leaf = leaves[k];
-    expect(leaf.grad, `${label}: input ${k} has no grad`).not.toBeNull();
-    const analytic = (leaf.grad as Tensor).toArray();
-    const data = leaf.storage as Float32Array;
-    for (let i = 0; i < leaf.size; i++) {
-      const original = data[i];
-      data[i] = original + eps;
-      const plus = noGrad(() => weightedSum(f(...leaves), w));
-      data[i] = original - eps;
-      const minus = noGrad(() => weightedSum(f(...leaves), w));
-      data[i] = original;
-      // The step float32 actually took.
-      const numeric = (plus - minus) / (Math.fround(original + eps) - Math.fround(original - eps));
-      if (!(Math.abs(numeric - analytic[i]) <= atol + rtol * Math.abs(numeric))) {
-        expect.fail(`${label}: input ${k} element ${i}: analytic ${analytic[i]} vs numeric ${numeric}`);
-      }
-    }
-  }
+/** The shared checker with this file's step (1e-2) and weights (seed 99). */
+function gradcheck(label: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], options: GradcheckOptions = {}): void {
+  sharedGradcheck(label, f, inputs, { eps: 1e-2, seed: 99, ...options });
 }
 
 const gen = new Generator(12345);
