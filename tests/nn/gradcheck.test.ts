@@ -3,9 +3,9 @@
  * L = Σ f(inputs)·w (fixed random w) from backward() against central differences of L,
  * evaluated in float32 and accumulated in float64.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { gradcheck as sharedGradcheck, type GradcheckOptions } from '../helpers/gradcheck.js';
-import { F, Generator, noGrad, rand, randint, randn, tensor, Tensor } from '../../src/index.js';
+import { F, Generator, rand, randint, randn, tensor, Tensor } from '../../src/index.js';
 
 /** The shared checker with this file's step (1e-2) and weights (seed 99). */
 function gradcheck(label: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], options: GradcheckOptions = {}): void {
