@@ -321,6 +321,8 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
     }
     // Evaluate right after the step that completes an interval, so a stop after it never skips it.
     if (step % config.evalInterval === 0 && step < plannedSteps) evaluateAndSave(true);
+    // Let the event loop run (a Ctrl-C handler, progress output) between steps; costs microseconds.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (options.shouldStop?.()) {
       stoppedEarly = 'interrupted';
       break;

@@ -1,5 +1,5 @@
 /** The train / sample / eval / plot commands end to end on a small corpus, plus argument errors. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ describe('tensorlm train / sample / eval / plot', () => {
   writeFileSync(config, JSON.stringify({ model: { dModel: 32, nLayers: 1, nHeads: 2, dFF: 64, maxSeqLen: 32 }, batchSize: 4, blockSize: 32, maxSteps: 999, maxTime: "none", evalIters: 2, warmupSteps: 2 }));
 
   it('trains, samples, evaluates and plots', async () => {
-    const t = await cli(['train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'small', '--max-steps', '12', '--eval-interval', '6', '--sample-tokens', '20']);
+    const t = await cli(['train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'small', '--max-steps', '12', '--max-time', 'none', '--eval-interval', '6', '--sample-tokens', '20']);
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout).toMatch(/finished 12 steps/);
     expect(t.stdout).toMatch(/validation loss \d+\.\d+ nats\/char .*perplexity/);
@@ -37,6 +37,7 @@ describe('tensorlm train / sample / eval / plot', () => {
     const resolved = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8'));
     expect(resolved.train.maxSteps).toBe(12);
     expect(resolved.train.batchSize).toBe(4);
+    expect(resolved.train.maxTime).toBeNull();
 
     const [s, e, p] = await Promise.all([
       cli(['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '0']),
@@ -52,6 +53,27 @@ describe('tensorlm train / sample / eval / plot', () => {
     expect(readFileSync(join(runDir, 'loss.svg'), 'utf8')).toMatch(/^<svg/);
     expect(existsSync(join(runDir, 'loss.png'))).toBe(true);
   }, 120_000);
+
+  it('Ctrl-C saves a checkpoint and exits cleanly', async () => {
+    const child = spawn(process.execPath, [...CLI, 'train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'interrupted', '--max-steps', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (stdout.includes('run directory')) {
+          clearInterval(poll);
+          setTimeout(() => {
+            child.kill('SIGINT');
+            resolve();
+          }, 1500);
+        }
+      }, 100);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/stopped at step \d+; checkpoint saved to .*latest\.safetensors\. Continue with: tensorlm train --name interrupted .* --resume/);
+    expect(existsSync(join(dir, 'interrupted', 'latest.safetensors'))).toBe(true);
+  }, 60_000);
 
   it('rejects bad arguments with one clear line', async () => {
     const [neg, block, missing, unknown, resume] = await Promise.all([

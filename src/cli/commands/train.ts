@@ -50,9 +50,10 @@ function fraction(name: string) {
     return n;
   };
 }
-function duration(value: string): number | null {
+/** Seconds, or 'none' (commander turns a parser's null into '', so 'none' stays a string here). */
+function duration(value: string): number | 'none' {
   try {
-    return parseDuration(value);
+    return parseDuration(value) ?? 'none';
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
@@ -90,7 +91,7 @@ function configFromFlags(command: Command, opts: Record<string, unknown>): Parti
     if (key === 'config' || key === 'resume' || key === 'dataDir' || key === 'maxTime' || key === 'dropout') continue;
     out[key] = value;
   }
-  if (command.getOptionValueSource('maxTime') === 'cli') out.maxTime = opts.maxTime;
+  if (command.getOptionValueSource('maxTime') === 'cli') out.maxTime = opts.maxTime === 'none' ? null : opts.maxTime;
   if (command.getOptionValueSource('dropout') === 'cli') out.dropout = opts.dropout;
   const dataDir = (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR;
   if (dataDir) out.dataDir = dataDir;
