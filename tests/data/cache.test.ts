@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeCorpus, tokenArrayFor, type TextEncoderLike } from '../../src/data/index.js';
@@ -8,12 +8,7 @@ import { makeTempDir } from '../tokenizers/helpers.js';
 
 const tmp = makeTempDir();
 afterAll(tmp.cleanup);
-let counter = 0;
-function freshDir(): string {
-  const dir = join(tmp.dir, `case-${counter++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
+const freshDir = tmp.fresh;
 
 const text = 'to be, or not to be, that is the question\n'.repeat(50);
 

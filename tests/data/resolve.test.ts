@@ -15,13 +15,7 @@ import { HAVE_SHAKESPEARE, makeTempDir, NO_SHAKESPEARE_REASON, REPO_ROOT, SHAKES
 
 const tmp = makeTempDir();
 afterAll(tmp.cleanup);
-let counter = 0;
-/** A new empty directory per test, so no test sees another's files. */
-function freshDir(): string {
-  const dir = join(tmp.dir, `case-${counter++}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
+const freshDir = tmp.fresh;
 
 async function* chunks(parts: readonly Uint8Array[], failAfter?: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < parts.length; i++) {

@@ -1,5 +1,5 @@
 /** Shared by the tokenizer and data tests: temp directories and the optional tiny-shakespeare copy. */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +12,19 @@ export const HAVE_SHAKESPEARE = existsSync(SHAKESPEARE_PATH);
 export const NO_SHAKESPEARE_REASON = `skipped: ${SHAKESPEARE_PATH} is absent (the repository's CI copy of tiny-shakespeare)`;
 
 /** A fresh temporary directory, removed by the returned cleanup function. */
-export function makeTempDir(prefix = 'tensorlm-test-'): { dir: string; cleanup: () => void } {
+export function makeTempDir(prefix = 'tensorlm-test-'): { dir: string; cleanup: () => void; fresh: () => string } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  let counter = 0;
+  return {
+    dir,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    /** A new empty subdirectory, so no test sees another's files. */
+    fresh: () => {
+      const sub = join(dir, `case-${counter++}`);
+      mkdirSync(sub, { recursive: true });
+      return sub;
+    },
+  };
 }
 
 /** Strings that tokenizers commonly get wrong. */
