@@ -161,9 +161,9 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
     }
   });
 
-  it.skipIf(skip)(`gemm honours alpha, beta, a padded ldc, shared operands (stride 0) and leaves C's padding alone${note}`, () => {
+  it.skipIf(skip)(`gemm honours alpha, beta, a padded ldc, shared operands (stride 0), matrix-vector shapes, and leaves C's padding alone${note}`, () => {
     const k = table();
-    for (const [m, n, kk] of [[33, 65, 47], [5, 300, 40], [260, 20, 20]]) {
+    for (const [m, n, kk] of [[33, 65, 47], [5, 300, 40], [260, 20, 20], [1, 300, 40], [70, 1, 90]]) {
       for (const [alpha, beta] of [[1, 1], [0.5, -2], [2, 0]]) {
         const batch = 2;
         const ldc = n + 3;
