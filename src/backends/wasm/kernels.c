@@ -159,26 +159,17 @@ INLINE v4 v_sigmoid(v4 x) {
 #define SQRT1_2 0.7071067811865476f
 
 /*
- * 1 + erf(x/√2), with the reference's method (so the two agree to float32 rounding): the
- * Maclaurin series for |z| < 0.5, else erfc from Numerical Recipes' erfcc (1.2e-7 relative). For
- * z < 0 this returns erfc(|z|) directly, so GELU's left tail keeps its relative accuracy (no
- * 1 + (−1 + ε)). z² is formed as x²/2 (one rounding) rather than from a rounded z: the exponent
- * of erfc magnifies any error in z².
+ * 1 + erf(x/√2) from erfc alone: Numerical Recipes' erfcc (1.2e-7 relative for every z ≥ 0), as
+ * 2 − erfc(z) for z ≥ 0 and erfc(|z|) for z < 0. Neither side cancels (near z = 0 the value is
+ * about 1), so the Maclaurin branch the reference uses for |z| < 0.5 is not needed for GELU:
+ * dropping it makes this ~25% cheaper and moves results by at most an ulp or two. For z < 0 the
+ * tail keeps its relative accuracy (no 1 + (−1 + ε)). z² is formed as x²/2 (one rounding) rather
+ * than from a rounded z: the exponent of erfc magnifies any error in z².
  */
 INLINE v4 v_one_plus_erf_scaled(v4 x) {
-  const double k = 1.1283791670955126; /* 2/√π */
   v4 z = wasm_f32x4_mul(x, F(SQRT1_2));
   v4 az = v_abs(z);
   v4 z2 = wasm_f32x4_mul(wasm_f32x4_mul(x, x), F(0.5f));
-  v4 s = F(-k / 75600.0);
-  s = MADD(s, z2, F(k / 9360.0));
-  s = MADD(s, z2, F(-k / 1320.0));
-  s = MADD(s, z2, F(k / 216.0));
-  s = MADD(s, z2, F(-k / 42.0));
-  s = MADD(s, z2, F(k / 10.0));
-  s = MADD(s, z2, F(-k / 3.0));
-  s = MADD(s, z2, F(k));
-  v4 series = MADD(s, z, F(1.0f));
   v4 t = wasm_f32x4_div(F(1.0f), MADD(az, F(0.5f), F(1.0f)));
   v4 p = F(0.17087277f);
   p = MADD(p, t, F(-0.82215223f));
@@ -191,8 +182,7 @@ INLINE v4 v_one_plus_erf_scaled(v4 x) {
   p = MADD(p, t, F(1.00002368f));
   v4 arg = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_neg(z2), F(1.26551223f)), wasm_f32x4_mul(t, p));
   v4 erfc = wasm_f32x4_mul(t, v_exp(arg));
-  v4 tail = v_select(wasm_f32x4_ge(z, F(0.0f)), wasm_f32x4_sub(F(2.0f), erfc), erfc);
-  return v_select(wasm_f32x4_lt(az, F(0.5f)), series, tail);
+  return v_select(wasm_f32x4_ge(z, F(0.0f)), wasm_f32x4_sub(F(2.0f), erfc), erfc);
 }
 
 #define GELU_TANH_C 0.7978845608028654f /* √(2/π) */
