@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { registerTokenizerCommands } from './commands/tokenizer.js';
 import { registerParamsCommand } from './commands/params.js';
 import { registerTrainCommands } from './commands/train.js';
+import { registerScalingCommands } from './commands/scaling.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerTokenizerCommands(program);
   registerParamsCommand(program);
   registerTrainCommands(program);
+  registerScalingCommands(program);
   return program;
 }
 
