@@ -8,6 +8,7 @@ import { registerTokenizerCommands } from './commands/tokenizer.js';
 import { registerParamsCommand } from './commands/params.js';
 import { registerTrainCommands } from './commands/train.js';
 import { registerScalingCommands } from './commands/scaling.js';
+import { registerMupCommands } from './commands/mup.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerParamsCommand(program);
   registerTrainCommands(program);
   registerScalingCommands(program);
+  registerMupCommands(program);
   return program;
 }
 

@@ -8,6 +8,55 @@ import type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
 export type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
 export type PosKind = 'learned' | 'sinusoidal' | 'rope';
 
+/**
+ * How μP treats weight decay of the hidden matrices, whose Adam LR is divided by m:
+ * - 'with-lr': the decay is multiplied by m, so lr·weightDecay — the fraction AdamW removes per
+ *   step — stays what it is at the base width (microsoft/mup's MuAdam/MuAdamW default,
+ *   `decoupled_wd=False`): the decay's time scale 1/(lr·wd) transfers across widths.
+ * - 'independent': the decay is left as given (EleutherAI nanoGPT-mup), so a hidden matrix's
+ *   per-step shrink lr·wd/m gets weaker as the model widens.
+ */
+export type MupWeightDecay = 'with-lr' | 'independent';
+
+/**
+ * μP (maximal update parametrization, Yang et al. 2022, "Tensor Programs V", Table 3 / Table 8)
+ * relative to a base model: m = dModel / baseWidth, and at m = 1 the model is exactly the standard
+ * one. The rules themselves are implemented (and documented rule by rule) in models/mup.ts,
+ * TransformerLM (init, multipliers) and nn/attention.ts (logit scale).
+ */
+export interface MupConfig {
+  /** dModel of the base model the hyperparameters were tuned at (m = dModel / baseWidth). */
+  baseWidth: number;
+  /**
+   * dFF of the base model. Default dFF·baseWidth/dModel: the FFN widens with the model (dFF/dModel
+   * fixed), so the FFN's fan-in ratio (w2's) is m too. Give it to widen the FFN by its own ratio.
+   */
+  baseFFWidth: number;
+  /**
+   * Head dim of the base model; attention logits are scaled by √baseHeadDim / headDim (1/d_head,
+   * normalised so the base reproduces 1/√d_head). Default baseWidth / nHeads: the head count stays
+   * fixed as the width grows and each head widens (TP5's setting, where 1/d_head matters). To
+   * widen by adding heads of a fixed size instead, set it to that head size (the scale is then
+   * 1/√d_head at every width).
+   */
+  baseHeadDim: number;
+  /** α_in: the input embeddings (token + position) are multiplied by it. */
+  inputMultiplier: number;
+  /** α_out: the final hidden state is multiplied by α_out/m before the readout (tied or not). */
+  outputMultiplier: number;
+  /** Start the query projection at zero (TP5 §D.2 recommends it: attention is uniform at init). */
+  zeroInitQuery: boolean;
+  /** Start the (untied) readout at zero; a tied readout is the embedding, which cannot be zero. */
+  zeroInitReadout: boolean;
+  /** Weight decay of the hidden matrices; see MupWeightDecay. */
+  weightDecay: MupWeightDecay;
+}
+
+/** What a caller gives for `mup`: the base width, the rest defaults. */
+export type MupConfigInput = Pick<MupConfig, 'baseWidth'> & Partial<MupConfig>;
+
+const MUP_KEYS: readonly (keyof MupConfig)[] = ['baseWidth', 'baseFFWidth', 'baseHeadDim', 'inputMultiplier', 'outputMultiplier', 'zeroInitQuery', 'zeroInitReadout', 'weightDecay'];
+
 export interface TransformerConfig {
   vocabSize: number;
   dModel: number;
@@ -38,10 +87,15 @@ export interface TransformerConfig {
   normPlacement: NormPlacement;
   /** Std of the normal initialisation of linears and embeddings (residual projections get initStd/√(2·nLayers)). */
   initStd: number;
+  /** μP relative to a base width, or null for the standard parametrization (the default). */
+  mup: MupConfig | null;
 }
 
+/** Fields of a config to override, with `mup` as its input form (base width, the rest defaulted). */
+export type TransformerConfigOverrides = Omit<Partial<TransformerConfig>, 'mup'> & { mup?: MupConfigInput | null };
+
 /** What a caller must give; everything else has a default. */
-export type TransformerConfigInput = Pick<TransformerConfig, 'vocabSize' | 'dModel' | 'nLayers' | 'nHeads' | 'maxSeqLen'> & Partial<TransformerConfig>;
+export type TransformerConfigInput = Pick<TransformerConfig, 'vocabSize' | 'dModel' | 'nLayers' | 'nHeads' | 'maxSeqLen'> & TransformerConfigOverrides;
 
 const KEYS: readonly (keyof TransformerConfig)[] = [
   'vocabSize',
@@ -62,6 +116,7 @@ const KEYS: readonly (keyof TransformerConfig)[] = [
   'normEps',
   'normPlacement',
   'initStd',
+  'mup',
 ];
 
 function closestKey(key: string): string | null {
@@ -75,7 +130,7 @@ function closestKey(key: string): string | null {
  * "dModel 250 is not divisible by nHeads 8" or "nHeads 8 not divisible by nKvHeads 3".
  * Defaults: nKvHeads = nHeads, dFF = 4·dModel, norm 'layer', mlp 'gelu', pos 'learned',
  * ropeTheta 10000, ropePairing 'half', tieWeights true, bias true, dropout 0, normEps 1e-5
- * (layer) / 1e-6 (rms), normPlacement 'pre', initStd 0.02.
+ * (layer) / 1e-6 (rms), normPlacement 'pre', initStd 0.02, mup null (see resolveMup for its defaults).
  */
 export function resolveConfig(input: TransformerConfigInput): TransformerConfig {
   if (typeof input !== 'object' || input === null) throw new TypeError('TransformerConfig: expected an object');
@@ -106,6 +161,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
     normEps: input.normEps ?? (norm === 'rms' ? 1e-6 : 1e-5),
     normPlacement: input.normPlacement ?? 'pre',
     initStd: input.initStd ?? 0.02,
+    mup: null,
   };
   const positiveInts: (keyof TransformerConfig)[] = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKvHeads', 'dFF', 'maxSeqLen'];
   for (const key of positiveInts) {
@@ -134,8 +190,48 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   if (!(typeof c.ropeTheta === 'number' && c.ropeTheta > 0)) problems.push(`ropeTheta must be positive, got ${String(c.ropeTheta)}`);
   if (!(typeof c.normEps === 'number' && c.normEps >= 0)) problems.push(`normEps must be non-negative, got ${String(c.normEps)}`);
   if (!(typeof c.initStd === 'number' && c.initStd >= 0)) problems.push(`initStd must be non-negative, got ${String(c.initStd)}`);
+  if (input.mup !== undefined && input.mup !== null) c.mup = resolveMup(input.mup, c, problems);
   if (problems.length > 0) throw new Error(`TransformerConfig: ${problems.join('; ')}`);
   return c;
+}
+
+/**
+ * Fills μP defaults (baseFFWidth = dFF·baseWidth/dModel, baseHeadDim = baseWidth/nHeads,
+ * multipliers 1, no zero init, weightDecay 'with-lr') and pushes every problem onto `problems`.
+ * The result is frozen: a model's config never changes under it.
+ */
+function resolveMup(input: MupConfigInput, c: TransformerConfig, problems: string[]): MupConfig {
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    problems.push(`mup must be an object like { baseWidth: 128 } or null, got ${JSON.stringify(input)}`);
+    return input as MupConfig;
+  }
+  for (const key of Object.keys(input)) {
+    if (!(MUP_KEYS as readonly string[]).includes(key)) problems.push(`unknown mup key '${key}' (known: ${MUP_KEYS.join(', ')})`);
+  }
+  const baseWidth = input.baseWidth;
+  const m: MupConfig = {
+    baseWidth,
+    baseFFWidth: input.baseFFWidth ?? (c.dFF * baseWidth) / c.dModel,
+    baseHeadDim: input.baseHeadDim ?? baseWidth / c.nHeads,
+    inputMultiplier: input.inputMultiplier ?? 1,
+    outputMultiplier: input.outputMultiplier ?? 1,
+    zeroInitQuery: input.zeroInitQuery ?? false,
+    zeroInitReadout: input.zeroInitReadout ?? false,
+    weightDecay: input.weightDecay ?? 'with-lr',
+  };
+  if (typeof baseWidth !== 'number' || !Number.isInteger(baseWidth) || baseWidth <= 0) problems.push(`mup.baseWidth must be a positive integer (the base model's dModel), got ${String(baseWidth)}`);
+  for (const key of ['baseFFWidth', 'baseHeadDim'] as const) {
+    const v = m[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`mup.${key} must be a positive number, got ${String(v)}`);
+  }
+  for (const key of ['inputMultiplier', 'outputMultiplier'] as const) {
+    const v = m[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`mup.${key} must be a positive number, got ${String(v)}`);
+  }
+  for (const key of ['zeroInitQuery', 'zeroInitReadout'] as const) if (typeof m[key] !== 'boolean') problems.push(`mup.${key} must be true or false, got ${String(m[key])}`);
+  if (m.weightDecay !== 'with-lr' && m.weightDecay !== 'independent') problems.push(`mup.weightDecay must be 'with-lr' or 'independent', got '${String(m.weightDecay)}'`);
+  if (m.zeroInitReadout === true && c.tieWeights) problems.push('mup.zeroInitReadout needs an untied readout (tieWeights: false): the tied readout is the token embedding, which would zero the input too');
+  return Object.freeze(m);
 }
 
 /** Dimension per attention head. */

@@ -7,8 +7,35 @@ export {
   type LMForwardOptions,
   type TransformerLMOptions,
   type GenerateOptions,
+  type ActivationRecorder,
 } from './transformer.js';
-export { resolveConfig, headDim, type TransformerConfig, type TransformerConfigInput, type NormKind, type MlpKind, type PosKind, type NormPlacement } from './config.js';
+export {
+  resolveConfig,
+  headDim,
+  type TransformerConfig,
+  type TransformerConfigInput,
+  type TransformerConfigOverrides,
+  type MupConfig,
+  type MupConfigInput,
+  type MupWeightDecay,
+  type NormKind,
+  type MlpKind,
+  type PosKind,
+  type NormPlacement,
+} from './config.js';
+export {
+  widthMultiplier,
+  ffnWidthMultiplier,
+  hiddenFanInMultiplier,
+  attentionScale,
+  readoutMultiplier,
+  inputMultiplier,
+  mupParamInfo,
+  muParamGroups,
+  type MupRole,
+  type MupParamInfo,
+  type MuParamGroup,
+} from './mup.js';
 export { getPreset, presetConfig, presetNames, listPresets, type Preset } from './presets.js';
 export {
   countParameters,

@@ -2,7 +2,7 @@
  * Named model configurations (plain data). Parameter counts are exact (see params.ts and
  * docs/models.md): tiny 818,048; nano-trickster 5,180,672; tinyllama-1.1b 1,100,048,384.
  */
-import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
+import { resolveConfig, type TransformerConfig, type TransformerConfigInput, type TransformerConfigOverrides } from './config.js';
 
 export interface Preset {
   name: string;
@@ -85,7 +85,7 @@ export function getPreset(name: string): Preset {
 }
 
 /** The fully resolved config of a preset, with optional overrides (e.g. { dropout: 0.2 }). */
-export function presetConfig(name: string, overrides: Partial<TransformerConfig> = {}): TransformerConfig {
+export function presetConfig(name: string, overrides: TransformerConfigOverrides = {}): TransformerConfig {
   return resolveConfig({ ...getPreset(name).config, ...overrides });
 }
 

@@ -7,6 +7,10 @@
  * each layer being a TransformerBlock (attention + feed-forward with residuals, src/nn/transformer.ts).
  * With RoPE there is no additive position table; the rotation happens inside attention.
  * With tieWeights the head is the token embedding matrix itself (no `head` module).
+ * With `config.mup` the model is in μP relative to a base width (models/mup.ts, docs/mup.md):
+ * scaled init of the hidden matrices, α_in on the embeddings, α_out/m before the head, and
+ * attention logits ∝ 1/headDim; at the base width it is exactly the standard model.
+ * `recordActivations` reports named activations (the μP coordinate check, src/mup).
  *
  * State-dict names (what safetensors files use):
  *   tokEmb.weight, posEmb.weight (learned positions only),
@@ -33,9 +37,23 @@ import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
+import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
 
-export { resolveConfig, headDim, type TransformerConfig, type TransformerConfigInput, type NormKind, type MlpKind, type PosKind, type NormPlacement } from './config.js';
+export {
+  resolveConfig,
+  headDim,
+  type TransformerConfig,
+  type TransformerConfigInput,
+  type TransformerConfigOverrides,
+  type MupConfig,
+  type MupConfigInput,
+  type MupWeightDecay,
+  type NormKind,
+  type MlpKind,
+  type PosKind,
+  type NormPlacement,
+} from './config.js';
 export { KVCache, KVCacheLayer } from '../nn/attention.js';
 
 export interface LMOutput {
@@ -60,6 +78,13 @@ export interface TransformerLMOptions {
   dropoutGenerator?: Generator;
 }
 
+/**
+ * Receives named activations during forward passes (μP coordinate checks): 'embedding' (the
+ * input embeddings after α_in, before dropout), 'layers.{i}.attn' and 'layers.{i}.ffn' (each
+ * branch's output before dropout and the residual add), and 'logits'.
+ */
+export type ActivationRecorder = (name: string, activation: Tensor) => void;
+
 export interface GenerateOptions extends SamplingOptions {
   /** Number of tokens to generate. */
   maxNewTokens: number;
@@ -83,6 +108,10 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
   layers: ModuleList<TransformerBlock>;
   norm: LayerNorm | RMSNorm | null;
   head: Linear | null;
+  /** μP's α_in and α_out/m (both exactly 1 without μP, and then never applied). */
+  readonly #inputMultiplier: number;
+  readonly #readoutMultiplier: number;
+  #recorder: ActivationRecorder | null = null;
 
   constructor(config: TransformerConfigInput, options: TransformerLMOptions = {}) {
     super();
@@ -94,6 +123,10 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
       c.pos === 'learned' ? new LearnedPositionalEmbedding(c.maxSeqLen, c.dModel, { generator: gen }) : c.pos === 'sinusoidal' ? new SinusoidalPositionalEncoding(c.maxSeqLen, c.dModel) : null;
     this.rope = c.pos === 'rope' ? new RotaryEmbedding(c.dModel / c.nHeads, c.maxSeqLen, { theta: c.ropeTheta, pairing: c.ropePairing }) : null;
     this.drop = new Dropout(c.dropout, { generator: options.dropoutGenerator });
+    this.#inputMultiplier = inputMultiplier(c);
+    this.#readoutMultiplier = readoutMultiplier(c);
+    // μP: logits × √D_base/D instead of 1/√D (models/mup.ts); SP's 1/√D otherwise.
+    const attnScale = attentionScale(c);
     this.layers = new ModuleList<TransformerBlock>();
     for (let i = 0; i < c.nLayers; i++) {
       this.layers.append(
@@ -109,6 +142,7 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
           normEps: c.normEps,
           normPlacement: c.normPlacement,
           rope: this.rope,
+          attnScale,
           generator: gen,
           dropoutGenerator: options.dropoutGenerator,
         }),
@@ -124,15 +158,30 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
    * GPT-2 initialisation: every Linear and embedding weight ~ N(0, initStd²), biases 0, norms 1/0,
    * and the residual projections (attn.wo, ffn.w2) ~ N(0, (initStd/√(2·nLayers))²) so the residual
    * stream's variance does not grow with depth.
+   *
+   * μP (TP5 Table 3, "hidden weights: init var ∝ 1/fan_in"): each hidden matrix's std is divided by
+   * √m_fanIn (its fan-in ratio to the base), so the base width keeps GPT-2's values and wider
+   * models keep each hidden pre-activation Θ(1); the residual projections keep their extra
+   * 1/√(2·nLayers). Embeddings (input weights) and an untied readout keep a constant std: the
+   * readout's width dependence is the forward multiplier α_out/m instead (microsoft/mup's
+   * MuReadout). Zero init (query, readout) happens after the draw, so every other weight gets
+   * the same values as without it.
    */
   #initWeights(gen: Generator | undefined): void {
-    const std = this.config.initStd;
-    const residualStd = std / Math.sqrt(2 * this.config.nLayers);
+    const c = this.config;
+    const std = c.initStd;
+    const residualStd = std / Math.sqrt(2 * c.nLayers);
     for (const [name, m] of this.namedModules()) {
       if (m instanceof Linear) {
         const residual = name.endsWith('.wo') || name.endsWith('.w2');
-        normal_(m.weight, 0, residual ? residualStd : std, gen);
+        const base = residual ? residualStd : std;
+        const hidden = name !== 'head';
+        normal_(m.weight, 0, c.mup && hidden ? base / Math.sqrt(hiddenFanInMultiplier(c, name)) : base, gen);
         if (m.bias) zeros_(m.bias);
+        // TP5 §D.2: a zero query makes attention uniform at init, removing the init-time logit
+        // term that μP cannot keep Θ(1); an untied zero readout likewise starts the logits at 0.
+        if (c.mup?.zeroInitQuery && name.endsWith('.attn.wq')) zeros_(m.weight);
+        if (c.mup?.zeroInitReadout && name === 'head') zeros_(m.weight);
       } else if (m instanceof Embedding) {
         normal_(m.weight, 0, std, gen);
         m.zeroPaddingRow();
@@ -156,7 +205,8 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
     const run = (): LMOutput => {
       const x = this.hidden(ids, cache);
       const [b, t, d] = x.shape;
-      const logits = F.linear(x.reshape([b * t, d]), this.headWeight).view([b, t, this.config.vocabSize]);
+      const logits = this.#readout(x.reshape([b * t, d])).view([b, t, this.config.vocabSize]);
+      this.#recorder?.('logits', logits);
       return { logits, loss: targets ? crossEntropy(logits, targets) : null };
     };
     return cache ? noGrad(run) : run();
@@ -180,10 +230,34 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
     }
     let x = this.tokEmb.forward(ids);
     if (this.posEmb) x = this.posEmb.forward(x, offset);
+    // μP's input multiplier α_in on the embeddings (TP5 Table 3's tunable "input weights multiplier").
+    if (this.#inputMultiplier !== 1) x = x.mul(this.#inputMultiplier);
+    this.#recorder?.('embedding', x);
     x = this.drop.forward(x);
     let i = 0;
     for (const layer of this.layers) x = layer.forward(x, { cache: cache ? cache.layers[i++] : null });
     return this.norm ? this.norm.forward(x) : x;
+  }
+
+  /**
+   * The readout: hidden [N, dModel] → logits [N, V]. Under μP the hidden state is first multiplied
+   * by α_out/m (readoutMultiplier in models/mup.ts), for a tied and an untied head alike.
+   */
+  #readout(x: Tensor): Tensor {
+    return F.linear(this.#readoutMultiplier === 1 ? x : x.mul(this.#readoutMultiplier), this.headWeight);
+  }
+
+  /**
+   * Calls `recorder` with named activations on every forward pass (see ActivationRecorder) until
+   * it is set to null. Off by default; then each recording point costs a null check.
+   */
+  recordActivations(recorder: ActivationRecorder | null): void {
+    this.#recorder = recorder;
+    let i = 0;
+    for (const layer of this.layers) {
+      const prefix = `layers.${i++}.`;
+      layer.setRecorder(recorder ? (part, y) => recorder(prefix + part, y) : null);
+    }
   }
 
   /** An empty KV cache for `batch` sequences of up to `maxLen` (default maxSeqLen) tokens. */
@@ -199,7 +273,7 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
   step(ids: Tensor, cache: KVCache): Tensor {
     return noGrad(() => {
       const x = this.hidden(ids, cache);
-      return F.linear(x.select(1, x.shape[1] - 1), this.headWeight);
+      return this.#readout(x.select(1, x.shape[1] - 1));
     });
   }
 
@@ -274,6 +348,6 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
 
   override extraRepr(): string {
     const c = this.config;
-    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'`;
+    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
   }
 }

@@ -8,9 +8,10 @@
  * Query head h = kv·G + g uses key/value head kv = ⌊h/G⌋ (PyTorch's repeat_interleave order).
  * Heads are split by views, never copied; k and v are never repeated per query head either:
  * the G query heads of a group are stacked as one [G·T, D] matrix against their shared [T, D]
- * key matrix, so scores are one batched product per (batch, kv head). The 1/√D scale goes into
- * q (into the RoPE rotation when there is one), so the causal mask and the softmax are one fused
- * pass over the scores viewed as [B, Hkv, G, T, Tk], and so is their backward.
+ * key matrix, so scores are one batched product per (batch, kv head). The 1/√D scale (or the
+ * `scale` option, e.g. μP's) goes into q (into the RoPE rotation when there is one), so the causal
+ * mask and the softmax are one fused pass over the scores viewed as [B, Hkv, G, T, Tk], and so is
+ * their backward.
  */
 import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
 import { dropout, scaledDotProductAttention } from '../ops/attention.js';
@@ -155,6 +156,11 @@ export interface MultiHeadAttentionOptions {
   causal?: boolean;
   /** Rotary embedding applied to q and k (shared by the layers of a model; not a child module). */
   rope?: RotaryEmbedding | null;
+  /**
+   * Multiplier of the attention logits q·k. Default 1/√headDim; μP uses 1/headDim normalised to its
+   * base width (models/mup.ts, `attentionScale`).
+   */
+  scale?: number;
   /** Draws the initial weights. */
   generator?: Generator;
   /** Draws the dropout masks. */
@@ -182,6 +188,8 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
   readonly headDim: number;
   readonly dropoutP: number;
   readonly causal: boolean;
+  /** Multiplier of the attention logits (1/√headDim unless given). */
+  readonly scale: number;
   wq: Linear;
   wk: Linear;
   wv: Linear;
@@ -205,6 +213,9 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     this.headDim = dModel / nHeads;
     this.dropoutP = p;
     this.causal = options.causal ?? true;
+    const scale = options.scale ?? 1 / Math.sqrt(this.headDim);
+    if (!(typeof scale === 'number' && Number.isFinite(scale) && scale > 0)) throw new RangeError(`MultiHeadAttention: scale must be a positive number, got ${String(scale)}`);
+    this.scale = scale;
     const rope = options.rope ?? null;
     if (rope && rope.headDim !== this.headDim) throw new Error(`MultiHeadAttention: rope headDim ${rope.headDim} differs from the head dim ${this.headDim}`);
     this.#rope = rope;
@@ -247,10 +258,10 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     let q = project(this.wq, x2).view([b, t, hkv, g, d]).permute(0, 2, 3, 1, 4);
     let k = project(this.wk, x2).view([b, t, hkv, d]).permute(0, 2, 1, 3);
     let v = project(this.wv, x2).view([b, t, hkv, d]).permute(0, 2, 1, 3);
-    // Without a general mask, the 1/√D of the scores is folded into the rotation of q.
+    // Without a general mask, the scale of the scores (1/√D by default) is folded into the rotation of q.
     const qIsScaled = this.#rope !== null && !mask;
     if (this.#rope) {
-      q = this.#rope.forward(q, offset, qIsScaled ? 1 / Math.sqrt(d) : 1);
+      q = this.#rope.forward(q, offset, qIsScaled ? this.scale : 1);
       k = this.#rope.forward(k, offset);
     }
     if (cache) ({ k, v } = cache.append(k, v));
@@ -258,9 +269,9 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     let y: Tensor;
     if (mask) {
       // General masks go through the broadcasting attention op: k, v get a size-1 group dim.
-      y = scaledDotProductAttention(q, k.unsqueeze(2), v.unsqueeze(2), { mask: this.#groupedMask(mask, b), dropoutP: p, generator: this.#dropoutGenerator });
+      y = scaledDotProductAttention(q, k.unsqueeze(2), v.unsqueeze(2), { mask: this.#groupedMask(mask, b), scale: this.scale, dropoutP: p, generator: this.#dropoutGenerator });
     } else {
-      y = groupedAttention(q, k, v, { causal: this.causal, causalOffset: offset, qIsScaled, dropoutP: p, generator: this.#dropoutGenerator });
+      y = groupedAttention(q, k, v, { causal: this.causal, causalOffset: offset, scale: this.scale, qIsScaled, dropoutP: p, generator: this.#dropoutGenerator });
     }
     // [B, Hkv, G, T, D] → [B, T, Hkv, G, D] → [B·T, H·D]: the one copy of the layer.
     const merged = y.permute(0, 3, 1, 2, 4).reshape([b * t, h * d]);
@@ -279,6 +290,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
   }
 
   override extraRepr(): string {
-    return `dModel=${this.dModel}, nHeads=${this.nHeads}, nKvHeads=${this.nKvHeads}, causal=${this.causal}${this.#rope ? ', rope' : ''}`;
+    const scale = this.scale === 1 / Math.sqrt(this.headDim) ? '' : `, scale=${this.scale}`;
+    return `dModel=${this.dModel}, nHeads=${this.nHeads}, nKvHeads=${this.nKvHeads}, causal=${this.causal}${this.#rope ? ', rope' : ''}${scale}`;
   }
 }

@@ -39,6 +39,8 @@ export interface TransformerBlockOptions {
   normPlacement?: NormPlacement;
   causal?: boolean;
   rope?: RotaryEmbedding | null;
+  /** Multiplier of the attention logits; default 1/√headDim (see MultiHeadAttentionOptions.scale). */
+  attnScale?: number;
   generator?: Generator;
   dropoutGenerator?: Generator;
 }
@@ -50,6 +52,9 @@ export function makeNorm(kind: NormKind, dModel: number, options: { bias?: boole
   throw new Error(`unknown norm '${String(kind)}' (expected 'layer' or 'rms')`);
 }
 
+/** Receives a block's attention output and feed-forward output (each before dropout and the residual add). */
+export type BlockRecorder = (part: 'attn' | 'ffn', output: Tensor) => void;
+
 export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?], Tensor> {
   readonly normPlacement: NormPlacement;
   attnNorm: LayerNorm | RMSNorm;
@@ -57,6 +62,8 @@ export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?],
   ffnNorm: LayerNorm | RMSNorm;
   ffn: FeedForward | SwiGLU;
   dropout: Dropout;
+  /** Set only while activations are being recorded (μP coordinate checks); null costs one check per branch. */
+  #recorder: BlockRecorder | null = null;
 
   constructor(options: TransformerBlockOptions) {
     super();
@@ -74,6 +81,7 @@ export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?],
       dropout: p,
       causal: options.causal,
       rope: options.rope,
+      scale: options.attnScale,
       generator: options.generator,
       dropoutGenerator: options.dropoutGenerator,
     });
@@ -85,12 +93,18 @@ export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?],
     this.dropout = new Dropout(p, { generator: options.dropoutGenerator });
   }
 
+  /** Calls `recorder` with each branch output on every forward pass; null stops recording. */
+  setRecorder(recorder: BlockRecorder | null): void {
+    this.#recorder = recorder;
+  }
+
   forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
-    if (this.normPlacement === 'pre') {
-      x = x.add(this.dropout.forward(this.attn.forward(this.attnNorm.forward(x), options)));
-      return x.add(this.dropout.forward(this.ffn.forward(this.ffnNorm.forward(x))));
-    }
-    x = this.attnNorm.forward(x.add(this.dropout.forward(this.attn.forward(x, options))));
-    return this.ffnNorm.forward(x.add(this.dropout.forward(this.ffn.forward(x))));
+    const pre = this.normPlacement === 'pre';
+    const a = this.attn.forward(pre ? this.attnNorm.forward(x) : x, options);
+    this.#recorder?.('attn', a);
+    x = pre ? x.add(this.dropout.forward(a)) : this.attnNorm.forward(x.add(this.dropout.forward(a)));
+    const f = this.ffn.forward(pre ? this.ffnNorm.forward(x) : x);
+    this.#recorder?.('ffn', f);
+    return pre ? x.add(this.dropout.forward(f)) : this.ffnNorm.forward(x.add(this.dropout.forward(f)));
   }
 }

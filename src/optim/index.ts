@@ -22,6 +22,7 @@ export {
   LinearLR,
   WarmupCosineLR,
   warmupCosineLr,
+  warmupConstantLr,
   type AnyOptimizer,
   type LrFunction,
   type LRSchedulerOptions,

@@ -205,6 +205,15 @@ export function warmupCosineLr(it: number, options: WarmupCosineOptions & { base
   return minLr + coeff * (baseLr - minLr);
 }
 
+/**
+ * The same linear warmup as `warmupCosineLr`, then baseLr for good: the constant-LR schedule of
+ * short sweeps such as μTransfer's (where a decay would mix the LR's effect with the horizon's).
+ */
+export function warmupConstantLr(it: number, options: { baseLr: number; warmupSteps: number }): number {
+  const { baseLr, warmupSteps } = options;
+  return it < warmupSteps ? (baseLr * (it + 1)) / (warmupSteps + 1) : baseLr;
+}
+
 export interface WarmupCosineLROptions extends LRSchedulerOptions {
   warmupSteps: number;
   maxSteps: number;

@@ -22,16 +22,24 @@ export interface OptimizerHyperparams {
 /**
  * One group of parameters with its hyperparameters. `initialLr` is set by the first LR scheduler
  * attached to the optimizer (torch's `initial_lr`), and is what schedules start from.
+ *
+ * `lrScale` is this group's learning rate relative to the run's: a training loop that computes
+ * one schedule value per step sets `group.lr = schedule(step) · lrScale` (src/train/trainer.ts),
+ * so groups with different rates — μP's hidden matrices train at lr/m — keep their ratio through
+ * warmup and decay. Absent means 1. The optimizer itself only stores it (and saves it in state
+ * dicts); its update uses `lr`.
  */
 export type ParamGroup<H extends OptimizerHyperparams = OptimizerHyperparams> = H & {
   params: Tensor[];
   initialLr?: number;
+  lrScale?: number;
 };
 
 /** A param group as given to the constructor: the parameters plus any hyperparameters to override. */
 export type ParamGroupSpec<H extends OptimizerHyperparams = OptimizerHyperparams> = Partial<H> & {
   params: Iterable<Tensor>;
   initialLr?: number;
+  lrScale?: number;
 };
 
 /** Parameters (one group with the defaults), or groups with per-group overrides, like torch. */
@@ -102,7 +110,7 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
     this.addGroup(params, overrides as Partial<H>);
   }
 
-  private addGroup(params: Iterable<Tensor>, overrides: Partial<H> & { initialLr?: number }): void {
+  private addGroup(params: Iterable<Tensor>, overrides: Partial<H> & { initialLr?: number; lrScale?: number }): void {
     if (params instanceof Tensor) {
       throw new TypeError(`${this.name}: params must be an iterable of tensors, not a single tensor; wrap it in an array`);
     }
@@ -120,6 +128,7 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
     });
     const group = { ...copyHyperparams(this.defaults as H), ...copyHyperparams(overrides), params: list } as ParamGroup<H>;
     this.validateHyperparams(group);
+    this.checkLrScale(group, groupIndex);
     this.paramGroups.push(group);
   }
 
@@ -192,6 +201,7 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
       const { params, ...current } = this.paramGroups[gi];
       const group = { ...copyHyperparams(current), ...copyHyperparams(hyper as Record<string, HyperparamValue | undefined>), params } as ParamGroup<H>;
       this.validateHyperparams(group);
+      this.checkLrScale(group, gi);
       return group;
     });
     const newState = new Map<Tensor, S>();
@@ -204,6 +214,13 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
     newGroups.forEach((g, gi) => (this.paramGroups[gi] = g));
     this.state.clear();
     for (const [p, s] of newState) this.state.set(p, s);
+  }
+
+  private checkLrScale(group: ParamGroup<H>, index: number): void {
+    const s = group.lrScale;
+    if (s !== undefined && !(typeof s === 'number' && Number.isFinite(s) && s > 0)) {
+      throw new Error(`${this.name}: param group ${index} has an invalid lrScale ${String(s)} (expected a positive number)`);
+    }
   }
 
   /** The gradient of `p` as a contiguous Float32Array of p's size (a copy only when not contiguous). */

@@ -3,7 +3,14 @@
  * JSON config file and then command-line flags (flags win), like nanoGPT's configurator.
  */
 import ms from 'ms';
-import type { TransformerConfig } from '../models/config.js';
+import type { TransformerConfigOverrides } from '../models/config.js';
+
+/**
+ * 'cosine': linear warmup, then cosine decay from lr to minLr at the last step (nanoGPT).
+ * 'constant': the same warmup, then lr until the end (minLr unused) — for sweeps such as
+ * μTransfer, where a decay would tie the LR's effect to the run length.
+ */
+export type LrScheduleKind = 'cosine' | 'constant';
 
 export interface TrainConfig {
   /** Run name: the run lives in `<outDir>/<name>/`. */
@@ -15,9 +22,12 @@ export interface TrainConfig {
   dataDir: string | null;
   /** 'char', or a path to a trained BPE tokenizer JSON. */
   tokenizer: string;
-  /** The model preset; `model` overrides its fields (vocabSize always comes from the tokenizer). */
+  /**
+   * The model preset; `model` overrides its fields (vocabSize always comes from the tokenizer),
+   * e.g. `{ dModel: 256, mup: { baseWidth: 128 } }` for μP relative to width 128.
+   */
   preset: string;
-  model: Partial<TransformerConfig>;
+  model: TransformerConfigOverrides;
   batchSize: number;
   /** Context length of training windows; at most the model's maxSeqLen. */
   blockSize: number;
@@ -29,9 +39,11 @@ export interface TrainConfig {
    * resume-equals-uninterrupted holds for step-based runs (`--max-time none`).
    */
   maxTime: number | null;
+  /** Peak LR; under μP the LR at the base width (hidden matrices get lr/m). */
   lr: number;
   minLr: number;
   warmupSteps: number;
+  lrSchedule: LrScheduleKind;
   weightDecay: number;
   beta1: number;
   beta2: number;
@@ -66,6 +78,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   lr: 3e-3,
   minLr: 3e-4,
   warmupSteps: 100,
+  lrSchedule: 'cosine',
   weightDecay: 0.1,
   beta1: 0.9,
   beta2: 0.99,
@@ -98,7 +111,7 @@ export function resolveTrainConfig(...layers: Partial<TrainConfig>[]): TrainConf
     for (const [key, value] of Object.entries(layer)) {
       if (value === undefined) continue;
       if (!KEYS.includes(key as keyof TrainConfig)) throw new Error(`unknown train config key '${key}' (known: ${KEYS.join(', ')})`);
-      if (key === 'model') merged.model = { ...merged.model, ...(value as Partial<TransformerConfig>) };
+      if (key === 'model') merged.model = { ...merged.model, ...(value as TransformerConfigOverrides) };
       else (merged as unknown as Record<string, unknown>)[key] = value;
     }
   }
@@ -119,7 +132,9 @@ export function validateTrainConfig(c: TrainConfig): void {
   for (const k of ['batchSize', 'blockSize', 'maxSteps', 'evalInterval', 'evalIters', 'logInterval'] as const) positiveInt(k);
   for (const k of ['minLr', 'weightDecay', 'gradClip', 'sampleTokens', 'warmupSteps'] as const) nonNegative(k);
   if (!(c.lr > 0) || !Number.isFinite(c.lr)) problems.push(`lr must be a positive number, got ${c.lr}`);
-  if (c.minLr > c.lr) problems.push(`minLr ${c.minLr} is larger than lr ${c.lr}`);
+  if (c.lrSchedule !== 'cosine' && c.lrSchedule !== 'constant') problems.push(`lrSchedule must be 'cosine' or 'constant', got '${String(c.lrSchedule)}'`);
+  // A constant schedule never reaches minLr, so only the cosine needs it below lr.
+  if (c.lrSchedule !== 'constant' && c.minLr > c.lr) problems.push(`minLr ${c.minLr} is larger than lr ${c.lr}`);
   for (const k of ['beta1', 'beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) problems.push(`${k} must be in [0, 1), got ${c[k]}`);
   if (c.dropout !== null && !(c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${c.dropout}`);
   if (!(c.trainFraction > 0 && c.trainFraction < 1)) problems.push(`trainFraction must be in (0, 1), got ${c.trainFraction}`);

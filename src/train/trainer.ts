@@ -1,6 +1,8 @@
 /**
- * The training loop behind `tensorlm train`: AdamW with warmup + cosine decay, gradient clipping,
- * periodic evaluation, checkpoints (latest and best) that resume exactly, and metrics as JSON lines.
+ * The training loop behind `tensorlm train`: AdamW with warmup + cosine decay (or a constant LR),
+ * gradient clipping, periodic evaluation, checkpoints (latest and best) that resume exactly, and
+ * metrics as JSON lines. A model config with `mup` trains under μP: its param groups
+ * (models/mup.ts, muParamGroups) carry per-group LR multipliers that the schedule scales.
  * Everything the CLI does is callable from here.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -11,10 +13,11 @@ import { loadText } from '../data/resolve.js';
 import { writeFileAtomic } from '../data/files.js';
 import { TransformerLM } from '../models/transformer.js';
 import { presetConfig } from '../models/presets.js';
-import type { TransformerConfig } from '../models/config.js';
+import { resolveConfig, type TransformerConfig, type TransformerConfigOverrides } from '../models/config.js';
+import { muParamGroups } from '../models/mup.js';
 import { clipGradNorm } from '../optim/clip-grad.js';
 import { AdamW } from '../optim/adam.js';
-import { warmupCosineLr } from '../optim/lr-scheduler.js';
+import { warmupConstantLr, warmupCosineLr } from '../optim/lr-scheduler.js';
 import { tensor } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -95,7 +98,7 @@ function generators(seed: number): { init: Generator; data: Generator; dropout: 
 }
 
 export function buildModelConfig(train: TrainConfig, vocabSize: number): TransformerConfig {
-  const overrides: Partial<TransformerConfig> = { ...train.model, vocabSize };
+  const overrides: TransformerConfigOverrides = { ...train.model, vocabSize };
   if (train.dropout !== null) overrides.dropout = train.dropout;
   // A preset with full multi-head attention stays MHA when only nHeads is overridden.
   const base = presetConfig(train.preset);
@@ -129,17 +132,6 @@ export function estimateLoss(model: TransformerLM, dataset: TextDataset<Tokenize
   return total / iters;
 }
 
-/** Groups as in nanoGPT: matrices (dim ≥ 2) get weight decay; biases and norm gains do not. */
-function parameterGroups(model: TransformerLM, weightDecay: number) {
-  const decay: Tensor[] = [];
-  const noDecay: Tensor[] = [];
-  for (const p of model.parameters()) (p.ndim >= 2 ? decay : noDecay).push(p);
-  return [
-    { params: decay, weightDecay },
-    { params: noDecay, weightDecay: 0 },
-  ];
-}
-
 export function sampleText(model: TransformerLM, tokenizer: Tokenizer, prompt: string, tokens: number, seed: number, temperature = 0.8, topK?: number): string {
   const context = prompt ? tokenizer.encode(prompt) : [0];
   const ids = tensor(Int32Array.from(context), { shape: [1, context.length] });
@@ -168,7 +160,8 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   const dataset = TextDataset.fromText(text, tokenizer, { trainFraction: config.trainFraction });
   const modelConfig = buildModelConfig(config, tokenizer.vocabSize);
   const runConfig: RunConfig = { train: config, model: modelConfig };
-  if (checkpoint && JSON.stringify((checkpoint.meta.config as RunConfig).model) !== JSON.stringify(modelConfig)) {
+  // Compared resolved, so a checkpoint from before a config field existed (e.g. `mup`) still matches.
+  if (checkpoint && JSON.stringify(resolveConfig((checkpoint.meta.config as RunConfig).model)) !== JSON.stringify(modelConfig)) {
     throw new Error(`checkpoint ${files.latest} was made with a different model config than this run's`);
   }
 
@@ -181,7 +174,10 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   const gens = generators(config.seed);
   const model = new TransformerLM(modelConfig, { generator: gens.init, dropoutGenerator: gens.dropout });
   model.train();
-  const optimizer = new AdamW(parameterGroups(model, config.weightDecay), { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay });
+  // Matrices decay, biases and norm gains do not (nanoGPT); under μP the hidden matrices get their
+  // own groups with LR lr/m (and weight decay per mup.weightDecay): models/mup.ts.
+  const groups = muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay });
+  const optimizer = new AdamW(groups, { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay });
   const metrics = new MetricsLog(files.metrics);
 
   let step = 0;
@@ -257,8 +253,13 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   };
 
   while (step < plannedSteps) {
-    const lr = warmupCosineLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps, maxSteps: plannedSteps, minLr: config.minLr });
-    for (const group of optimizer.paramGroups) group.lr = lr;
+    const lr =
+      config.lrSchedule === 'constant'
+        ? warmupConstantLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps })
+        : warmupCosineLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps, maxSteps: plannedSteps, minLr: config.minLr });
+    // Scale each group relatively, never overwrite: μP's hidden groups train at lr/m all along
+    // (lrScale is 1 for every standard group, and x·1 is x exactly).
+    for (const group of optimizer.paramGroups) group.lr = lr * (group.lrScale ?? 1);
     const { x, y } = dataset.getBatch('train', config.batchSize, config.blockSize, gens.data);
     const loss = model.forward(x, y).loss as Tensor;
     const lossValue = loss.item();
@@ -310,6 +311,7 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
         step,
         tokens: tokensSeen,
         loss: lossValue,
+        // The schedule's value: each param group trains at lr × its lrScale (μP: hidden ones at lr/m).
         lr,
         tokensPerSecond: ((tokensSeen - lastLogTokens) / (now - lastLogTime)) * 1000,
         elapsedSeconds: elapsedBefore + (now - startTime) / 1000,
