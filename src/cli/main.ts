@@ -8,6 +8,7 @@ import { registerTokenizerCommands } from './commands/tokenizer.js';
 import { registerParamsCommand } from './commands/params.js';
 import { registerTrainCommands } from './commands/train.js';
 import { registerScalingCommands } from './commands/scaling.js';
+import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerParamsCommand(program);
   registerTrainCommands(program);
   registerScalingCommands(program);
+  registerTuneCommands(program);
   registerMupCommands(program);
   return program;
 }

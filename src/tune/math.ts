@@ -1,0 +1,66 @@
+/** Numeric helpers for the samplers: per-trial random streams, the normal CDF, log-sum-exp. */
+import { Generator } from '../tensor/random.js';
+
+/** 32-bit finaliser of MurmurHash3: spreads nearby inputs over the whole range. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * The random stream of trial `number` in a study seeded with `seed`. Keyed by trial number, not
+ * by worker, so which worker samples a trial never changes what it draws.
+ */
+export function trialGenerator(seed: number, number: number, stream = 0): Generator {
+  const a = fmix32((seed >>> 0) ^ 0x9e3779b9);
+  const b = fmix32((a ^ Math.imul(number + 1, 0x27d4eb2d)) >>> 0);
+  const c = fmix32((b ^ Math.imul(stream + 1, 0x165667b1)) >>> 0);
+  return new Generator(c + 4294967296 * (a & 0xfffff));
+}
+
+/**
+ * erf(x) with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), ample for the mixture
+ * normalisers, which only ever subtract CDF values of points inside or near the range.
+ */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+export function normalCdf(x: number): number {
+  return 0.5 * (1 + erf(x / Math.SQRT2));
+}
+
+const LOG_SQRT_2PI = 0.5 * Math.log(2 * Math.PI);
+
+export function normalLogPdf(x: number, mu: number, sigma: number): number {
+  const z = (x - mu) / sigma;
+  return -0.5 * z * z - Math.log(sigma) - LOG_SQRT_2PI;
+}
+
+export function logSumExp(values: readonly number[]): number {
+  let max = -Infinity;
+  for (const v of values) if (v > max) max = v;
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (const v of values) sum += Math.exp(v - max);
+  return max + Math.log(sum);
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : 0.5 * (s[mid - 1] + s[mid]);
+}
