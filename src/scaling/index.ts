@@ -5,3 +5,4 @@ export * from './isoflop.js';
 export * from './data.js';
 export * from './plot.js';
 export * from './report.js';
+export * from './sweep.js';

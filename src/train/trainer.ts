@@ -103,6 +103,8 @@ export function buildModelConfig(train: TrainConfig, vocabSize: number): Transfo
   // A preset with full multi-head attention stays MHA when only nHeads is overridden.
   const base = presetConfig(train.preset);
   if (overrides.nHeads !== undefined && overrides.nKvHeads === undefined && base.nKvHeads === base.nHeads) overrides.nKvHeads = overrides.nHeads;
+  // A narrower or wider model keeps the preset's FFN ratio (tiny: dFF = 4·dModel) unless dFF is given.
+  if (overrides.dModel !== undefined && overrides.dFF === undefined && overrides.dModel !== base.dModel) overrides.dFF = Math.max(1, Math.round((base.dFF * overrides.dModel) / base.dModel));
   const model = presetConfig(train.preset, overrides);
   if (train.blockSize > model.maxSeqLen) {
     throw new Error(`blockSize ${train.blockSize} is larger than the model's maxSeqLen ${model.maxSeqLen} (preset '${train.preset}')`);
@@ -110,7 +112,7 @@ export function buildModelConfig(train: TrainConfig, vocabSize: number): Transfo
   return model;
 }
 
-function makeTokenizer(spec: string, text: string): Tokenizer {
+export function makeTokenizer(spec: string, text: string): Tokenizer {
   if (spec === 'char') return CharTokenizer.fromText(text);
   if (!existsSync(spec)) throw new Error(`tokenizer file ${spec} does not exist (use 'char' or a BPE tokenizer JSON from 'tensorlm tokenizer train')`);
   return loadTokenizer(spec);

@@ -7,6 +7,10 @@ import { writeFileAtomic } from '../../data/files.js';
 import type { Interval } from '../../scaling/chinchilla.js';
 import { writeScalingPlots } from '../../scaling/plot.js';
 import { runScalingFit, type Approach, type ScalingReport } from '../../scaling/report.js';
+import { runSweepWorker, sweepCsv, sweepRows, sweepStudies, type SweepInput } from '../../scaling/sweep.js';
+import { openStorage } from '../../tune/storage/index.js';
+import type { TrainConfig } from '../../train/config.js';
+import { readFileSync } from 'node:fs';
 
 function nonNegativeInt(flag: string) {
   return (value: string): number => {
@@ -186,4 +190,72 @@ export function registerScalingCommands(program: Command): void {
         if (written.length > 0) console.log(`\nwrote ${written.join(', ')}`);
       }
     });
+
+  scaling
+    .command('sweep')
+    .description('train a grid of model sizes × token budgets (tuning studies with a grid sampler; start several to share the work) and write the runs as the CSV that `scaling fit` reads')
+    .option('--name <name>', 'sweep name: the studies are <name>-d<tokens>', 'sweep')
+    .option('--storage <path|url>', 'SQLite file or postgresql:// URL of the studies (default: runs/scaling/<name>.sqlite)')
+    .option('--widths <list>', 'model widths (dModel); dFF keeps the preset ratio', intList('--widths'), [32, 64, 128])
+    .option('--layers <list>', 'transformer layers', intList('--layers'), [1, 2])
+    .option('--tokens <list>', 'training tokens per run, one study each (e.g. 5e4,1.5e5,4.5e5)', intList('--tokens'), [50_000, 150_000, 450_000])
+    .option('--config <file>', 'base train config JSON of every run (preset, data, batch, block, lr, ...)')
+    .option('--data-dir <dir>', 'cache directory for named datasets on this machine')
+    .option('--out <dir>', 'runs and results directory (scaling.csv, sweep.json)')
+    .option('--export', 'only collect the finished runs into the CSV; train nothing')
+    .action(async (flags: SweepFlags) => {
+      const base: Partial<TrainConfig> = flags.config ? (JSON.parse(readFileSync(flags.config, 'utf8')) as Partial<TrainConfig>) : {};
+      const input: SweepInput = { name: flags.name, widths: flags.widths, layers: flags.layers, tokens: flags.tokens, base };
+      const studies = sweepStudies(input);
+      const out = flags.out ?? join('runs', 'scaling', flags.name);
+      const storage = openStorage(flags.storage ?? join('runs', 'scaling', `${flags.name}.sqlite`));
+      const dataDir = flags.dataDir ?? process.env.TENSORLM_DATA_DIR;
+      try {
+        if (!flags.export) {
+          console.log(`sweep '${flags.name}': ${studies.length} token budgets × ${studies[0].trials} model sizes in ${storage.location}`);
+          const stop = { requested: false };
+          const onSignal = () => {
+            if (stop.requested) process.exit(130);
+            stop.requested = true;
+            process.stderr.write('\nstopping after this step; the running run goes back to the queue (continue with the same command)\n');
+          };
+          process.on('SIGINT', onSignal);
+          try {
+            await runSweepWorker(storage, input, { outDir: out, dataDir, stop, log: (line) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`) });
+          } finally {
+            process.off('SIGINT', onSignal);
+          }
+        }
+        const rows = await sweepRows(storage, input, { dataDir });
+        mkdirSync(out, { recursive: true });
+        writeFileAtomic(join(out, 'scaling.csv'), sweepCsv(rows));
+        writeFileAtomic(join(out, 'sweep.json'), `${JSON.stringify(rows, null, 2)}\n`);
+        const t = plainTable(['dModel', 'layers', 'N (no emb.)', 'N (all)', 'D tokens', 'C = 6ND', 'val loss']);
+        for (const r of rows) t.push([r.dModel, r.nLayers, r.N, r.N_with_embeddings, r.D, r.C.toExponential(2), r.loss.toFixed(4)]);
+        console.log(t.toString());
+        console.log(`${rows.length} finished runs → ${join(out, 'scaling.csv')}; fit with: tensorlm scaling fit --csv ${join(out, 'scaling.csv')}`);
+      } finally {
+        await storage.close();
+      }
+    });
+}
+
+interface SweepFlags {
+  name: string;
+  storage?: string;
+  widths: number[];
+  layers: number[];
+  tokens: number[];
+  config?: string;
+  dataDir?: string;
+  out?: string;
+  export?: boolean;
+}
+
+function intList(flag: string) {
+  return (value: string): number[] => {
+    const list = value.split(',').map((v) => Number(v.trim()));
+    if (list.length === 0 || list.some((v) => !Number.isInteger(v) || v <= 0)) throw new InvalidArgumentError(`${flag} takes comma-separated positive integers (e.g. 32,64,128 or 5e4,1.5e5), got '${value}'`);
+    return list;
+  };
 }
