@@ -353,15 +353,30 @@ export async function runWorker(storage: TuneStorage, study: StudyRecord, option
     log(`trial #${trial.number}${trial.retryOf !== null ? ` (re-run of #${trial.retryOf})` : trial.origin === 'baseline' ? ' (baseline)' : ''}: ${formatParams(trial.params)}`);
     let lost = false;
     let heartbeatError: unknown = null;
+    // One heartbeat at a time: on a busy machine they would otherwise pile up and take every
+    // pooled connection, starving the trial's own reports (seen: PostgreSQL connect timeouts).
+    let beating = false;
+    let lastBeat = performance.now();
     const timer = setInterval(() => {
-      storage.heartbeat(trial.id, identity.id).then(
-        (ok) => {
-          if (!ok) lost = true;
-        },
-        (error: unknown) => {
-          heartbeatError = error;
-        },
-      );
+      if (beating) return;
+      beating = true;
+      storage
+        .heartbeat(trial.id, identity.id)
+        .then(
+          (ok) => {
+            lastBeat = performance.now();
+            if (!ok) lost = true;
+          },
+          (error: unknown) => {
+            // A transient failure (a slow connect, a restarting server) is retried at the next
+            // tick; the trial is given up only when heartbeats have failed for half the stale
+            // timeout, before another worker may take it over.
+            if (performance.now() - lastBeat > settings.staleAfterSeconds * 500) heartbeatError = error;
+          },
+        )
+        .finally(() => {
+          beating = false;
+        });
     }, heartbeatMs);
     const report = async (step: number, value: number): Promise<ReportDecision> => {
       if (!(await storage.reportIntermediate(trial.id, identity.id, step, value))) {

@@ -75,6 +75,18 @@ describe('tensorlm train / sample / eval / plot', () => {
     expect(existsSync(join(dir, 'interrupted', 'latest.safetensors'))).toBe(true);
   }, 60_000);
 
+  it('model-size, μP and schedule flags merge into the config file\'s model', async () => {
+    const t = await cli(['train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'mup', '--max-steps', '2', '--eval-interval', '2', '--sample-tokens', '0', '--d-model', '48', '--n-heads', '4', '--mup-base-width', '16', '--lr-schedule', 'constant']);
+    expect(t.code, t.stderr).toBe(0);
+    const resolved = JSON.parse(readFileSync(join(dir, 'mup', 'config.json'), 'utf8'));
+    expect(resolved.train.lrSchedule).toBe('constant');
+    // The file's nLayers and maxSeqLen stay; its explicit dFF stays too (only a preset's ratio scales).
+    expect([resolved.model.dModel, resolved.model.nHeads, resolved.model.nLayers, resolved.model.maxSeqLen, resolved.model.dFF]).toEqual([48, 4, 1, 32, 64]);
+    expect(resolved.model.mup.baseWidth).toBe(16);
+    const bad = await cli(['train', '--d-model', '0', '--data', data, '--out-dir', dir, '--name', 'zero']);
+    expect(bad.stderr).toMatch(/--d-model must be a positive integer, got '0'/);
+  }, 60_000);
+
   it('rejects bad arguments with one clear line', async () => {
     const [neg, block, missing, unknown, resume] = await Promise.all([
       cli(['train', '--lr', '-0.1', '--data', data, '--out-dir', dir]),

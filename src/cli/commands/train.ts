@@ -50,6 +50,10 @@ function fraction(name: string) {
     return n;
   };
 }
+function lrSchedule(value: string): string {
+  if (value !== 'cosine' && value !== 'constant') throw new InvalidArgumentError(`--lr-schedule must be 'cosine' or 'constant', got '${value}'`);
+  return value;
+}
 /** Seconds, or 'none' (commander turns a parser's null into '', so 'none' stays a string here). */
 function duration(value: string): number | 'none' {
   try {
@@ -81,6 +85,7 @@ const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?:
   ['--log-interval <n>', 'logInterval', 'steps between metric records', positiveInt('--log-interval')],
   ['--sample-tokens <n>', 'sampleTokens', 'tokens of sample text at the end', nonNegativeInt('--sample-tokens')],
   ['--seed <n>', 'seed', 'random seed (init, data order, dropout)', nonNegativeInt('--seed')],
+  ['--lr-schedule <kind>', 'lrSchedule', "'cosine' (warmup, then cosine decay to --min-lr) or 'constant' (warmup, then --lr)", lrSchedule],
 ];
 
 function configFromFlags(command: Command, opts: Record<string, unknown>): Partial<TrainConfig> {
@@ -88,7 +93,7 @@ function configFromFlags(command: Command, opts: Record<string, unknown>): Parti
   for (const [key, value] of Object.entries(opts)) {
     // Only flags typed on the command line override the config file (defaults do not).
     if (command.getOptionValueSource(key) !== 'cli') continue;
-    if (key === 'config' || key === 'resume' || key === 'dataDir' || key === 'maxTime' || key === 'dropout') continue;
+    if (key === 'config' || key === 'resume' || key === 'dataDir' || key === 'maxTime' || key === 'dropout' || MODEL_FLAG_KEYS.has(key)) continue;
     out[key] = value;
   }
   if (command.getOptionValueSource('maxTime') === 'cli') out.maxTime = opts.maxTime === 'none' ? null : opts.maxTime;
@@ -96,6 +101,28 @@ function configFromFlags(command: Command, opts: Record<string, unknown>): Parti
   const dataDir = (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR;
   if (dataDir) out.dataDir = dataDir;
   return out as Partial<TrainConfig>;
+}
+
+/** Model-size and μP flags (nanoGPT's n_embd / n_layer / n_head), merged into the config's `model`. */
+const MODEL_FLAGS: [flags: string, key: string, help: string][] = [
+  ['--d-model <n>', 'dModel', "model width (default: the preset's; dFF keeps the preset's ratio)"],
+  ['--n-layers <n>', 'nLayers', "transformer blocks (default: the preset's)"],
+  ['--n-heads <n>', 'nHeads', "attention heads (default: the preset's)"],
+  ['--mup-base-width <n>', 'mupBaseWidth', 'train in μP relative to this base width (docs/mup.md); tune the LR at the base width, reuse it here'],
+];
+const MODEL_FLAG_KEYS = new Set(MODEL_FLAGS.map(([, key]) => key));
+
+/** The model overrides typed on the command line, over the config file's `model`. */
+function modelFromFlags(command: Command, opts: Record<string, unknown>, fileModel: TrainConfig['model'] | undefined): TrainConfig['model'] | undefined {
+  const model: Record<string, unknown> = { ...(fileModel ?? {}) };
+  let any = false;
+  for (const [, key] of MODEL_FLAGS) {
+    if (command.getOptionValueSource(key) !== 'cli') continue;
+    any = true;
+    if (key === 'mupBaseWidth') model.mup = { ...((fileModel?.mup as object | null | undefined) ?? {}), baseWidth: opts[key] };
+    else model[key] = opts[key];
+  }
+  return any ? (model as TrainConfig['model']) : fileModel;
 }
 
 function readConfigFile(path: string): Partial<TrainConfig> {
@@ -117,7 +144,9 @@ function formatSeconds(s: number): string {
 async function runTrain(command: Command): Promise<void> {
   const opts = command.opts();
   const fileConfig = opts.config ? readConfigFile(opts.config as string) : {};
-  const input = { ...fileConfig, ...configFromFlags(command, opts) };
+  const input: Partial<TrainConfig> = { ...fileConfig, ...configFromFlags(command, opts) };
+  const modelOverrides = modelFromFlags(command, opts, fileConfig.model);
+  if (modelOverrides !== undefined) input.model = modelOverrides;
   const interactive = process.stdout.isTTY === true;
   // A MultiBar with one bar, because it can print log lines above the bar.
   const bars = new cliProgress.MultiBar(
@@ -267,7 +296,9 @@ export function registerTrainCommands(program: Command): void {
   trainCommand
     .addOption(new Option('--max-time <duration>', "training time budget, e.g. 10m or 90s, planning the step count from the measured speed; 'none' trains exactly --max-steps").default(d.maxTime === null ? 'none' : `${d.maxTime}s`).argParser(duration))
     .addOption(new Option('--dropout <p>', "dropout (default: the preset's)").argParser(fraction('--dropout')))
-    .addOption(new Option('--data-dir <dir>', 'cache directory for named datasets (default: $TENSORLM_DATA_DIR or ~/.cache/tensorlm)'))
+    .addOption(new Option('--data-dir <dir>', 'cache directory for named datasets (default: $TENSORLM_DATA_DIR or ~/.cache/tensorlm)'));
+  for (const [flags, , help] of MODEL_FLAGS) trainCommand.addOption(new Option(flags, help).argParser(positiveInt(flags.split(' ')[0])));
+  trainCommand
     .option('--resume', 'continue the run <out-dir>/<name> from its latest checkpoint', false)
     .action(async (_opts, command: Command) => runTrain(command));
 

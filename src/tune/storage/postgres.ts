@@ -95,7 +95,7 @@ export class PostgresStorage implements TuneStorage {
   constructor(url: string) {
     this.location = redactUrl(url);
     // A worker needs at most three connections at once: a claim or report, and a heartbeat.
-    this.pool = new pg.Pool({ connectionString: url, max: 3, connectionTimeoutMillis: 15_000, application_name: 'tensorlm-tune' });
+    this.pool = new pg.Pool({ connectionString: url, max: 3, connectionTimeoutMillis: 60_000, application_name: 'tensorlm-tune' });
     this.pool.on('error', (error) => {
       this.lastIdleError = error;
     });
