@@ -59,6 +59,11 @@ export interface TrainConfig {
   sampleTokens: number;
   trainFraction: number;
   seed: number;
+  /**
+   * Replicas computing each step (data parallelism over worker threads, src/train/parallel.ts):
+   * 1 is a plain single-thread step; 2 splits the batch over the main thread and one worker.
+   */
+  replicas: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
@@ -90,6 +95,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   sampleTokens: 300,
   trainFraction: 0.9,
   seed: 1337,
+  replicas: 1,
 });
 
 /** Parses '10m', '90s', '1h' or a plain number of seconds; 'none' means no time budget. */
@@ -129,7 +135,7 @@ export function validateTrainConfig(c: TrainConfig): void {
     const v = c[key];
     if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) problems.push(`${key} must be a non-negative number, got ${String(v)}`);
   };
-  for (const k of ['batchSize', 'blockSize', 'maxSteps', 'evalInterval', 'evalIters', 'logInterval'] as const) positiveInt(k);
+  for (const k of ['batchSize', 'blockSize', 'maxSteps', 'evalInterval', 'evalIters', 'logInterval', 'replicas'] as const) positiveInt(k);
   for (const k of ['minLr', 'weightDecay', 'gradClip', 'sampleTokens', 'warmupSteps'] as const) nonNegative(k);
   if (!(c.lr > 0) || !Number.isFinite(c.lr)) problems.push(`lr must be a positive number, got ${c.lr}`);
   if (c.lrSchedule !== 'cosine' && c.lrSchedule !== 'constant') problems.push(`lrSchedule must be 'cosine' or 'constant', got '${String(c.lrSchedule)}'`);

@@ -18,6 +18,7 @@ import { muParamGroups } from '../models/mup.js';
 import { clipGradNorm } from '../optim/clip-grad.js';
 import { AdamW } from '../optim/adam.js';
 import { warmupConstantLr, warmupCosineLr } from '../optim/lr-scheduler.js';
+import { DataParallel } from './parallel.js';
 import { tensor } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -254,115 +255,132 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
     if (saveLatest) save(files.latest);
   };
 
-  while (step < plannedSteps) {
-    const lr =
-      config.lrSchedule === 'constant'
-        ? warmupConstantLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps })
-        : warmupCosineLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps, maxSteps: plannedSteps, minLr: config.minLr });
-    // Scale each group relatively, never overwrite: μP's hidden groups train at lr/m all along
-    // (lrScale is 1 for every standard group, and x·1 is x exactly).
-    for (const group of optimizer.paramGroups) group.lr = lr * (group.lrScale ?? 1);
-    const { x, y } = dataset.getBatch('train', config.batchSize, config.blockSize, gens.data);
-    const loss = model.forward(x, y).loss as Tensor;
-    const lossValue = loss.item();
-    if (!Number.isFinite(lossValue)) {
-      throw new NonFiniteLossError(`loss became ${lossValue} at step ${step}; stopping. The last good checkpoint is ${existsSync(files.latest) ? files.latest : '(none yet)'}; try a lower --lr`);
-    }
-    optimizer.zeroGrad();
-    loss.backward();
-    if (config.gradClip > 0) clipGradNorm(model.parameters(), config.gradClip);
-    optimizer.step();
-    step++;
-    done++;
-    tokensSeen += tokensPerStep;
-    trainLosses.push({ step, loss: lossValue });
+  // Data parallelism over worker threads (src/train/parallel.ts): replicas − 1 workers.
+  const dataParallel = config.replicas > 1 ? new DataParallel(model, { replicas: config.replicas, seed: config.seed + 3 }) : null;
+  try {
+    while (step < plannedSteps) {
+      const lr =
+        config.lrSchedule === 'constant'
+          ? warmupConstantLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps })
+          : warmupCosineLr(step, { baseLr: config.lr, warmupSteps: config.warmupSteps, maxSteps: plannedSteps, minLr: config.minLr });
+      // Scale each group relatively, never overwrite: μP's hidden groups train at lr/m all along
+      // (lrScale is 1 for every standard group, and x·1 is x exactly).
+      for (const group of optimizer.paramGroups) group.lr = lr * (group.lrScale ?? 1);
+      const { x, y } = dataset.getBatch('train', config.batchSize, config.blockSize, gens.data);
+      let lossValue: number;
+      if (dataParallel) {
+        // Forward + backward of the batch's shards on the replicas; gradients land in model's .grad.
+        optimizer.zeroGrad();
+        lossValue = await dataParallel.step(x, y);
+      } else {
+        const loss = model.forward(x, y).loss as Tensor;
+        lossValue = loss.item();
+        if (Number.isFinite(lossValue)) {
+          optimizer.zeroGrad();
+          loss.backward();
+        }
+      }
+      if (!Number.isFinite(lossValue)) {
+        throw new NonFiniteLossError(`loss became ${lossValue} at step ${step}; stopping. The last good checkpoint is ${existsSync(files.latest) ? files.latest : '(none yet)'}; try a lower --lr`);
+      }
+      if (config.gradClip > 0) clipGradNorm(model.parameters(), config.gradClip);
+      optimizer.step();
+      step++;
+      done++;
+      tokensSeen += tokensPerStep;
+      trainLosses.push({ step, loss: lossValue });
 
-    // With a time budget, plan the schedule from the measured speed, counting evaluation passes.
-    // The cosine horizon is not used before warmup ends, so the measurement runs through the
-    // warmup steps (past the JIT's warm-up); the plan is saved in checkpoints for resumes.
-    if (!planned && config.maxTime !== null) {
-      const planAt = Math.max(13, Math.min(config.warmupSteps, 110));
-      if (done === 10) calibrationStart = performance.now();
-      if (done === planAt) {
-        const perStep = (performance.now() - calibrationStart) / 1000 / (planAt - 10);
-        const evalCost = (2 * config.evalIters) / 3 / config.evalInterval + 0.15 / config.evalInterval;
-        const remaining = config.maxTime - (elapsedBefore + (performance.now() - startTime) / 1000);
-        plannedSteps = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.97 * remaining) / (perStep * (1 + evalCost)))));
-        planned = true;
-        planStart = { time: performance.now(), step };
-        hooks.onPlanned?.(plannedSteps);
+      // With a time budget, plan the schedule from the measured speed, counting evaluation passes.
+      // The cosine horizon is not used before warmup ends, so the measurement runs through the
+      // warmup steps (past the JIT's warm-up); the plan is saved in checkpoints for resumes.
+      if (!planned && config.maxTime !== null) {
+        const planAt = Math.max(13, Math.min(config.warmupSteps, 110));
+        if (done === 10) calibrationStart = performance.now();
+        if (done === planAt) {
+          const perStep = (performance.now() - calibrationStart) / 1000 / (planAt - 10);
+          const evalCost = (2 * config.evalIters) / 3 / config.evalInterval + 0.15 / config.evalInterval;
+          const remaining = config.maxTime - (elapsedBefore + (performance.now() - startTime) / 1000);
+          plannedSteps = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.97 * remaining) / (perStep * (1 + evalCost)))));
+          planned = true;
+          planStart = { time: performance.now(), step };
+          hooks.onPlanned?.(plannedSteps);
+        }
+      }
+      // The machine may be shared: at every evaluation, re-plan from the speed since the last plan
+      // (evaluations included), so the decay still ends inside the budget after a slowdown.
+      if (planStart && config.maxTime !== null && step % config.evalInterval === 0 && step > planStart.step) {
+        const now = performance.now();
+        const perStep = (now - planStart.time) / 1000 / (step - planStart.step);
+        const remaining = config.maxTime - (elapsedBefore + (now - startTime) / 1000);
+        const replanned = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.98 * remaining) / perStep)));
+        if (replanned !== plannedSteps) {
+          plannedSteps = replanned;
+          hooks.onPlanned?.(plannedSteps);
+        }
+      }
+
+      if (step % config.logInterval === 0 || step === plannedSteps) {
+        const now = performance.now();
+        const record: TrainRecord = {
+          kind: 'train',
+          step,
+          tokens: tokensSeen,
+          loss: lossValue,
+          // The schedule's value: each param group trains at lr × its lrScale (μP: hidden ones at lr/m).
+          lr,
+          tokensPerSecond: ((tokensSeen - lastLogTokens) / (now - lastLogTime)) * 1000,
+          elapsedSeconds: elapsedBefore + (now - startTime) / 1000,
+        };
+        lastLogTime = now;
+        lastLogTokens = tokensSeen;
+        metrics.append(record);
+        hooks.onTrainLog?.(record, plannedSteps);
+      }
+      // Evaluate right after the step that completes an interval, so a stop after it never skips it.
+      if (step % config.evalInterval === 0 && step < plannedSteps) evaluateAndSave(true);
+      // Let the event loop run (a Ctrl-C handler, progress output) between steps; costs microseconds.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (options.shouldStop?.()) {
+        stoppedEarly = 'interrupted';
+        break;
+      }
+      if (done >= stepsThisCall) break;
+      if (config.maxTime !== null && elapsedBefore + (performance.now() - startTime) / 1000 > config.maxTime) {
+        stoppedEarly = 'time';
+        break;
       }
     }
-    // The machine may be shared: at every evaluation, re-plan from the speed since the last plan
-    // (evaluations included), so the decay still ends inside the budget after a slowdown.
-    if (planStart && config.maxTime !== null && step % config.evalInterval === 0 && step > planStart.step) {
-      const now = performance.now();
-      const perStep = (now - planStart.time) / 1000 / (step - planStart.step);
-      const remaining = config.maxTime - (elapsedBefore + (now - startTime) / 1000);
-      const replanned = Math.max(step + 1, Math.min(config.maxSteps, step + Math.floor((0.98 * remaining) / perStep)));
-      if (replanned !== plannedSteps) {
-        plannedSteps = replanned;
-        hooks.onPlanned?.(plannedSteps);
-      }
-    }
 
-    if (step % config.logInterval === 0 || step === plannedSteps) {
-      const now = performance.now();
-      const record: TrainRecord = {
-        kind: 'train',
-        step,
-        tokens: tokensSeen,
-        loss: lossValue,
-        // The schedule's value: each param group trains at lr × its lrScale (μP: hidden ones at lr/m).
-        lr,
-        tokensPerSecond: ((tokensSeen - lastLogTokens) / (now - lastLogTime)) * 1000,
-        elapsedSeconds: elapsedBefore + (now - startTime) / 1000,
-      };
-      lastLogTime = now;
-      lastLogTokens = tokensSeen;
-      metrics.append(record);
-      hooks.onTrainLog?.(record, plannedSteps);
-    }
-    // Evaluate right after the step that completes an interval, so a stop after it never skips it.
-    if (step % config.evalInterval === 0 && step < plannedSteps) evaluateAndSave(true);
-    // Let the event loop run (a Ctrl-C handler, progress output) between steps; costs microseconds.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (options.shouldStop?.()) {
-      stoppedEarly = 'interrupted';
-      break;
-    }
-    if (done >= stepsThisCall) break;
-    if (config.maxTime !== null && elapsedBefore + (performance.now() - startTime) / 1000 > config.maxTime) {
-      stoppedEarly = 'time';
-      break;
-    }
+    if (step >= plannedSteps || stoppedEarly === 'time') evaluateAndSave(false);
+    save(files.latest);
+    const elapsedSeconds = elapsedBefore + (performance.now() - startTime) / 1000;
+    return {
+      files,
+      model,
+      tokenizer,
+      dataset,
+      config: runConfig,
+      step,
+      plannedSteps,
+      finalTrainLoss,
+      finalValLoss,
+      bestValLoss,
+      tokensPerSecond: (done * tokensPerStep) / ((performance.now() - startTime) / 1000),
+      elapsedSeconds,
+      stoppedEarly,
+      trainLosses,
+    };
+  } finally {
+    await dataParallel?.close();
   }
-
-  if (step >= plannedSteps || stoppedEarly === 'time') evaluateAndSave(false);
-  save(files.latest);
-  const elapsedSeconds = elapsedBefore + (performance.now() - startTime) / 1000;
-  return {
-    files,
-    model,
-    tokenizer,
-    dataset,
-    config: runConfig,
-    step,
-    plannedSteps,
-    finalTrainLoss,
-    finalValLoss,
-    bestValLoss,
-    tokensPerSecond: (done * tokensPerStep) / ((performance.now() - startTime) / 1000),
-    elapsedSeconds,
-    stoppedEarly,
-    trainLosses,
-  };
 }
 
 /** On resume only run-independent settings may change (where data lives); the rest comes from the run. */
 function pickResumeOverrides(input: Partial<TrainConfig>): Partial<TrainConfig> {
   const out: Partial<TrainConfig> = {};
   if (input.dataDir !== undefined) out.dataDir = input.dataDir;
+  // How many threads compute a step changes speed, not the experiment.
+  if (input.replicas !== undefined) out.replicas = input.replicas;
   return out;
 }
 

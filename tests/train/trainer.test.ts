@@ -45,6 +45,17 @@ const small = (dir: string, data: string, extra: Partial<TrainConfig> = {}): Par
 });
 
 describe('training', () => {
+  it('with 2 data-parallel replicas follows the single-thread run (same batches, gradients summed across threads)', async () => {
+    const { dir, data } = setup();
+    const one = await train(small(dir, data, { name: 'one', maxSteps: 8, evalInterval: 8 }));
+    const two = await train(small(dir, data, { name: 'two', maxSteps: 8, evalInterval: 8, replicas: 2 }));
+    expect(two.config.train.replicas).toBe(2);
+    expect(two.trainLosses).toHaveLength(8);
+    // Float32 sums in another order: the trajectories agree to rounding, not bit for bit.
+    for (let i = 0; i < 8; i++) expect(Math.abs(two.trainLosses[i].loss - one.trainLosses[i].loss)).toBeLessThan(2e-4);
+    expect(Math.abs((two.finalValLoss as number) - (one.finalValLoss as number))).toBeLessThan(2e-4);
+  }, 60_000);
+
   it('loss decreases on a tiny corpus and the run directory is complete', async () => {
     const { dir, data } = setup();
     const r = await train(small(dir, data, { name: 'learn', maxSteps: 60 }));

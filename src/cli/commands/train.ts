@@ -85,6 +85,7 @@ const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?:
   ['--log-interval <n>', 'logInterval', 'steps between metric records', positiveInt('--log-interval')],
   ['--sample-tokens <n>', 'sampleTokens', 'tokens of sample text at the end', nonNegativeInt('--sample-tokens')],
   ['--seed <n>', 'seed', 'random seed (init, data order, dropout)', nonNegativeInt('--seed')],
+  ['--replicas <n>', 'replicas', 'data-parallel replicas per step (worker threads + the main thread); 2 uses both cores of a 2-core machine', positiveInt('--replicas')],
   ['--lr-schedule <kind>', 'lrSchedule', "'cosine' (warmup, then cosine decay to --min-lr) or 'constant' (warmup, then --lr)", lrSchedule],
 ];
 
