@@ -95,6 +95,6 @@ for (const r of rows) {
 }
 print(gemmTable.toString());
 
-const models: ModelFigures[] = runModelBench({ budgetSeconds: budget, threadCounts, torchAvailable: !torchReason, print });
+const models: ModelFigures[] = await runModelBench({ budgetSeconds: budget, threadCounts, torchAvailable: !torchReason, print });
 
 if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');

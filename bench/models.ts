@@ -14,11 +14,14 @@ import { clipGradNorm } from '../src/optim/clip-grad.js';
 import { randint } from '../src/tensor/creation.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { DataParallel } from '../src/train/parallel.js';
 import { runTorch, type TorchResult } from './torch.js';
 
 export interface ModelFigures {
   name: string;
   threads: number;
+  /** How the threads are used: BLAS threads inside one step, or whole-step data parallelism (src/train/parallel.ts). */
+  mode: 'blas threads' | 'data parallel';
   trainTokensPerSecond: number;
   torchTrainTokensPerSecond: number | null;
   generateTokensPerSecond: number | null;
@@ -66,6 +69,38 @@ function measureTraining(w: Workload, budgetSeconds: number): { tokensPerSecond:
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   return { tokensPerSecond: (w.batch * w.seq) / (median / 1000), model, opt, x, y };
+}
+
+/** Like measureTraining, but each step's batch is split over `replicas` worker-thread replicas (1 BLAS thread each). */
+async function measureDataParallel(w: Workload, replicas: number, budgetSeconds: number): Promise<number> {
+  const config = presetConfig(w.name);
+  const gen = new Generator(0);
+  const model = new TransformerLM(config, { generator: gen });
+  const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
+  const x = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
+  const y = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
+  const dp = new DataParallel(model, { replicas, threads: 1 });
+  try {
+    const step = async () => {
+      opt.zeroGrad();
+      await dp.step(x, y);
+      clipGradNorm(model.parameters(), 1.0);
+      opt.step();
+    };
+    await step();
+    await step();
+    const times: number[] = [];
+    const deadline = performance.now() + budgetSeconds * 1000;
+    while (times.length < 3 || (performance.now() < deadline && times.length < 50)) {
+      const t = performance.now();
+      await step();
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    return (w.batch * w.seq) / (times[Math.floor(times.length / 2)] / 1000);
+  } finally {
+    await dp.close();
+  }
 }
 
 function measureGeneration(w: Workload, budgetSeconds: number): number {
@@ -126,7 +161,7 @@ const CATEGORY: Record<string, string> = {
   crossEntropyBackward: 'cross-entropy',
 };
 
-export function runModelBench(options: { budgetSeconds: number; threadCounts: number[]; torchAvailable: boolean; print: (line: string) => void }): ModelFigures[] {
+export async function runModelBench(options: { budgetSeconds: number; threadCounts: number[]; torchAvailable: boolean; print: (line: string) => void }): Promise<ModelFigures[]> {
   const { print } = options;
   const budget = options.budgetSeconds * 6;
   const torch: Record<number, TorchResult | null> = {};
@@ -147,12 +182,27 @@ export function runModelBench(options: { budgetSeconds: number; threadCounts: nu
       figures.push({
         name: w.name,
         threads,
+        mode: 'blas threads',
         trainTokensPerSecond: t.tokensPerSecond,
         torchTrainTokensPerSecond: tm?.trainTokensPerSecond ?? null,
         generateTokensPerSecond: gen,
         torchGenerateTokensPerSecond: tm?.generateTokensPerSecond ?? null,
         peakRssMiB: process.resourceUsage().maxRSS / 1024,
       });
+      if (threads > 1) {
+        setNumThreads(1);
+        const dpTokens = await measureDataParallel(w, threads, budget);
+        figures.push({
+          name: w.name,
+          threads,
+          mode: 'data parallel',
+          trainTokensPerSecond: dpTokens,
+          torchTrainTokensPerSecond: tm?.trainTokensPerSecond ?? null,
+          generateTokensPerSecond: null,
+          torchGenerateTokensPerSecond: null,
+          peakRssMiB: process.resourceUsage().maxRSS / 1024,
+        });
+      }
     }
   }
   setNumThreads(1);
@@ -160,11 +210,11 @@ export function runModelBench(options: { budgetSeconds: number; threadCounts: nu
   const ratio = (a: number | null, b: number | null) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
   const table = new Table({
     style: { head: [], border: [] },
-    head: ['model (batch × seq)', 'threads', 'train tok/s', 'torch train tok/s', 'train vs torch', 'generate tok/s (KV cache, batch 1)', 'torch generate tok/s', 'generate vs torch'],
+    head: ['model (batch × seq)', 'threads', 'how', 'train tok/s', 'torch train tok/s', 'train vs torch', 'generate tok/s (KV cache, batch 1)', 'torch generate tok/s', 'generate vs torch'],
   });
   for (const f of figures) {
     const w = WORKLOADS.find((x) => x.name === f.name) as Workload;
-    table.push([`${f.name} (${w.batch} × ${w.seq})`, f.threads, fmt(f.trainTokensPerSecond), fmt(f.torchTrainTokensPerSecond), ratio(f.trainTokensPerSecond, f.torchTrainTokensPerSecond), fmt(f.generateTokensPerSecond), fmt(f.torchGenerateTokensPerSecond), ratio(f.generateTokensPerSecond, f.torchGenerateTokensPerSecond)]);
+    table.push([`${f.name} (${w.batch} × ${w.seq})`, f.threads, f.threads === 1 ? '–' : f.mode === 'data parallel' ? `data parallel ${f.threads}×1` : `${f.threads} BLAS threads`, fmt(f.trainTokensPerSecond), fmt(f.torchTrainTokensPerSecond), ratio(f.trainTokensPerSecond, f.torchTrainTokensPerSecond), fmt(f.generateTokensPerSecond), fmt(f.torchGenerateTokensPerSecond), ratio(f.generateTokensPerSecond, f.torchGenerateTokensPerSecond)]);
   }
   print(table.toString());
   print(`peak RSS of the bench process: ${Math.round(Math.max(...figures.map((f) => f.peakRssMiB)))} MiB`);

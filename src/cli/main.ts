@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /**
  * The `tensorlm` command line: a thin layer over the library. Each subcommand lives in
  * src/cli/commands/ and only parses flags, calls library functions and prints.
