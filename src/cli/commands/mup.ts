@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber } from '../args.js';
 import { loadText } from '../../data/resolve.js';
 import { coordCheck, COORD_CHECK_TEXT, type CoordCheckResult, type Parametrization } from '../../mup/coord-check.js';
 import { coordCheckSpec, transferSpec } from '../../mup/plots.js';
@@ -14,34 +15,6 @@ import { renderSvg } from '../../train/plot.js';
 
 const LABEL: Record<Parametrization, string> = { sp: 'SP', mup: 'μP' };
 
-function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer, got '${value}'`);
-    return n;
-  };
-}
-function nonNegativeInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got '${value}'`);
-    return n;
-  };
-}
-function positiveNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a positive number, got '${value}'`);
-    return n;
-  };
-}
-function nonNegativeNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a non-negative number, got '${value}'`);
-    return n;
-  };
-}
 
 /** '64,128,256' → [64, 128, 256] (distinct positive integers). */
 export function parseWidths(value: string): number[] {

@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { nonNegativeInt, positiveNumber } from '../args.js';
 import Table from 'cli-table3';
 import { writeFileAtomic } from '../../data/files.js';
 import type { Interval } from '../../scaling/chinchilla.js';
@@ -12,20 +13,6 @@ import { openStorage } from '../../tune/storage/index.js';
 import type { TrainConfig } from '../../train/config.js';
 import { readFileSync } from 'node:fs';
 
-function nonNegativeInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got '${value}'`);
-    return n;
-  };
-}
-function positiveNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a positive number, got '${value}'`);
-    return n;
-  };
-}
 function startsOption(value: string): 'full' | number {
   if (value === 'full') return 'full';
   const n = Number(value);

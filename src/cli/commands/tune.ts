@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { positiveNumber } from '../args.js';
 import Table from 'cli-table3';
 import { parseDuration, type TrainConfig } from '../../train/config.js';
 import { trainObjective, tunedTrainConfig } from '../../tune/objective.js';
@@ -19,13 +20,6 @@ function integer(flag: string, min: number) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} must be an integer ≥ ${min}, got '${value}'`);
-    return n;
-  };
-}
-function positiveNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a positive number, got '${value}'`);
     return n;
   };
 }
