@@ -160,6 +160,11 @@ export interface Kernels {
    * get probability 0). Used by attention: scaling and masking fused into the softmax pass.
    */
   scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void;
+  /**
+   * GELU (exact, erf) and its derivative in one pass: out = x·Φ(x), deriv = Φ(x) + x·φ(x). Training
+   * keeps `deriv`, so GELU's backward is one multiply instead of a second erf evaluation.
+   */
+  geluWithDerivative(x: Float32Array, xOffset: number, n: number, out: Float32Array, deriv: Float32Array): void;
   /** Backward of softmax given its output y: dx = y·(g − Σ g·y), or for log-softmax dx = g − exp(y)·Σ g. */
   softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void;
   /**

@@ -3,6 +3,7 @@
  * Gradients are returned at the broadcast shape; the autograd engine sums them back to each input.
  */
 import { record } from '../autograd/engine.js';
+import { isGradEnabled } from '../autograd/grad-mode.js';
 import { kernels } from '../backends/registry.js';
 import type { BinaryOp, StridedArray, UnaryOp } from '../backends/kernels.js';
 import { allocate, promoteTypes, type DType } from '../tensor/dtype.js';
@@ -70,7 +71,20 @@ export const cos = unaryOp('cos', (g, x) => neg(mul(g, sin(x))));
 export const tanh = unaryOp('tanh', (g, _x, out) => mul(g, sub(1, square(out))));
 export const sigmoid = unaryOp('sigmoid', (g, _x, out) => mul(g, mul(out, sub(1, out))));
 export const relu = unaryOp('relu', kernelGrad('reluBackward'));
-export const gelu = unaryOp('gelu', kernelGrad('geluBackward'));
+const geluInference = unaryOp('gelu', kernelGrad('geluBackward'));
+/**
+ * Exact GELU. When a graph is recorded, the forward pass also writes GELU's derivative (one fused
+ * kernel: the erf is evaluated once), and the backward is g·derivative — one multiply instead of
+ * re-evaluating erf and exp; the cost is one saved activation-sized tensor.
+ */
+export function gelu(x: Tensor): Tensor {
+  if (!isGradEnabled() || !x.requiresGrad || x.dtype !== 'float32') return geluInference(x);
+  const out = Tensor.uninitialized(x.shape, 'float32');
+  const derivative = Tensor.uninitialized(x.shape, 'float32');
+  const { data, offset } = contiguousData(x);
+  kernels.geluWithDerivative(data as Float32Array, offset, x.size, out.storage as Float32Array, derivative.storage as Float32Array);
+  return record(out, 'gelu', [x], (g) => [mul(g, derivative)]);
+}
 export const geluTanh = unaryOp('geluTanh', kernelGrad('geluTanhBackward'));
 export const silu = unaryOp('silu', kernelGrad('siluBackward'));
 

@@ -225,6 +225,25 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
     }
   });
 
+  it.skipIf(skip)(`geluWithDerivative equals gelu and geluBackward (g = 1) at odd lengths and offsets${note}`, () => {
+    const k = table();
+    for (const n of SIZES) {
+      for (const scale of [1, 10]) {
+        const x = inputFor(n + 3, scale, false);
+        const out = new Float32Array(n);
+        const deriv = new Float32Array(n);
+        k.geluWithDerivative(x, 3, n, out, deriv);
+        const expectedOut = new Float32Array(n);
+        const expectedDeriv = new Float32Array(n);
+        reference.unary('gelu', x, 3, n, expectedOut);
+        const ones = new Float32Array(n).fill(1);
+        reference.binary('geluBackward', [n], { data: x, offset: 3, strides: [1] }, { data: ones, offset: 0, strides: [1] }, expectedDeriv);
+        expectClose(out, expectedOut, `gelu n=${n} scale=${scale}`, 1e-5, 1e-6, x.subarray(3));
+        expectClose(deriv, expectedDeriv, `gelu derivative n=${n} scale=${scale}`, 1e-5, 1e-6, x.subarray(3));
+      }
+    }
+  });
+
   it.skipIf(skip)(`exp, log, tanh, sigmoid, SiLU and GELU stay within about 2 ulp of the float64 reference on a dense sweep${note}`, () => {
     const k = table();
     const n = 200001;

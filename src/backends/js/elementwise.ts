@@ -237,3 +237,13 @@ export function copy(shape: readonly number[], src: StridedArray, dst: StridedAr
     for (let i = 0; i < n; i++, is += ss, id += ds) dd[id] = sd[is];
   }
 }
+
+/** GELU and its derivative (the reference's own formulas for gelu and geluBackward with g = 1). */
+export function geluWithDerivative(x: Float32Array, xOffset: number, n: number, out: Float32Array, deriv: Float32Array): void {
+  for (let i = 0; i < n; i++) {
+    const v = x[xOffset + i];
+    const cdf = 0.5 * (1 + erf(v * SQRT1_2));
+    out[i] = v * cdf;
+    deriv[i] = cdf + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v);
+  }
+}

@@ -1,6 +1,6 @@
 /** The plain-JavaScript reference backend: complete, portable, and the oracle for every other backend. */
 import type { Kernels } from '../kernels.js';
-import { binary, copy, unary, where } from './elementwise.js';
+import { binary, copy, geluWithDerivative, unary, where } from './elementwise.js';
 import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, scaledSoftmax, sgdStep, softmax, softmaxBackward } from './fused.js';
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
 import { gemm } from './matmul.js';
@@ -21,6 +21,7 @@ export const jsKernels: Kernels = {
   softmax,
   softmaxBackward,
   scaledSoftmax,
+  geluWithDerivative,
   layerNorm,
   layerNormBackward,
   rmsNorm,

@@ -152,6 +152,7 @@ interface KernelExports {
   reduce_cols_minmax_f32(isMax: number, x: number, acc: number, rows: number, inner: number, first: number): void;
   softmax_f32(x: number, out: number, rows: number, cols: number, log: number): void;
   softmax_backward_f32(y: number, g: number, out: number, rows: number, cols: number, log: number): void;
+  gelu_with_derivative_f32(x: number, out: number, deriv: number, n: number): void;
   scaled_softmax_f32(x: number, out: number, rows: number, cols: number, tq: number, rowStart: number, scale: number, causal: number, causalOffset: number): void;
   layer_norm_f32(x: number, out: number, mean: number, rstd: number, w: number, b: number, rows: number, cols: number, eps: number, flags: number): void;
   layer_norm_backward_f32(x: number, g: number, mean: number, rstd: number, w: number, dx: number, dw: number, db: number, rows: number, cols: number, flags: number): void;
@@ -270,6 +271,30 @@ class WasmModule {
         }
       },
       () => jsKernels.unary(op, x, xOffset, n, out),
+    );
+  }
+
+  geluWithDerivative(x: Float32Array, xOffset: number, n: number, out: Float32Array, deriv: Float32Array): void {
+    if (n < MIN_ELEMENTWISE || n === 0) {
+      jsKernels.geluWithDerivative(x, xOffset, n, out, deriv);
+      return;
+    }
+    this.run(
+      () => {
+        // x is overwritten by out in place; the derivative goes to a second buffer.
+        const size = Math.min(n, CHUNK);
+        const p = this.alloc(size);
+        const d = this.alloc(size);
+        const mem = this.floats();
+        for (let i = 0; i < n; i += CHUNK) {
+          const len = Math.min(CHUNK, n - i);
+          mem.set(x.subarray(xOffset + i, xOffset + i + len), p);
+          this.x.gelu_with_derivative_f32(p * 4, p * 4, d * 4, len);
+          out.set(mem.subarray(p, p + len), i);
+          deriv.set(mem.subarray(d, d + len), i);
+        }
+      },
+      () => jsKernels.geluWithDerivative(x, xOffset, n, out, deriv),
     );
   }
 
@@ -727,6 +752,7 @@ class WasmModule {
       reduce: this.reduce.bind(this),
       softmax: this.softmax.bind(this),
       softmaxBackward: this.softmaxBackward.bind(this),
+      geluWithDerivative: this.geluWithDerivative.bind(this),
       scaledSoftmax: this.scaledSoftmax.bind(this),
       layerNorm: this.layerNorm.bind(this),
       layerNormBackward: this.layerNormBackward.bind(this),

@@ -254,6 +254,29 @@ EXPORT(unary_f32) void unary_f32(int op, const float *x, float *out, int n) {
 /* ---- activation derivatives ------------------------------------------------------------------ */
 
 /*
+ * GELU and its derivative in one pass (training): out = x·Φ(x), deriv = Φ(x) + x·φ(x), with the
+ * same formulas as the gelu op and v_gelu_backward (g = 1), so the saved derivative makes the
+ * backward a plain multiply.
+ */
+EXPORT(gelu_with_derivative_f32) void gelu_with_derivative_f32(const float *x, float *out, float *deriv, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v4 v = wasm_v128_load(x + i);
+    v4 cdf = wasm_f32x4_mul(F(0.5f), v_one_plus_erf_scaled(v));
+    v4 pdf = v_exp(wasm_f32x4_mul(wasm_f32x4_mul(F(-0.5f), v), v));
+    wasm_v128_store(out + i, wasm_f32x4_mul(v, cdf));
+    wasm_v128_store(deriv + i, wasm_f32x4_add(cdf, wasm_f32x4_mul(wasm_f32x4_mul(v, F(INV_SQRT_2PI)), pdf)));
+  }
+  if (i < n) {
+    v4 v = load_tail(x + i, n - i, 0.0f);
+    v4 cdf = wasm_f32x4_mul(F(0.5f), v_one_plus_erf_scaled(v));
+    v4 pdf = v_exp(wasm_f32x4_mul(wasm_f32x4_mul(F(-0.5f), v), v));
+    store_tail(out + i, wasm_f32x4_mul(v, cdf), n - i);
+    store_tail(deriv + i, wasm_f32x4_add(cdf, wasm_f32x4_mul(wasm_f32x4_mul(v, F(INV_SQRT_2PI)), pdf)), n - i);
+  }
+}
+
+/*
  * These cross zero (GELU's near x = −0.75, SiLU's near x = −1.28) where two rounded terms cancel;
  * in float32 the absolute error there is below 1e-7·|g| (about 7% of the golden tests' 1e-6 for
  * |g| = 1). Float64 lanes would be exact but 2.5× slower, and these run on every MLP activation.
