@@ -40,20 +40,6 @@ import { resolveConfig, type TransformerConfig, type TransformerConfigInput } fr
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
 
-export {
-  resolveConfig,
-  headDim,
-  type TransformerConfig,
-  type TransformerConfigInput,
-  type TransformerConfigOverrides,
-  type MupConfig,
-  type MupConfigInput,
-  type MupWeightDecay,
-  type NormKind,
-  type MlpKind,
-  type PosKind,
-  type NormPlacement,
-} from './config.js';
 export { KVCache, KVCacheLayer } from '../nn/attention.js';
 
 export interface LMOutput {

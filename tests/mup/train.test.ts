@@ -10,6 +10,7 @@ import { warmupConstantLr } from '../../src/optim/lr-scheduler.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
+import { smallTrainConfig } from '../train/helpers.js';
 
 function setup(): { dir: string; data: string } {
   const dir = mkdtempSync(join(tmpdir(), 'tensorlm-mup-train-'));
@@ -20,23 +21,8 @@ function setup(): { dir: string; data: string } {
   return { dir, data };
 }
 
-const small = (dir: string, data: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
-  outDir: dir,
-  data,
-  model: { dModel: 32, nLayers: 2, nHeads: 2, dFF: 64, maxSeqLen: 32 },
-  batchSize: 4,
-  blockSize: 32,
-  maxSteps: 30,
-  maxTime: null,
-  warmupSteps: 5,
-  lr: 5e-3,
-  minLr: 5e-4,
-  evalInterval: 10,
-  evalIters: 2,
-  logInterval: 5,
-  sampleTokens: 0,
-  ...extra,
-});
+/** The training-loop tests' small run, 30 steps and no sample text. */
+const small = (dir: string, data: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => smallTrainConfig(dir, data, { maxSteps: 30, sampleTokens: 0, ...extra });
 
 describe('μP in the training loop', () => {
   it('μP at m = 1 trains exactly like SP', async () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { loadRun, train, type TrainResult } from '../../src/train/trainer.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
-import type { TrainConfig } from '../../src/train/config.js';
+import { smallTrainConfig } from './helpers.js';
 
 /** A small corpus with structure to learn: repeated dialogue lines. */
 function corpus(): string {
@@ -26,23 +26,7 @@ function setup(): { dir: string; data: string } {
   return { dir, data };
 }
 
-const small = (dir: string, data: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
-  outDir: dir,
-  data,
-  model: { dModel: 32, nLayers: 2, nHeads: 2, dFF: 64, maxSeqLen: 32 },
-  batchSize: 4,
-  blockSize: 32,
-  maxSteps: 40,
-  maxTime: null,
-  warmupSteps: 5,
-  lr: 5e-3,
-  minLr: 5e-4,
-  evalInterval: 10,
-  evalIters: 2,
-  logInterval: 5,
-  sampleTokens: 20,
-  ...extra,
-});
+const small = smallTrainConfig;
 
 describe('training', () => {
   it('with 2 data-parallel replicas follows the single-thread run (same batches, gradients summed across threads)', async () => {
