@@ -6,7 +6,8 @@
 import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
 import { collapseDims, forEachRow } from '../backends/js/elementwise.js';
-import { broadcastShapes, broadcastStrides, formatShape } from '../tensor/shape.js';
+import { allocateUninitialized } from '../tensor/dtype.js';
+import { broadcastShapes, broadcastStrides, formatShape, isContiguous, isDenseRun, shapeSize, shapesEqual } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from './views.js';
 
@@ -29,7 +30,12 @@ function layoutOf(x: Tensor): MatrixLayout {
   return { source: packed, trans: false, ld: Math.max(cols, 1) };
 }
 
-function matmulForward(a: Tensor, b: Tensor): Tensor {
+/**
+ * The product a·b, written in the memory order of `outStrides` when given (the strides of a dense
+ * block with unit stride along the last dim): a gradient then has its input's layout, so the
+ * views between an attention head split and its projection stay views in the backward too.
+ */
+function matmulForward(a: Tensor, b: Tensor, outStrides?: readonly number[]): Tensor {
   const m = a.shape[a.ndim - 2];
   const k = a.shape[a.ndim - 1];
   const n = b.shape[b.ndim - 1];
@@ -37,7 +43,8 @@ function matmulForward(a: Tensor, b: Tensor): Tensor {
     throw new Error(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} cannot be multiplied (${k} != ${b.shape[b.ndim - 2]})`);
   }
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)');
-  const out = Tensor.uninitialized([...batchShape, m, n], 'float32');
+  const outShape = [...batchShape, m, n];
+  const out = outStrides ? new Tensor(allocateUninitialized('float32', m * n * shapeSize(batchShape)), outShape, outStrides, 0, 'float32') : Tensor.uninitialized(outShape, 'float32');
   if (out.size === 0) return out;
   const la = layoutOf(a);
   const lb = layoutOf(b);
@@ -62,7 +69,7 @@ function matmulForward(a: Tensor, b: Tensor): Tensor {
     strideB: c.strides[1][rank - 1],
     beta: 0,
     c: out.storage as Float32Array,
-    ldc: n,
+    ldc: outStrides ? Math.max(outStrides[outStrides.length - 2], n) : n,
     strideC: c.strides[2][rank - 1],
   };
   forEachRow(c.shape, c.strides, [la.source.offset, lb.source.offset, 0], (o, batch) => {
@@ -97,7 +104,25 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   const out = matmulForward(a, b);
   return record(out, 'matmul', [a, b], (g) => [
-    a.requiresGrad ? matmulForward(g, transpose(b.detach(), -1, -2)) : null,
-    b.requiresGrad ? matmulForward(transpose(a.detach(), -1, -2), g) : null,
+    a.requiresGrad ? productLike(g, transpose(b.detach(), -1, -2), a) : null,
+    b.requiresGrad ? productLike(transpose(a.detach(), -1, -2), g, b) : null,
   ]);
+}
+
+/**
+ * x·y for the gradient of `like`, laid out like it when `like` is a permuted view of a dense block
+ * (attention's q, k, v heads): with unit stride along its last dim the product is written in that
+ * order; with unit stride along the second last (kᵀ) the transposed product yᵀ·xᵀ is. Otherwise contiguous.
+ */
+function productLike(x: Tensor, y: Tensor, like: Tensor): Tensor {
+  const r = like.ndim - 2;
+  const outShape = [...broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2), 'matmul (batch dims)'), x.shape[x.ndim - 2], y.shape[y.ndim - 1]];
+  if (r < 0 || isContiguous(like.shape, like.strides) || !shapesEqual(outShape, like.shape) || !isDenseRun(like.shape, like.strides)) return matmulForward(x, y);
+  if (like.strides[r + 1] === 1 && like.strides[r] >= like.shape[r + 1]) return matmulForward(x, y, like.strides);
+  if (like.strides[r] === 1 && like.strides[r + 1] >= like.shape[r]) {
+    const swapped = like.strides.slice();
+    [swapped[r], swapped[r + 1]] = [swapped[r + 1], swapped[r]];
+    return transpose(matmulForward(transpose(y, -1, -2), transpose(x, -1, -2), swapped), -1, -2);
+  }
+  return matmulForward(x, y);
 }

@@ -75,6 +75,23 @@ export function isContiguous(shape: Shape, strides: readonly number[]): boolean 
   return true;
 }
 
+/**
+ * Whether a tensor's elements fill one gap-free run of `size` storage slots from its offset, in
+ * some dim order (a permuted or transposed view of a dense block, e.g. attention heads split out
+ * of a projection). Elementwise ops can then run over the run in memory order.
+ */
+export function isDenseRun(shape: Shape, strides: readonly number[]): boolean {
+  const dims: number[] = [];
+  for (let i = 0; i < shape.length; i++) if (shape[i] !== 1) dims.push(i);
+  dims.sort((x, y) => strides[y] - strides[x]);
+  let expected = 1;
+  for (let j = dims.length - 1; j >= 0; j--) {
+    if (strides[dims[j]] !== expected) return false;
+    expected *= shape[dims[j]];
+  }
+  return true;
+}
+
 export function checkShape(shape: Shape, op: string): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
