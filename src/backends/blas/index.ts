@@ -14,6 +14,12 @@ const TRANS = 112;
 
 /** Below this many multiply-adds a BLAS call's fixed cost (~0.5 µs + threading) outweighs its speed. */
 const SMALL_GEMM = 16 * 16 * 16;
+/**
+ * Products under this many multiply-adds (~15 µs on one core) run on one BLAS thread even when more
+ * are set: waking a second thread costs more than it saves there (PyTorch's grain size plays the
+ * same role). Decoding is made of such products: with 2 threads and no grain it ran 1.6× slower.
+ */
+const PARALLEL_MIN = 1 << 20;
 /** sgemv's call costs ~1 µs here, so it wins over the JS loop from about this many multiply-adds (attention over a KV cache while decoding). */
 const SMALL_GEMV = 1024;
 
@@ -43,6 +49,8 @@ export interface BlasLibrary {
   sgemv: SgemvFn | null;
   setNumThreads: ((n: number) => void) | null;
   getNumThreads: (() => number) | null;
+  /** Runs the next products with the requested threads, or one thread when `work` (multiply-adds) is small. */
+  threadsFor: (work: number) => void;
 }
 
 interface KoffiLib {
@@ -95,12 +103,30 @@ function tryLoad(koffi: Koffi, path: string): BlasLibrary | null {
   const getBlis = optional('int bli_thread_get_num_threads()');
   const set = setOpen ?? setBlis;
   const get = getOpen ?? getBlis;
+  // The library's own thread count is switched to 1 for small products (see PARALLEL_MIN) and back;
+  // `requested` is what the user asked for, `active` what the library runs with now.
+  let requested = 1;
+  let active = -1;
+  const use = set
+    ? (n: number) => {
+        if (n !== active) {
+          set(n);
+          active = n;
+        }
+      }
+    : null;
   return {
     path,
     sgemm,
     sgemv,
-    setNumThreads: set ? (n: number) => void set(n) : null,
-    getNumThreads: get ? () => get() as number : null,
+    setNumThreads: use
+      ? (n: number) => {
+          requested = n;
+          use(n);
+        }
+      : null,
+    getNumThreads: get ? () => requested : null,
+    threadsFor: use ? (work: number) => use(work < PARALLEL_MIN ? 1 : requested) : () => {},
   };
 }
 
@@ -176,10 +202,11 @@ function gemmAsGemv(sgemv: SgemvFn, g: GemmArgs, i: number): void {
 }
 
 export function blasKernels(library: BlasLibrary): Partial<Kernels> {
-  const { sgemm, sgemv } = library;
+  const { sgemm, sgemv, threadsFor } = library;
   return {
     gemm(g: GemmArgs): void {
       const size = g.m * g.n * g.k;
+      threadsFor(size);
       const vector = sgemv !== null && (g.m === 1 || g.n === 1);
       if (size < (vector ? SMALL_GEMV : SMALL_GEMM) || g.m === 0 || g.n === 0) {
         referenceGemm(g);
