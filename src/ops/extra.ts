@@ -227,7 +227,9 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const out = Tensor.uninitialized([n, m]);
   const c = out.storage as Float32Array;
   const b = floatData(bias);
-  for (let r = 0; r < n; r++) c.set(b, r * m);
+  // The bias broadcast over the rows, by doubling the filled prefix (log₂ n bulk copies, not n).
+  if (n > 0) c.set(b, 0);
+  for (let filled = 1; filled < n; filled *= 2) c.copyWithin(filled * m, 0, Math.min(filled, n - filled) * m);
   if (n > 0 && m > 0 && k > 0) {
     const a = matrixLayout(x);
     const w = matrixLayout(weight);
