@@ -9,6 +9,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
 import { isGradEnabled, noGrad } from './grad-mode.js';
+import { bornInBackward, releaseBuffer, trackBackward } from '../tensor/pool.js';
 
 export interface GradFn {
   /** The op's name, for error messages and graph inspection (`y.gradFn.name`). */
@@ -84,27 +85,62 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       }
       seed = gradient.dtype === 'float32' ? gradient : gradient.float();
     }
-    const grads = new Map<Tensor, Tensor>([[root, seed]]);
-    const order = topologicalOrder(root);
-    for (let i = order.length - 1; i >= 0; i--) {
-      const tensor = order[i];
-      const grad = grads.get(tensor);
-      if (grad === undefined) continue;
-      grads.delete(tensor); // free as we go: a long graph holds at most its frontier
-      const fn = tensor.gradFn;
-      if (fn === null || tensor.retainsGrad) accumulate(tensor, grad);
-      if (fn === null) continue;
-      const inputGrads = fn.backward(grad);
-      for (let k = 0; k < fn.inputs.length; k++) {
-        const input = fn.inputs[k];
-        const g = inputGrads[k];
-        if (!input.requiresGrad || g === null || g === undefined) continue;
-        const shaped = sumToShape(g, input.shape);
-        const previous = grads.get(input);
-        grads.set(input, previous === undefined ? shaped : previous.add(shaped));
+    trackBackward(() => {
+      const grads = new Map<Tensor, Tensor>([[root, seed]]);
+      const pending = new PendingBuffers();
+      pending.hold(seed);
+      const order = topologicalOrder(root);
+      for (let i = order.length - 1; i >= 0; i--) {
+        const tensor = order[i];
+        const grad = grads.get(tensor);
+        if (grad === undefined) continue;
+        grads.delete(tensor); // free as we go: a long graph holds at most its frontier
+        const fn = tensor.gradFn;
+        if (fn === null || tensor.retainsGrad) accumulate(tensor, grad);
+        if (fn !== null) {
+          const inputGrads = fn.backward(grad);
+          for (let k = 0; k < fn.inputs.length; k++) {
+            const input = fn.inputs[k];
+            const g = inputGrads[k];
+            if (!input.requiresGrad || g === null || g === undefined) continue;
+            const shaped = sumToShape(g, input.shape);
+            const previous = grads.get(input);
+            const next = previous === undefined ? shaped : previous.add(shaped);
+            grads.set(input, next);
+            pending.hold(next);
+            if (previous !== undefined) pending.drop(previous);
+          }
+        }
+        // Consumed: unless an input's gradient is (a view of) it, its buffer is dead.
+        pending.drop(grad);
       }
-    }
+    });
   });
+}
+
+/**
+ * Reference counts of the gradient buffers the pending map holds, for those created during this
+ * backward pass (tensor/pool.ts); a buffer whose count falls to zero is unreachable and recycled.
+ * Views share their base's storage, so they count against it.
+ */
+class PendingBuffers {
+  readonly #counts = new Map<Float32Array, number>();
+
+  hold(t: Tensor): void {
+    const s = t.storage;
+    if (bornInBackward(s)) this.#counts.set(s, (this.#counts.get(s) ?? 0) + 1);
+  }
+
+  drop(t: Tensor): void {
+    const s = t.storage as Float32Array;
+    const n = this.#counts.get(s);
+    if (n === undefined) return;
+    if (n > 1) this.#counts.set(s, n - 1);
+    else {
+      this.#counts.delete(s);
+      releaseBuffer(s);
+    }
+  }
 }
 
 function accumulate(tensor: Tensor, grad: Tensor): void {

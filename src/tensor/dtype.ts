@@ -1,3 +1,5 @@
+import { noteAllocation, POOL_MIN_FLOATS, takeBuffer } from './pool.js';
+
 /** Element types. float32 carries values and gradients; int32 carries indices and targets; bool carries masks. */
 export type DType = 'float32' | 'int32' | 'bool';
 
@@ -5,8 +7,11 @@ export type TypedArray = Float32Array | Int32Array | Uint8Array;
 
 export function allocate(dtype: DType, size: number): TypedArray {
   switch (dtype) {
-    case 'float32':
-      return new Float32Array(size);
+    case 'float32': {
+      const out = new Float32Array(size);
+      if (size >= POOL_MIN_FLOATS) noteAllocation(out);
+      return out;
+    }
     case 'int32':
       return new Int32Array(size);
     case 'bool':
@@ -21,11 +26,17 @@ export function allocate(dtype: DType, size: number): TypedArray {
  * (small sizes, browsers) this is plain `allocate`.
  */
 export function allocateUninitialized(dtype: DType, size: number): TypedArray {
-  if (dtype === 'float32' && size >= 4096 && uninitializedBytes) {
-    const bytes = uninitializedBytes(size * 4);
-    return new Float32Array(bytes.buffer, bytes.byteOffset, size);
+  if (dtype === 'float32' && size >= POOL_MIN_FLOATS) {
+    // Recycled gradient buffers first (tensor/pool.ts), then fresh uninitialised memory.
+    const out = takeBuffer(size) ?? (uninitializedBytes ? floatsOver(uninitializedBytes(size * 4), size) : new Float32Array(size));
+    noteAllocation(out);
+    return out;
   }
   return allocate(dtype, size);
+}
+
+function floatsOver(bytes: Uint8Array, size: number): Float32Array {
+  return new Float32Array(bytes.buffer, bytes.byteOffset, size);
 }
 
 type ByteAllocator = (bytes: number) => Uint8Array;

@@ -1,0 +1,95 @@
+/**
+ * Recycled float32 buffers. A training step allocates hundreds of MB of activation and gradient
+ * buffers; left to the garbage collector, V8 runs a full mark-compact about once a step (external
+ * memory pressure) and every new buffer is page-faulted in again.
+ *
+ * Users never free anything. The one place where TensorLM itself knows a buffer is dead is
+ * `backward()`: an intermediate gradient that the engine created during this backward pass, once
+ * consumed by its op's backward and held by no pending gradient (not even through a view), is
+ * unreachable from user code — leaf gradients are stored as copies. The engine hands such buffers
+ * back here (autograd/engine.ts), and `allocateUninitialized` serves the next activations and
+ * gradients from them. Everything else stays with the garbage collector.
+ *
+ * Buffers are pooled by exact length (a step's shapes repeat), up to `limit` bytes in all (the
+ * memory stays mapped while pooled; `setBufferPoolLimit(0)` empties and disables the pool, as does
+ * TENSORLM_BUFFER_POOL=0).
+ */
+
+/** Buffers smaller than this are cheap to allocate and are not pooled. */
+export const POOL_MIN_FLOATS = 4096;
+
+const free = new Map<number, Float32Array[]>();
+let pooledBytes = 0;
+/** Counters since start: buffers served from the pool, fresh ones allocated, buffers released to it. */
+let reused = 0;
+let fresh = 0;
+let released = 0;
+let limitBytes = readLimit();
+/** Storages created while a backward pass runs (the only ones it may release). */
+let born: WeakSet<Float32Array> | null = null;
+let depth = 0;
+
+function readLimit(): number {
+  const env = typeof process !== 'undefined' ? process.env?.TENSORLM_BUFFER_POOL : undefined;
+  return env === '0' ? 0 : 256 * 1024 * 1024;
+}
+
+/** Sets the most bytes the pool may hold (0 disables it and drops what it holds). */
+export function setBufferPoolLimit(bytes: number): void {
+  if (!(Number.isFinite(bytes) && bytes >= 0)) throw new RangeError(`setBufferPoolLimit: expected a number of bytes ≥ 0, got ${bytes}`);
+  limitBytes = bytes;
+  if (pooledBytes > limitBytes) {
+    free.clear();
+    pooledBytes = 0;
+  }
+}
+
+export function bufferPoolStats(): { bytes: number; buffers: number; limit: number; reused: number; fresh: number; released: number } {
+  let buffers = 0;
+  for (const list of free.values()) buffers += list.length;
+  return { bytes: pooledBytes, buffers, limit: limitBytes, reused, fresh, released };
+}
+
+/** A pooled buffer of exactly `size` floats (old contents), or null. */
+export function takeBuffer(size: number): Float32Array | null {
+  const list = free.get(size);
+  const buffer = list?.pop();
+  if (buffer === undefined) {
+    fresh++;
+    return null;
+  }
+  reused++;
+  pooledBytes -= size * 4;
+  return buffer;
+}
+
+/** Marks a new storage as created inside the running backward pass (no-op outside one). */
+export function noteAllocation(storage: Float32Array): void {
+  born?.add(storage);
+}
+
+/** Whether `storage` was created inside the running backward pass. */
+export function bornInBackward(storage: unknown): storage is Float32Array {
+  return born !== null && storage instanceof Float32Array && born.has(storage);
+}
+
+/** Returns a dead buffer to the pool (dropped when the pool is full or the buffer small). */
+export function releaseBuffer(storage: Float32Array): void {
+  const size = storage.length;
+  if (size < POOL_MIN_FLOATS || pooledBytes + size * 4 > limitBytes) return;
+  let list = free.get(size);
+  if (!list) free.set(size, (list = []));
+  list.push(storage);
+  pooledBytes += size * 4;
+  released++;
+}
+
+/** Runs a backward pass with allocation tracking on (nested passes share the outer tracking). */
+export function trackBackward<T>(fn: () => T): T {
+  if (depth++ === 0 && limitBytes > 0) born = new WeakSet();
+  try {
+    return fn();
+  } finally {
+    if (--depth === 0) born = null;
+  }
+}
