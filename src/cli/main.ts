@@ -10,6 +10,7 @@ import { registerTrainCommands } from './commands/train.js';
 import { registerScalingCommands } from './commands/scaling.js';
 import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
+import { registerDashboardCommand } from './commands/dashboard.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerScalingCommands(program);
   registerTuneCommands(program);
   registerMupCommands(program);
+  registerDashboardCommand(program);
   return program;
 }
 

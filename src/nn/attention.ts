@@ -118,6 +118,8 @@ export interface GroupedAttentionOptions {
   qIsScaled?: boolean;
   dropoutP?: number;
   generator?: Generator;
+  /** Receives the attention probabilities [B, Hkv, G, Tq, Tk] (before dropout), for inspection. */
+  onProbs?: (probs: Tensor) => void;
 }
 
 /**
@@ -139,6 +141,7 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: Group
   const qm = qs.reshape([b, hkv, g * tq, d]);
   const scores = matmul(qm, k.transpose(-2, -1)).view([b, hkv, g, tq, tk]);
   let probs = causalSoftmax(scores, causal, causalOffset);
+  options.onProbs?.(probs);
   if (dropoutP > 0) probs = dropout(probs, dropoutP, options.generator);
   return matmul(probs.view([b, hkv, g * tq, tk]), v).view([b, hkv, g, tq, d]);
 }
@@ -178,6 +181,12 @@ export interface AttentionForwardOptions {
 }
 
 /**
+ * Receives one layer's attention probabilities [B, nHeads, Tq, Tk] on each forward pass (query
+ * head h at index h; each row sums to 1 over the keys it may see). See models/inspect.ts.
+ */
+export type AttentionProbsRecorder = (probs: Tensor) => void;
+
+/**
  * Self-attention: y = wo(attention(wq x, wk x, wv x)) with Llama-style projection names
  * wq [H·D, d], wk, wv [Hkv·D, d], wo [d, H·D]. forward(x [B, T, d]) → [B, T, d].
  */
@@ -196,6 +205,8 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
   wo: Linear;
   readonly #rope: RotaryEmbedding | null;
   readonly #dropoutGenerator: Generator | undefined;
+  /** Set only while attention maps are being inspected; null (the default) costs one check per forward. */
+  #probsRecorder: AttentionProbsRecorder | null = null;
 
   constructor(dModel: number, nHeads: number, options: MultiHeadAttentionOptions = {}) {
     super();
@@ -229,6 +240,14 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
 
   get rope(): RotaryEmbedding | null {
     return this.#rope;
+  }
+
+  /**
+   * Calls `recorder` with the attention probabilities of every forward pass until it is set to
+   * null. The causal path already materialises them, so recording adds no computation.
+   */
+  recordProbs(recorder: AttentionProbsRecorder | null): void {
+    this.#probsRecorder = recorder;
   }
 
   /** An empty KV cache for this layer. */
@@ -267,11 +286,22 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     if (cache) ({ k, v } = cache.append(k, v));
     const p = this.training ? this.dropoutP : 0;
     let y: Tensor;
+    const recorder = this.#probsRecorder;
     if (mask) {
+      if (recorder) throw new Error('MultiHeadAttention: attention probabilities are recorded on the causal path only, not with an explicit mask');
       // General masks go through the broadcasting attention op: k, v get a size-1 group dim.
       y = scaledDotProductAttention(q, k.unsqueeze(2), v.unsqueeze(2), { mask: this.#groupedMask(mask, b), scale: this.scale, dropoutP: p, generator: this.#dropoutGenerator });
     } else {
-      y = groupedAttention(q, k, v, { causal: this.causal, causalOffset: offset, scale: this.scale, qIsScaled, dropoutP: p, generator: this.#dropoutGenerator });
+      y = groupedAttention(q, k, v, {
+        causal: this.causal,
+        causalOffset: offset,
+        scale: this.scale,
+        qIsScaled,
+        dropoutP: p,
+        generator: this.#dropoutGenerator,
+        // [B, Hkv, G, T, Tk] viewed as [B, H, T, Tk]: query head h = kv·G + g, as in the layout above.
+        onProbs: recorder ? (probs) => recorder(probs.reshape([b, h, t, probs.shape[4]])) : undefined,
+      });
     }
     // [B, Hkv, G, T, D] → [B, T, Hkv, G, D] → [B·T, H·D]: the one copy of the layer.
     const merged = y.permute(0, 3, 1, 2, 4).reshape([b * t, h * d]);

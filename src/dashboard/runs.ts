@@ -1,0 +1,268 @@
+/**
+ * Which run directories the dashboard serves, and what it reads from them.
+ *
+ * A run is a directory holding config.json or metrics.jsonl (the trainer's layout, see
+ * src/train/trainer.ts). Runs come from `--run` directories (named by their basename) and from a
+ * `--runs` root searched to depth 3 (a tuning study puts trials at runs/<study>/<trial>/), named by
+ * their POSIX path relative to the root. The root is re-scanned on request, so runs started after
+ * the server appear. Requests name runs; names are only ever looked up in the discovered map, never
+ * joined to a path, and files are read only from the fixed list RUN_FILES after checking that their
+ * real path (symlinks resolved) stays inside the run directory.
+ */
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { basename, join, sep } from 'node:path';
+import { readSafetensorsHeader } from '../io/safetensors.js';
+import { readMetrics, type MetricRecord } from '../train/metrics.js';
+
+/** The files of a run that may be served (the playground loads a CLI-trained model from them). */
+export const RUN_FILES = ['config.json', 'tokenizer.json', 'metrics.jsonl', 'best.safetensors', 'latest.safetensors'] as const;
+export type RunFileName = (typeof RUN_FILES)[number];
+
+export function isRunFileName(name: string): name is RunFileName {
+  return (RUN_FILES as readonly string[]).includes(name);
+}
+
+export interface RunEntry {
+  name: string;
+  /** Absolute real path (symlinks resolved). */
+  dir: string;
+}
+
+export type RunStatus = 'running' | 'finished' | 'unknown';
+
+/** One row of GET /api/runs. */
+export interface RunSummary {
+  name: string;
+  status: RunStatus;
+  lastStep: number;
+  plannedSteps: number | null;
+  bestValLoss: number | null;
+  lastTrainLoss: number | null;
+  updatedAt: string;
+  hasBest: boolean;
+  hasLatest: boolean;
+}
+
+/** A run whose metrics.jsonl changed this recently is shown as running. */
+export const RUNNING_WINDOW_MS = 60_000;
+/** How deep below a --runs root runs are searched (runs/<study>/<trial>/ is depth 2). */
+export const SCAN_DEPTH = 3;
+/** Directories visited per scan at most, so a huge tree given by mistake cannot stall requests. */
+const SCAN_MAX_DIRS = 20_000;
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isRunDir(dir: string): boolean {
+  return existsSync(join(dir, 'config.json')) || existsSync(join(dir, 'metrics.jsonl'));
+}
+
+export interface RunRegistryOptions {
+  /** Run directories, each holding config.json or metrics.jsonl. */
+  run?: readonly string[];
+  /** A directory searched for runs; it may not exist yet (runs appear once training starts). */
+  runs?: string;
+}
+
+export class RunRegistry {
+  readonly #fixed: RunEntry[] = [];
+  readonly #root: string | null;
+  #byName = new Map<string, RunEntry>();
+
+  constructor(options: RunRegistryOptions) {
+    const taken = new Set<string>();
+    for (const dir of options.run ?? []) {
+      if (typeof dir !== 'string' || dir === '') throw new Error(`--run: expected a run directory, got '${String(dir)}'`);
+      if (!isDirectory(dir)) throw new Error(`--run ${dir}: no such directory`);
+      const real = realpathSync(dir);
+      if (!isRunDir(real)) throw new Error(`--run ${dir}: not a run directory (it holds neither config.json nor metrics.jsonl)`);
+      if (this.#fixed.some((r) => r.dir === real)) continue;
+      this.#fixed.push({ name: unique(basename(real) || 'run', taken), dir: real });
+    }
+    if (options.runs !== undefined) {
+      if (typeof options.runs !== 'string' || options.runs === '') throw new Error(`--runs: expected a directory, got '${String(options.runs)}'`);
+      if (existsSync(options.runs) && !isDirectory(options.runs)) throw new Error(`--runs ${options.runs}: not a directory`);
+    }
+    this.#root = options.runs ?? null;
+    this.rescan();
+  }
+
+  /** Re-reads the --runs root and returns every run, sorted by name. */
+  rescan(): RunEntry[] {
+    const byName = new Map<string, RunEntry>();
+    const taken = new Set<string>();
+    for (const r of this.#fixed) {
+      byName.set(r.name, r);
+      taken.add(r.name);
+    }
+    const fixedDirs = new Set(this.#fixed.map((r) => r.dir));
+    if (this.#root !== null && isDirectory(this.#root)) {
+      const root = realpathSync(this.#root);
+      for (const found of scanRuns(root)) {
+        if (fixedDirs.has(found.dir)) continue;
+        const name = unique(found.name, taken);
+        byName.set(name, { name, dir: found.dir });
+      }
+    }
+    this.#byName = byName;
+    return this.list();
+  }
+
+  /** The runs as of the last scan, sorted by name. */
+  list(): RunEntry[] {
+    return [...this.#byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The run called `name`, re-scanning once if it is not known yet (a run that just started). */
+  get(name: string): RunEntry | undefined {
+    const known = this.#byName.get(name);
+    if (known || this.#root === null) return known;
+    this.rescan();
+    return this.#byName.get(name);
+  }
+}
+
+function unique(name: string, taken: Set<string>): string {
+  let out = name;
+  for (let i = 2; taken.has(out); i++) out = `${name}-${i}`;
+  taken.add(out);
+  return out;
+}
+
+/**
+ * Runs at or below `root` (a real path), depth-first in name order. Symbolic links to directories
+ * are not followed (they could lead outside the root) and hidden directories are skipped; the
+ * search stops descending at a run.
+ */
+function scanRuns(root: string): RunEntry[] {
+  const out: RunEntry[] = [];
+  if (isRunDir(root)) return [{ name: basename(root) || 'run', dir: root }];
+  let visited = 0;
+  const walk = (dir: string, rel: string, depth: number): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // unreadable or removed meanwhile
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (!e.isDirectory() || e.name.startsWith('.') || e.name === 'node_modules') continue;
+      if (++visited > SCAN_MAX_DIRS) return;
+      const child = join(dir, e.name);
+      const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (isRunDir(child)) out.push({ name: childRel, dir: child });
+      else if (depth < SCAN_DEPTH) walk(child, childRel, depth + 1);
+    }
+  };
+  walk(root, '', 1);
+  return out;
+}
+
+// ---- files of a run ----------------------------------------------------------------------------
+
+/**
+ * The path of `file` in the run if it is a regular file whose real path lies inside the run
+ * directory; null otherwise (missing, a directory, or a symlink leading out of the run).
+ */
+export function runFile(run: RunEntry, file: RunFileName): string | null {
+  if (!isRunFileName(file)) return null;
+  const path = join(run.dir, file);
+  try {
+    lstatSync(path);
+    const real = realpathSync(path);
+    if (!real.startsWith(run.dir + sep)) return null;
+    return statSync(real).isFile() ? real : null;
+  } catch {
+    return null;
+  }
+}
+
+function statOrNull(path: string | null): Stats | null {
+  if (path === null) return null;
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** config.json parsed, or null when it is missing or not valid JSON (e.g. caught mid-write). */
+export function readRunConfig(run: RunEntry): unknown {
+  const path = runFile(run, 'config.json');
+  if (path === null) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** Parsed metrics by run directory, re-read only when the file's identity, size or mtime changes. */
+const metricsCache = new Map<string, { key: string; records: MetricRecord[] }>();
+
+/** Every complete record of metrics.jsonl (a torn last line is ignored). */
+export function readRunMetrics(run: RunEntry): MetricRecord[] {
+  const path = runFile(run, 'metrics.jsonl');
+  const st = statOrNull(path);
+  if (path === null || st === null) return [];
+  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  const cached = metricsCache.get(run.dir);
+  if (cached && cached.key === key) return cached.records;
+  const records = readMetrics(path);
+  metricsCache.set(run.dir, { key, records });
+  return records;
+}
+
+/** plannedSteps from a checkpoint's metadata (time-budget runs plan their length as they go). */
+const plannedCache = new Map<string, { key: string; planned: number | null }>();
+
+function checkpointPlannedSteps(path: string, st: Stats): number | null {
+  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  const cached = plannedCache.get(path);
+  if (cached && cached.key === key) return cached.planned;
+  let planned: number | null = null;
+  try {
+    const meta = JSON.parse(readSafetensorsHeader(path).metadata.meta ?? 'null') as { plannedSteps?: unknown } | null;
+    if (meta && typeof meta.plannedSteps === 'number') planned = meta.plannedSteps;
+  } catch {
+    planned = null;
+  }
+  plannedCache.set(path, { key, planned });
+  return planned;
+}
+
+interface TrainConfigLike {
+  train?: { maxSteps?: unknown; maxTime?: unknown };
+}
+
+export function runSummary(run: RunEntry, now = Date.now()): RunSummary {
+  const metrics = readRunMetrics(run);
+  const config = readRunConfig(run) as TrainConfigLike | null;
+  const paths = { metrics: runFile(run, 'metrics.jsonl'), config: runFile(run, 'config.json'), best: runFile(run, 'best.safetensors'), latest: runFile(run, 'latest.safetensors') };
+  const stats = { metrics: statOrNull(paths.metrics), config: statOrNull(paths.config), best: statOrNull(paths.best), latest: statOrNull(paths.latest) };
+  let lastStep = 0;
+  let bestValLoss: number | null = null;
+  let lastTrainLoss: number | null = null;
+  for (const r of metrics) {
+    if (typeof r.step === 'number' && r.step > lastStep) lastStep = r.step;
+    if (r.kind === 'eval' && typeof r.valLoss === 'number' && (bestValLoss === null || r.valLoss < bestValLoss)) bestValLoss = r.valLoss;
+    if (r.kind === 'train' && typeof r.loss === 'number') lastTrainLoss = r.loss;
+  }
+  // A step-budget run plans exactly maxSteps; a time-budget run's plan is in its checkpoints.
+  let plannedSteps: number | null = null;
+  const train = config?.train;
+  if (train && train.maxTime === null && typeof train.maxSteps === 'number') plannedSteps = train.maxSteps;
+  else if (paths.latest && stats.latest) plannedSteps = checkpointPlannedSteps(paths.latest, stats.latest);
+  const mtimes = Object.values(stats).flatMap((s) => (s ? [s.mtimeMs] : []));
+  const updated = mtimes.length > 0 ? Math.max(...mtimes) : (statOrNull(run.dir)?.mtimeMs ?? now);
+  const hasBest = stats.best !== null;
+  const hasLatest = stats.latest !== null;
+  const status: RunStatus = stats.metrics && now - stats.metrics.mtimeMs < RUNNING_WINDOW_MS ? 'running' : hasBest || hasLatest ? 'finished' : 'unknown';
+  return { name: run.name, status, lastStep, plannedSteps, bestValLoss, lastTrainLoss, updatedAt: new Date(updated).toISOString(), hasBest, hasLatest };
+}
