@@ -16,7 +16,7 @@
 import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
 import { dropout, scaledDotProductAttention } from '../ops/attention.js';
 import { causalSoftmax } from '../ops/extra.js';
-import { matmul } from '../ops/matmul.js';
+import { matmul, matmulInLayout } from '../ops/matmul.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
@@ -143,6 +143,8 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: Group
   let probs = causalSoftmax(scores, causal, causalOffset);
   options.onProbs?.(probs);
   if (dropoutP > 0) probs = dropout(probs, dropoutP, options.generator);
+  // One query head per group (MHA): the output goes straight into [B, Tq, H, D] order (see forward).
+  if (g === 1) return matmulInLayout(probs.view([b, hkv, tq, tk]), v, [0, 2, 1, 3]).unsqueeze(2);
   return matmul(probs.view([b, hkv, g * tq, tk]), v).view([b, hkv, g, tq, d]);
 }
 

@@ -102,7 +102,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const lead = a.shape.slice(0, -1);
     return reshape(matmul(reshape(a, [-1, a.shape[a.ndim - 1]]), b), [...lead, b.shape[1]]);
   }
-  const out = matmulForward(a, b);
+  return recordMatmul(matmulForward(a, b), a, b);
+}
+
+/** ∂(a·b): g·bᵀ and aᵀ·g, each in its operand's layout where that saves a copy. */
+function recordMatmul(out: Tensor, a: Tensor, b: Tensor): Tensor {
   return record(out, 'matmul', [a, b], (g) => [
     a.requiresGrad ? productLike(g, transpose(b.detach(), -1, -2), a) : null,
     b.requiresGrad ? productLike(transpose(a.detach(), -1, -2), g, b) : null,
@@ -125,4 +129,27 @@ function productLike(x: Tensor, y: Tensor, like: Tensor): Tensor {
     return transpose(matmulForward(transpose(y, -1, -2), transpose(x, -1, -2), swapped), -1, -2);
   }
   return matmulForward(x, y);
+}
+
+/**
+ * matmul(a, b) for batched operands of the same rank ≥ 3, stored so that `out.permute(order)` is
+ * contiguous (order keeps the last dim last). Attention writes its per-head outputs straight into
+ * the [B, T, H, D] layout the output projection reads, so merging the heads is a view, not a copy.
+ * Same values and gradients as matmul.
+ */
+export function matmulInLayout(a: Tensor, b: Tensor, order: readonly number[]): Tensor {
+  checkOperands(a, b);
+  const rank = Math.max(a.ndim, b.ndim);
+  if (a.ndim < 3 || order.length !== rank || order[rank - 1] !== rank - 1 || [...order].sort((x, y) => x - y).some((d, i) => d !== i)) {
+    throw new Error(`matmulInLayout: order ${formatShape(order)} must permute the ${rank} output dims and keep the last one last`);
+  }
+  const shape = [...broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)'), a.shape[a.ndim - 2], b.shape[b.ndim - 1]];
+  // Strides of the contiguous permuted layout, mapped back to the output's own dims.
+  const strides = new Array<number>(rank);
+  let step = 1;
+  for (let j = rank - 1; j >= 0; j--) {
+    strides[order[j]] = step;
+    step *= shape[order[j]];
+  }
+  return recordMatmul(matmulForward(a, b, strides), a, b);
 }

@@ -76,3 +76,24 @@ describe('matmul gradients in the operand layout', () => {
     expect(close(values(p.grad as Tensor), values(pc.grad as Tensor))).toBe(true);
   });
 });
+
+describe('matmulInLayout', () => {
+  it('stores the product in the permuted order with the values and gradients of matmul', async () => {
+    const { matmulInLayout } = await import('../../src/ops/matmul.js');
+    const p = randn([2, 3, 10, 10], { generator: gen }).requiresGrad_();
+    const v = randn([2, 3, 10, 8], { generator: gen }).requiresGrad_();
+    const y = matmulInLayout(p, v, [0, 2, 1, 3]);
+    expect(y.shape).toEqual([2, 3, 10, 8]);
+    expect(isContiguous([2, 10, 3, 8], y.permute(0, 2, 1, 3).strides)).toBe(true);
+    const g = randn([2, 3, 10, 8], { generator: gen });
+    y.mul(g).sum().backward();
+    const pc = p.detach().requiresGrad_();
+    const vc = v.detach().requiresGrad_();
+    const yc = matmul(pc, vc);
+    yc.mul(g).sum().backward();
+    expect(values(y)).toEqual(values(yc));
+    expect(values(p.grad as Tensor)).toEqual(values(pc.grad as Tensor));
+    expect(values(v.grad as Tensor)).toEqual(values(vc.grad as Tensor));
+    expect(() => matmulInLayout(p, v, [0, 1, 3, 2])).toThrow(/keep the last one last/);
+  });
+});
