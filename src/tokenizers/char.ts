@@ -33,6 +33,18 @@ function describeChar(ch: string): string {
   return cp < 0x20 || cp === 0x7f ? hex : `${JSON.stringify(ch)} (${hex})`;
 }
 
+/**
+ * A string from UTF-16 code units, copied as they are (lone surrogates and a BOM included): Node's
+ * Buffer in one native call, elsewhere (browsers, which have no Buffer) String.fromCharCode in chunks.
+ */
+function unitsToString(units: Uint16Array): string {
+  const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+  if (NodeBuffer) return NodeBuffer.from(units.buffer, units.byteOffset, units.byteLength).toString('utf16le');
+  let out = '';
+  for (let i = 0; i < units.length; i += 0x2000) out += String.fromCharCode(...units.subarray(i, i + 0x2000));
+  return out;
+}
+
 export class CharTokenizer implements Tokenizer {
   readonly type = 'char';
   readonly chars: readonly string[];
@@ -121,7 +133,7 @@ export class CharTokenizer implements Tokenizer {
       const s = this.textOf(ids[i]) as string;
       for (let j = 0; j < s.length; j++) units[at++] = s.charCodeAt(j);
     }
-    return Buffer.from(units.buffer, units.byteOffset, units.byteLength).toString('utf16le');
+    return unitsToString(units);
   }
 
   private textOf(id: number): string | undefined {

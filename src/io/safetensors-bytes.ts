@@ -1,0 +1,358 @@
+/**
+ * The safetensors format (https://github.com/huggingface/safetensors) over bytes in memory — no
+ * file system, so it runs in browsers and workers as well as in Node:
+ *
+ *   8 bytes   N, the header length, unsigned little-endian
+ *   N bytes   JSON header: {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *             "__metadata__": {"key": "value"}} (optional metadata, strings only), space-padded
+ *   rest      the raw little-endian tensor bytes; offsets are relative to the end of the header
+ *
+ * `serializeSafetensors` writes F32 (float32), I32 (int32) and BOOL tensors; `parseSafetensors`
+ * reads F32, F16, BF16, F64 (converted to float32), I32, I64 (to int32, range-checked), I8/I16/U8
+ * and BOOL. The file functions in safetensors.ts (atomic writes, reading tensor by tensor from a
+ * file descriptor) are built on the header and tensor helpers here.
+ */
+import type { AnyModule, LoadStateDictResult } from '../nn/module.js';
+import { formatShape, shapeSize } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Readonly<Record<SafetensorsDType, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+export interface SafetensorsEntry {
+  dtype: SafetensorsDType;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+export interface SafetensorsHeader {
+  tensors: Record<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+  /** Byte position of the data section in the file (8 + header length). */
+  dataStart: number;
+}
+
+export interface LoadedSafetensors {
+  tensors: Record<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+export interface LoadModuleOptions {
+  /** Every module entry present and every file tensor used (default true). */
+  strict?: boolean;
+  /** Maps a file's tensor name to the module's name, or null to skip the tensor (e.g. huggingFaceLlamaName). */
+  rename?: (name: string) => string | null;
+}
+
+/** Bytes in memory: a Uint8Array (any view) or a whole ArrayBuffer. */
+export type SafetensorsBytes = Uint8Array | ArrayBuffer;
+
+const utf8Encoder = new TextEncoder();
+
+/** Typed arrays are read and written in host byte order, which must be the format's (little-endian). */
+export function checkLittleEndianHost(): void {
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('safetensors: only little-endian hosts are supported');
+}
+
+function tensorDType(t: Tensor): SafetensorsDType {
+  return t.dtype === 'float32' ? 'F32' : t.dtype === 'int32' ? 'I32' : 'BOOL';
+}
+
+/** The bytes of t's elements in row-major order (its own storage when contiguous). */
+export function tensorBytes(t: Tensor): Uint8Array {
+  const c = t.contiguous();
+  const a = c.storage;
+  const bpe = a.BYTES_PER_ELEMENT;
+  return new Uint8Array(a.buffer, a.byteOffset + c.offset * bpe, c.size * bpe);
+}
+
+/** The header JSON (space-padded to a multiple of 8 bytes) and the tensors in the order they are written. */
+export function encodeHeader(tensors: Readonly<Record<string, Tensor>>, metadata: Readonly<Record<string, string>>): { header: Uint8Array; order: [string, Tensor][] } {
+  const json: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`saveSafetensors: metadata value of '${k}' must be a string`);
+    json.__metadata__ = metadata;
+  }
+  const order = Object.entries(tensors);
+  let offset = 0;
+  for (const [name, t] of order) {
+    if (name === '__metadata__') throw new Error(`saveSafetensors: '__metadata__' is reserved and cannot name a tensor`);
+    if (!(t instanceof Tensor)) throw new TypeError(`saveSafetensors: '${name}' is not a Tensor`);
+    const bytes = t.size * t.storage.BYTES_PER_ELEMENT;
+    json[name] = { dtype: tensorDType(t), shape: t.shape.slice(), data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const encoded = utf8Encoder.encode(JSON.stringify(json));
+  const pad = (8 - (encoded.length % 8)) % 8;
+  const header = new Uint8Array(encoded.length + pad);
+  header.set(encoded);
+  header.fill(0x20, encoded.length);
+  return { header, order };
+}
+
+/** The 8-byte little-endian length prefix of a header. */
+export function encodeHeaderLength(length: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(length), true);
+  return out;
+}
+
+/** Checks the file size and the 8-byte length prefix; returns the header length. */
+export function decodeHeaderLength(prefix: Uint8Array, fileSize: number, label: string): number {
+  if (fileSize < 8) throw new Error(`safetensors: ${label} is too short to be a safetensors file (${fileSize} bytes)`);
+  const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(Math.min(fileSize - 8, 100_000_000))) throw new Error(`safetensors: ${label} has an invalid header length ${n} (file is ${fileSize} bytes)`);
+  return Number(n);
+}
+
+/** Parses and validates the header JSON (the N bytes after the length prefix) of a file of `fileSize` bytes. */
+export function decodeHeader(headerBytes: Uint8Array, fileSize: number, label: string): SafetensorsHeader {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8').decode(headerBytes));
+  } catch (error) {
+    throw new Error(`safetensors: ${label} has a header that is not valid JSON (${(error as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`safetensors: ${label} header is not a JSON object`);
+  const dataStart = 8 + headerBytes.length;
+  const dataSize = fileSize - dataStart;
+  const tensors: Record<string, SafetensorsEntry> = {};
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    const e = raw as Partial<SafetensorsEntry>;
+    const where = `safetensors: ${label}: tensor '${name}'`;
+    if (typeof e !== 'object' || e === null || !(typeof e.dtype === 'string' && e.dtype in DTYPE_BYTES)) {
+      throw new Error(`${where} has unsupported dtype '${String(e?.dtype)}' (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    }
+    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`${where} has an invalid shape ${JSON.stringify(e.shape)}`);
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isInteger(o) && o >= 0) || off[1] < off[0] || off[1] > dataSize) {
+      throw new Error(`${where} has invalid data_offsets ${JSON.stringify(off)} (data section is ${dataSize} bytes)`);
+    }
+    const expected = shapeSize(e.shape) * DTYPE_BYTES[e.dtype];
+    if (off[1] - off[0] !== expected) throw new Error(`${where}: ${off[1] - off[0]} bytes for ${e.dtype} shape ${formatShape(e.shape)}, expected ${expected}`);
+    tensors[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [off[0], off[1]] };
+  }
+  return { tensors, metadata, dataStart };
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * A tensor from its raw bytes. `raw` must own its whole (aligned) ArrayBuffer — a fresh array —
+ * because the float32/int32 tensors view that buffer without copying.
+ */
+export function decodeTensor(raw: Uint8Array, e: SafetensorsEntry, label: string, name: string): Tensor {
+  const n = shapeSize(e.shape);
+  const buf = raw.buffer as ArrayBuffer;
+  switch (e.dtype) {
+    case 'F32':
+      return new Tensor(new Float32Array(buf), e.shape);
+    case 'F64':
+      return new Tensor(Float32Array.from(new Float64Array(buf)), e.shape);
+    case 'BF16': {
+      const src = new Uint16Array(buf);
+      const bits = new Uint32Array(n);
+      for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
+      return new Tensor(new Float32Array(bits.buffer), e.shape);
+    }
+    case 'F16': {
+      const src = new Uint16Array(buf);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(src[i]);
+      return new Tensor(out, e.shape);
+    }
+    case 'I32':
+      return new Tensor(new Int32Array(buf), e.shape);
+    case 'I64': {
+      const src = new BigInt64Array(buf);
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = src[i];
+        if (v > 2147483647n || v < -2147483648n) throw new RangeError(`safetensors: ${label}: I64 tensor '${name}' holds ${v}, outside the int32 range`);
+        out[i] = Number(v);
+      }
+      return new Tensor(out, e.shape);
+    }
+    case 'I16':
+      return new Tensor(Int32Array.from(new Int16Array(buf)), e.shape);
+    case 'I8':
+      return new Tensor(Int32Array.from(new Int8Array(buf)), e.shape);
+    case 'U8':
+      return new Tensor(Int32Array.from(raw), e.shape);
+    case 'BOOL':
+      return new Tensor(raw, e.shape, undefined, 0, 'bool');
+  }
+}
+
+function asBytes(bytes: SafetensorsBytes): Uint8Array {
+  return bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+}
+
+/** The header (names, dtypes, shapes, offsets, metadata) of safetensors bytes. */
+export function parseSafetensorsHeader(bytes: SafetensorsBytes, label = 'data'): SafetensorsHeader {
+  const b = asBytes(bytes);
+  const n = decodeHeaderLength(b.subarray(0, 8), b.length, label);
+  return decodeHeader(b.subarray(8, 8 + n), b.length, label);
+}
+
+/**
+ * Reads safetensors bytes (e.g. a fetched or picked `.safetensors` file): every tensor (or only
+ * those named in `names`) as float32 / int32 / bool tensors, plus the metadata. The tensors are
+ * copies; `bytes` can be dropped afterwards.
+ */
+export function parseSafetensors(bytes: SafetensorsBytes, options: { names?: readonly string[]; label?: string } = {}): LoadedSafetensors {
+  checkLittleEndianHost();
+  const b = asBytes(bytes);
+  const label = options.label ?? 'data';
+  const header = parseSafetensorsHeader(b, label);
+  const tensors: Record<string, Tensor> = {};
+  for (const name of options.names ?? Object.keys(header.tensors)) {
+    const e = header.tensors[name];
+    if (!e) throw new Error(`safetensors: ${label} has no tensor '${name}'`);
+    // A fresh, aligned copy (not b.slice: on a Node Buffer that is a view of the whole pool).
+    const raw = new Uint8Array(e.data_offsets[1] - e.data_offsets[0]);
+    raw.set(b.subarray(header.dataStart + e.data_offsets[0], header.dataStart + e.data_offsets[1]));
+    tensors[name] = decodeTensor(raw, e, label, name);
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/** `tensors` (and string metadata) as the bytes of a safetensors file. */
+export function serializeSafetensors(tensors: Readonly<Record<string, Tensor>>, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+  checkLittleEndianHost();
+  const { header, order } = encodeHeader(tensors, metadata);
+  const parts = order.map(([, t]) => tensorBytes(t));
+  const out = new Uint8Array(8 + header.length + parts.reduce((s, p) => s + p.length, 0));
+  out.set(encodeHeaderLength(header.length), 0);
+  out.set(header, 8);
+  let at = 8 + header.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+// ---- modules ---------------------------------------------------------------------------------
+
+/**
+ * A module's stateDict (parameters and persistent buffers) prepared for writing: a tensor shared
+ * under several names (tied weights) appears once, under its first name, and the others are listed
+ * in the metadata key "aliases" ({"alias": "name"} as JSON).
+ */
+export function moduleTensors(module: AnyModule, metadata: Readonly<Record<string, string>> = {}): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const state = module.stateDict();
+  const tensors: Record<string, Tensor> = {};
+  const aliases: Record<string, string> = {};
+  const seen: { t: Tensor; name: string }[] = [];
+  for (const [name, t] of Object.entries(state)) {
+    const same = seen.find((s) => s.t.storage === t.storage && s.t.offset === t.offset && s.t.shape.length === t.shape.length && s.t.shape.every((d, i) => d === t.shape[i]) && s.t.strides.every((d, i) => d === t.strides[i]));
+    if (same) aliases[name] = same.name;
+    else {
+      seen.push({ t, name });
+      tensors[name] = t;
+    }
+  }
+  const meta: Record<string, string> = { format: 'pt', ...metadata };
+  if (Object.keys(aliases).length > 0) meta.aliases = JSON.stringify(aliases);
+  return { tensors, metadata: meta };
+}
+
+/** A module's weights as safetensors bytes (tied weights written once; see moduleTensors). */
+export function serializeModuleSafetensors(module: AnyModule, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+  const m = moduleTensors(module, metadata);
+  return serializeSafetensors(m.tensors, m.metadata);
+}
+
+/**
+ * Loads read safetensors into a module by stateDict name (in place, so optimizers keep their
+ * parameters): renames, restores aliased (tied) names from the metadata, and lets names that
+ * share one tensor in the module be given under any one of them.
+ */
+export function loadModuleFromSafetensors(module: AnyModule, loaded: LoadedSafetensors, options: LoadModuleOptions = {}, label = 'data'): LoadStateDictResult {
+  const { tensors, metadata } = loaded;
+  const dict: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    const target = options.rename ? options.rename(name) : name;
+    if (target === null) continue;
+    if (target in dict) throw new Error(`safetensors: ${label}: two tensors map to '${target}'`);
+    dict[target] = t;
+  }
+  const own = module.stateDict();
+  let aliases: Record<string, string> = {};
+  if (metadata.aliases) {
+    try {
+      aliases = JSON.parse(metadata.aliases) as Record<string, string>;
+    } catch {
+      aliases = {};
+    }
+  }
+  for (const [alias, name] of Object.entries(aliases)) if (!(alias in dict) && name in dict && alias in own) dict[alias] = dict[name];
+  // Within this module, names sharing one tensor (tied weights) may be given under any one of them.
+  const names = Object.keys(own);
+  for (const name of names) {
+    if (name in dict) continue;
+    const t = own[name];
+    const twin = names.find((other) => other !== name && other in dict && own[other].storage === t.storage && own[other].offset === t.offset);
+    if (twin) dict[name] = dict[twin];
+  }
+  return module.loadStateDict(dict, { strict: options.strict });
+}
+
+/**
+ * Loads safetensors bytes into a module. A TensorLM training checkpoint (`best.safetensors`,
+ * `latest.safetensors`) loads too with `rename: checkpointModelName`, which skips its optimizer
+ * tensors.
+ */
+export function loadModuleSafetensorsBytes(module: AnyModule, bytes: SafetensorsBytes, options: LoadModuleOptions & { label?: string } = {}): LoadStateDictResult {
+  const label = options.label ?? 'data';
+  return loadModuleFromSafetensors(module, parseSafetensors(bytes, { label }), options, label);
+}
+
+/** For loading a TensorLM checkpoint into a model: its model tensors keep their names, optimizer buffers are skipped. */
+export function checkpointModelName(name: string): string | null {
+  return name.startsWith('optimizer.') ? null : name;
+}
+
+/**
+ * The TransformerLM name of a Hugging Face Llama-family tensor (TinyLlama, Llama 2, Mistral…),
+ * or null for tensors TransformerLM does not keep (rotary inv_freq buffers). With the default
+ * 'half' RoPE pairing these checkpoints load without permuting any weight:
+ * `model.loadSafetensors(path, { rename: huggingFaceLlamaName })`.
+ */
+export function huggingFaceLlamaName(name: string): string | null {
+  if (name.endsWith('rotary_emb.inv_freq')) return null;
+  const fixed: Record<string, string> = { 'model.embed_tokens.weight': 'tokEmb.weight', 'model.norm.weight': 'norm.weight', 'lm_head.weight': 'head.weight' };
+  if (name in fixed) return fixed[name];
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+  if (!m) return name;
+  const parts: Record<string, string> = {
+    'self_attn.q_proj': 'attn.wq',
+    'self_attn.k_proj': 'attn.wk',
+    'self_attn.v_proj': 'attn.wv',
+    'self_attn.o_proj': 'attn.wo',
+    'mlp.gate_proj': 'ffn.w1',
+    'mlp.up_proj': 'ffn.w3',
+    'mlp.down_proj': 'ffn.w2',
+    input_layernorm: 'attnNorm',
+    post_attention_layernorm: 'ffnNorm',
+  };
+  const rest = m[2];
+  const dot = rest.lastIndexOf('.');
+  const owner = rest.slice(0, dot);
+  return owner in parts ? `layers.${m[1]}.${parts[owner]}.${rest.slice(dot + 1)}` : name;
+}
