@@ -39,7 +39,7 @@ export class LayerNorm extends Module {
 
   constructor(normalizedShape: number | readonly number[], options: LayerNormOptions = {}) {
     super();
-    this.normalizedShape = Object.freeze(normalizedShapeOf(normalizedShape, 'LayerNorm'));
+    this.normalizedShape = normalizedShapeOf(normalizedShape, 'LayerNorm');
     this.eps = options.eps ?? 1e-5;
     checkEps(this.eps, 'LayerNorm');
     const affine = options.elementwiseAffine ?? true;
@@ -71,7 +71,7 @@ export class RMSNorm extends Module {
 
   constructor(normalizedShape: number | readonly number[], options: RMSNormOptions = {}) {
     super();
-    this.normalizedShape = Object.freeze(normalizedShapeOf(normalizedShape, 'RMSNorm'));
+    this.normalizedShape = normalizedShapeOf(normalizedShape, 'RMSNorm');
     this.eps = options.eps ?? 1e-6;
     checkEps(this.eps, 'RMSNorm');
     this.weight = options.elementwiseAffine ?? true ? parameter(ones(this.normalizedShape)) : null;
