@@ -81,8 +81,14 @@ describe.skipIf(chromiumSkipReason !== null)('dashboard in Chromium', () => {
     const data = join(dir, 'corpus.txt');
     writeFileSync(data, corpus());
     trialRecords = writeTrial(join(runsDir, 'study', 'trial-2'));
-    // Build the page (a fraction of a second) while the small run trains.
-    const built = build({ configFile: join(REPO, 'web/dashboard/vite.config.ts'), logLevel: 'warn', mode: 'production' });
+    // Build the pages (a fraction of a second each) while the small run trains, into this test's
+    // own assets folder: the playground test rebuilds dist-web/playground concurrently.
+    const assetsDir = join(dir, 'dist-web');
+    const built = Promise.all(
+      (['dashboard', 'playground'] as const).map((page) =>
+        build({ configFile: join(REPO, `web/${page}/vite.config.ts`), logLevel: 'warn', mode: 'production', build: { outDir: join(assetsDir, page), emptyOutDir: true } }),
+      ),
+    );
     const run = await train(
       smallTrainConfig(runsDir, data, {
         name: 'tiny',
@@ -95,7 +101,7 @@ describe.skipIf(chromiumSkipReason !== null)('dashboard in Chromium', () => {
     await built;
     metricsPath = run.files.metrics;
     tinyRecords = readFileSync(metricsPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricRecord);
-    server = await startDashboard({ runs: runsDir, host: '127.0.0.1', port: 0, assetsDir: join(REPO, 'dist-web') });
+    server = await startDashboard({ runs: runsDir, host: '127.0.0.1', port: 0, assetsDir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -240,5 +246,22 @@ describe.skipIf(chromiumSkipReason !== null)('dashboard in Chromium', () => {
     expect(await page.locator('[data-testid="attention-cell"]').count()).toBe(0);
     await banner.first().locator('button').click();
     expect(await banner.count()).toBe(0);
+  });
+
+  it("links the focused run to the playground, which loads its best checkpoint from this server and samples it", async () => {
+    const link = page.locator('[data-testid="playground-run-link"]');
+    await link.waitFor({ state: 'visible', timeout: 10_000 });
+    expect(await link.getAttribute('href')).toBe('/playground/?run=tiny');
+    const playground = await browser.newPage();
+    try {
+      await playground.goto(new URL('/playground/?run=tiny', server.url).href);
+      await playground.getByText(/Loaded tiny\/best\.safetensors: .*checksum verified/).waitFor({ timeout: 30_000 });
+      await playground.fill('[data-testid="prompt-input"]', 'ROMEO:');
+      await playground.click('[data-testid="sample-button"]');
+      await playground.waitForFunction(`(document.querySelector('[data-testid="sample-output"]')?.textContent ?? '').startsWith('ROMEO:') && document.querySelector('[data-testid="sample-output"]').textContent.length > 20`, undefined, { timeout: 30_000 });
+      expect(await playground.textContent('[data-testid="error"]')).toBeFalsy();
+    } finally {
+      await playground.close();
+    }
   });
 });

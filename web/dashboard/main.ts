@@ -47,6 +47,7 @@ const ui = {
   configJsonToggle: $<HTMLButtonElement>('config-json-toggle'),
   generateForm: $<HTMLFormElement>('generate-form'),
   generateRun: $('generate-run'),
+  playgroundRunLink: $('playground-run-link') as HTMLAnchorElement,
   prompt: $<HTMLTextAreaElement>('prompt-input'),
   maxTokens: $<HTMLInputElement>('max-tokens-input'),
   temperature: $<HTMLInputElement>('temperature-input'),
@@ -536,6 +537,9 @@ function renderFocusHeader(): void {
   ui.focusedStatus.textContent = st?.summary.status ?? '';
   ui.focusedStatus.dataset.status = st?.summary.status ?? '';
   ui.generateRun.textContent = focused ? `from ${focused}` : '';
+  // The playground loads a run's best checkpoint from this server and samples it in the browser.
+  ui.playgroundRunLink.hidden = !(focused && st?.summary.hasBest);
+  if (focused) ui.playgroundRunLink.href = `/playground/?run=${encodeURIComponent(focused)}`;
   renderStats();
   updateCheckpointChoice();
 }
