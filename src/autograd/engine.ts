@@ -96,6 +96,13 @@ export function backward(root: Tensor, gradient?: Tensor): void {
         if (grad === undefined) continue;
         grads.delete(tensor); // free as we go: a long graph holds at most its frontier
         const fn = tensor.gradFn;
+        // A leaf's first gradient takes over a buffer nothing else holds (PyTorch's AccumulateGrad
+        // does the same); otherwise it is accumulated as a copy.
+        if (fn === null && tensor.grad === null && pending.isSoleOwner(grad)) {
+          tensor.grad = grad;
+          pending.forget(grad);
+          continue;
+        }
         if (fn === null || tensor.retainsGrad) accumulate(tensor, grad);
         if (fn !== null) {
           const inputGrads = fn.backward(grad);
@@ -129,6 +136,16 @@ class PendingBuffers {
   hold(t: Tensor): void {
     const s = t.storage;
     if (bornInBackward(s)) this.#counts.set(s, (this.#counts.get(s) ?? 0) + 1);
+  }
+
+  /** Whether `t` is a dense gradient whose buffer was made in this pass and is held only by its one pending entry. */
+  isSoleOwner(t: Tensor): boolean {
+    return this.#counts.get(t.storage as Float32Array) === 1 && t.offset === 0 && t.size === t.storage.length && t.isContiguous && !t.requiresGrad;
+  }
+
+  /** Stops tracking a buffer that now belongs to someone (a leaf's .grad): never recycled. */
+  forget(t: Tensor): void {
+    this.#counts.delete(t.storage as Float32Array);
   }
 
   drop(t: Tensor): void {
