@@ -50,3 +50,4 @@ export {
   type TrainingDType,
 } from './params.js';
 export { sampleNext, sampleToken, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
+export { attentionMaps, type AttentionMaps } from './inspect.js';
