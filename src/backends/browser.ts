@@ -7,16 +7,10 @@
  * package.json "browser" field would: web/playground/vite.config.ts does it with a resolve hook,
  * so koffi and the BLAS loader never enter the bundle. It exports the same thread controls.
  */
-import { registerBackend, setBackend } from './registry.js';
-import { setWasmThreads, wasmInfo, wasmKernels } from './wasm/index.js';
+import { setBackend } from './registry.js';
+import { registerWasmBackend, setWasmThreads } from './wasm/index.js';
 
-const wasm = wasmInfo();
-registerBackend({
-  name: 'wasm',
-  kernels: wasm.available ? wasmKernels() : {},
-  priority: 10,
-  unavailable: wasm.available ? null : wasm.reason,
-});
+const wasm = registerWasmBackend();
 if (wasm.available) setBackend('wasm');
 
 export { wasmInfo, wasmKernels } from './wasm/index.js';

@@ -5,17 +5,11 @@
 import { blasKernels, loadBlas } from './blas/index.js';
 import { tuneAllocator } from './native/allocator.js';
 import { fastestBackend, registerBackend, setBackend, backendUnavailableReason } from './registry.js';
-import { setWasmThreads, wasmInfo, wasmKernels } from './wasm/index.js';
+import { registerWasmBackend, setWasmThreads } from './wasm/index.js';
 
 tuneAllocator();
 
-const wasm = wasmInfo();
-registerBackend({
-  name: 'wasm',
-  kernels: wasm.available ? wasmKernels() : {},
-  priority: 10,
-  unavailable: wasm.available ? null : wasm.reason,
-});
+const wasm = registerWasmBackend();
 
 const blas = loadBlas();
 registerBackend({

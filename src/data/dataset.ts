@@ -3,7 +3,7 @@
  * position into train (first 90% by default) and validation (the rest), from which `getBatch`
  * draws random contiguous windows.
  */
-import { tensor } from '../tensor/creation.js';
+import { randomWindows } from './windows.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { encodeCorpus, type EncodeCorpusOptions, type TextEncoderLike } from './cache.js';
@@ -72,14 +72,7 @@ export class TokenDataset {
           ` (${this.length} tokens in all, trainFraction ${this.trainFraction}); use a smaller blockSize or more text`,
       );
     }
-    const x = new Int32Array(batchSize * blockSize);
-    const y = new Int32Array(batchSize * blockSize);
-    for (let b = 0; b < batchSize; b++) {
-      const start = rng.randint(0, data.length - blockSize);
-      x.set(data.subarray(start, start + blockSize), b * blockSize);
-      y.set(data.subarray(start + 1, start + 1 + blockSize), b * blockSize);
-    }
-    return { x: tensor(x, { shape: [batchSize, blockSize] }), y: tensor(y, { shape: [batchSize, blockSize] }) };
+    return randomWindows(data, batchSize, blockSize, rng);
   }
 }
 

@@ -21,6 +21,7 @@ import { warmupCosineLr } from '../optim/lr-scheduler.js';
 import { tensor } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { randomWindows } from '../data/windows.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 
@@ -176,18 +177,6 @@ export function generateText(model: TransformerLM, tokenizer: Tokenizer, prompt:
   return { text, tokens };
 }
 
-/** Random windows of blockSize + 1 tokens, as TokenDataset.getBatch draws them. */
-function getBatch(data: Int32Array, batchSize: number, blockSize: number, rng: Generator): { x: Tensor; y: Tensor } {
-  const x = new Int32Array(batchSize * blockSize);
-  const y = new Int32Array(batchSize * blockSize);
-  for (let b = 0; b < batchSize; b++) {
-    const start = rng.randint(0, data.length - blockSize);
-    x.set(data.subarray(start, start + blockSize), b * blockSize);
-    y.set(data.subarray(start + 1, start + 1 + blockSize), b * blockSize);
-  }
-  return { x: tensor(x, { shape: [batchSize, blockSize] }), y: tensor(y, { shape: [batchSize, blockSize] }) };
-}
-
 /** Training on one text, a step at a time; `step()` until `done`. */
 export class TextTrainer {
   readonly config: LoopConfig;
@@ -248,7 +237,7 @@ export class TextTrainer {
     const t0 = performance.now();
     const lr = this.lrAt(this.step);
     for (const group of this.optimizer.paramGroups) group.lr = lr * (group.lrScale ?? 1);
-    const { x, y } = getBatch(this.train, c.batchSize, c.blockSize, this.dataRng);
+    const { x, y } = randomWindows(this.train, c.batchSize, c.blockSize, this.dataRng);
     const loss = this.model.forward(x, y).loss as Tensor;
     const lossValue = loss.item();
     if (!Number.isFinite(lossValue)) throw new Error(`the loss became ${lossValue} at step ${this.step}; try a lower learning rate`);
@@ -284,7 +273,7 @@ export class TextTrainer {
     let total = 0;
     noGrad(() => {
       for (let i = 0; i < this.config.evalIters; i++) {
-        const { x, y } = getBatch(data, this.config.batchSize, blockSize, rng);
+        const { x, y } = randomWindows(data, this.config.batchSize, blockSize, rng);
         total += (this.model.forward(x, y).loss as Tensor).item();
       }
     });

@@ -4,47 +4,15 @@
  * (generation), read with fetch + ReadableStream and parsed by SseParser.
  */
 
-export interface TrainRecord {
-  kind: 'train';
-  step: number;
-  tokens: number;
-  loss: number;
-  lr: number;
-  tokensPerSecond: number;
-  elapsedSeconds: number;
-}
-
-export interface EvalRecord {
-  kind: 'eval';
-  step: number;
-  tokens: number;
-  trainLoss: number;
-  valLoss: number;
-  elapsedSeconds: number;
-  sample?: string;
-}
-
-export type MetricRecord = TrainRecord | EvalRecord;
+// The records and run rows are the server's own types (type-only imports: nothing of Node is bundled).
+import type { EvalRecord, MetricRecord, TrainRecord } from '../../src/train/metrics.js';
+import type { RunStatus, RunSummary } from '../../src/dashboard/runs.js';
+export type { EvalRecord, MetricRecord, RunStatus, RunSummary, TrainRecord };
 
 /** config.json of a run directory: the training config and the resolved model config. */
 export interface RunConfig {
   train: Record<string, unknown>;
   model: Record<string, unknown>;
-}
-
-export type RunStatus = 'running' | 'finished' | 'unknown';
-
-export interface RunSummary {
-  name: string;
-  status: RunStatus;
-  lastStep: number;
-  plannedSteps: number | null;
-  bestValLoss: number | null;
-  lastTrainLoss: number | null;
-  /** ISO time of the run's last change. */
-  updatedAt: string;
-  hasBest: boolean;
-  hasLatest: boolean;
 }
 
 export interface RunDetail {

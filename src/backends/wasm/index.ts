@@ -23,6 +23,7 @@
  * min(cores, 2)); 1 turns workers off.
  */
 import { jsKernels } from '../js/index.js';
+import { registerBackend } from '../registry.js';
 import { collapseDims } from '../js/elementwise.js';
 import type { AdamStepArgs, BinaryOp, GemmArgs, Kernels, ReduceOp, StridedArray, UnaryOp } from '../kernels.js';
 import type { TypedArray } from '../../tensor/dtype.js';
@@ -866,4 +867,11 @@ function moduleFor(variant?: WasmSimdVariant): WasmModule {
 /** The WASM kernels (of the preferred build, or of the one named); throws when unavailable. */
 export function wasmKernels(variant?: WasmSimdVariant): Partial<Kernels> {
   return moduleFor(variant).kernels();
+}
+
+/** Registers the WebAssembly backend (priority 10; unavailable, with the reason, where it cannot run) and reports on it. */
+export function registerWasmBackend(): WasmInfo {
+  const info = wasmInfo();
+  registerBackend({ name: 'wasm', kernels: info.available ? wasmKernels() : {}, priority: 10, unavailable: info.available ? null : info.reason });
+  return info;
 }
