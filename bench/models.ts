@@ -12,6 +12,7 @@ import { TransformerLM } from '../src/models/transformer.js';
 import { AdamW } from '../src/optim/adam.js';
 import { clipGradNorm } from '../src/optim/clip-grad.js';
 import { randint } from '../src/tensor/creation.js';
+import { backward } from '../src/autograd/engine.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { DataParallel } from '../src/train/parallel.js';
@@ -44,7 +45,8 @@ const WORKLOADS: Workload[] = [
 function trainStep(model: TransformerLM, opt: AdamW, x: Tensor, y: Tensor): void {
   const loss = model.forward(x, y).loss as Tensor;
   opt.zeroGrad();
-  loss.backward();
+  // As `tensorlm train` does: the step holds nothing of the graph but the loss.
+  backward(loss, undefined, { recycleIntermediates: true });
   clipGradNorm(model.parameters(), 1.0);
   opt.step();
 }

@@ -17,18 +17,20 @@ export interface GradFn {
   readonly inputs: readonly Tensor[];
   /** Gradients for each input (null where none flows), given the gradient of the output. */
   backward(grad: Tensor): readonly (Tensor | null)[];
+  /** Tensors the op made for its backward and shares with nobody (e.g. GELU's derivative). */
+  readonly saved?: readonly Tensor[];
 }
 
 /**
  * Attaches a backward function to `out` when grad mode is on and any input requires a gradient.
  * Ops call this right after computing their forward value: forward and backward stay side by side.
  */
-export function record(out: Tensor, name: string, inputs: readonly Tensor[], backward: (grad: Tensor) => readonly (Tensor | null)[]): Tensor {
+export function record(out: Tensor, name: string, inputs: readonly Tensor[], backward: (grad: Tensor) => readonly (Tensor | null)[], saved?: readonly Tensor[]): Tensor {
   if (!isGradEnabled()) return out;
   let needed = false;
   for (const t of inputs) if (t.requiresGrad) needed = true;
   if (!needed) return out;
-  out.setGradFn({ name, inputs, backward });
+  out.setGradFn(saved ? { name, inputs, backward, saved } : { name, inputs, backward });
   return out;
 }
 
@@ -68,7 +70,19 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
-export function backward(root: Tensor, gradient?: Tensor): void {
+export interface BackwardOptions {
+  /**
+   * After the pass, hand the buffers of the graph's intermediate results (every op output in it
+   * and what ops saved for their backward, except the root and storage shared with a leaf, e.g. a
+   * transposed weight) to the buffer pool, so the next step's activations reuse them. Only for callers that hold no intermediate
+   * tensor of this graph and read nothing but the root afterwards: TensorLM's own training loops
+   * (trainer, DataParallel shards) — never for user code, where `logits` and friends stay valid.
+   * Skipped when any tensor in the graph retains its gradient.
+   */
+  recycleIntermediates?: boolean;
+}
+
+export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
     throw new Error('backward: tensor does not require grad and has no grad_fn (did you forget requiresGrad, or call it inside noGrad?)');
   }
@@ -121,8 +135,29 @@ export function backward(root: Tensor, gradient?: Tensor): void {
         // Consumed: unless an input's gradient is (a view of) it, its buffer is dead.
         pending.drop(grad);
       }
+      if (options.recycleIntermediates) recycleGraph(root, order);
     });
   });
+}
+
+/** See BackwardOptions.recycleIntermediates. */
+function recycleGraph(root: Tensor, order: readonly Tensor[]): void {
+  const keep = new Set<unknown>([root.storage]);
+  for (const t of order) {
+    if (t.retainsGrad) return;
+    if (t.gradFn === null) keep.add(t.storage);
+  }
+  const released = new Set<unknown>();
+  const release = (s: unknown) => {
+    if (keep.has(s) || released.has(s) || !(s instanceof Float32Array)) return;
+    released.add(s);
+    releaseBuffer(s);
+  };
+  for (const t of order) {
+    if (t.gradFn === null) continue;
+    release(t.storage);
+    for (const saved of t.gradFn.saved ?? []) release(saved.storage);
+  }
 }
 
 /**

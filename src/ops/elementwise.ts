@@ -83,7 +83,7 @@ export function gelu(x: Tensor): Tensor {
   const derivative = Tensor.uninitialized(x.shape, 'float32');
   const { data, offset } = contiguousData(x);
   kernels.geluWithDerivative(data as Float32Array, offset, x.size, out.storage as Float32Array, derivative.storage as Float32Array);
-  return record(out, 'gelu', [x], (g) => [mul(g, derivative)]);
+  return record(out, 'gelu', [x], (g) => [mul(g, derivative)], [derivative]);
 }
 export const geluTanh = unaryOp('geluTanh', kernelGrad('geluTanhBackward'));
 export const silu = unaryOp('silu', kernelGrad('siluBackward'));

@@ -10,6 +10,7 @@
  * The seeds are derived as trainer.ts derives them, so the same text and settings start from the
  * same weights and batches.
  */
+import { backward } from '../autograd/engine.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { resolveConfig, type TransformerConfig, type TransformerConfigOverrides } from '../models/config.js';
 import { muParamGroups } from '../models/mup.js';
@@ -242,7 +243,7 @@ export class TextTrainer {
     const lossValue = loss.item();
     if (!Number.isFinite(lossValue)) throw new Error(`the loss became ${lossValue} at step ${this.step}; try a lower learning rate`);
     this.optimizer.zeroGrad();
-    loss.backward();
+    backward(loss, undefined, { recycleIntermediates: true });
     if (c.gradClip > 0) clipGradNorm(this.model.parameters(), c.gradClip);
     this.optimizer.step();
     this.step++;

@@ -10,6 +10,7 @@
  * an eval'd bootstrap that registers tsx first (see startWorker in parallel.ts).
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { backward } from '../autograd/engine.js';
 import { getNumThreads, setNumThreads } from '../backends/index.js';
 import { backendUnavailableReason, fastestBackend, getBackend, setBackend } from '../backends/registry.js';
 import { TransformerLM } from '../models/transformer.js';
@@ -101,7 +102,7 @@ class Replica {
     const value = loss.item();
     // Scaling the seed gradient (not the summed gradients) keeps the main thread's reduction a
     // plain sum, and is exactly what the full-batch mean would have done to this shard's terms.
-    loss.backward(new Tensor(Float32Array.of(req.weight), []));
+    backward(loss, new Tensor(Float32Array.of(req.weight), []), { recycleIntermediates: true });
     const missing: number[] = [];
     for (let i = 0; i < this.params.length; i++) {
       const g = this.params[i].grad;

@@ -48,6 +48,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { backward } from '../autograd/engine.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { getNumThreads } from '../backends/index.js';
 import { getBackend } from '../backends/registry.js';
@@ -385,7 +386,7 @@ export class DataParallel {
 
   #plainStep(x: Tensor, y: Tensor): number {
     const loss = this.model.forward(x, y).loss as Tensor;
-    loss.backward();
+    backward(loss, undefined, { recycleIntermediates: true });
     return loss.item();
   }
 
@@ -438,7 +439,7 @@ export class DataParallel {
         const weight = counts[0] / total;
         const l = this.model.forward(x.narrow(0, 0, shards[0].rows), y.narrow(0, 0, shards[0].rows)).loss as Tensor;
         loss += weight * l.item();
-        l.backward(new Tensor(Float32Array.of(weight), []));
+        backward(l, new Tensor(Float32Array.of(weight), []), { recycleIntermediates: true });
       } catch (e) {
         mainError = e;
       }

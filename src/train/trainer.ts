@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { backward } from '../autograd/engine.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { TextDataset, type Split } from '../data/dataset.js';
 import { loadText } from '../data/resolve.js';
@@ -277,7 +278,8 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
         lossValue = loss.item();
         if (Number.isFinite(lossValue)) {
           optimizer.zeroGrad();
-          loss.backward();
+          // The loop holds nothing of the graph but the loss: its buffers go to the next step.
+          backward(loss, undefined, { recycleIntermediates: true });
         }
       }
       if (!Number.isFinite(lossValue)) {
