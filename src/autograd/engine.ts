@@ -10,6 +10,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
 import { isGradEnabled, noGrad } from './grad-mode.js';
 import { bornInBackward, releaseBuffer, trackBackward } from '../tensor/pool.js';
+import { addInto } from '../ops/elementwise.js';
 
 export interface GradFn {
   /** The op's name, for error messages and graph inspection (`y.gradFn.name`). */
@@ -126,10 +127,22 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
             if (!input.requiresGrad || g === null || g === undefined) continue;
             const shaped = sumToShape(g, input.shape);
             const previous = grads.get(input);
-            const next = previous === undefined ? shaped : previous.add(shaped);
-            grads.set(input, next);
-            pending.hold(next);
-            if (previous !== undefined) pending.drop(previous);
+            if (previous === undefined) {
+              grads.set(input, shaped);
+              pending.hold(shaped);
+              continue;
+            }
+            // A second gradient for the same input: summed in place into a buffer only this entry
+            // holds (as PyTorch's engine does), else into a new one; the addend is then dead
+            // unless some entry (or the gradient being processed) still holds it.
+            if (pending.isSoleOwner(previous) && previous.dtype === 'float32' && shaped.dtype === 'float32') addInto(previous, shaped);
+            else {
+              const next = previous.add(shaped);
+              grads.set(input, next);
+              pending.hold(next);
+              pending.drop(previous);
+            }
+            pending.releaseIfUnheld(shaped);
           }
         }
         // Consumed: unless an input's gradient is (a view of) it, its buffer is dead.
@@ -176,6 +189,12 @@ class PendingBuffers {
   /** Whether `t` is a dense gradient whose buffer was made in this pass and is held only by its one pending entry. */
   isSoleOwner(t: Tensor): boolean {
     return this.#counts.get(t.storage as Float32Array) === 1 && t.offset === 0 && t.size === t.storage.length && t.isContiguous && !t.requiresGrad;
+  }
+
+  /** Recycles `t`'s buffer if it was made in this pass and no pending gradient holds it. */
+  releaseIfUnheld(t: Tensor): void {
+    const s = t.storage;
+    if (bornInBackward(s) && !this.#counts.has(s)) releaseBuffer(s);
   }
 
   /** Stops tracking a buffer that now belongs to someone (a leaf's .grad): never recycled. */

@@ -138,6 +138,14 @@ function arithmetic(op: BinaryOp, a: TensorLike, b: TensorLike): { x: Tensor; y:
   return { x, y, out: binaryForward(op, x, y, dtype) };
 }
 
+/**
+ * target ← target + addend, in place and outside autograd, for a dense contiguous float32 `target`
+ * that nothing else reads (the engine's gradient accumulation); `addend` broadcasts to it.
+ */
+export function addInto(target: Tensor, addend: Tensor): void {
+  kernels.binary('add', target.shape, strided(target), strided(addend, target.shape), target.storage);
+}
+
 export function add(a: TensorLike, b: TensorLike): Tensor {
   const { x, y, out } = arithmetic('add', a, b);
   return record(out, 'add', [x, y], (g) => [g, g]);
