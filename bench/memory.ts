@@ -3,6 +3,7 @@
  * every 50 steps; after warm-up the figures must stay flat. Not a test (it takes minutes):
  *   npx tsx bench/memory.ts [steps]
  */
+import { backward } from '../src/autograd/engine.js';
 import { presetConfig } from '../src/models/presets.js';
 import { TransformerLM } from '../src/models/transformer.js';
 import { AdamW } from '../src/optim/adam.js';
@@ -24,7 +25,8 @@ for (let step = 1; step <= steps; step++) {
   const y = randint(0, config.vocabSize, [16, 128], { generator: gen });
   const loss = model.forward(x, y).loss as Tensor;
   opt.zeroGrad();
-  loss.backward();
+  // As `tensorlm train` does: the graph's buffers go back to the pool after backward.
+  backward(loss, undefined, { recycleIntermediates: true });
   clipGradNorm(model.parameters(), 1);
   opt.step();
   if (step % 50 === 0) {
