@@ -67,6 +67,20 @@ CREATE TABLE IF NOT EXISTS tune_intermediates (
 );
 `;
 
+/** Runs `fn`, retrying with a growing pause while SQLite reports SQLITE_BUSY, for up to `limitMs`. */
+function retryWhileBusy<T>(fn: () => T, limitMs: number): T {
+  const deadline = Date.now() + limitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let wait = 5; ; wait = Math.min(wait * 2, 250)) {
+    try {
+      return fn();
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw e;
+      Atomics.wait(pause, 0, 0, wait); // a synchronous sleep: the constructor cannot await
+    }
+  }
+}
+
 export class SqliteStorage implements TuneStorage {
   readonly location: string;
   private readonly db: Database.Database;
@@ -77,11 +91,13 @@ export class SqliteStorage implements TuneStorage {
     this.db = new Database(this.location);
     // busy_timeout first: switching to WAL and creating tables need the lock another worker may hold.
     this.db.pragma('busy_timeout = 60000');
-    this.db.pragma('journal_mode = WAL');
+    // Two workers creating the same new file at once: SQLite can answer the switch to WAL with
+    // SQLITE_BUSY at once, without its busy handler, so that step is retried here.
+    retryWhileBusy(() => this.db.pragma('journal_mode = WAL'), 60_000);
     // NORMAL is durable across process crashes in WAL mode (only an OS crash can lose the last commits).
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+    retryWhileBusy(() => this.db.transaction(() => this.db.exec(SCHEMA)).immediate(), 60_000);
   }
 
   private now(): number {
