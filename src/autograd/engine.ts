@@ -75,10 +75,11 @@ export interface BackwardOptions {
   /**
    * After the pass, hand the buffers of the graph's intermediate results (every op output in it
    * and what ops saved for their backward, except the root and storage shared with a leaf, e.g. a
-   * transposed weight) to the buffer pool, so the next step's activations reuse them. Only for callers that hold no intermediate
-   * tensor of this graph and read nothing but the root afterwards: TensorLM's own training loops
-   * (trainer, DataParallel shards) — never for user code, where `logits` and friends stay valid.
-   * Skipped when any tensor in the graph retains its gradient.
+   * transposed weight) to the buffer pool, so the next step's activations reuse them. Only for
+   * callers that hold no intermediate tensor of this graph and read nothing but the root
+   * afterwards: TensorLM's own training loops (trainer, DataParallel shards) — never for user
+   * code, where `logits` and friends stay valid. Skipped when any tensor in the graph retains its
+   * gradient.
    */
   recycleIntermediates?: boolean;
 }

@@ -7,7 +7,7 @@ import { isGradEnabled } from '../autograd/grad-mode.js';
 import { kernels } from '../backends/registry.js';
 import type { BinaryOp, StridedArray, UnaryOp } from '../backends/kernels.js';
 import { allocate, allocateUninitialized, promoteTypes, type DType } from '../tensor/dtype.js';
-import { broadcastShapes, broadcastStrides, contiguousStrides, isContiguous, isDenseRun, shapeSize } from '../tensor/shape.js';
+import { broadcastShapes, broadcastStrides, contiguousStrides, isContiguous, isDenseRun, shapeSize, shapesEqual } from '../tensor/shape.js';
 import { Tensor, type TensorLike } from '../tensor/tensor.js';
 
 /** A number becomes a 0-d tensor: float32 unless it is an integer next to an integer tensor. */
@@ -107,7 +107,7 @@ function layoutPreservingBinary(op: BinaryOp, a: Tensor, b: Tensor, shape: reado
   if (dense.ndim !== shape.length || dense.size !== shapeSize(shape) || dense.size < 1024) return null;
   if (isContiguous(dense.shape, dense.strides)) return null;
   if (!isDenseRun(dense.shape, dense.strides)) return null;
-  const sameLayout = (t: Tensor) => shapesMatch(t.shape, dense.shape) && t.strides.every((s, i) => s === dense.strides[i] || dense.shape[i] === 1);
+  const sameLayout = (t: Tensor) => shapesEqual(t.shape, dense.shape) && t.strides.every((s, i) => s === dense.strides[i] || dense.shape[i] === 1);
   if (!isScalarLike(other) && !sameLayout(other)) return null;
   const n = dense.size;
   const flat = (t: Tensor): StridedArray => ({ data: t.storage, offset: t.offset, strides: [isScalarLike(t) ? 0 : 1] });
@@ -115,10 +115,6 @@ function layoutPreservingBinary(op: BinaryOp, a: Tensor, b: Tensor, shape: reado
   kernels.binary(op, [n], flat(a), flat(b), storage);
   // The output is a fresh run with the dense operand's strides (its first element at slot 0).
   return new Tensor(storage, shape, dense.strides, 0, dtype);
-}
-
-function shapesMatch(x: readonly number[], y: readonly number[]): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
 
 function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, dtype: DType): Tensor {

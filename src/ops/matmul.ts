@@ -113,6 +113,11 @@ function recordMatmul(out: Tensor, a: Tensor, b: Tensor): Tensor {
   ]);
 }
 
+/** The shape of a·b for operands of rank ≥ 2: broadcast batch dims, then [m, n]. */
+function productShape(a: Tensor, b: Tensor): number[] {
+  return [...broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)'), a.shape[a.ndim - 2], b.shape[b.ndim - 1]];
+}
+
 /**
  * x·y for the gradient of `like`, laid out like it when `like` is a permuted view of a dense block
  * (attention's q, k, v heads): with unit stride along its last dim the product is written in that
@@ -120,7 +125,7 @@ function recordMatmul(out: Tensor, a: Tensor, b: Tensor): Tensor {
  */
 function productLike(x: Tensor, y: Tensor, like: Tensor): Tensor {
   const r = like.ndim - 2;
-  const outShape = [...broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2), 'matmul (batch dims)'), x.shape[x.ndim - 2], y.shape[y.ndim - 1]];
+  const outShape = productShape(x, y);
   if (r < 0 || isContiguous(like.shape, like.strides) || !shapesEqual(outShape, like.shape) || !isDenseRun(like.shape, like.strides)) return matmulForward(x, y);
   if (like.strides[r + 1] === 1 && like.strides[r] >= like.shape[r + 1]) return matmulForward(x, y, like.strides);
   if (like.strides[r] === 1 && like.strides[r + 1] >= like.shape[r]) {
@@ -143,7 +148,7 @@ export function matmulInLayout(a: Tensor, b: Tensor, order: readonly number[]): 
   if (a.ndim < 3 || order.length !== rank || order[rank - 1] !== rank - 1 || [...order].sort((x, y) => x - y).some((d, i) => d !== i)) {
     throw new Error(`matmulInLayout: order ${formatShape(order)} must permute the ${rank} output dims and keep the last one last`);
   }
-  const shape = [...broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)'), a.shape[a.ndim - 2], b.shape[b.ndim - 1]];
+  const shape = productShape(a, b);
   // Strides of the contiguous permuted layout, mapped back to the output's own dims.
   const strides = new Array<number>(rank);
   let step = 1;

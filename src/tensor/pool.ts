@@ -3,12 +3,13 @@
  * buffers; left to the garbage collector, V8 runs a full mark-compact about once a step (external
  * memory pressure) and every new buffer is page-faulted in again.
  *
- * Users never free anything. The one place where TensorLM itself knows a buffer is dead is
- * `backward()`: an intermediate gradient that the engine created during this backward pass, once
- * consumed by its op's backward and held by no pending gradient (not even through a view), is
- * unreachable from user code — leaf gradients are stored as copies. The engine hands such buffers
- * back here (autograd/engine.ts), and `allocateUninitialized` serves the next activations and
- * gradients from them. Everything else stays with the garbage collector.
+ * Users never free anything. TensorLM hands back only buffers it knows to be dead
+ * (autograd/engine.ts): inside `backward()`, an intermediate gradient it created during the pass
+ * once no pending gradient holds it (not even through a view) — a leaf's gradient is either a copy
+ * or a buffer it takes over and that is then never recycled; and, when its own training loops ask
+ * with `recycleIntermediates`, the graph's op outputs after the pass. `allocateUninitialized`
+ * serves the next activations and gradients from them. Everything else stays with the garbage
+ * collector.
  *
  * Buffers are pooled by exact length (a step's shapes repeat), up to `limit` bytes in all (the
  * memory stays mapped while pooled; `setBufferPoolLimit(0)` empties and disables the pool, as does
