@@ -7,14 +7,17 @@
  *   npm run bench -- --quick    # shorter timings
  */
 import Table from 'cli-table3';
-import '../src/backends/index.js';
 import { loadBlas } from '../src/backends/blas/index.js';
+import { installNodeBackends } from '../src/backends/node.js';
 import { setWasmThreads } from '../src/backends/wasm/index.js';
-import { backendUnavailableReason, resolveKernels } from '../src/backends/registry.js';
+import { backendUnavailableReason, resolveKernels, setBackendInstaller } from '../src/backends/registry.js';
 import { measureGemm, type GemmShape } from './gemm.js';
 import { detectMachine } from './machine.js';
 import { runModelBench, type ModelFigures } from './models.js';
 import { runTorch, torchUnavailable, type TorchResult } from './torch.js';
+
+// A program of its own that imports library modules directly: it names Node's backends.
+setBackendInstaller(installNodeBackends);
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');

@@ -4,7 +4,7 @@
  * training step.
  */
 import Table from 'cli-table3';
-import { setNumThreads } from '../src/backends/index.js';
+import { setNumThreads } from '../src/backends/node.js';
 import type { Kernels } from '../src/backends/kernels.js';
 import { getBackend, registerBackend, resolveKernels, setBackend } from '../src/backends/registry.js';
 import { presetConfig } from '../src/models/presets.js';
@@ -12,10 +12,11 @@ import { TransformerLM } from '../src/models/transformer.js';
 import { AdamW } from '../src/optim/adam.js';
 import { clipGradNorm } from '../src/optim/clip-grad.js';
 import { randint } from '../src/tensor/creation.js';
-import { backward } from '../src/autograd/engine.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { DataParallel } from '../src/train/parallel.js';
+import { languageModelLoss, LrSchedule, TrainingCore } from '../src/train/loop.js';
+import type { Batch } from '../src/data/dataset.js';
 import { runTorch, type TorchResult } from './torch.js';
 
 export interface ModelFigures {
@@ -42,53 +43,81 @@ const WORKLOADS: Workload[] = [
   { name: 'nano-trickster', batch: 4, seq: 512 },
 ];
 
-function trainStep(model: TransformerLM, opt: AdamW, x: Tensor, y: Tensor): void {
-  const loss = model.forward(x, y).loss as Tensor;
+/** The training core's step, as `tensorlm train` runs it (train/loop.ts), at a constant LR. */
+function makeCore(model: TransformerLM, opt: AdamW): TrainingCore<TransformerLM, Batch> {
+  const schedule = new LrSchedule({ kind: 'constant', lr: 1e-3, warmupSteps: 0, maxSteps: 1 });
+  return new TrainingCore({ model, optimizer: opt, schedule, loss: languageModelLoss, gradClip: 1.0 });
+}
+
+/** The README's loop through the public API (with or without the fast backward option). */
+function readmeStep(model: TransformerLM, opt: AdamW, x: Tensor, y: Tensor, recycleIntermediates: boolean): void {
+  const { loss } = model.forward(x, y);
   opt.zeroGrad();
-  // As `tensorlm train` does: the step holds nothing of the graph but the loss.
-  backward(loss, undefined, { recycleIntermediates: true });
+  (loss as Tensor).backward({ recycleIntermediates });
   clipGradNorm(model.parameters(), 1.0);
   opt.step();
 }
 
-/** Median step time over a time budget (after two warm-up steps), as tokens per second. */
-function measureTraining(w: Workload, budgetSeconds: number): { tokensPerSecond: number; model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor } {
+function setupModel(w: Workload): { model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor } {
   const config = presetConfig(w.name);
   const gen = new Generator(0);
   const model = new TransformerLM(config, { generator: gen });
   const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
   const x = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
   const y = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
-  trainStep(model, opt, x, y);
-  trainStep(model, opt, x, y);
-  const times: number[] = [];
-  const deadline = performance.now() + budgetSeconds * 1000;
-  while (times.length < 3 || (performance.now() < deadline && times.length < 50)) {
+  return { model, opt, x, y };
+}
+
+const median = (times: number[]) => times.slice().sort((a, b) => a - b)[Math.floor(times.length / 2)];
+
+/**
+ * Median step time over a time budget (after two warm-up steps), as tokens per second. With
+ * `compareReadme`, steps of the README's public-API loop (fast backward option, and plain
+ * `loss.backward()`) on their own copies of the model are interleaved with the core's, so the
+ * three see the same machine load.
+ */
+function measureTraining(w: Workload, budgetSeconds: number, compareReadme = false): { tokensPerSecond: number; readme: number | null; readmePlain: number | null; model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor; core: TrainingCore<TransformerLM, Batch> } {
+  const main = setupModel(w);
+  const core = makeCore(main.model, main.opt);
+  const batch = { x: main.x, y: main.y };
+  const readme = compareReadme ? setupModel(w) : null;
+  const plain = compareReadme ? setupModel(w) : null;
+  const timed = (fn: () => void, into: number[]) => {
     const t = performance.now();
-    trainStep(model, opt, x, y);
-    times.push(performance.now() - t);
+    fn();
+    into.push(performance.now() - t);
+  };
+  const times: number[] = [];
+  const readmeTimes: number[] = [];
+  const plainTimes: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    core.trainStep(batch);
+    if (readme) readmeStep(readme.model, readme.opt, readme.x, readme.y, true);
+    if (plain) readmeStep(plain.model, plain.opt, plain.x, plain.y, false);
   }
-  times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)];
-  return { tokensPerSecond: (w.batch * w.seq) / (median / 1000), model, opt, x, y };
+  const deadline = performance.now() + budgetSeconds * (compareReadme ? 3 : 1) * 1000;
+  while (times.length < 3 || (performance.now() < deadline && times.length < 50)) {
+    timed(() => core.trainStep(batch), times);
+    if (readme) timed(() => readmeStep(readme.model, readme.opt, readme.x, readme.y, true), readmeTimes);
+    if (plain) timed(() => readmeStep(plain.model, plain.opt, plain.x, plain.y, false), plainTimes);
+  }
+  const tokens = w.batch * w.seq;
+  return {
+    tokensPerSecond: tokens / (median(times) / 1000),
+    readme: readme ? tokens / (median(readmeTimes) / 1000) : null,
+    readmePlain: plain ? tokens / (median(plainTimes) / 1000) : null,
+    ...main,
+    core,
+  };
 }
 
 /** Like measureTraining, but each step's batch is split over `replicas` worker-thread replicas (1 BLAS thread each). */
 async function measureDataParallel(w: Workload, replicas: number, budgetSeconds: number): Promise<number> {
-  const config = presetConfig(w.name);
-  const gen = new Generator(0);
-  const model = new TransformerLM(config, { generator: gen });
-  const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
-  const x = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
-  const y = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
+  const { model, opt, x, y } = setupModel(w);
+  const core = makeCore(model, opt);
   const dp = new DataParallel(model, { replicas, threads: 1 });
   try {
-    const step = async () => {
-      opt.zeroGrad();
-      await dp.step(x, y);
-      clipGradNorm(model.parameters(), 1.0);
-      opt.step();
-    };
+    const step = () => core.trainStepWith(() => dp.step(x, y));
     await step();
     await step();
     const times: number[] = [];
@@ -174,11 +203,13 @@ export async function runModelBench(options: { budgetSeconds: number; threadCoun
   }
   const figures: ModelFigures[] = [];
   let profiled: { byKernel: Record<string, number>; totalMs: number } | null = null;
+  let readmeLoop: { core: number; readme: number; plain: number } | null = null;
   for (const w of WORKLOADS) {
     for (const threads of options.threadCounts) {
       setNumThreads(threads);
-      const t = measureTraining(w, budget);
-      if (w.name === 'tiny' && threads === 1) profiled = profileKernels(() => trainStep(t.model, t.opt, t.x, t.y));
+      const t = measureTraining(w, budget, w.name === 'tiny' && threads === 1);
+      if (t.readme !== null) readmeLoop = { core: t.tokensPerSecond, readme: t.readme, plain: t.readmePlain as number };
+      if (w.name === 'tiny' && threads === 1) profiled = profileKernels(() => t.core.trainStep({ x: t.x, y: t.y }));
       const gen = w.generateTokens ? measureGeneration(w, budget / 2) : null;
       const tm = torch[threads]?.models.find((m) => m.name === w.name);
       figures.push({
@@ -220,6 +251,13 @@ export async function runModelBench(options: { budgetSeconds: number; threadCoun
   }
   print(table.toString());
   print(`peak RSS of the bench process: ${Math.round(Math.max(...figures.map((f) => f.peakRssMiB)))} MiB`);
+  if (readmeLoop) {
+    const r = readmeLoop;
+    print(
+      `tiny, 1 thread, interleaved: training core (tensorlm train's step) ${fmt(r.core)} tok/s; the README's public-API loop with ` +
+        `loss.backward({ recycleIntermediates: true }) ${fmt(r.readme)} tok/s (${ratio(r.readme, r.core)}), with plain loss.backward() ${fmt(r.plain)} tok/s (${ratio(r.plain, r.core)})`,
+    );
+  }
   if (profiled) {
     const shares: Record<string, number> = {};
     let kernelTotal = 0;

@@ -17,19 +17,24 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import Table from 'cli-table3';
-import { loadBlas, setNumThreads } from '../src/backends/index.js';
-import { getBackend } from '../src/backends/registry.js';
+import { loadBlas } from '../src/backends/blas/index.js';
+import { installNodeBackends, setNumThreads } from '../src/backends/node.js';
+import { getBackend, setBackendInstaller } from '../src/backends/registry.js';
 import { presetConfig } from '../src/models/presets.js';
 import { TransformerLM } from '../src/models/transformer.js';
 import { AdamW } from '../src/optim/adam.js';
-import { clipGradNorm } from '../src/optim/clip-grad.js';
+import type { Batch } from '../src/data/dataset.js';
 import { randint } from '../src/tensor/creation.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { DataParallel, type StepTimings } from '../src/train/parallel.js';
+import { languageModelLoss, LrSchedule, TrainingCore } from '../src/train/loop.js';
 
 const BATCH = 16;
 const SEQ = 128;
+// A program of its own that imports library modules directly: it names Node's backends.
+setBackendInstaller(installNodeBackends);
+
 const steps = Number(process.argv[2] ?? 8);
 const rounds = Number(process.argv[3] ?? 4);
 const WARMUP = 3;
@@ -39,6 +44,7 @@ interface Config {
   threads: number;
   model: TransformerLM;
   opt: AdamW;
+  core: TrainingCore<TransformerLM, Batch>;
   dp: DataParallel | null;
   times: number[];
   /** Process CPU time (all threads, user + system) of each timed step, ms. */
@@ -52,15 +58,15 @@ function makeConfig(name: string, threads: number, replicas: number): Config {
   const model = new TransformerLM(presetConfig('tiny'), { generator: new Generator(0) });
   const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
   const dp = replicas > 1 ? new DataParallel(model, { replicas, threads }) : null;
-  return { name, threads, model, opt, dp, times: [], cpu: [], mainCpu: 0, timings: [] };
+  const core = new TrainingCore({ model, optimizer: opt, schedule: new LrSchedule({ kind: 'constant', lr: 1e-3, warmupSteps: 0, maxSteps: 1 }), loss: languageModelLoss, gradClip: 1 });
+  return { name, threads, model, opt, core, dp, times: [], cpu: [], mainCpu: 0, timings: [] };
 }
 
+/** The training core's step (train/loop.ts), its gradients from the replicas when there are several. */
 async function step(c: Config, x: Tensor, y: Tensor): Promise<void> {
-  c.opt.zeroGrad();
-  if (c.dp) await c.dp.step(x, y);
-  else (c.model.forward(x, y).loss as Tensor).backward();
-  clipGradNorm(c.model.parameters(), 1.0);
-  c.opt.step();
+  const dp = c.dp;
+  if (dp) await c.core.trainStepWith(() => dp.step(x, y));
+  else c.core.trainStep({ x, y });
 }
 
 /**

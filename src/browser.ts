@@ -1,12 +1,11 @@
 /**
  * TensorLM for browsers and Web Workers: the library without the file system, native code or
- * Node globals. In a browser bundle it registers the WebAssembly backend (js is always there) and
- * makes it the default — there is no BLAS in a browser — and it never touches `process` or
- * `node:*` at run time. (Imported in Node it works too, with Node's backends and default.)
+ * Node globals. It installs the WebAssembly backend (js is always there), which becomes the
+ * default on the first kernel call — there is no BLAS in a browser — and it never touches
+ * `process` or `node:*` at run time. (Imported in Node it works too, on the same backends.)
  *
- * tensor/tensor.ts imports backends/index.js (blas + wasm + Node's process.env) for its side
- * effect; a browser bundle must map that module to backends/browser.js, as
- * web/playground/vite.config.ts does (like a package.json "browser" field).
+ * Nothing below tensor/ registers backends at import, so no module of this graph pulls in the
+ * Node installer (koffi, the BLAS loader): a bundler needs no mapping for it.
  *
  * What needs files has a bytes form here: `parseSafetensors` / `serializeSafetensors` read and
  * write a `.safetensors` file held in memory (fetched, picked, downloaded), `tokenizerFromJSON`
@@ -19,10 +18,13 @@
  * Worker. GEMMs run on one thread
  * (the threaded GEMM needs Node's worker_threads).
  */
-// First: registers the wasm backend and makes it the default (see backends/browser.ts).
-import './backends/browser.js';
+import { installBrowserBackends } from './backends/browser.js';
+import { setBackendInstaller } from './backends/registry.js';
 
-export { setBackend, getBackend, listBackends, registerBackend, fastestBackend, referenceKernels } from './backends/registry.js';
+// Only names the installer: the wasm kernels compile on the first kernel call, not at import.
+setBackendInstaller(installBrowserBackends);
+
+export { setBackend, getBackend, listBackends, registerBackend, fastestBackend, referenceKernels, setBackendInstaller, type BackendInstaller } from './backends/registry.js';
 export { wasmInfo, wasmKernels, setWasmThreads, getWasmThreads, type WasmInfo, type WasmSimdVariant } from './backends/wasm/index.js';
 export { setNumThreads, getNumThreads } from './backends/browser.js';
 export type { Kernels } from './backends/kernels.js';
@@ -69,9 +71,7 @@ export {
 
 export {
   TextTrainer,
-  generateText,
   resolveLoopConfig,
-  loopModelConfig,
   loopPreset,
   LOOP_PRESETS,
   DEFAULT_LOOP_CONFIG,
@@ -79,6 +79,6 @@ export {
   type LoopPreset,
   type StepRecord,
   type EvalRecord,
-  type GenerateTextOptions,
-  type GeneratedText,
 } from './train/browser-loop.js';
+export { generateText, streamText, type TextGenerationOptions, type GeneratedText, type TextChunk } from './models/generate.js';
+export { buildModelConfig } from './models/presets.js';

@@ -1,18 +1,24 @@
 /** TensorLM: tensors, autograd, nn and optimizers. */
-import './backends/index.js';
-export { setNumThreads, getNumThreads } from './backends/index.js';
+import { installNodeBackends } from './backends/node.js';
+import { setBackendInstaller } from './backends/registry.js';
+
+// Only names Node's backends (wasm + blas); they are registered, and the default chosen, on the
+// first kernel call, so importing TensorLM loads no native code and prints nothing.
+setBackendInstaller(installNodeBackends);
+
+export { setNumThreads, getNumThreads } from './backends/node.js';
 export { Tensor, type TensorLike, type NestedArray, type MaxResult } from './tensor/tensor.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
 export type { Shape } from './tensor/shape.js';
 export * from './tensor/creation.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/grad-mode.js';
-export { type GradFn } from './autograd/engine.js';
+export { type GradFn, type BackwardOptions } from './autograd/engine.js';
 export { cat, stack, gather, indexSelect, maskedFill, tril, triu } from './ops/indexing.js';
 export { where, add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, abs, tanh, sigmoid, relu, clamp } from './ops/elementwise.js';
 export { matmul } from './ops/matmul.js';
 export { softmax, logSoftmax } from './ops/softmax.js';
-export { setBackend, getBackend, listBackends, registerBackend, fastestBackend, referenceKernels } from './backends/registry.js';
+export { setBackend, getBackend, listBackends, registerBackend, fastestBackend, referenceKernels, setBackendInstaller, type BackendInstaller } from './backends/registry.js';
 export type { Kernels } from './backends/kernels.js';
 export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
@@ -20,6 +26,21 @@ export * as optim from './optim/index.js';
 export * as models from './models/index.js';
 export * as io from './io/index.js';
 export { TransformerLM } from './models/transformer.js';
-export { embedding, rotaryEmbedding, rotaryTables } from './ops/extra.js';
+export { embedding } from './ops/embedding.js';
+export { rotaryEmbedding, rotaryTables } from './ops/rotary.js';
 export { scaledDotProductAttention } from './ops/attention.js';
 export * from './tokenizers/index.js'; export * from './data/index.js';
+export {
+  TrainingCore,
+  LrSchedule,
+  estimateLoss,
+  accumulateGradients,
+  languageModelLoss,
+  NonFiniteLossError,
+  type LossFunction,
+  type LrScheduleKind,
+  type LrScheduleOptions,
+  type StepResult,
+  type TrainingCoreOptions,
+} from './train/loop.js';
+export { streamText, generateText, type TextGenerationOptions, type TextChunk, type GeneratedText } from './models/generate.js';

@@ -36,7 +36,7 @@ export function record(out: Tensor, name: string, inputs: readonly Tensor[], bac
 }
 
 /** Sums a broadcast gradient back down to `shape` (the inverse of broadcasting). */
-export function sumToShape(grad: Tensor, shape: readonly number[]): Tensor {
+function sumToShape(grad: Tensor, shape: readonly number[]): Tensor {
   if (shapesEqual(grad.shape, shape)) return grad;
   const lead = grad.shape.length - shape.length;
   if (lead < 0) throw new Error(`autograd: gradient of shape ${formatShape(grad.shape)} cannot be reduced to ${formatShape(shape)}`);
@@ -75,11 +75,12 @@ export interface BackwardOptions {
   /**
    * After the pass, hand the buffers of the graph's intermediate results (every op output in it
    * and what ops saved for their backward, except the root and storage shared with a leaf, e.g. a
-   * transposed weight) to the buffer pool, so the next step's activations reuse them. Only for
-   * callers that hold no intermediate tensor of this graph and read nothing but the root
-   * afterwards: TensorLM's own training loops (trainer, DataParallel shards) — never for user
-   * code, where `logits` and friends stay valid. Skipped when any tensor in the graph retains its
-   * gradient.
+   * transposed weight) to the buffer pool, so the next step's activations reuse them. For
+   * training loops that read nothing of the graph but the root afterwards: TensorLM's own
+   * (train/loop.ts) and users' (`loss.backward({ recycleIntermediates: true })`). Off by default,
+   * because a tensor computed on the way (`logits`) would then be overwritten by the next step;
+   * PyTorch's default of freeing the graph's saved tensors cannot know either which outputs the
+   * caller still holds. Skipped when any tensor in the graph retains its gradient.
    */
   recycleIntermediates?: boolean;
 }

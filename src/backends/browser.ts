@@ -1,24 +1,25 @@
 /**
- * The browser's stand-in for backends/index.ts: registers the WebAssembly backend (js is always
- * registered) and selects it — no BLAS, no malloc tuning, no `process`, no `node:*`.
- *
- * tensor/tensor.ts imports backends/index.js for its side effect (registering the backends
- * whichever module a program imports first). A browser bundle maps that import here, the way a
- * package.json "browser" field would: web/playground/vite.config.ts does it with a resolve hook,
- * so koffi and the BLAS loader never enter the bundle. It exports the same thread controls.
+ * The browser's backends: WebAssembly only (js is always registered) — no BLAS, no malloc tuning,
+ * no `process`, no `node:*`. Importing this module does nothing; src/browser.ts passes
+ * `installBrowserBackends` to `setBackendInstaller`, and the registry runs it on the first kernel
+ * call, which then makes wasm the default (the fastest available). Nothing here imports the Node
+ * installer, so a bundle of src/browser.ts never contains koffi or the BLAS loader.
  */
-import { setBackend } from './registry.js';
 import { registerWasmBackend, setWasmThreads } from './wasm/index.js';
 
-const wasm = registerWasmBackend();
-if (wasm.available) setBackend('wasm');
+let installed = false;
 
-export { wasmInfo, wasmKernels } from './wasm/index.js';
+/** Registers `wasm` (idempotent). */
+export function installBrowserBackends(): void {
+  if (installed) return;
+  installed = true;
+  registerWasmBackend();
+}
 
 /** Threads for matrix products; in a browser the WASM GEMM runs on one thread whatever is set. */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
-  if (wasm.available) setWasmThreads(n);
+  setWasmThreads(n);
 }
 
 export function getNumThreads(): number {

@@ -118,6 +118,114 @@ export interface SgdStepArgs {
   weightDecay: number;
 }
 
+/** `argReduce`: contiguous x viewed as [outer, size, inner], reduced over the middle to indices (and values). */
+export interface ArgReduceArgs {
+  op: ArgReduceOp;
+  x: TypedArray;
+  xOffset: number;
+  outer: number;
+  size: number;
+  inner: number;
+  /** outer·inner indices along the middle axis. */
+  indices: Int32Array;
+  /** The max/min values themselves, or null when only the indices are wanted. */
+  values: TypedArray | null;
+}
+
+/** `geluWithDerivative`: n contiguous elements of x from xOffset; out and deriv are written from 0. */
+export interface GeluWithDerivativeArgs {
+  x: Float32Array;
+  xOffset: number;
+  n: number;
+  out: Float32Array;
+  deriv: Float32Array;
+}
+
+/** `scaledSoftmax`: a contiguous [rows, cols] block of x from xOffset; out is written from 0. */
+export interface ScaledSoftmaxArgs {
+  x: Float32Array;
+  xOffset: number;
+  rows: number;
+  cols: number;
+  /** Query positions per block of rows: row r is query position r mod tq. */
+  tq: number;
+  scale: number;
+  causal: boolean;
+  /** With causal, row r keeps columns j ≤ (r mod tq) + causalOffset. */
+  causalOffset: number;
+  out: Float32Array;
+}
+
+/** What every LayerNorm/RMSNorm kernel reads: a contiguous [rows, cols] block and an optional per-column weight. */
+export interface NormInput {
+  x: Float32Array;
+  rows: number;
+  cols: number;
+  weight: Float32Array | null;
+}
+
+export interface LayerNormArgs extends NormInput {
+  bias: Float32Array | null;
+  eps: number;
+  out: Float32Array;
+  /** Per-row statistics written for the backward pass. */
+  mean: Float32Array;
+  rstd: Float32Array;
+}
+
+export interface LayerNormBackwardArgs extends NormInput {
+  /** The upstream gradient, [rows, cols]. */
+  g: Float32Array;
+  /** The forward's per-row statistics. */
+  mean: Float32Array;
+  rstd: Float32Array;
+  dx: Float32Array;
+  /** Per-column sums are added into these (not overwritten), when given. */
+  dWeight: Float32Array | null;
+  dBias: Float32Array | null;
+}
+
+export interface RmsNormArgs extends NormInput {
+  eps: number;
+  out: Float32Array;
+  rstd: Float32Array;
+}
+
+export interface RmsNormBackwardArgs extends NormInput {
+  g: Float32Array;
+  rstd: Float32Array;
+  dx: Float32Array;
+  /** Per-column sums are added into it (not overwritten), when given. */
+  dWeight: Float32Array | null;
+}
+
+/** What both cross-entropy kernels read: contiguous logits [rows, classes] and one int target per row. */
+export interface CrossEntropyInput {
+  logits: Float32Array;
+  targets: Int32Array;
+  rows: number;
+  classes: number;
+  /** Rows whose target equals this get loss 0 and a zero gradient. */
+  ignoreIndex: number;
+  labelSmoothing: number;
+}
+
+export interface CrossEntropyArgs extends CrossEntropyInput {
+  losses: Float32Array;
+  /** Each row's max and log Σ exp(x − max), written for the backward pass. */
+  rowMax: Float32Array;
+  rowLogSum: Float32Array;
+}
+
+export interface CrossEntropyBackwardArgs extends CrossEntropyInput {
+  /** The forward's per-row statistics. */
+  rowMax: Float32Array;
+  rowLogSum: Float32Array;
+  /** The upstream gradient of each row's loss (e.g. 1/count for a mean). */
+  rowScale: Float32Array;
+  dlogits: Float32Array;
+}
+
 export interface Kernels {
   /** out[i] = op(x[xOffset + i]) for i < n (contiguous). */
   unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void;
@@ -130,16 +238,7 @@ export interface Kernels {
   /** Contiguous x viewed as [outer, size, inner] reduced over the middle: out has outer·inner elements. */
   reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void;
   /** Like reduce, writing the index of the max/min (first one on ties) and optionally its value. */
-  argReduce(
-    op: ArgReduceOp,
-    x: TypedArray,
-    xOffset: number,
-    outer: number,
-    size: number,
-    inner: number,
-    indices: Int32Array,
-    values: TypedArray | null,
-  ): void;
+  argReduce(args: ArgReduceArgs): void;
   gemm(args: GemmArgs): void;
   /**
    * Contiguous x viewed as [outer, xSize, inner], index as [outer, indexSize, inner]:
@@ -159,65 +258,34 @@ export interface Kernels {
    * position i = r mod tq and, when causal, only columns j ≤ i + causalOffset take part (the rest
    * get probability 0). Used by attention: scaling and masking fused into the softmax pass.
    */
-  scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void;
+  scaledSoftmax(args: ScaledSoftmaxArgs): void;
   /**
    * GELU (exact, erf) and its derivative in one pass: out = x·Φ(x), deriv = Φ(x) + x·φ(x). Training
    * keeps `deriv`, so GELU's backward is one multiply instead of a second erf evaluation.
    */
-  geluWithDerivative(x: Float32Array, xOffset: number, n: number, out: Float32Array, deriv: Float32Array): void;
+  geluWithDerivative(args: GeluWithDerivativeArgs): void;
   /** Backward of softmax given its output y: dx = y·(g − Σ g·y), or for log-softmax dx = g − exp(y)·Σ g. */
   softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void;
   /**
    * Row-wise LayerNorm of a contiguous [rows, cols] block: out = (x − mean)·rstd·weight + bias,
    * also writing each row's mean and rstd = 1/√(var + eps) for the backward pass.
    */
-  layerNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, bias: Float32Array | null, eps: number, out: Float32Array, mean: Float32Array, rstd: Float32Array): void;
+  layerNorm(args: LayerNormArgs): void;
   /** LayerNorm backward: writes dx, and adds into dWeight/dBias (when given) the per-column sums. */
-  layerNormBackward(
-    x: Float32Array,
-    g: Float32Array,
-    rows: number,
-    cols: number,
-    weight: Float32Array | null,
-    mean: Float32Array,
-    rstd: Float32Array,
-    dx: Float32Array,
-    dWeight: Float32Array | null,
-    dBias: Float32Array | null,
-  ): void;
+  layerNormBackward(args: LayerNormBackwardArgs): void;
   /** Row-wise RMSNorm: out = x·rstd·weight with rstd = 1/√(mean(x²) + eps). */
-  rmsNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, eps: number, out: Float32Array, rstd: Float32Array): void;
-  rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, cols: number, weight: Float32Array | null, rstd: Float32Array, dx: Float32Array, dWeight: Float32Array | null): void;
+  rmsNorm(args: RmsNormArgs): void;
+  /** RMSNorm backward: writes dx, and adds into dWeight (when given) the per-column sums. */
+  rmsNormBackward(args: RmsNormBackwardArgs): void;
   /**
    * Cross-entropy of each row of contiguous logits [rows, classes] against an int target, with
    * label smoothing ε: loss = (1−ε)·(lse − x[t]) + ε·(lse − mean(x)); rows whose target equals
    * ignoreIndex get loss 0. Writes each row's max and log Σ exp(x − max) for the backward pass
    * (kept apart: a float32 log-sum-exp near 1e4 would lose the precision softmax needs).
    */
-  crossEntropy(
-    logits: Float32Array,
-    targets: Int32Array,
-    rows: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-    losses: Float32Array,
-    rowMax: Float32Array,
-    rowLogSum: Float32Array,
-  ): void;
+  crossEntropy(args: CrossEntropyArgs): void;
   /** dlogits = scale_r · (softmax − (1−ε)·onehot(t) − ε/C), zero on ignored rows; scale per row. */
-  crossEntropyBackward(
-    logits: Float32Array,
-    targets: Int32Array,
-    rowMax: Float32Array,
-    rowLogSum: Float32Array,
-    rowScale: Float32Array,
-    rows: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-    dlogits: Float32Array,
-  ): void;
+  crossEntropyBackward(args: CrossEntropyBackwardArgs): void;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */
   sgdStep(args: SgdStepArgs): void;
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */

@@ -4,6 +4,8 @@
  * src/cli/commands/ and only parses flags, calls library functions and prints.
  */
 import { Command } from 'commander';
+import { installNodeBackends } from '../backends/node.js';
+import { setBackendInstaller } from '../backends/registry.js';
 import { registerTokenizerCommands } from './commands/tokenizer.js';
 import { registerParamsCommand } from './commands/params.js';
 import { registerTrainCommands } from './commands/train.js';
@@ -29,6 +31,9 @@ export function buildProgram(): Command {
   registerDashboardCommand(program);
   return program;
 }
+
+// The commands import library modules directly, not src/index.ts, so the CLI names Node's backends itself.
+setBackendInstaller(installNodeBackends);
 
 buildProgram()
   .parseAsync(process.argv)

@@ -6,8 +6,7 @@
 import { statSync } from 'node:fs';
 import { attentionMaps } from '../models/inspect.js';
 import type { TransformerLM } from '../models/transformer.js';
-import { tensor } from '../tensor/creation.js';
-import { Generator } from '../tensor/random.js';
+import { promptIds, streamText, type TextChunk } from '../models/generate.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadRun } from '../train/trainer.js';
 import { HttpError, MAX_ATTENTION_TOKENS, type CheckpointChoice, type GenerateRequest } from './requests.js';
@@ -75,60 +74,36 @@ export function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
   }
 }
 
-/** The context to continue: the prompt, or a newline (else token 0) for an empty prompt. */
+/** The context to continue (models/generate.ts's promptIds), with an unencodable prompt as a 400. */
 export function generationContext(tokenizer: Tokenizer, prompt: string): number[] {
-  if (prompt !== '') {
-    const ids = encodePrompt(tokenizer, prompt);
-    if (ids.length > 0) return ids;
-  }
-  try {
-    const newline = tokenizer.encode('\n');
-    if (newline.length > 0) return newline;
-  } catch {
-    // a vocabulary without '\n'
-  }
-  return [0];
+  if (prompt !== '') encodePrompt(tokenizer, prompt);
+  return promptIds(tokenizer, prompt);
 }
 
-/** A byte-level token may end inside a UTF-8 character: such text is held back, at most this many tokens. */
-const MAX_PENDING_TOKENS = 8;
-
 /**
- * Streams `event: token` {text, index} per generated token, then `event: done`
- * {tokens, tokensPerSecond, checkpoint}; `event: error` {error} if the model fails midway. Yields
- * to the event loop after every token (other requests are served between tokens) and stops as
- * soon as the stream closes (client gone or server closing).
+ * Streams `event: token` {text, index} per generated token (models/generate.ts's streamText:
+ * UTF-8-safe text), then `event: done` {tokens, tokensPerSecond, checkpoint}; `event: error`
+ * {error} if the model fails midway. Yields to the event loop after every token (other requests
+ * are served between tokens) and stops as soon as the stream closes (client gone or server closing).
  */
 export async function streamGeneration(loaded: LoadedModel, context: number[], request: GenerateRequest, stream: SseStream): Promise<void> {
   const { model, tokenizer } = loaded;
-  const ids = tensor(Int32Array.from(context), { shape: [1, context.length] });
-  const generator = new Generator(request.seed ?? Math.floor(Math.random() * 2 ** 32));
   const started = performance.now();
   let produced = 0;
-  const pending: number[] = [];
-  let tokens: Iterator<Int32Array> | null = null;
+  let chunks: Iterator<TextChunk> | null = null;
   try {
-    tokens = model.generateStream(ids, {
+    chunks = streamText(model, tokenizer, context, {
       maxNewTokens: request.maxNewTokens,
       temperature: request.temperature,
       topK: request.topK,
       topP: request.topP,
-      generator,
+      seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
     });
-    for (let index = 0; index < request.maxNewTokens && !stream.closed; index++) {
-      const next = tokens.next();
+    while (!stream.closed) {
+      const next = chunks.next();
       if (next.done) break;
-      produced++;
-      pending.push(next.value[0]);
-      const last = index === request.maxNewTokens - 1;
-      let text = '';
-      const decoded = tokenizer.decode(pending);
-      // Hold back a trailing U+FFFD: the next token may complete that character.
-      if (last || !decoded.endsWith('\uFFFD') || pending.length >= MAX_PENDING_TOKENS) {
-        text = decoded;
-        pending.length = 0;
-      }
-      stream.send('token', { text, index });
+      produced = next.value.index + 1;
+      stream.send('token', { text: next.value.text, index: next.value.index });
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (stream.closed) return;
@@ -137,8 +112,8 @@ export async function streamGeneration(loaded: LoadedModel, context: number[], r
   } catch (error) {
     stream.send('error', { error: `generation failed: ${(error as Error).message}` });
   } finally {
-    // Runs generateStream's `finally`, which restores the modules' train/eval modes.
-    tokens?.return?.();
+    // Ends the token stream, which restores the model's train/eval modes.
+    chunks?.return?.(undefined);
     stream.end();
   }
 }

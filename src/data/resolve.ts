@@ -1,16 +1,17 @@
 /**
  * Finding training text: a named dataset (downloaded once, verified, cached) or local files.
  *
- * A name is looked up, in order, in the data directory (`dataDir` option, else the
- * TENSORLM_DATA_DIR environment variable, else ~/.cache/tensorlm), then in `shared/data/` of
- * the working directory and of each of its parents (where this repository's CI keeps a copy),
- * and is otherwise downloaded into the data directory. Every copy found or fetched must match
- * the published SHA-256 and size, so a wrong file is reported instead of trained on.
+ * A name is looked up in the data directory (`dataDir` option, else the TENSORLM_DATA_DIR
+ * environment variable, else ~/.cache/tensorlm) and is otherwise downloaded into it. A copy kept
+ * elsewhere is used by pointing TENSORLM_DATA_DIR (or `dataDir`) at its directory. Every copy
+ * found or fetched must match the published SHA-256 and size, so a wrong file is reported
+ * instead of trained on.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { dataDirEnv } from '../env.js';
 import { readBytes, readTextFile, removeQuietly, tempPathFor } from './files.js';
 
 export interface DatasetInfo {
@@ -47,13 +48,8 @@ export type FetchFunction = (url: string) => Promise<DownloadResponse>;
 export interface ResolveOptions {
   /** Where named datasets are cached; default TENSORLM_DATA_DIR, else ~/.cache/tensorlm. */
   dataDir?: string;
-  /** Directory that relative paths and the shared/data search start from; default process.cwd(). */
+  /** Directory that relative paths (and a relative data directory) start from; default process.cwd(). */
   cwd?: string;
-  /**
-   * Directories to look in for a named dataset's file after the data directory and before
-   * downloading; default `shared/data` under the working directory and under each parent.
-   */
-  searchDirs?: readonly string[];
   /** Set false to fail instead of downloading. */
   download?: boolean;
   /** The downloader; default the global fetch. */
@@ -68,24 +64,13 @@ export interface ResolvedDataset {
   /** The files that make up the text, in the order they are concatenated. */
   files: string[];
   /** How it was found. */
-  source: 'path' | 'directory' | 'data-dir' | 'shared' | 'download';
+  source: 'path' | 'directory' | 'data-dir' | 'download';
 }
 
+/** TENSORLM_DATA_DIR (resolved against the working directory), else ~/.cache/tensorlm. */
 export function defaultDataDir(): string {
-  const fromEnv = process.env.TENSORLM_DATA_DIR;
-  return fromEnv !== undefined && fromEnv !== '' ? resolve(fromEnv) : join(homedir(), '.cache', 'tensorlm');
-}
-
-/** `dir/shared/data` for `start` and each of its parents. */
-function sharedDataDirs(start: string): string[] {
-  const dirs: string[] = [];
-  let dir = resolve(start);
-  for (;;) {
-    dirs.push(join(dir, 'shared', 'data'));
-    const parent = dirname(dir);
-    if (parent === dir) return dirs;
-    dir = parent;
-  }
+  const fromEnv = dataDirEnv();
+  return fromEnv !== undefined ? resolve(fromEnv) : join(homedir(), '.cache', 'tensorlm');
 }
 
 export function sha256Hex(data: Uint8Array | string): string {
@@ -129,13 +114,6 @@ export async function resolveDataset(nameOrPath: string, options: ResolveOptions
   if (existsSync(cached)) {
     verify(info, readBytes(cached, 'dataset file'), `cached file ${cached}; delete it to download again`);
     return { name: info.name, files: [cached], source: 'data-dir' };
-  }
-  for (const dir of options.searchDirs ?? sharedDataDirs(cwd)) {
-    const candidate = join(resolve(cwd, dir), info.fileName);
-    if (existsSync(candidate)) {
-      verify(info, readBytes(candidate, 'dataset file'), `file ${candidate}`);
-      return { name: info.name, files: [candidate], source: 'shared' };
-    }
   }
   if (options.download === false) {
     throw new Error(`${info.name} is not in ${dataDir} and downloading is turned off. ${howToProvide(info, dataDir)}`);

@@ -2,7 +2,7 @@
  * TransformerConfig: a plain typed object describing a decoder-only language model, with defaults
  * and a validator. The field names are shared with tools/bench/torch_bench.py (the PyTorch mirror).
  */
-import type { RopePairing } from '../ops/extra.js';
+import type { RopePairing } from '../ops/rotary.js';
 import type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
 
 export type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';

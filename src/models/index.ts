@@ -7,7 +7,6 @@ export {
   type LMForwardOptions,
   type TransformerLMOptions,
   type GenerateOptions,
-  type ActivationRecorder,
 } from './transformer.js';
 export {
   resolveConfig,
@@ -36,7 +35,7 @@ export {
   type MupParamInfo,
   type MuParamGroup,
 } from './mup.js';
-export { getPreset, presetConfig, presetNames, listPresets, type Preset } from './presets.js';
+export { getPreset, presetConfig, presetNames, listPresets, buildModelConfig, type Preset, type ModelSpec } from './presets.js';
 export {
   countParameters,
   estimateMemory,
@@ -51,3 +50,4 @@ export {
 } from './params.js';
 export { sampleNext, sampleToken, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
 export { attentionMaps, type AttentionMaps } from './inspect.js';
+export { streamText, generateText, promptIds, IncrementalDecoder, type TextGenerationOptions, type TextChunk, type GeneratedText, type StopReason } from './generate.js';

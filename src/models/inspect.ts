@@ -1,11 +1,11 @@
 /**
  * Looking inside a trained model: the attention probabilities of every layer and head for one
- * sequence (what the dashboard's attention view draws). Uses MultiHeadAttention.recordProbs, which
- * is off by default, so normal forward passes pay nothing for it.
+ * sequence (what the dashboard's attention view draws). A forward hook on each layer's
+ * `attn.attnDropout` module sees the probabilities; the hooks exist only during the call, so normal
+ * forward passes pay nothing for them (src/nn/module.ts).
  */
 import { noGrad } from '../autograd/grad-mode.js';
 import { tensor } from '../tensor/creation.js';
-import type { Tensor } from '../tensor/tensor.js';
 import type { TransformerLM } from './transformer.js';
 
 export interface AttentionMaps {
@@ -34,14 +34,18 @@ export function attentionMaps(model: TransformerLM, ids: ArrayLike<number>): Att
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new RangeError(`attentionMaps: ids[${i}] = ${id} is not a token id in [0, ${vocabSize})`);
   }
   const layers: (Float32Array | null)[] = Array.from({ length: nLayers }, () => null);
-  const attns = Array.from(model.layers, (layer) => layer.attn);
   const modes = model.modules().map((m) => [m, m.training] as const);
   model.eval();
+  // The module's input: the probabilities before dropout (in eval mode its output is the same tensor).
+  const handles = Array.from(model.layers, (layer, i) =>
+    layer.attn.attnDropout.registerForwardHook((_module, [probs]) => {
+      layers[i] = Float32Array.from(probs.contiguous().toTypedArray() as Float32Array);
+    }),
+  );
   try {
-    attns.forEach((attn, i) => attn.recordProbs((probs: Tensor) => (layers[i] = Float32Array.from(probs.contiguous().toTypedArray() as Float32Array))));
     noGrad(() => model.hidden(tensor(Int32Array.from(ids), { shape: [1, t] })));
   } finally {
-    for (const attn of attns) attn.recordProbs(null);
+    for (const handle of handles) handle.remove();
     for (const [m, training] of modes) m.training = training;
   }
   return {

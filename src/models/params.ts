@@ -97,7 +97,7 @@ export function activationElements(config: TransformerConfigInput, batch: number
   const kv = c.nKvHeads * (d / c.nHeads);
   const drop = c.dropout > 0 ? 1 : 0;
   const rope = c.pos === 'rope' ? 1 : 0;
-  // Projections run their bias inside the GEMM (ops/extra.ts linear): one output each, bias or not.
+  // Projections run their bias inside the GEMM (ops/linear.ts): one output each, bias or not.
   const attention =
     2 * d + // norm input (the residual stream) and norm output
     (d + 2 * kv) + // q, k, v projections

@@ -92,3 +92,33 @@ export function presetConfig(name: string, overrides: TransformerConfigOverrides
 export function listPresets(): Preset[] {
   return presetNames.map(getPreset);
 }
+
+export interface ModelSpec {
+  /** A preset name. */
+  preset: string;
+  /** Fields of the preset to override (vocabSize always comes from the tokenizer). */
+  model: TransformerConfigOverrides;
+  /** Context length of training windows: at most the model's maxSeqLen. */
+  blockSize: number;
+  /** Overrides the preset's dropout when given (not null). */
+  dropout?: number | null;
+}
+
+/**
+ * The model config of a training run: a preset, the run's overrides and the tokenizer's
+ * vocabulary. Changing only the width keeps the preset's shape: a preset with full multi-head
+ * attention stays MHA when only nHeads is given, and a narrower or wider model keeps the preset's
+ * FFN ratio (tiny: dFF = 4·dModel) unless dFF is given.
+ */
+export function buildModelConfig(spec: ModelSpec, vocabSize: number): TransformerConfig {
+  const overrides: TransformerConfigOverrides = { ...spec.model, vocabSize };
+  if (spec.dropout !== undefined && spec.dropout !== null) overrides.dropout = spec.dropout;
+  const base = presetConfig(spec.preset);
+  if (overrides.nHeads !== undefined && overrides.nKvHeads === undefined && base.nKvHeads === base.nHeads) overrides.nKvHeads = overrides.nHeads;
+  if (overrides.dModel !== undefined && overrides.dFF === undefined && overrides.dModel !== base.dModel) overrides.dFF = Math.max(1, Math.round((base.dFF * overrides.dModel) / base.dModel));
+  const model = presetConfig(spec.preset, overrides);
+  if (spec.blockSize > model.maxSeqLen) {
+    throw new Error(`blockSize ${spec.blockSize} is larger than the model's maxSeqLen ${model.maxSeqLen} (preset '${spec.preset}')`);
+  }
+  return model;
+}

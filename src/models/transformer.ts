@@ -10,7 +10,8 @@
  * With `config.mup` the model is in μP relative to a base width (models/mup.ts, docs/mup.md):
  * scaled init of the hidden matrices, α_in on the embeddings, α_out/m before the head, and
  * attention logits ∝ 1/headDim; at the base width it is exactly the standard model.
- * `recordActivations` reports named activations (the μP coordinate check, src/mup).
+ * Activations are observed with forward hooks on the submodules (Module.registerForwardHook; the
+ * μP coordinate check in src/mup does so).
  *
  * State-dict names (what safetensors files use):
  *   tokEmb.weight, posEmb.weight (learned positions only),
@@ -64,13 +65,6 @@ export interface TransformerLMOptions {
   dropoutGenerator?: Generator;
 }
 
-/**
- * Receives named activations during forward passes (μP coordinate checks): 'embedding' (the
- * input embeddings after α_in, before dropout), 'layers.{i}.attn' and 'layers.{i}.ffn' (each
- * branch's output before dropout and the residual add), and 'logits'.
- */
-export type ActivationRecorder = (name: string, activation: Tensor) => void;
-
 export interface GenerateOptions extends SamplingOptions {
   /** Number of tokens to generate. */
   maxNewTokens: number;
@@ -97,7 +91,6 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
   /** μP's α_in and α_out/m (both exactly 1 without μP, and then never applied). */
   readonly #inputMultiplier: number;
   readonly #readoutMultiplier: number;
-  #recorder: ActivationRecorder | null = null;
 
   constructor(config: TransformerConfigInput, options: TransformerLMOptions = {}) {
     super();
@@ -192,7 +185,6 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
       const x = this.hidden(ids, cache);
       const [b, t, d] = x.shape;
       const logits = this.#readout(x.reshape([b * t, d])).view([b, t, this.config.vocabSize]);
-      this.#recorder?.('logits', logits);
       return { logits, loss: targets ? crossEntropy(logits, targets) : null };
     };
     return cache ? noGrad(run) : run();
@@ -218,7 +210,7 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
     if (this.posEmb) x = this.posEmb.forward(x, offset);
     // μP's input multiplier α_in on the embeddings (TP5 Table 3's tunable "input weights multiplier").
     if (this.#inputMultiplier !== 1) x = x.mul(this.#inputMultiplier);
-    this.#recorder?.('embedding', x);
+    // Always through `drop`, even at p = 0: its input is where hooks observe the embeddings.
     x = this.drop.forward(x);
     let i = 0;
     for (const layer of this.layers) x = layer.forward(x, { cache: cache ? cache.layers[i++] : null });
@@ -230,20 +222,9 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
    * by α_out/m (readoutMultiplier in models/mup.ts), for a tied and an untied head alike.
    */
   #readout(x: Tensor): Tensor {
-    return F.linear(this.#readoutMultiplier === 1 ? x : x.mul(this.#readoutMultiplier), this.headWeight);
-  }
-
-  /**
-   * Calls `recorder` with named activations on every forward pass (see ActivationRecorder) until
-   * it is set to null. Off by default; then each recording point costs a null check.
-   */
-  recordActivations(recorder: ActivationRecorder | null): void {
-    this.#recorder = recorder;
-    let i = 0;
-    for (const layer of this.layers) {
-      const prefix = `layers.${i++}.`;
-      layer.setRecorder(recorder ? (part, y) => recorder(prefix + part, y) : null);
-    }
+    const h = this.#readoutMultiplier === 1 ? x : x.mul(this.#readoutMultiplier);
+    // Through the head module when there is one, so that hooks on it fire; tied, it is the embedding matrix.
+    return this.head ? this.head.forward(h) : F.linear(h, this.tokEmb.weight);
   }
 
   /** An empty KV cache for `batch` sequences of up to `maxLen` (default maxSeqLen) tokens. */

@@ -13,6 +13,7 @@ import { TextDataset } from '../data/dataset.js';
 import type { MupConfigInput } from '../models/config.js';
 import { muParamGroups } from '../models/mup.js';
 import { TransformerLM } from '../models/transformer.js';
+import type { RemovableHandle } from '../nn/module.js';
 import { AdamW } from '../optim/adam.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -124,6 +125,42 @@ export interface CoordCheckResult {
   slopes: CoordSlope[];
 }
 
+/**
+ * Calls `fn(name, activation)` with the activations the coordinate check measures, on every
+ * `model.forward` until the returned handle is removed. Each is observed by a forward hook on the
+ * module that produces it, so a model nobody watches pays nothing:
+ *   'embedding'        the input of the embedding dropout `drop`: the embeddings after μP's α_in;
+ *   'layers.{i}.attn'  the output of block i's attention (before dropout and the residual add);
+ *   'layers.{i}.ffn'   the output of block i's feed-forward (likewise);
+ *   'logits'           the logits of forward (a hook on the model itself).
+ * They arrive in that order, the forward order.
+ */
+export function recordActivations(model: TransformerLM, fn: (name: string, activation: Tensor) => void): RemovableHandle {
+  const handles: RemovableHandle[] = [
+    model.drop.registerForwardPreHook((_drop, [x]) => {
+      fn('embedding', x);
+    }),
+  ];
+  let i = 0;
+  for (const block of model.layers) {
+    const prefix = `layers.${i++}.`;
+    handles.push(
+      block.attn.registerForwardHook((_attn, _inputs, y) => {
+        fn(`${prefix}attn`, y);
+      }),
+      block.ffn.registerForwardHook((_ffn, _inputs, y) => {
+        fn(`${prefix}ffn`, y);
+      }),
+    );
+  }
+  handles.push(
+    model.registerForwardHook((_model, _inputs, output) => {
+      fn('logits', output.logits);
+    }),
+  );
+  return { remove: () => handles.forEach((h) => h.remove()) };
+}
+
 /** Least-squares slope of log y against log x (natural logs; the base cancels). */
 export function logLogSlope(xs: readonly number[], ys: readonly number[]): number | null {
   if (xs.length !== ys.length) throw new Error(`logLogSlope: ${xs.length} x values but ${ys.length} y values`);
@@ -212,7 +249,7 @@ export function coordCheck(options: CoordCheckOptions = {}): CoordCheckResult {
         const optimizer = new AdamW(muParamGroups(model, { lr, weightDecay: 0 }), { lr, betas: [0.9, 0.99], weightDecay: 0 });
         let step = 0;
         const initial = new Map<string, Tensor>();
-        model.recordActivations((layer, activation) =>
+        const recording = recordActivations(model, (layer, activation) =>
           noGrad(() => {
             if (s === 0 && parametrization === parametrizations[0] && width === widths[0] && step === 0) layerOrder.push(layer);
             const key = `${parametrization}|${width}|${step}|${layer}`;
@@ -232,7 +269,7 @@ export function coordCheck(options: CoordCheckOptions = {}): CoordCheckResult {
           loss.backward();
           optimizer.step();
         }
-        model.recordActivations(null);
+        recording.remove();
       }
       options.onProgress?.({ parametrization, width, seconds: (performance.now() - started) / 1000 });
     }

@@ -14,15 +14,16 @@
  * their backward.
  */
 import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
-import { dropout, scaledDotProductAttention } from '../ops/attention.js';
-import { causalSoftmax } from '../ops/extra.js';
+import { scaledDotProductAttention, scaledSoftmax } from '../ops/attention.js';
+import { dropout } from '../ops/dropout.js';
+import { where } from '../ops/elementwise.js';
 import { matmul, matmulInLayout } from '../ops/matmul.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { project } from './feedforward.js';
-import { Linear } from './layers.js';
+import { Dropout, Linear } from './layers.js';
 import { Module } from './module.js';
 import type { RotaryEmbedding } from './positional.js';
 
@@ -112,14 +113,19 @@ export interface GroupedAttentionOptions {
   causal?: boolean;
   /** Query i (of the new tokens) sees keys j ≤ i + causalOffset; a cache of n tokens uses n. */
   causalOffset?: number;
+  /** Bool (true = attend) or additive mask broadcasting against the scores [B, Hkv, G, Tq, Tk]; replaces `causal`. */
+  mask?: Tensor | null;
   /** Default 1/√D. */
   scale?: number;
   /** q is already multiplied by the scale (RotaryEmbedding folds it in for free). */
   qIsScaled?: boolean;
   dropoutP?: number;
   generator?: Generator;
-  /** Receives the attention probabilities [B, Hkv, G, Tq, Tk] (before dropout), for inspection. */
-  onProbs?: (probs: Tensor) => void;
+  /**
+   * Applied to the probabilities [B, Hkv, G, Tq, Tk] in place of the dropout above, returning the
+   * same shape: MultiHeadAttention routes them through its hooked attnDropout module this way.
+   */
+  applyToProbs?: (probs: Tensor) => Tensor;
 }
 
 /**
@@ -134,15 +140,18 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: Group
   }
   const [b, hkv, g, tq, d] = q.shape;
   const tk = k.shape[2];
-  const { causal = false, causalOffset = 0, dropoutP = 0 } = options;
+  const { causal = false, causalOffset = 0, dropoutP = 0, mask = null } = options;
+  if (mask && causal) throw new Error('groupedAttention: pass either mask or causal, not both');
   const scale = options.scale ?? 1 / Math.sqrt(d);
   // Scaling q (B·T·D elements) instead of the scores (B·H·T·Tk) keeps the softmax backward one pass.
   const qs = options.qIsScaled || scale === 1 ? q : q.mul(scale);
   const qm = qs.reshape([b, hkv, g * tq, d]);
   const scores = matmul(qm, k.transpose(-2, -1)).view([b, hkv, g, tq, tk]);
-  let probs = causalSoftmax(scores, causal, causalOffset);
-  options.onProbs?.(probs);
-  if (dropoutP > 0) probs = dropout(probs, dropoutP, options.generator);
+  // A mask applies to the scaled scores, as in scaledDotProductAttention (here q carries the scale).
+  const masked = !mask ? scores : mask.dtype === 'bool' ? where(mask, scores, -Infinity) : scores.add(mask);
+  let probs = scaledSoftmax(masked, 1, causal, causalOffset);
+  if (options.applyToProbs) probs = options.applyToProbs(probs);
+  else if (dropoutP > 0) probs = dropout(probs, dropoutP, true, options.generator);
   // One query head per group (MHA): the output goes straight into [B, Tq, H, D] order (see forward).
   if (g === 1) return matmulInLayout(probs.view([b, hkv, tq, tk]), v, [0, 2, 1, 3]).unsqueeze(2);
   return matmul(probs.view([b, hkv, g * tq, tk]), v).view([b, hkv, g, tq, d]);
@@ -183,12 +192,6 @@ export interface AttentionForwardOptions {
 }
 
 /**
- * Receives one layer's attention probabilities [B, nHeads, Tq, Tk] on each forward pass (query
- * head h at index h; each row sums to 1 over the keys it may see). See models/inspect.ts.
- */
-export type AttentionProbsRecorder = (probs: Tensor) => void;
-
-/**
  * Self-attention: y = wo(attention(wq x, wk x, wv x)) with Llama-style projection names
  * wq [H·D, d], wk, wv [Hkv·D, d], wo [d, H·D]. forward(x [B, T, d]) → [B, T, d].
  */
@@ -205,10 +208,16 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
   wk: Linear;
   wv: Linear;
   wo: Linear;
+  /**
+   * Dropout on the attention probabilities, a module of its own so that forward hooks can observe
+   * (or replace) them: its input is [B, nHeads, Tq, Tk] (query head h at index h; each row sums to
+   * 1 over the keys it may see), its output the same after dropout. It runs only while hooked: the
+   * unobserved path applies the same dropout inside the attention computation (and, with a mask,
+   * never materialises the probabilities outside the fused op). See models/inspect.ts.
+   */
+  attnDropout: Dropout;
   readonly #rope: RotaryEmbedding | null;
   readonly #dropoutGenerator: Generator | undefined;
-  /** Set only while attention maps are being inspected; null (the default) costs one check per forward. */
-  #probsRecorder: AttentionProbsRecorder | null = null;
 
   constructor(dModel: number, nHeads: number, options: MultiHeadAttentionOptions = {}) {
     super();
@@ -238,18 +247,11 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     this.wk = new Linear(dModel, nKvHeads * this.headDim, lin);
     this.wv = new Linear(dModel, nKvHeads * this.headDim, lin);
     this.wo = new Linear(nHeads * this.headDim, dModel, lin);
+    this.attnDropout = new Dropout(p, { generator: options.dropoutGenerator });
   }
 
   get rope(): RotaryEmbedding | null {
     return this.#rope;
-  }
-
-  /**
-   * Calls `recorder` with the attention probabilities of every forward pass until it is set to
-   * null. The causal path already materialises them, so recording adds no computation.
-   */
-  recordProbs(recorder: AttentionProbsRecorder | null): void {
-    this.#probsRecorder = recorder;
   }
 
   /** An empty KV cache for this layer. */
@@ -288,26 +290,38 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     if (cache) ({ k, v } = cache.append(k, v));
     const p = this.training ? this.dropoutP : 0;
     let y: Tensor;
-    const recorder = this.#probsRecorder;
-    if (mask) {
-      if (recorder) throw new Error('MultiHeadAttention: attention probabilities are recorded on the causal path only, not with an explicit mask');
+    // Hooks on attnDropout must see the probabilities, so a hooked layer takes the grouped path,
+    // which materialises them, even with a mask; the unhooked one never calls the module.
+    const observed = this.attnDropout.hasForwardHooks();
+    if (mask && !observed) {
       // General masks go through the broadcasting attention op: k, v get a size-1 group dim.
       y = scaledDotProductAttention(q, k.unsqueeze(2), v.unsqueeze(2), { mask: this.#groupedMask(mask, b), scale: this.scale, dropoutP: p, generator: this.#dropoutGenerator });
     } else {
       y = groupedAttention(q, k, v, {
-        causal: this.causal,
+        causal: this.causal && !mask,
         causalOffset: offset,
+        mask: mask ? this.#groupedMask(mask, b) : null,
         scale: this.scale,
         qIsScaled,
         dropoutP: p,
         generator: this.#dropoutGenerator,
-        // [B, Hkv, G, T, Tk] viewed as [B, H, T, Tk]: query head h = kv·G + g, as in the layout above.
-        onProbs: recorder ? (probs) => recorder(probs.reshape([b, h, t, probs.shape[4]])) : undefined,
+        applyToProbs: observed ? (probs) => this.#hookedProbs(probs) : undefined,
       });
     }
     // [B, Hkv, G, T, D] → [B, T, Hkv, G, D] → [B·T, H·D]: the one copy of the layer.
     const merged = y.permute(0, 3, 1, 2, 4).reshape([b * t, h * d]);
     return project(this.wo, merged).view([b, t, this.dModel]);
+  }
+
+  /** Runs probs [B, Hkv, G, Tq, Tk] through attnDropout (and so its hooks) as [B, H, Tq, Tk]. */
+  #hookedProbs(probs: Tensor): Tensor {
+    const [b, hkv, g, tq, tk] = probs.shape;
+    // Query head h = kv·G + g (the layout above), so the view [B, H, Tq, Tk] is free.
+    const out = this.attnDropout.forward(probs.reshape([b, hkv * g, tq, tk]));
+    if (out.ndim !== 4 || out.shape[0] !== b || out.shape[1] !== hkv * g || out.shape[2] !== tq || out.shape[3] !== tk) {
+      throw new Error(`MultiHeadAttention: attnDropout returned ${formatShape(out.shape)}, expected the probabilities' shape ${formatShape([b, hkv * g, tq, tk])}`);
+    }
+    return out.reshape([b, hkv, g, tq, tk]);
   }
 
   /** A mask [Tq, Tk] or [B|1, H|1, Tq, Tk] laid out for the grouped [B, Hkv, G, Tq, Tk] scores. */

@@ -1,6 +1,6 @@
 /** Embedding: a learnable lookup table, like `torch.nn.Embedding`. */
 import { noGrad } from '../autograd/grad-mode.js';
-import { embedding } from '../ops/extra.js';
+import { embedding } from '../ops/embedding.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';

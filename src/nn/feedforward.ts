@@ -8,7 +8,6 @@
  * GPT-2 scaled std. Inputs [..., d] are flattened to 2-D before each projection (a view), so a
  * weight gradient is one matrix product over all tokens rather than one per batch element.
  */
-import { linear } from '../ops/extra.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -17,15 +16,12 @@ import { Linear } from './layers.js';
 import { Module } from './module.js';
 
 /**
- * lin(x) for x [..., in] as one 2-D product [N, in]·Wᵀ (+ b fused into the GEMM), reshaped back
- * to [..., out]. Flattening first makes the weight gradient a single product over all tokens.
+ * lin(x) for x [..., in]: kept as a public name, it is `lin.forward(x)`, which runs the one linear
+ * op (ops/linear.ts) — one 2-D product [N, in]·Wᵀ with the bias fused into the GEMM, reshaped back
+ * to [..., out], so the weight gradient is a single product over all tokens.
  */
 export function project(lin: Linear, x: Tensor): Tensor {
-  const last = x.ndim === 0 ? -1 : x.shape[x.ndim - 1];
-  if (last !== lin.inFeatures) throw new Error(`Linear(${lin.inFeatures}, ${lin.outFeatures}): input last dim is ${last}, expected ${lin.inFeatures}`);
-  if (x.ndim === 2) return linear(x, lin.weight, lin.bias);
-  const lead = x.shape.slice(0, -1);
-  return linear(x.reshape([-1, lin.inFeatures]), lin.weight, lin.bias).reshape([...lead, lin.outFeatures]);
+  return lin.forward(x);
 }
 
 export type FeedForwardActivation = 'gelu' | 'gelu-tanh' | 'relu' | 'silu';

@@ -1,16 +1,19 @@
 /**
  * Stateless neural-network functions, like `torch.nn.functional`: activations, dropout, linear
- * and the losses. Every function here is composed of differentiable tensor ops, so autograd
- * needs nothing extra; a fused loss kernel can replace a composition later without changing the API.
+ * and the losses. dropout, linear and crossEntropy are the ops themselves (src/ops), re-exported;
+ * the other losses are composed of differentiable tensor ops, so autograd needs nothing extra.
  */
-import { crossEntropy as fusedCrossEntropy } from '../ops/fused.js';
-import { linear as fusedLinear } from '../ops/extra.js';
 import * as ew from '../ops/elementwise.js';
 import { where } from '../ops/elementwise.js';
+import type { Reduction } from '../ops/fused.js';
 import * as sm from '../ops/softmax.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+// One implementation each, in src/ops: these names are re-exported, not wrapped.
+export { dropout } from '../ops/dropout.js';
+export { linear } from '../ops/linear.js';
+export { crossEntropy, type CrossEntropyOptions, type Reduction } from '../ops/fused.js';
 
 // ---- activations -------------------------------------------------------------------------------
 
@@ -49,53 +52,7 @@ export function logSoftmax(x: Tensor, dim: number): Tensor {
   return sm.logSoftmax(x, dim);
 }
 
-// ---- dropout -----------------------------------------------------------------------------------
-
-function checkProbability(p: number, op: string): void {
-  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) {
-    throw new RangeError(`${op}: probability has to be between 0 and 1, but got ${p}`);
-  }
-}
-
-/**
- * Inverted dropout: zeroes each element with probability p and scales the survivors by 1/(1-p),
- * so evaluation (training = false) needs no rescaling. Draws from `generator` (the default
- * generator otherwise) so a seeded run drops the same elements every time.
- */
-export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generator): Tensor {
-  checkProbability(p, 'dropout');
-  if (!training || p === 0) return x;
-  // p = 1 keeps nothing; scaling by 1/(1-p) would be 0·inf = NaN.
-  const scale = p === 1 ? 0 : 1 / (1 - p);
-  const gen = generator ?? defaultGenerator;
-  const mask = Tensor.empty(x.shape, 'float32');
-  const m = mask.storage;
-  for (let i = 0; i < m.length; i++) m[i] = gen.random() >= p ? scale : 0;
-  return ew.mul(x, mask);
-}
-
-// ---- linear ------------------------------------------------------------------------------------
-
-/** y = x @ weightᵀ + bias, with weight [out, in] and x [..., in] (torch.nn.functional.linear). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  if (weight.ndim !== 2) throw new Error(`linear: weight must be 2-D [outFeatures, inFeatures], got shape ${formatShape(weight.shape)}`);
-  const [outFeatures, inFeatures] = weight.shape;
-  const last = x.ndim === 0 ? undefined : x.shape[x.ndim - 1];
-  if (last !== inFeatures) {
-    throw new Error(`linear: input last dim is ${last ?? 'missing (0-d input)'}, expected ${inFeatures} (weight shape ${formatShape(weight.shape)})`);
-  }
-  if (bias && !(bias.ndim === 1 && bias.shape[0] === outFeatures)) {
-    throw new Error(`linear: bias must have shape [${outFeatures}] to match weight shape ${formatShape(weight.shape)}, got ${formatShape(bias.shape)}`);
-  }
-  // One GEMM over all leading dims, with the bias folded in as the GEMM's initial output.
-  if (x.ndim === 2) return fusedLinear(x, weight, bias ?? null);
-  const y = fusedLinear(x.reshape(-1, inFeatures), weight, bias ?? null);
-  return y.reshape([...x.shape.slice(0, -1), outFeatures]);
-}
-
 // ---- losses ------------------------------------------------------------------------------------
-
-export type Reduction = 'mean' | 'sum' | 'none';
 
 export interface ReductionOptions {
   reduction?: Reduction;
@@ -131,11 +88,6 @@ export function mseLoss(input: Tensor, target: Tensor, options: ReductionOptions
 export interface NllLossOptions extends ReductionOptions {
   /** Targets equal to this value contribute nothing, and are not counted by 'mean'. Default -100. */
   ignoreIndex?: number;
-}
-
-export interface CrossEntropyOptions extends NllLossOptions {
-  /** ε in [0, 1]: the target distribution is (1 − ε)·onehot + ε/C. Default 0. */
-  labelSmoothing?: number;
 }
 
 /**
@@ -187,34 +139,6 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
   const ignoreIndex = options.ignoreIndex ?? -100;
   const { valid, safeTarget } = classTargets(logProbs, target, ignoreIndex, 'nllLoss', 'input');
   return reduceOverTargets(pickNegative(logProbs, safeTarget), valid, reduction);
-}
-
-/**
- * Cross-entropy of logits [N, C] or [B, T, C] (any [..., C]: classes LAST, unlike PyTorch's
- * [N, C, d…]) against int32 targets [N] / [B, T]. Stable for huge logits: it goes through the
- * fused logSoftmax, which subtracts the row maximum. With label smoothing ε, per target
- * loss = (1 − ε)·nll + ε·mean_c(−log p_c), PyTorch's definition.
- */
-export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
-  const reduction = checkReduction(options.reduction ?? 'mean', 'crossEntropy');
-  const ignoreIndex = options.ignoreIndex ?? -100;
-  const eps = options.labelSmoothing ?? 0;
-  if (typeof eps !== 'number' || !(eps >= 0 && eps <= 1)) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${eps}`);
-  classTargets(logits, target, ignoreIndex, 'crossEntropy', 'logits');
-  // One fused pass (log-sum-exp, target logit, smoothing term); backward is softmax − onehot.
-  return fusedCrossEntropy(logits, target, { reduction, ignoreIndex, labelSmoothing: eps });
-}
-
-/** The composite definition of crossEntropy, kept as the oracle for the fused op in tests. */
-export function crossEntropyComposite(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
-  const reduction = checkReduction(options.reduction ?? 'mean', 'crossEntropy');
-  const ignoreIndex = options.ignoreIndex ?? -100;
-  const eps = options.labelSmoothing ?? 0;
-  const { valid, safeTarget } = classTargets(logits, target, ignoreIndex, 'crossEntropy', 'logits');
-  const logp = sm.logSoftmax(logits, -1);
-  let loss = pickNegative(logp, safeTarget);
-  if (eps > 0) loss = loss.mul(1 - eps).add(logp.mean(-1).neg().mul(eps));
-  return reduceOverTargets(loss, valid, reduction);
 }
 
 /**

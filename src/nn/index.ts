@@ -1,5 +1,16 @@
 /** Neural-network building blocks, like `torch.nn`: Module, layers, losses, init and functional forms. */
-export { Module, parameter, isParameter, type AnyModule, type LoadStateDictResult } from './module.js';
+export {
+  Module,
+  parameter,
+  isParameter,
+  type AnyModule,
+  type LoadStateDictResult,
+  type ForwardHook,
+  type ForwardPreHook,
+  type HookInputs,
+  type HookResult,
+  type RemovableHandle,
+} from './module.js';
 export {
   Linear,
   ModuleList,

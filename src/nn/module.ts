@@ -17,9 +17,25 @@
  * their parameters is the classic bug.
  *
  * JavaScript objects cannot be made callable, so a module is run with `module.forward(x)`
- * (PyTorch's `module(x)`); there are no forward hooks. `Module<In, Out>` types forward as
- * `(...args: In) => Out`, by default one Tensor in and one out; a loss module is
- * `Module<[Tensor, Tensor], Tensor>`.
+ * (PyTorch's `module(x)`). `Module<In, Out>` types forward as `(...args: In) => Out`, by default
+ * one Tensor in and one out; a loss module is `Module<[Tensor, Tensor], Tensor>`.
+ *
+ * Forward hooks (PyTorch's `register_forward_hook` / `register_forward_pre_hook`) observe or
+ * change what a module sees and returns: `registerForwardPreHook((m, inputs) => …)` runs before
+ * forward and may return replacement inputs; `registerForwardHook((m, inputs, output) => …)` runs
+ * after it and may return a replacement output. Hooks run in registration order; each
+ * registration returns a handle whose `remove()` unregisters it.
+ *
+ * How hooks fire at no cost when unused: since `forward` is the call, the first registration on a
+ * module shadows its class's `forward` with an own, non-enumerable property — a wrapper that runs
+ * the hooks around the class's method — and removing the last hook deletes that property again
+ * (V8 then gives the object back its original hidden class, so call sites stay monomorphic).
+ * A module nobody hooks therefore runs exactly its class's `forward`: no flag to test, no wrapper,
+ * no call-site convention for parents to follow (a training step runs ~30 module forwards, and
+ * every existing `child.forward(x)` fires hooks as it is). A subclass whose forward calls
+ * `super.forward(...)` reaches the parent's method directly, so hooks fire once per call.
+ * Modules that compute something only for observers (the attention probabilities of
+ * MultiHeadAttention) ask `hasForwardHooks()`.
  */
 import { noGrad } from '../autograd/grad-mode.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
@@ -48,6 +64,44 @@ export function isParameter(t: Tensor): boolean {
 /** Any module, whatever its forward signature. */
 export type AnyModule = Module<never, unknown>;
 
+// The hook types take Module's In/Out, mapped so that every concrete module stays assignable to
+// AnyModule (In = never, Out = unknown): hook parameters are contravariant, so AnyModule's hooks
+// must accept any argument list and may not replace anything.
+
+/** The arguments a hook sees: `In`, or any argument list for AnyModule. */
+export type HookInputs<In extends unknown[]> = [In] extends [never] ? readonly unknown[] : In;
+
+/** What a forward hook may return: a replacement output, or nothing (only nothing for AnyModule). */
+export type HookResult<Out> = unknown extends Out ? void : Out | void;
+
+/**
+ * Runs before `forward` with the module and its arguments; returning an array replaces the
+ * arguments (PyTorch's forward pre-hook; wrap a single tensor as `[x]`).
+ */
+export type ForwardPreHook<In extends unknown[] = [Tensor], M = AnyModule> = (module: M, inputs: HookInputs<In>) => In | void;
+
+/**
+ * Runs after `forward` with the module, the arguments forward received and its output; returning a
+ * value replaces the output (PyTorch's forward hook).
+ */
+export type ForwardHook<In extends unknown[] = [Tensor], Out = Tensor, M = AnyModule> = (module: M, inputs: HookInputs<In>, output: Out) => HookResult<Out>;
+
+/** Unregisters a hook; calling remove() again does nothing. */
+export interface RemovableHandle {
+  remove(): void;
+}
+
+type StoredHook = (module: unknown, inputs: unknown[], output?: unknown) => unknown;
+
+/** One module's hooks while any is registered. The arrays are replaced, never mutated, so a call iterates a snapshot. */
+interface HookState {
+  pre: readonly { fn: StoredHook }[];
+  post: readonly { fn: StoredHook }[];
+  /** The own `forward` property the wrapper shadows (rare: an instance-level forward), to put back. */
+  shadowed: PropertyDescriptor | undefined;
+  wrapper: (...args: unknown[]) => unknown;
+}
+
 export interface LoadStateDictResult {
   missingKeys: string[];
   unexpectedKeys: string[];
@@ -68,8 +122,81 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   readonly #bufferNames = new Set<string>();
   readonly #nonPersistent = new Set<string>();
 
-  /** The computation. Call it directly: `model.forward(x)`. */
+  /** Null while no hook is registered, which is what keeps unhooked modules free of any wrapper. */
+  #hooks: HookState | null = null;
+
+  /** The computation. Call it directly: `model.forward(x)` (registered hooks run around it). */
   abstract forward(...args: In): Out;
+
+  // ---- forward hooks -------------------------------------------------------------------------
+
+  /** Registers `hook` to run before every forward call (see ForwardPreHook); returns its handle. */
+  registerForwardPreHook(hook: ForwardPreHook<In, this>): RemovableHandle {
+    return this.#addHook('pre', hook as unknown as StoredHook, 'registerForwardPreHook');
+  }
+
+  /** Registers `hook` to run after every forward call (see ForwardHook); returns its handle. */
+  registerForwardHook(hook: ForwardHook<In, Out, this>): RemovableHandle {
+    return this.#addHook('post', hook as unknown as StoredHook, 'registerForwardHook');
+  }
+
+  /** Whether any forward hook or pre-hook is registered on this module (not its children). */
+  hasForwardHooks(): boolean {
+    return this.#hooks !== null;
+  }
+
+  #addHook(kind: 'pre' | 'post', fn: StoredHook, op: string): RemovableHandle {
+    if (typeof fn !== 'function') throw new TypeError(`${op}: hook must be a function, got ${typeof fn}`);
+    const state = (this.#hooks ??= this.#installHooks());
+    // An entry object of its own: the same function registered twice is two hooks, removed one at a time.
+    const entry = { fn };
+    state[kind] = [...state[kind], entry];
+    let removed = false;
+    return {
+      remove: () => {
+        if (removed) return;
+        removed = true;
+        state[kind] = state[kind].filter((e) => e !== entry);
+        if (this.#hooks === state && state.pre.length === 0 && state.post.length === 0) this.#uninstallHooks(state);
+      },
+    };
+  }
+
+  /** Shadows forward with the hook-running wrapper (see the module comment). */
+  #installHooks(): HookState {
+    const shadowed = Object.getOwnPropertyDescriptor(this, 'forward');
+    const inner = this.forward as unknown as (...args: unknown[]) => unknown;
+    const state: HookState = { pre: [], post: [], shadowed, wrapper: (...args) => this.#runHooked(state, inner, args) };
+    // Non-enumerable, so parameter/child registration (which walks Object.keys) never sees it.
+    Object.defineProperty(this, 'forward', { value: state.wrapper, writable: true, configurable: true, enumerable: false });
+    return state;
+  }
+
+  #uninstallHooks(state: HookState): void {
+    this.#hooks = null;
+    // Someone assigned their own forward over the wrapper meanwhile: theirs stays.
+    if (Object.getOwnPropertyDescriptor(this, 'forward')?.value !== state.wrapper) return;
+    if (state.shadowed) Object.defineProperty(this, 'forward', state.shadowed);
+    else Reflect.deleteProperty(this, 'forward');
+  }
+
+  #runHooked(state: HookState, inner: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+    // A snapshot: hooks that a hook adds or removes take effect from the next call.
+    const { pre, post } = state;
+    for (const { fn } of pre) {
+      const replaced = fn(this, args);
+      if (replaced !== undefined) {
+        if (!Array.isArray(replaced)) throw new TypeError(`${this.constructor.name}: a forward pre-hook must return the inputs as an array (e.g. [x]) or nothing, got ${typeof replaced}`);
+        args = replaced;
+      }
+    }
+    let output = inner.apply(this, args);
+    for (const { fn } of post) {
+      const replaced = fn(this, args, output);
+      if (replaced !== undefined) output = replaced;
+    }
+    return output;
+  }
 
   // ---- registration --------------------------------------------------------------------------
 

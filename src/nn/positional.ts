@@ -6,7 +6,7 @@
  * of the first token (non-zero when decoding with a KV cache). RoPE instead rotates queries and
  * keys inside attention, so MultiHeadAttention calls it.
  */
-import { rotaryEmbedding, rotaryTables, type RopePairing } from '../ops/extra.js';
+import { rotaryEmbedding, rotaryTables, type RopePairing } from '../ops/rotary.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
@@ -14,7 +14,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { normal_ } from './init.js';
 import { Module, parameter } from './module.js';
 
-export type { RopePairing } from '../ops/extra.js';
+export type { RopePairing } from '../ops/rotary.js';
 
 function checkPositions(x: Tensor, offset: number, maxSeqLen: number, layer: string): number {
   if (x.ndim < 2) throw new Error(`${layer}: input must be [..., T, d], got shape ${formatShape(x.shape)}`);

@@ -52,9 +52,6 @@ export function makeNorm(kind: NormKind, dModel: number, options: { bias?: boole
   throw new Error(`unknown norm '${String(kind)}' (expected 'layer' or 'rms')`);
 }
 
-/** Receives a block's attention output and feed-forward output (each before dropout and the residual add). */
-export type BlockRecorder = (part: 'attn' | 'ffn', output: Tensor) => void;
-
 export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?], Tensor> {
   readonly normPlacement: NormPlacement;
   attnNorm: LayerNorm | RMSNorm;
@@ -62,8 +59,6 @@ export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?],
   ffnNorm: LayerNorm | RMSNorm;
   ffn: FeedForward | SwiGLU;
   dropout: Dropout;
-  /** Set only while activations are being recorded (μP coordinate checks); null costs one check per branch. */
-  #recorder: BlockRecorder | null = null;
 
   constructor(options: TransformerBlockOptions) {
     super();
@@ -93,18 +88,11 @@ export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?],
     this.dropout = new Dropout(p, { generator: options.dropoutGenerator });
   }
 
-  /** Calls `recorder` with each branch output on every forward pass; null stops recording. */
-  setRecorder(recorder: BlockRecorder | null): void {
-    this.#recorder = recorder;
-  }
-
   forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
     const pre = this.normPlacement === 'pre';
     const a = this.attn.forward(pre ? this.attnNorm.forward(x) : x, options);
-    this.#recorder?.('attn', a);
     x = pre ? x.add(this.dropout.forward(a)) : this.attnNorm.forward(x.add(this.dropout.forward(a)));
     const f = this.ffn.forward(pre ? this.ffnNorm.forward(x) : x);
-    this.#recorder?.('ffn', f);
     return pre ? x.add(this.dropout.forward(f)) : this.ffnNorm.forward(x.add(this.dropout.forward(f)));
   }
 }

@@ -1,15 +1,15 @@
 /**
  * Scaled dot-product attention: softmax(q·kᵀ·scale + mask)·v, PyTorch's
  * `F.scaled_dot_product_attention` contract. The two products run as (batched, transposed-view)
- * matmuls on the fastest gemm; scaling, the causal mask and the softmax are one fused pass, and
- * masked scores are never exponentiated.
+ * matmuls on the fastest gemm; scaling, the causal mask and the softmax are one fused pass
+ * (`scaledSoftmax`), and masked scores are never exponentiated.
  */
 import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
 import type { Generator } from '../tensor/random.js';
-import { defaultGenerator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { dropout } from './dropout.js';
 import { add, contiguousData, mul, where } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { softmax } from './softmax.js';
@@ -28,32 +28,32 @@ export interface AttentionOptions {
   generator?: Generator;
 }
 
-/** softmax(scale·x) along the last dim with an optional causal mask, as one op. */
+/**
+ * softmax(scale·x) along the last dim of x [..., Tq, Tk]; with `causal`, query row i
+ * (i = row mod Tq) sees only columns j ≤ i + causalOffset (the others get probability 0 and are
+ * never exponentiated). One kernel pass each way.
+ *
+ * The one attention softmax: scaledDotProductAttention passes its scale here, groupedAttention
+ * (nn/attention.ts) passes 1 because it has already folded the scale into q (for free inside the
+ * RoPE rotation). With scale 1 the backward is the plain softmax backward; any other scale costs
+ * one more pass over the [.., Tq, Tk] gradient to multiply by it.
+ */
 export function scaledSoftmax(x: Tensor, scale: number, causal: boolean, causalOffset = 0): Tensor {
   if (!(scale > 0)) throw new RangeError(`scaledSoftmax: scale must be positive, got ${scale}`);
+  if (x.ndim < 2) throw new Error(`scaledSoftmax: input must be [..., Tq, Tk], got ${formatShape(x.shape)}`);
+  if (x.dtype !== 'float32') throw new TypeError(`scaledSoftmax: input must be float32, got ${x.dtype}`);
   const cols = x.shape[x.ndim - 1];
   const tq = x.shape[x.ndim - 2];
   const rows = cols === 0 ? 0 : x.size / cols;
   const out = Tensor.uninitialized(x.shape);
   const { data, offset } = contiguousData(x);
-  kernels.scaledSoftmax(data as Float32Array, offset, rows, cols, tq, scale, causal, causalOffset, out.storage as Float32Array);
+  kernels.scaledSoftmax({ x: data as Float32Array, xOffset: offset, rows, cols, tq, scale, causal, causalOffset, out: out.storage as Float32Array });
   return record(out, 'scaledSoftmax', [x], (g) => {
     const gx = Tensor.uninitialized(x.shape);
     const gd = contiguousData(g);
     kernels.softmaxBackward(out.storage as Float32Array, gd.data.subarray(gd.offset) as Float32Array, rows, cols, gx.storage as Float32Array, false);
-    return [mul(gx, scale)];
+    return [scale === 1 ? gx : mul(gx, scale)];
   });
-}
-
-export function dropout(x: Tensor, p: number, generator: Generator = defaultGenerator): Tensor {
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: probability has to be between 0 and 1, but got ${p}`);
-  if (p === 0) return x;
-  if (p === 1) return mul(x, 0);
-  const keep = Tensor.empty(x.shape);
-  const k = keep.storage;
-  const scale = 1 / (1 - p);
-  for (let i = 0; i < k.length; i++) k[i] = generator.random() < p ? 0 : scale;
-  return mul(x, keep);
 }
 
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
@@ -78,6 +78,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     const masked = mask.dtype === 'bool' ? where(mask, scaled, -Infinity) : add(scaled, mask);
     probs = softmax(masked, -1);
   }
-  if (dropoutP > 0) probs = dropout(probs, dropoutP, options.generator);
+  if (dropoutP > 0) probs = dropout(probs, dropoutP, true, options.generator);
   return matmul(probs, v);
 }

@@ -32,6 +32,22 @@ export function contiguousData(t: Tensor): { data: Tensor['storage']; offset: nu
   return { data: out, offset: 0 };
 }
 
+/**
+ * t's elements in row-major order as exactly t.size floats: the storage itself when it is that,
+ * a subarray of it when t is a contiguous window, a copy otherwise. For the fused ops, whose loops
+ * and kernels take a bare array.
+ */
+export function floatData(t: Tensor): Float32Array {
+  const { data, offset } = contiguousData(t);
+  return (offset === 0 && data.length === t.size ? data : data.subarray(offset, offset + t.size)) as Float32Array;
+}
+
+/** Like floatData, for int32 tensors (class targets, token ids). */
+export function intData(t: Tensor): Int32Array {
+  const { data, offset } = contiguousData(t);
+  return (offset === 0 && data.length === t.size ? data : data.subarray(offset, offset + t.size)) as Int32Array;
+}
+
 // ---- unary -------------------------------------------------------------------------------------
 
 /** Ops that keep an integer dtype; every other unary op computes in float32. */
@@ -82,7 +98,7 @@ export function gelu(x: Tensor): Tensor {
   const out = Tensor.uninitialized(x.shape, 'float32');
   const derivative = Tensor.uninitialized(x.shape, 'float32');
   const { data, offset } = contiguousData(x);
-  kernels.geluWithDerivative(data as Float32Array, offset, x.size, out.storage as Float32Array, derivative.storage as Float32Array);
+  kernels.geluWithDerivative({ x: data as Float32Array, xOffset: offset, n: x.size, out: out.storage as Float32Array, deriv: derivative.storage as Float32Array });
   return record(out, 'gelu', [x], (g) => [mul(g, derivative)], [derivative]);
 }
 export const geluTanh = unaryOp('geluTanh', kernelGrad('geluTanhBackward'));

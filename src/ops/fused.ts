@@ -6,12 +6,7 @@ import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
 import { formatShape, shapeSize } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { contiguousData } from './elementwise.js';
-
-function floatData(t: Tensor): Float32Array {
-  const { data, offset } = contiguousData(t);
-  return offset === 0 && data.length === t.size ? (data as Float32Array) : (data as Float32Array).subarray(offset, offset + t.size);
-}
+import { floatData, intData } from './elementwise.js';
 
 function checkNormalized(op: string, x: Tensor, normalizedShape: readonly number[], params: (Tensor | null | undefined)[]): number {
   const k = normalizedShape.length;
@@ -38,13 +33,13 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   const out = Tensor.uninitialized(x.shape);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
-  kernels.layerNorm(xd, rows, cols, w, b, eps, out.storage as Float32Array, mean, rstd);
+  kernels.layerNorm({ x: xd, rows, cols, weight: w, bias: b, eps, out: out.storage as Float32Array, mean, rstd });
   const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null && t !== undefined);
   return record(out, 'layerNorm', inputs, (g) => {
     const dx = Tensor.uninitialized(x.shape);
     const dw = weight?.requiresGrad ? Tensor.empty(weight.shape) : null;
     const db = bias?.requiresGrad ? Tensor.empty(bias.shape) : null;
-    kernels.layerNormBackward(xd, floatData(g), rows, cols, w, mean, rstd, dx.storage as Float32Array, (dw?.storage as Float32Array) ?? null, (db?.storage as Float32Array) ?? null);
+    kernels.layerNormBackward({ x: xd, g: floatData(g), rows, cols, weight: w, mean, rstd, dx: dx.storage as Float32Array, dWeight: (dw?.storage as Float32Array) ?? null, dBias: (db?.storage as Float32Array) ?? null });
     const grads: (Tensor | null)[] = [dx];
     if (weight) grads.push(dw);
     if (bias) grads.push(db);
@@ -60,12 +55,12 @@ export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: 
   const w = weight ? floatData(weight) : null;
   const out = Tensor.uninitialized(x.shape);
   const rstd = new Float32Array(rows);
-  kernels.rmsNorm(xd, rows, cols, w, eps, out.storage as Float32Array, rstd);
+  kernels.rmsNorm({ x: xd, rows, cols, weight: w, eps, out: out.storage as Float32Array, rstd });
   const inputs = weight ? [x, weight] : [x];
   return record(out, 'rmsNorm', inputs, (g) => {
     const dx = Tensor.uninitialized(x.shape);
     const dw = weight?.requiresGrad ? Tensor.empty(weight.shape) : null;
-    kernels.rmsNormBackward(xd, floatData(g), rows, cols, w, rstd, dx.storage as Float32Array, (dw?.storage as Float32Array) ?? null);
+    kernels.rmsNormBackward({ x: xd, g: floatData(g), rows, cols, weight: w, rstd, dx: dx.storage as Float32Array, dWeight: (dw?.storage as Float32Array) ?? null });
     return weight ? [dx, dw] : [dx];
   });
 }
@@ -74,28 +69,38 @@ export type Reduction = 'mean' | 'sum' | 'none';
 
 export interface CrossEntropyOptions {
   reduction?: Reduction;
+  /** Targets equal to this value contribute nothing, and are not counted by 'mean'. Default -100. */
   ignoreIndex?: number;
+  /** ε in [0, 1]: the target distribution is (1 − ε)·onehot + ε/C. Default 0. */
   labelSmoothing?: number;
 }
 
 /**
- * Cross-entropy from logits [..., C] (classes last) and int targets [...], in one pass:
- * log-sum-exp, the target's logit and the smoothing term per row; backward is softmax − onehot.
- * Mean reduction averages over non-ignored targets, as PyTorch does.
+ * Cross-entropy of logits [N, C] or [B, T, C] (any [..., C]: classes LAST, unlike PyTorch's
+ * [N, C, d…]) against int32 targets [N] / [B, T], in one pass: log-sum-exp (after subtracting the
+ * row max, so huge logits are fine), the target's logit and the smoothing term per row; backward
+ * is softmax − onehot. With label smoothing ε, per target loss = (1 − ε)·nll + ε·mean_c(−log p_c),
+ * PyTorch's definition. Mean reduction averages over non-ignored targets, as PyTorch does.
+ * This is the one cross-entropy: F.crossEntropy re-exports it and nn.CrossEntropyLoss calls it.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
-  const { reduction = 'mean', ignoreIndex = -100, labelSmoothing = 0 } = options;
-  if (!['mean', 'sum', 'none'].includes(reduction)) throw new Error(`crossEntropy: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
-  if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
+  // `??`, not destructuring defaults: plain-JS callers passing null get the defaults too.
+  const reduction = options.reduction ?? 'mean';
+  const ignoreIndex = options.ignoreIndex ?? -100;
+  const labelSmoothing = options.labelSmoothing ?? 0;
+  if (!['mean', 'sum', 'none'].includes(reduction)) throw new Error(`crossEntropy: reduction must be 'mean', 'sum' or 'none', got '${String(reduction)}'`);
+  if (typeof labelSmoothing !== 'number' || !(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
   if (logits.dtype !== 'float32') throw new TypeError(`crossEntropy: logits must be float32, got ${logits.dtype}`);
   if (target.dtype !== 'int32') throw new TypeError(`crossEntropy: target must be an int32 tensor of class indices, got ${target.dtype}`);
-  if (logits.ndim < 1 || logits.ndim !== target.ndim + 1 || target.shape.some((d, i) => d !== logits.shape[i])) {
-    throw new Error(`crossEntropy: logits ${formatShape(logits.shape)} and target ${formatShape(target.shape)} do not match (expected logits [..., C] and target [...])`);
+  if (logits.ndim === 0) throw new Error('crossEntropy: logits must have a class dimension (last), got a 0-d tensor');
+  if (logits.ndim !== target.ndim + 1 || target.shape.some((d, i) => d !== logits.shape[i])) {
+    throw new Error(
+      `crossEntropy: logits shape ${formatShape(logits.shape)} (classes last) expects target shape ${formatShape(logits.shape.slice(0, -1))}, got target shape ${formatShape(target.shape)}`,
+    );
   }
   const classes = logits.shape[logits.ndim - 1];
   const rows = target.size;
-  const t = contiguousData(target);
-  const targets = (t.offset === 0 ? t.data : t.data.subarray(t.offset, t.offset + rows)) as Int32Array;
+  const targets = intData(target);
   let count = 0;
   for (let i = 0; i < rows; i++) {
     const v = targets[i];
@@ -107,7 +112,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
   const losses = new Float32Array(rows);
   const rowMax = new Float32Array(rows);
   const rowLogSum = new Float32Array(rows);
-  kernels.crossEntropy(x, targets, rows, classes, ignoreIndex, labelSmoothing, losses, rowMax, rowLogSum);
+  kernels.crossEntropy({ logits: x, targets, rows, classes, ignoreIndex, labelSmoothing, losses, rowMax, rowLogSum });
   let out: Tensor;
   if (reduction === 'none') out = new Tensor(losses, target.shape);
   else {
@@ -121,7 +126,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
     if (reduction === 'none') rowScale.set(floatData(g));
     else rowScale.fill(reduction === 'mean' ? g.item() / count : g.item());
     const dlogits = Tensor.uninitialized(logits.shape);
-    kernels.crossEntropyBackward(x, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits.storage as Float32Array);
+    kernels.crossEntropyBackward({ logits: x, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits: dlogits.storage as Float32Array });
     return [dlogits];
   });
 }

@@ -5,20 +5,22 @@
  */
 import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
-import { collapseDims, forEachRow } from '../backends/js/elementwise.js';
 import { allocateUninitialized } from '../tensor/dtype.js';
-import { broadcastShapes, broadcastStrides, formatShape, isContiguous, isDenseRun, shapeSize, shapesEqual } from '../tensor/shape.js';
+import { broadcastShapes, broadcastStrides, collapseDims, forEachRow, formatShape, isContiguous, isDenseRun, shapeSize, shapesEqual } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from './views.js';
 
-interface MatrixLayout {
+export interface MatrixLayout {
   source: Tensor;
   trans: boolean;
   ld: number;
 }
 
-/** How the kernel can read the last two dims of x ([rows, cols]): directly, transposed, or after a copy. */
-function layoutOf(x: Tensor): MatrixLayout {
+/**
+ * How the kernel can read the last two dims of x ([rows, cols]): directly, transposed, or after a
+ * copy. Shared with `linear` (ops/linear.ts), whose GEMM reads its operands the same way.
+ */
+export function layoutOf(x: Tensor): MatrixLayout {
   const r = x.ndim - 2;
   const rows = x.shape[r];
   const cols = x.shape[r + 1];

@@ -11,7 +11,7 @@ import { permute, reshape } from './views.js';
 export type Dims = number | readonly number[] | null | undefined;
 
 /** Sorted, unique, non-negative dims; all dims when none are given. */
-export function normalizeDims(dims: Dims, rank: number, op: string): number[] {
+function normalizeDims(dims: Dims, rank: number, op: string): number[] {
   if (dims === null || dims === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof dims === 'number' ? [dims] : dims;
   if (list.length === 0) return Array.from({ length: rank }, (_, i) => i);
@@ -98,7 +98,7 @@ export function maxDim(x: Tensor, op: 'max' | 'min', dim: number, keepdim: boole
   const { data, offset } = contiguousData(x);
   const outer = shapeSize(x.shape.slice(0, d));
   const inner = shapeSize(x.shape.slice(d + 1));
-  kernels.argReduce(op === 'max' ? 'argmax' : 'argmin', data, offset, outer, x.ndim === 0 ? 1 : x.shape[d], inner, indices.storage as Int32Array, values.storage);
+  kernels.argReduce({ op: op === 'max' ? 'argmax' : 'argmin', x: data, xOffset: offset, outer, size: x.ndim === 0 ? 1 : x.shape[d], inner, indices: indices.storage as Int32Array, values: values.storage });
   record(values, op, [x], (g) => {
     const keptShape = reducedShape(x.shape, [d], true);
     return [indexPut(x.shape, d, reshape(indices, keptShape), reshape(g, keptShape))];
@@ -117,7 +117,7 @@ export function argReduce(x: Tensor, op: ArgReduceOp, dim: number | null | undef
   const shape = reducedShape(x.shape, [d], keepdim);
   const indices = Tensor.empty(shape, 'int32');
   const { data, offset } = contiguousData(x);
-  kernels.argReduce(op, data, offset, shapeSize(x.shape.slice(0, d)), x.ndim === 0 ? 1 : x.shape[d], shapeSize(x.shape.slice(d + 1)), indices.storage as Int32Array, null);
+  kernels.argReduce({ op, x: data, xOffset: offset, outer: shapeSize(x.shape.slice(0, d)), size: x.ndim === 0 ? 1 : x.shape[d], inner: shapeSize(x.shape.slice(d + 1)), indices: indices.storage as Int32Array, values: null });
   return indices;
 }
 

@@ -19,7 +19,8 @@ import type { SearchSpace } from '../tune/space.js';
 import type { TuneStorage } from '../tune/storage/common.js';
 import { openStudy, runWorker, workerIdentity, type WorkerSummary } from '../tune/study.js';
 import type { TrainConfig } from '../train/config.js';
-import { buildModelConfig, makeTokenizer } from '../train/trainer.js';
+import { buildModelConfig } from '../models/presets.js';
+import { makeTokenizer } from '../train/trainer.js';
 
 export interface SweepInput {
   /** Study-name prefix: the budget of D tokens is study `<name>-d<D>`. */

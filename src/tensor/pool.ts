@@ -15,6 +15,7 @@
  * memory stays mapped while pooled; `setBufferPoolLimit(0)` empties and disables the pool, as does
  * TENSORLM_BUFFER_POOL=0).
  */
+import { bufferPoolEnv } from '../env.js';
 
 /** Buffers smaller than this are cheap to allocate and are not pooled. */
 export const POOL_MIN_FLOATS = 4096;
@@ -25,14 +26,15 @@ let pooledBytes = 0;
 let reused = 0;
 let fresh = 0;
 let released = 0;
-let limitBytes = readLimit();
+/** The byte limit; −1 until first needed, so TENSORLM_BUFFER_POOL is read then, not at import. */
+let limitBytes = -1;
 /** Storages created while a backward pass runs (the only ones it may release). */
 let born: WeakSet<Float32Array> | null = null;
 let depth = 0;
 
-function readLimit(): number {
-  const env = typeof process !== 'undefined' ? process.env?.TENSORLM_BUFFER_POOL : undefined;
-  return env === '0' ? 0 : 256 * 1024 * 1024;
+function limit(): number {
+  if (limitBytes < 0) limitBytes = bufferPoolEnv() ? 256 * 1024 * 1024 : 0;
+  return limitBytes;
 }
 
 /** Sets the most bytes the pool may hold (0 disables it and drops what it holds). */
@@ -48,7 +50,7 @@ export function setBufferPoolLimit(bytes: number): void {
 export function bufferPoolStats(): { bytes: number; buffers: number; limit: number; reused: number; fresh: number; released: number } {
   let buffers = 0;
   for (const list of free.values()) buffers += list.length;
-  return { bytes: pooledBytes, buffers, limit: limitBytes, reused, fresh, released };
+  return { bytes: pooledBytes, buffers, limit: limit(), reused, fresh, released };
 }
 
 /** A pooled buffer of exactly `size` floats (old contents), or null. */
@@ -77,7 +79,7 @@ export function bornInBackward(storage: unknown): storage is Float32Array {
 /** Returns a dead buffer to the pool (dropped when the pool is full or the buffer small). */
 export function releaseBuffer(storage: Float32Array): void {
   const size = storage.length;
-  if (size < POOL_MIN_FLOATS || pooledBytes + size * 4 > limitBytes) return;
+  if (size < POOL_MIN_FLOATS || pooledBytes + size * 4 > limit()) return;
   let list = free.get(size);
   if (!list) free.set(size, (list = []));
   list.push(storage);
@@ -87,7 +89,7 @@ export function releaseBuffer(storage: Float32Array): void {
 
 /** Runs a backward pass with allocation tracking on (nested passes share the outer tracking). */
 export function trackBackward<T>(fn: () => T): T {
-  if (depth++ === 0 && limitBytes > 0) born = new WeakSet();
+  if (depth++ === 0 && limit() > 0) born = new WeakSet();
   try {
     return fn();
   } finally {

@@ -99,3 +99,78 @@ export function checkShape(shape: Shape, op: string): void {
     }
   }
 }
+
+// ---- strided iteration ---------------------------------------------------------------------------
+// Shared by ops (matmul's batch loop), the reference kernels and the WASM backend: they all walk
+// the same collapsed index spaces, so the helpers live here, below all three.
+
+/**
+ * Merges neighbouring dimensions that every operand walks contiguously, and drops size-1 ones,
+ * so the common cases (same-shape, bias-add, scalar) become one or two flat loops.
+ */
+export function collapseDims(shape: Shape, stridesList: (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = stridesList.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && stridesList.every((s, k) => outStrides[k][last] === s[d] * shape[d])) {
+      outShape[last] *= shape[d];
+      stridesList.forEach((s, k) => (outStrides[k][last] = s[d]));
+    } else {
+      outShape.push(shape[d]);
+      stridesList.forEach((s, k) => outStrides[k].push(s[d]));
+    }
+  }
+  if (outShape.length === 0) {
+    outShape.push(1);
+    outStrides.forEach((s) => s.push(0));
+  }
+  return { shape: outShape, strides: outStrides };
+}
+
+/**
+ * Walks the rows (runs of the innermost dimension) of an N-d index space, keeping the starting
+ * offset of every operand. Callers loop over `rows`, read `offsets`, then call `next()`: no
+ * closure per row, so short rows (e.g. 32-wide attention heads) stay cheap.
+ */
+export class RowCursor {
+  readonly rows: number;
+  readonly length: number;
+  readonly offsets: number[];
+  private readonly counter: number[];
+  constructor(
+    private readonly shape: Shape,
+    private readonly strides: readonly (readonly number[])[],
+    baseOffsets: readonly number[],
+  ) {
+    const rank = shape.length;
+    this.length = shape[rank - 1];
+    let rows = 1;
+    for (let d = 0; d < rank - 1; d++) rows *= shape[d];
+    this.rows = rows;
+    this.offsets = baseOffsets.slice();
+    this.counter = new Array<number>(rank).fill(0);
+  }
+  next(): void {
+    const { shape, strides, offsets, counter } = this;
+    for (let d = shape.length - 2; d >= 0; d--) {
+      counter[d]++;
+      for (let k = 0; k < offsets.length; k++) offsets[k] += strides[k][d];
+      if (counter[d] < shape[d]) return;
+      for (let k = 0; k < offsets.length; k++) offsets[k] -= strides[k][d] * shape[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+/** Calls `row(offsets, length)` for each innermost run (see RowCursor). */
+export function forEachRow(
+  shape: Shape,
+  strides: readonly (readonly number[])[],
+  baseOffsets: readonly number[],
+  row: (offsets: number[], length: number) => void,
+): void {
+  const cursor = new RowCursor(shape, strides, baseOffsets);
+  for (let r = 0; r < cursor.rows; r++, cursor.next()) row(cursor.offsets, cursor.length);
+}

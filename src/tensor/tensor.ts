@@ -6,10 +6,10 @@
  * The methods here are thin: each forwards to the op in `src/ops/`, where the forward and the
  * backward of that op are written side by side.
  */
-// Registers the built-in backends and selects the default, whichever module a program imports first.
-import '../backends/index.js';
-import { backward as runBackward, type GradFn } from '../autograd/engine.js';
+import { backward as runBackward, type BackwardOptions, type GradFn } from '../autograd/engine.js';
 import { isGradEnabled } from '../autograd/grad-mode.js';
+// The kernels' live binding. Which backends exist is up to the program's entry point (src/index.ts,
+// src/browser.ts set an installer), so importing Tensor loads nothing and chooses nothing.
 import { kernels } from '../backends/registry.js';
 import * as ew from '../ops/elementwise.js';
 import * as idx from '../ops/indexing.js';
@@ -21,7 +21,6 @@ import { allocate, allocateUninitialized, type DType, type TypedArray } from './
 import { contiguousStrides, formatShape, isContiguous, shapeSize, type Shape } from './shape.js';
 import { formatTensor } from './format.js';
 
-export type Scalar = number;
 export type TensorLike = Tensor | number;
 /** A nested array of numbers or booleans, e.g. [[1, 2], [3, 4]]. */
 export type NestedArray = number | boolean | readonly NestedArray[];
@@ -123,9 +122,20 @@ export class Tensor {
     this._retainsGrad = true;
     return this;
   }
-  /** Backpropagates from this tensor; scalar outputs need no gradient argument. */
-  backward(gradient?: Tensor): void {
-    runBackward(this, gradient);
+  /**
+   * Backpropagates from this tensor into the `.grad` of the leaves; scalar outputs need no
+   * gradient argument. In a training loop pass `{ recycleIntermediates: true }`: the graph's
+   * activations then go back to the buffer pool for the next step, as in TensorLM's own loops
+   * (fewer allocations and GC pauses) — read what you need first (`loss.item()` stays valid; the
+   * logits and other results computed on the way to this tensor do not).
+   *
+   *   loss.backward();                                  // like PyTorch
+   *   loss.backward({ recycleIntermediates: true });    // the fast path of a training loop
+   *   y.backward(gradient, { recycleIntermediates: true });
+   */
+  backward(gradient?: Tensor | BackwardOptions, options?: BackwardOptions): void {
+    if (gradient === undefined || gradient instanceof Tensor) runBackward(this, gradient, options);
+    else runBackward(this, undefined, gradient);
   }
   /** The same data, cut from the graph. */
   detach(): Tensor {

@@ -3,73 +3,43 @@
  * playground runs in its Web Worker (web/playground), and what bench/browser.ts runs in Node to
  * compare the same steps across backends. No file system, no timers, no threads.
  *
- * It is the CLI loop (trainer.ts) without files: a char tokenizer from the text, the first
- * `trainFraction` of the tokens for training and the rest for validation, random windows from a
- * seeded Generator, TransformerLM from a preset plus overrides, AdamW (matrices decay, biases and
- * norm gains do not) with linear warmup + cosine decay, gradient clipping, seeded evaluations.
- * The seeds are derived as trainer.ts derives them, so the same text and settings start from the
- * same weights and batches.
+ * It is the training core (loop.ts) with what the CLI trainer builds around it, minus the files:
+ * a char tokenizer from the text, the first `trainFraction` of the tokens for training and the
+ * rest for validation, random windows from a seeded Generator, the model and optimizer as
+ * trainer.ts builds them (buildTrainingSetup: same seeds, so the same text and settings start from
+ * the same weights and batches), linear warmup + cosine decay, clipping, seeded evaluations.
  */
-import { backward } from '../autograd/engine.js';
-import { noGrad } from '../autograd/grad-mode.js';
 import { resolveConfig, type TransformerConfig, type TransformerConfigOverrides } from '../models/config.js';
-import { muParamGroups } from '../models/mup.js';
-import { presetConfig } from '../models/presets.js';
-import { TransformerLM } from '../models/transformer.js';
-import { AdamW } from '../optim/adam.js';
-import { clipGradNorm } from '../optim/clip-grad.js';
-import { warmupCosineLr } from '../optim/lr-scheduler.js';
-import { tensor } from '../tensor/creation.js';
-import { Generator } from '../tensor/random.js';
+import { generateText } from '../models/generate.js';
+import { buildModelConfig } from '../models/presets.js';
+import type { TransformerLM } from '../models/transformer.js';
+import type { AdamW } from '../optim/adam.js';
+import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { randomWindows } from '../data/windows.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { DEFAULT_TRAIN_CONFIG, validateTrainConfig, type TrainConfig } from './config.js';
+import { estimateLoss, languageModelLoss, LrSchedule, NonFiniteLossError, TrainingCore } from './loop.js';
+import { buildTrainingSetup, SAMPLE_TEMPERATURE } from './setup.js';
 
-export interface LoopConfig {
-  /** A preset name (presets.ts); `model` overrides its fields (vocabSize comes from the tokenizer). */
-  preset: string;
-  model: TransformerConfigOverrides;
-  batchSize: number;
-  blockSize: number;
-  maxSteps: number;
-  lr: number;
-  minLr: number;
-  warmupSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  /** Max global gradient norm (0 disables clipping). */
-  gradClip: number;
-  /** Steps between evaluations (0: only at the end). */
-  evalInterval: number;
-  /** Batches averaged per split at each evaluation. */
-  evalIters: number;
-  /** Characters of sample text at each evaluation (0: none). */
-  sampleTokens: number;
-  trainFraction: number;
-  seed: number;
-}
+/** The CLI's settings that apply to a loop over one text in memory. */
+const LOOP_KEYS = ['preset', 'model', 'batchSize', 'blockSize', 'maxSteps', 'lr', 'minLr', 'warmupSteps', 'weightDecay', 'beta1', 'beta2', 'gradClip', 'evalInterval', 'evalIters', 'sampleTokens', 'trainFraction', 'seed'] as const;
 
-/** The CLI's defaults (train/config.ts) where they apply, with shorter evaluations. */
+/**
+ * The settings of a loop: the CLI's (train/config.ts, same meaning), except that `evalInterval`
+ * may be 0 (evaluate only at the end).
+ */
+export type LoopConfig = Pick<TrainConfig, (typeof LOOP_KEYS)[number]>;
+
+/** The CLI's defaults, with a shorter run and shorter evaluations for a browser tab. */
 export const DEFAULT_LOOP_CONFIG: Readonly<LoopConfig> = Object.freeze({
-  preset: 'tiny',
-  model: {},
-  batchSize: 16,
-  blockSize: 128,
+  ...(Object.fromEntries(LOOP_KEYS.map((k) => [k, DEFAULT_TRAIN_CONFIG[k]])) as LoopConfig),
   maxSteps: 500,
-  lr: 3e-3,
-  minLr: 3e-4,
   warmupSteps: 50,
-  weightDecay: 0.1,
-  beta1: 0.9,
-  beta2: 0.99,
-  gradClip: 1.0,
   evalInterval: 50,
   evalIters: 4,
   sampleTokens: 120,
-  trainFraction: 0.9,
-  seed: 1337,
 });
 
 export interface LoopPreset {
@@ -96,28 +66,12 @@ export function loopPreset(name: string): LoopPreset {
   return p;
 }
 
-/** The model config for a loop config and vocabulary (trainer.ts's buildModelConfig, without dropout). */
-export function loopModelConfig(config: Pick<LoopConfig, 'preset' | 'model' | 'blockSize'>, vocabSize: number): TransformerConfig {
-  const overrides: TransformerConfigOverrides = { ...config.model, vocabSize };
-  const base = presetConfig(config.preset);
-  if (overrides.nHeads !== undefined && overrides.nKvHeads === undefined && base.nKvHeads === base.nHeads) overrides.nKvHeads = overrides.nHeads;
-  if (overrides.dModel !== undefined && overrides.dFF === undefined && overrides.dModel !== base.dModel) overrides.dFF = Math.max(1, Math.round((base.dFF * overrides.dModel) / base.dModel));
-  const model = presetConfig(config.preset, overrides);
-  if (config.blockSize > model.maxSeqLen) throw new Error(`block size ${config.blockSize} is larger than the model's maxSeqLen ${model.maxSeqLen}`);
-  return model;
-}
-
 export function resolveLoopConfig(input: Partial<LoopConfig> = {}): LoopConfig {
   const c: LoopConfig = { ...DEFAULT_LOOP_CONFIG, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)), model: { ...(input.model ?? {}) } };
-  const problems: string[] = [];
-  for (const k of ['batchSize', 'blockSize', 'maxSteps', 'evalIters'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) problems.push(`${k} must be a positive integer, got ${c[k]}`);
-  for (const k of ['evalInterval', 'sampleTokens', 'warmupSteps'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`${k} must be a non-negative integer, got ${c[k]}`);
-  if (!(c.lr > 0 && Number.isFinite(c.lr))) problems.push(`lr must be a positive number, got ${c.lr}`);
-  if (!(c.minLr >= 0 && c.minLr <= c.lr)) problems.push(`minLr must be in [0, lr], got ${c.minLr}`);
-  if (!(c.weightDecay >= 0) || !(c.gradClip >= 0)) problems.push('weightDecay and gradClip must be non-negative');
-  if (!(c.trainFraction > 0 && c.trainFraction < 1)) problems.push(`trainFraction must be in (0, 1), got ${c.trainFraction}`);
-  if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${c.seed}`);
-  if (problems.length) throw new Error(problems.join('; '));
+  for (const key of Object.keys(input)) if (!(LOOP_KEYS as readonly string[]).includes(key)) throw new Error(`unknown loop config key '${key}' (known: ${LOOP_KEYS.join(', ')})`);
+  // The CLI's validation, with the one difference: evalInterval 0 (only at the end) is allowed here.
+  if (!Number.isInteger(c.evalInterval) || c.evalInterval < 0) throw new Error(`evalInterval must be a non-negative integer, got ${c.evalInterval}`);
+  validateTrainConfig({ ...DEFAULT_TRAIN_CONFIG, ...c, evalInterval: Math.max(1, c.evalInterval) });
   return c;
 }
 
@@ -138,47 +92,7 @@ export interface EvalRecord {
   sample?: string;
 }
 
-export interface GenerateTextOptions {
-  maxNewTokens: number;
-  /** 0 is greedy. */
-  temperature?: number;
-  topK?: number | null;
-  seed?: number;
-  /** Called every `every` tokens (and at the end) with the text so far. */
-  onProgress?: (text: string, tokens: number) => void;
-  every?: number;
-}
-
-export interface GeneratedText {
-  /** The continuation only (without the prompt). */
-  text: string;
-  /** Its token ids. */
-  tokens: number[];
-}
-
-/**
- * A continuation of `prompt` (token 0 stands in for an empty prompt and is not returned), decoded
- * as it grows. With temperature 0 it is `model.generate`'s greedy continuation.
- */
-export function generateText(model: TransformerLM, tokenizer: Tokenizer, prompt: string, options: GenerateTextOptions): GeneratedText {
-  const context = prompt ? tokenizer.encode(prompt) : [0];
-  if (context.length === 0) context.push(0);
-  const ids = tensor(Int32Array.from(context), { shape: [1, context.length] });
-  const tokens: number[] = [];
-  const every = options.every ?? 16;
-  const generator = new Generator(options.seed ?? 0);
-  noGrad(() => {
-    for (const next of model.generateStream(ids, { maxNewTokens: options.maxNewTokens, temperature: options.temperature ?? 0.8, topK: options.topK ?? null, generator })) {
-      tokens.push(next[0]);
-      if (options.onProgress && tokens.length % every === 0) options.onProgress(tokenizer.decode(tokens), tokens.length);
-    }
-  });
-  const text = tokenizer.decode(tokens);
-  options.onProgress?.(text, tokens.length);
-  return { text, tokens };
-}
-
-/** Training on one text, a step at a time; `step()` until `done`. */
+/** Training on one text, a step at a time; `trainStep()` until `done`. */
 export class TextTrainer {
   readonly config: LoopConfig;
   readonly tokenizer: Tokenizer;
@@ -187,13 +101,12 @@ export class TextTrainer {
   readonly optimizer: AdamW;
   readonly train: Int32Array;
   readonly val: Int32Array;
-  /** Optimizer steps taken. */
-  step = 0;
-  /** Seconds spent in step() (evaluations and sampling excluded). */
+  /** Seconds spent in trainStep() (evaluations and sampling excluded). */
   trainSeconds = 0;
-  private readonly dataRng: Generator;
+  readonly #core: TrainingCore<TransformerLM, { x: Tensor; y: Tensor }>;
+  readonly #dataRng: Generator;
   /** Block size used for evaluating the validation split (shorter when the split is short). */
-  private readonly evalBlock: number;
+  readonly #evalBlock: number;
 
   constructor(text: string, config: Partial<LoopConfig> = {}, tokenizer?: Tokenizer) {
     this.config = resolveLoopConfig(config);
@@ -208,14 +121,19 @@ export class TextTrainer {
       throw new Error(`the text is too short: block size ${c.blockSize} needs more than ${c.blockSize} training tokens, and ${this.train.length} of its ${tokens.length} go to training`);
     }
     if (this.val.length < 2) throw new Error(`the text is too short for a validation split (${this.val.length} tokens)`);
-    this.evalBlock = Math.min(c.blockSize, this.val.length - 1);
-    this.modelConfig = loopModelConfig(c, this.tokenizer.vocabSize);
-    // As trainer.ts: init from seed, data from seed + 1 (dropout, seed + 2, is 0 in these presets).
-    this.model = new TransformerLM(this.modelConfig, { generator: new Generator(c.seed), dropoutGenerator: new Generator(c.seed + 2) });
-    this.model.train();
-    this.dataRng = new Generator(c.seed + 1);
-    const groups = muParamGroups(this.model, { lr: c.lr, weightDecay: c.weightDecay });
-    this.optimizer = new AdamW(groups, { lr: c.lr, betas: [c.beta1, c.beta2], weightDecay: c.weightDecay });
+    this.#evalBlock = Math.min(c.blockSize, this.val.length - 1);
+    this.modelConfig = buildModelConfig(c, this.tokenizer.vocabSize);
+    const setup = buildTrainingSetup(c, this.modelConfig);
+    this.model = setup.model;
+    this.optimizer = setup.optimizer;
+    this.#dataRng = setup.generators.data;
+    const schedule = new LrSchedule({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, maxSteps: c.maxSteps });
+    this.#core = new TrainingCore({ model: this.model, optimizer: this.optimizer, schedule, loss: languageModelLoss, gradClip: c.gradClip });
+  }
+
+  /** Optimizer steps taken. */
+  get step(): number {
+    return this.#core.step;
   }
 
   get done(): boolean {
@@ -228,28 +146,24 @@ export class TextTrainer {
 
   /** The learning rate of step `it` (warmup, then cosine to minLr at maxSteps). */
   lrAt(it: number): number {
-    const c = this.config;
-    return warmupCosineLr(it, { baseLr: c.lr, warmupSteps: c.warmupSteps, maxSteps: c.maxSteps, minLr: c.minLr });
+    return this.#core.schedule.lrAt(it);
   }
 
   /** One optimizer step on a random batch; throws when the loss stops being finite. */
   trainStep(): StepRecord {
     const c = this.config;
     const t0 = performance.now();
-    const lr = this.lrAt(this.step);
-    for (const group of this.optimizer.paramGroups) group.lr = lr * (group.lrScale ?? 1);
-    const { x, y } = randomWindows(this.train, c.batchSize, c.blockSize, this.dataRng);
-    const loss = this.model.forward(x, y).loss as Tensor;
-    const lossValue = loss.item();
-    if (!Number.isFinite(lossValue)) throw new Error(`the loss became ${lossValue} at step ${this.step}; try a lower learning rate`);
-    this.optimizer.zeroGrad();
-    backward(loss, undefined, { recycleIntermediates: true });
-    if (c.gradClip > 0) clipGradNorm(this.model.parameters(), c.gradClip);
-    this.optimizer.step();
-    this.step++;
+    const batch = randomWindows(this.train, c.batchSize, c.blockSize, this.#dataRng);
+    let result;
+    try {
+      result = this.#core.trainStep(batch);
+    } catch (e) {
+      if (e instanceof NonFiniteLossError) throw new NonFiniteLossError(`the ${e.message}; try a lower learning rate`, e.step, e.loss);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1000;
     this.trainSeconds += seconds;
-    return { step: this.step, loss: lossValue, lr, tokensPerSecond: this.tokensPerStep / seconds, stepSeconds: seconds };
+    return { step: this.step, loss: result.loss, lr: result.lr, tokensPerSecond: this.tokensPerStep / seconds, stepSeconds: seconds };
   }
 
   /** Whether an evaluation is due after the step just taken (every evalInterval steps, and at the end). */
@@ -262,24 +176,10 @@ export class TextTrainer {
   evaluate(): EvalRecord {
     const c = this.config;
     const seed = c.seed + 7919 * (this.step + 1);
-    const record: EvalRecord = { step: this.step, trainLoss: this.meanLoss(this.train, c.blockSize, seed), valLoss: this.meanLoss(this.val, this.evalBlock, seed + 1) };
-    if (c.sampleTokens > 0) record.sample = generateText(this.model, this.tokenizer, '', { maxNewTokens: c.sampleTokens, temperature: 0.8, seed: c.seed }).text;
+    const lossOn = (data: Int32Array, blockSize: number, s: number) => estimateLoss(this.model, languageModelLoss, (rng) => randomWindows(data, c.batchSize, blockSize, rng), c.evalIters, s);
+    const record: EvalRecord = { step: this.step, trainLoss: lossOn(this.train, c.blockSize, seed), valLoss: lossOn(this.val, this.#evalBlock, seed + 1) };
+    if (c.sampleTokens > 0) record.sample = generateText(this.model, this.tokenizer, '', { maxNewTokens: c.sampleTokens, temperature: SAMPLE_TEMPERATURE, seed: c.seed }).text;
     return record;
-  }
-
-  private meanLoss(data: Int32Array, blockSize: number, seed: number): number {
-    const wasTraining = this.model.training;
-    this.model.eval();
-    const rng = new Generator(seed);
-    let total = 0;
-    noGrad(() => {
-      for (let i = 0; i < this.config.evalIters; i++) {
-        const { x, y } = randomWindows(data, this.config.batchSize, blockSize, rng);
-        total += (this.model.forward(x, y).loss as Tensor).item();
-      }
-    });
-    this.model.train(wasTraining);
-    return total / this.config.evalIters;
   }
 
   /** What a CLI run directory's config.json holds ({train, model}), for this run. */

@@ -4,13 +4,9 @@
  */
 import ms from 'ms';
 import type { TransformerConfigOverrides } from '../models/config.js';
+import type { LrScheduleKind } from './loop.js';
 
-/**
- * 'cosine': linear warmup, then cosine decay from lr to minLr at the last step (nanoGPT).
- * 'constant': the same warmup, then lr until the end (minLr unused) — for sweeps such as
- * μTransfer, where a decay would tie the LR's effect to the run length.
- */
-export type LrScheduleKind = 'cosine' | 'constant';
+export type { LrScheduleKind } from './loop.js';
 
 export interface TrainConfig {
   /** Run name: the run lives in `<outDir>/<name>/`. */
@@ -29,6 +25,11 @@ export interface TrainConfig {
   preset: string;
   model: TransformerConfigOverrides;
   batchSize: number;
+  /**
+   * Micro-batches of batchSize sequences whose gradients make one optimizer step (nanoGPT's
+   * gradient_accumulation_steps): the step sees batchSize × gradAccumSteps sequences.
+   */
+  gradAccumSteps: number;
   /** Context length of training windows; at most the model's maxSeqLen. */
   blockSize: number;
   maxSteps: number;
@@ -75,6 +76,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   preset: 'tiny',
   model: {},
   batchSize: 16,
+  gradAccumSteps: 1,
   blockSize: 128,
   maxSteps: 5000,
   // 9.5 minutes of training, so the whole default run (data, final evaluation, sample) takes
@@ -135,7 +137,7 @@ export function validateTrainConfig(c: TrainConfig): void {
     const v = c[key];
     if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) problems.push(`${key} must be a non-negative number, got ${String(v)}`);
   };
-  for (const k of ['batchSize', 'blockSize', 'maxSteps', 'evalInterval', 'evalIters', 'logInterval', 'replicas'] as const) positiveInt(k);
+  for (const k of ['batchSize', 'gradAccumSteps', 'blockSize', 'maxSteps', 'evalInterval', 'evalIters', 'logInterval', 'replicas'] as const) positiveInt(k);
   for (const k of ['minLr', 'weightDecay', 'gradClip', 'sampleTokens', 'warmupSteps'] as const) nonNegative(k);
   if (!(c.lr > 0) || !Number.isFinite(c.lr)) problems.push(`lr must be a positive number, got ${c.lr}`);
   if (c.lrSchedule !== 'cosine' && c.lrSchedule !== 'constant') problems.push(`lrSchedule must be 'cosine' or 'constant', got '${String(c.lrSchedule)}'`);

@@ -10,13 +10,13 @@
  * an eval'd bootstrap that registers tsx first (see startWorker in parallel.ts).
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { backward } from '../autograd/engine.js';
-import { getNumThreads, setNumThreads } from '../backends/index.js';
-import { backendUnavailableReason, fastestBackend, getBackend, setBackend } from '../backends/registry.js';
+import { getNumThreads, installNodeBackends, setNumThreads } from '../backends/node.js';
+import { backendUnavailableReason, fastestBackend, getBackend, setBackend, setBackendInstaller } from '../backends/registry.js';
 import { TransformerLM } from '../models/transformer.js';
 import type { AnyModule } from '../nn/module.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
+import { accumulateGradients, languageModelLoss } from './loop.js';
 import { CTRL_DONE, CTRL_POSTED, type MainMessage, type StepRequest, type WorkerInit, type WorkerMessage } from './parallel-protocol.js';
 
 type Port = NonNullable<typeof parentPort>;
@@ -98,11 +98,9 @@ class Replica {
     // step's graph could still be referenced.
     const x = new Tensor(this.inputs.slice(0, n), [req.rows, req.cols]);
     const y = new Tensor(this.inputs.slice(n, 2 * n), [req.rows, req.cols]);
-    const loss = this.model.forward(x, y).loss as Tensor;
-    const value = loss.item();
     // Scaling the seed gradient (not the summed gradients) keeps the main thread's reduction a
     // plain sum, and is exactly what the full-batch mean would have done to this shard's terms.
-    backward(loss, new Tensor(Float32Array.of(req.weight), []), { recycleIntermediates: true });
+    const value = accumulateGradients(this.model, languageModelLoss, { x, y }, req.weight);
     const missing: number[] = [];
     for (let i = 0; i < this.params.length; i++) {
       const g = this.params[i].grad;
@@ -119,6 +117,8 @@ class Replica {
 }
 
 function serve(port: Port, init: WorkerInit): void {
+  // A worker thread has its own module instances: it is an entry point and names Node's backends.
+  setBackendInstaller(installNodeBackends);
   const post = (m: WorkerMessage) => port.postMessage(m);
   let replica: Replica;
   let warning: string | null;

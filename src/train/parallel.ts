@@ -48,13 +48,13 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { backward } from '../autograd/engine.js';
 import { noGrad } from '../autograd/grad-mode.js';
-import { getNumThreads } from '../backends/index.js';
+import { getNumThreads } from '../backends/node.js';
 import { getBackend } from '../backends/registry.js';
 import type { TransformerLM } from '../models/transformer.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { accumulateGradients, languageModelLoss } from './loop.js';
 import { CTRL_DONE, CTRL_POSTED, CTRL_WORDS, type ParamSlot, type StepRequest, type WorkerInit, type WorkerMessage } from './parallel-protocol.js';
 
 export interface DataParallelOptions {
@@ -358,19 +358,21 @@ export class DataParallel {
    * full-batch gradients are added into the main model's `.grad` (as `loss.backward()` would add
    * them: call optimizer.zeroGrad() first) and the full-batch mean loss is returned. One step at
    * a time: await it before the next. Rejects with the worker's message when a replica fails
-   * (the main model's gradients are then incomplete and should be zeroed).
+   * (the main model's gradients are then incomplete and should be zeroed). `weight` scales the
+   * gradients (not the returned loss): 1/k for each of k accumulated micro-batches.
    */
-  async step(x: Tensor, y: Tensor): Promise<number> {
+  async step(x: Tensor, y: Tensor, weight = 1): Promise<number> {
     if (this.#closed) throw new Error('DataParallel.step: this DataParallel was closed');
     if (this.#busy) throw new Error('DataParallel.step: the previous step has not finished (await it before starting another)');
     if (x.dtype !== 'int32' || y.dtype !== 'int32' || x.ndim !== 2 || y.ndim !== 2 || x.shape[0] !== y.shape[0] || x.shape[1] !== y.shape[1]) {
       throw new Error(`DataParallel.step: x and y must be int32 tensors of the same shape [B, T], got ${x.dtype} ${formatShape(x.shape)} and ${y.dtype} ${formatShape(y.shape)}`);
     }
+    if (!(weight > 0 && Number.isFinite(weight))) throw new RangeError(`DataParallel.step: weight must be a positive number, got ${weight}`);
     this.#busy = true;
     try {
-      if (this.#workers.length === 0) return this.#plainStep(x, y);
+      if (this.#workers.length === 0) return this.#plainStep(x, y, weight);
       await this.ready();
-      return await this.#parallelStep(x, y);
+      return await this.#parallelStep(x, y, weight);
     } finally {
       this.#busy = false;
     }
@@ -384,13 +386,11 @@ export class DataParallel {
     await Promise.all(this.#workers.map((w) => w.worker.terminate()));
   }
 
-  #plainStep(x: Tensor, y: Tensor): number {
-    const loss = this.model.forward(x, y).loss as Tensor;
-    backward(loss, undefined, { recycleIntermediates: true });
-    return loss.item();
+  #plainStep(x: Tensor, y: Tensor, weight: number): number {
+    return accumulateGradients(this.model, languageModelLoss, { x, y }, weight);
   }
 
-  async #parallelStep(x: Tensor, y: Tensor): Promise<number> {
+  async #parallelStep(x: Tensor, y: Tensor, scale: number): Promise<number> {
     const [b, t] = x.shape;
     const shards = splitRows(b, this.replicas);
     const ids = denseData<Int32Array>(x);
@@ -402,7 +402,7 @@ export class DataParallel {
     });
     const total = counts.reduce((a, c) => a + c, 0);
     // Nothing to weight by: the full-batch loss is undefined (0/0) and a plain step says so.
-    if (total === 0) return this.#plainStep(x, y);
+    if (total === 0) return this.#plainStep(x, y, scale);
 
     const t0 = performance.now();
     const named = this.model.namedParameters();
@@ -427,7 +427,7 @@ export class DataParallel {
       w.inputs.set(ids.subarray(s.start * t, s.start * t + n), 0);
       w.inputs.set(targets.subarray(s.start * t, s.start * t + n), n);
       const weight = counts[k] / total;
-      pending.push({ rank: k, weight, reply: w.run({ type: 'step', seq, inputs: fresh, rows: s.rows, cols: t, weight, training, requiresGrad }) });
+      pending.push({ rank: k, weight, reply: w.run({ type: 'step', seq, inputs: fresh, rows: s.rows, cols: t, weight: weight * scale, training, requiresGrad }) });
     }
 
     // The main thread's shard runs while the workers run theirs.
@@ -437,9 +437,8 @@ export class DataParallel {
     if (shards[0].rows > 0 && counts[0] > 0) {
       try {
         const weight = counts[0] / total;
-        const l = this.model.forward(x.narrow(0, 0, shards[0].rows), y.narrow(0, 0, shards[0].rows)).loss as Tensor;
-        loss += weight * l.item();
-        backward(l, new Tensor(Float32Array.of(weight), []), { recycleIntermediates: true });
+        const shard = { x: x.narrow(0, 0, shards[0].rows), y: y.narrow(0, 0, shards[0].rows) };
+        loss += weight * accumulateGradients(this.model, languageModelLoss, shard, weight * scale);
       } catch (e) {
         mainError = e;
       }

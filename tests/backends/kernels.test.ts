@@ -232,7 +232,7 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         const x = inputFor(n + 3, scale, false);
         const out = new Float32Array(n);
         const deriv = new Float32Array(n);
-        k.geluWithDerivative(x, 3, n, out, deriv);
+        k.geluWithDerivative({ x, xOffset: 3, n, out, deriv });
         const expectedOut = new Float32Array(n);
         const expectedDeriv = new Float32Array(n);
         reference.unary('gelu', x, 3, n, expectedOut);
@@ -390,8 +390,8 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         for (const [causal, offset] of [[false, 0], ...offsets.map((o) => [true, o] as const)] as [boolean, number][]) {
           const expected = new Float32Array(rows * cols).fill(7);
           const actual = new Float32Array(rows * cols).fill(7);
-          reference.scaledSoftmax(x, 3, rows, cols, tq, scale, causal, offset, expected);
-          k.scaledSoftmax(x, 3, rows, cols, tq, scale, causal, offset, actual);
+          reference.scaledSoftmax({ x, xOffset: 3, rows, cols, tq, scale, causal, causalOffset: offset, out: expected });
+          k.scaledSoftmax({ x, xOffset: 3, rows, cols, tq, scale, causal, causalOffset: offset, out: actual });
           expectClose(actual, expected, `scaledSoftmax tq=${tq} cols=${cols} rows=${rows} scale=${scale} causal=${causal} offset=${offset}`);
         }
       }
@@ -415,7 +415,7 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
           const out = new Float32Array(rows * cols);
           const mean = new Float32Array(rows);
           const rstd = new Float32Array(rows);
-          kk.layerNorm(x, rows, cols, weight, bias, 1e-5, out, mean, rstd);
+          kk.layerNorm({ x, rows, cols, weight, bias, eps: 1e-5, out, mean, rstd });
           return { out, mean, rstd };
         };
         const e = run(reference);
@@ -429,14 +429,14 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         const g = random(rows * cols);
         const mean = new Float32Array(rows);
         const rstd = new Float32Array(rows);
-        reference.layerNorm(xb, rows, cols, weight, null, 1e-5, new Float32Array(rows * cols), mean, rstd);
+        reference.layerNorm({ x: xb, rows, cols, weight, bias: null, eps: 1e-5, out: new Float32Array(rows * cols), mean, rstd });
         const dw0 = random(cols);
         const db0 = random(cols);
         const back = (kk: Kernels) => {
           const dx = new Float32Array(rows * cols);
           const dw = hasW ? dw0.slice() : null;
           const db = hasB ? db0.slice() : null;
-          kk.layerNormBackward(xb, g, rows, cols, weight, mean, rstd, dx, dw, db);
+          kk.layerNormBackward({ x: xb, g, rows, cols, weight, mean, rstd, dx, dWeight: dw, dBias: db });
           return { dx, dw, db };
         };
         const eb = back(reference);
@@ -463,7 +463,7 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         const run = (kk: Kernels) => {
           const out = new Float32Array(rows * cols);
           const rstd = new Float32Array(rows);
-          kk.rmsNorm(x, rows, cols, weight, 1e-6, out, rstd);
+          kk.rmsNorm({ x, rows, cols, weight, eps: 1e-6, out, rstd });
           return { out, rstd };
         };
         const e = run(reference);
@@ -474,12 +474,12 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         const xb = random(rows * cols, 3);
         const g = random(rows * cols);
         const rstd = new Float32Array(rows);
-        reference.rmsNorm(xb, rows, cols, weight, 1e-6, new Float32Array(rows * cols), rstd);
+        reference.rmsNorm({ x: xb, rows, cols, weight, eps: 1e-6, out: new Float32Array(rows * cols), rstd });
         const dw0 = random(cols);
         const back = (kk: Kernels) => {
           const dx = new Float32Array(rows * cols);
           const dw = hasW ? dw0.slice() : null;
-          kk.rmsNormBackward(xb, g, rows, cols, weight, rstd, dx, dw);
+          kk.rmsNormBackward({ x: xb, g, rows, cols, weight, rstd, dx, dWeight: dw });
           return { dx, dw };
         };
         const eb = back(reference);
@@ -506,7 +506,7 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
             const losses = new Float32Array(rows);
             const rowMax = new Float32Array(rows);
             const rowLogSum = new Float32Array(rows);
-            kk.crossEntropy(x, targets, rows, classes, -100, smoothing, losses, rowMax, rowLogSum);
+            kk.crossEntropy({ logits: x, targets, rows, classes, ignoreIndex: -100, labelSmoothing: smoothing, losses, rowMax, rowLogSum });
             return { losses, rowMax, rowLogSum };
           };
           const e = run(reference);
@@ -518,7 +518,7 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
           const rowScale = random(rows);
           const back = (kk: Kernels) => {
             const d = new Float32Array(rows * classes).fill(7);
-            kk.crossEntropyBackward(x, targets, e.rowMax, e.rowLogSum, rowScale, rows, classes, -100, smoothing, d);
+            kk.crossEntropyBackward({ logits: x, targets, rowMax: e.rowMax, rowLogSum: e.rowLogSum, rowScale, rows, classes, ignoreIndex: -100, labelSmoothing: smoothing, dlogits: d });
             return d;
           };
           expectClose(back(k), back(reference), `${label} dlogits`);

@@ -1,5 +1,5 @@
 /**
- * attentionMaps (src/models/inspect.ts) and the recorder hook on MultiHeadAttention: the maps are
+ * attentionMaps (src/models/inspect.ts) and the attnDropout hook point of MultiHeadAttention: the maps are
  * probabilities (rows sum to 1, zero above the diagonal), equal an explicit softmax(q·kᵀ·scale)
  * computed here from the layer's own weights, and reproduce the layer's output when multiplied by
  * v — for MHA, GQA, MQA, learned positions and RoPE.
@@ -49,19 +49,15 @@ function rope(model: TransformerLM, x: number[][][]): number[][][] {
 /** Captures each layer's attention input and output during one forward pass. */
 function captureAttention(model: TransformerLM, ids: number[]): { x: Tensor; y: Tensor }[] {
   const seen: { x: Tensor; y: Tensor }[] = [];
-  const attns = Array.from(model.layers, (l) => l.attn);
-  const originals = attns.map((a) => a.forward);
-  attns.forEach((a, i) => {
-    a.forward = (x, options) => {
-      const y = originals[i].call(a, x, options);
+  const handles = Array.from(model.layers, (l, i) =>
+    l.attn.registerForwardHook((_attn, [x], y) => {
       seen[i] = { x, y };
-      return y;
-    };
-  });
+    }),
+  );
   try {
     noGrad(() => model.forward(tensor(Int32Array.from(ids), { shape: [1, ids.length] })));
   } finally {
-    attns.forEach((a, i) => (a.forward = originals[i]));
+    for (const h of handles) h.remove();
   }
   return seen;
 }
@@ -136,23 +132,17 @@ describe('attentionMaps', () => {
     });
   }
 
-  it('restores training mode, detaches the recorders and validates ids', () => {
+  it('restores training mode, removes its hooks and validates ids', () => {
     const model = makeModel({ nKvHeads: 2 });
     model.train();
     attentionMaps(model, [1, 2, 3]);
     expect(model.training).toBe(true);
     expect(model.layers.at(0).attn.training).toBe(true);
-    // No recorder left behind: a masked forward (which refuses recording) works again.
-    const attn = model.layers.at(0).attn;
-    const x = tensor(new Float32Array(2 * 16).fill(0.1), { shape: [1, 2, 16] });
-    const mask = tensor([
-      [true, false],
-      [true, true],
-    ]);
-    expect(() => noGrad(() => attn.forward(x, { mask }))).not.toThrow();
-    attn.recordProbs(() => undefined);
-    expect(() => noGrad(() => attn.forward(x, { mask }))).toThrow(/causal path only/);
-    attn.recordProbs(null);
+    // No hook left behind: every module runs its class's forward again, unwrapped.
+    for (const [name, m] of model.namedModules()) {
+      expect(m.hasForwardHooks(), name).toBe(false);
+      expect(Object.prototype.hasOwnProperty.call(m, 'forward'), name).toBe(false);
+    }
     expect(() => attentionMaps(model, [])).toThrow(/1 to 12 tokens/);
     expect(() => attentionMaps(model, Array.from({ length: 13 }, () => 1))).toThrow(/1 to 12 tokens/);
     expect(() => attentionMaps(model, [1, 17])).toThrow(/ids\[1\] = 17/);

@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   DATASETS,
@@ -102,13 +102,15 @@ describe('named datasets', () => {
     expect(defaultDataDir()).toBe('/some/where');
     delete process.env.TENSORLM_DATA_DIR;
     expect(defaultDataDir()).toMatch(/\.cache[/\\]tensorlm$/);
+    process.env.TENSORLM_DATA_DIR = ''; // empty counts as unset
+    expect(defaultDataDir()).toMatch(/\.cache[/\\]tensorlm$/);
   });
 
   it('refuses a wrong download: the error names both hashes and nothing is left in the cache', async () => {
     const dataDir = freshDir();
     const wrong = new TextEncoder().encode('this is not shakespeare');
     const fetchWrong: FetchFunction = async () => respond(chunks([wrong]));
-    const error = await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: fetchWrong }).catch((e: unknown) => e);
+    const error = await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: fetchWrong }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
     const message = (error as Error).message;
     expect(message).toContain(`expected SHA-256 ${info.sha256} (1115394 bytes)`);
@@ -121,7 +123,7 @@ describe('named datasets', () => {
     const dataDir = freshDir();
     const part = new Uint8Array(64 * 1024).fill(65);
     const fetchDrops: FetchFunction = async () => respond(chunks([part, part, part], 2));
-    const error = (await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: fetchDrops }).catch((e: unknown) => e)) as Error;
+    const error = (await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: fetchDrops }).catch((e: unknown) => e)) as Error;
     expect(error.message).toMatch(/could not download tinyshakespeare from https:\/\/raw\.githubusercontent\.com\/.*: connection reset by peer/);
     expect(error.message).toContain('TENSORLM_DATA_DIR');
     expect(error.message).toContain('--data <path>');
@@ -134,31 +136,47 @@ describe('named datasets', () => {
     const offline: FetchFunction = async () => {
       throw new TypeError('fetch failed', { cause: new Error('getaddrinfo ENOTFOUND raw.githubusercontent.com') });
     };
-    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: offline })).rejects.toThrow(
+    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: offline })).rejects.toThrow(
       /fetch failed \(getaddrinfo ENOTFOUND raw\.githubusercontent\.com\)\. To provide it by hand, download .* TENSORLM_DATA_DIR/,
     );
     const notFound: FetchFunction = async () => respond(null, 404);
-    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: notFound })).rejects.toThrow(/HTTP 404 Not Found/);
-    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], download: false })).rejects.toThrow(
+    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: notFound })).rejects.toThrow(/HTTP 404 Not Found/);
+    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, download: false })).rejects.toThrow(
       /not in .* and downloading is turned off\. To provide it by hand/,
     );
     expect(readdirSync(dataDir)).toEqual([]);
   });
 
+  it('looks only in the data directory: a shared/data copy beside the working directory or its parents is not used', async () => {
+    // The library once also searched shared/data in every parent directory (this repository's CI
+    // layout). A corrupt copy there would be reported if it were still searched; instead the
+    // dataset is simply missing from the (empty) data directory.
+    const root = freshDir();
+    const cwd = join(root, 'repo', 'sub');
+    mkdirSync(cwd, { recursive: true });
+    for (const dir of [join(root, 'shared', 'data'), join(root, 'repo', 'shared', 'data'), join(cwd, 'shared', 'data')]) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'tinyshakespeare.txt'), 'not the dataset');
+    }
+    const dataDir = freshDir();
+    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd, download: false })).rejects.toThrow(
+      `tinyshakespeare is not in ${dataDir} and downloading is turned off`,
+    );
+  });
+
   it('reports a corrupt cached copy instead of using it', async () => {
     const dataDir = freshDir();
     writeFileSync(join(dataDir, 'tinyshakespeare.txt'), 'truncated');
-    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: noNetwork })).rejects.toThrow(
+    await expect(resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: noNetwork })).rejects.toThrow(
       /checksum mismatch for tinyshakespeare \(cached file .*tinyshakespeare\.txt; delete it to download again\): expected SHA-256 86c4e6aa.* got [0-9a-f]{64} \(9 bytes\)/,
     );
   });
 
   describe.skipIf(!HAVE_SHAKESPEARE)(`with the real file (${HAVE_SHAKESPEARE ? 'present' : NO_SHAKESPEARE_REASON})`, () => {
-    it("finds the repository's shared copy from the working directory", async () => {
-      const dataDir = freshDir();
-      const r = await resolveDataset('tinyshakespeare', { dataDir, cwd: REPO_ROOT, fetch: noNetwork });
-      expect(r.files[0]).toBe(SHAKESPEARE_PATH);
-      expect(r.source).toBe('shared');
+    it('uses and verifies a copy in the directory TENSORLM_DATA_DIR names (how CI points at its shared copy)', async () => {
+      process.env.TENSORLM_DATA_DIR = dirname(SHAKESPEARE_PATH);
+      const r = await resolveDataset('tinyshakespeare', { cwd: REPO_ROOT, fetch: noNetwork });
+      expect(r).toEqual({ name: 'tinyshakespeare', files: [SHAKESPEARE_PATH], source: 'data-dir' });
       expect(statSync(r.files[0]).size).toBe(info.bytes);
     });
 
@@ -172,17 +190,17 @@ describe('named datasets', () => {
         return respond(chunks(parts));
       };
       const messages: string[] = [];
-      // searchDirs: [] turns off the shared/data search, so it has to download.
-      const first = await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: fetchGood, log: (m) => messages.push(m) });
+      // An empty data directory: it has to download.
+      const first = await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: fetchGood, log: (m) => messages.push(m) });
       expect(first).toEqual({ name: 'tinyshakespeare', files: [join(dataDir, 'tinyshakespeare.txt')], source: 'download' });
       expect(messages[0]).toMatch(/^downloading tinyshakespeare from https:/);
       expect(readdirSync(dataDir)).toEqual(['tinyshakespeare.txt']);
-      const second = await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, searchDirs: [], fetch: fetchGood });
+      const second = await resolveDataset('tinyshakespeare', { dataDir, cwd: dataDir, fetch: fetchGood });
       expect(second.source).toBe('data-dir');
       expect(calls).toBe(1);
       // TENSORLM_DATA_DIR is used when no dataDir is passed.
       process.env.TENSORLM_DATA_DIR = dataDir;
-      expect((await resolveDataset('tinyshakespeare', { cwd: dataDir, searchDirs: [], fetch: noNetwork })).source).toBe('data-dir');
+      expect((await resolveDataset('tinyshakespeare', { cwd: dataDir, fetch: noNetwork })).source).toBe('data-dir');
     });
   });
 });

@@ -1,12 +1,12 @@
 /**
- * The ops of src/ops/extra.ts (embedding with paddingIdx, fused RoPE): finite-difference
- * gradient checks, strided inputs, and RoPE's defining property — rotated query·key products
- * depend only on the relative position.
+ * The transformer ops (embedding with paddingIdx, the bias-fused linear, the attention softmax,
+ * fused RoPE): finite-difference gradient checks, strided inputs, and RoPE's defining property —
+ * rotated query·key products depend only on the relative position.
  */
 import { describe, expect, it } from 'vitest';
 import { embedding, F, Generator, nn, noGrad, randn, rotaryEmbedding, rotaryTables, tensor, type Tensor } from '../../src/index.js';
-import { causalSoftmax, linear } from '../../src/ops/extra.js';
-import { scaledDotProductAttention } from '../../src/ops/attention.js';
+import { scaledDotProductAttention, scaledSoftmax } from '../../src/ops/attention.js';
+import { linear } from '../../src/ops/linear.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 
 const gen = new Generator(2024);
@@ -48,7 +48,7 @@ describe('linear op (bias fused into the GEMM)', () => {
     close(linear(x.t().contiguous().t(), w.t().contiguous().t(), b)); // column-major views of both
     close(linear(randn([4, 6], { generator: new Generator(1) }).narrow(1, 0, 3).mul(0).add(x), w, b));
     expect(linear(x, w, null).toArray()).toEqual(F.linear(x, w).toArray());
-    expect(() => linear(x, randn([5, 4]), b)).toThrow(/expected x \[N, in\] and weight \[out, in\]/);
+    expect(() => linear(x, randn([5, 4]), b)).toThrow('linear: input last dim is 3, expected 4 (weight shape [5, 4])');
   });
 
   it('passes a finite-difference check for x, weight and bias', () => {
@@ -57,14 +57,19 @@ describe('linear op (bias fused into the GEMM)', () => {
   });
 });
 
-describe('causalSoftmax op and groupedAttention', () => {
+describe('scaledSoftmax op and groupedAttention', () => {
   it('equals softmax with the causal (offset) mask, and passes finite differences', () => {
     const x = randn([2, 3, 5], { generator: gen });
-    const y = causalSoftmax(x, true, 1).toArray();
-    const ref = x.maskedFill(tensor(Array.from({ length: 3 }, (_, i) => Array.from({ length: 5 }, (_, j) => j > i + 1))), -Infinity).softmax(-1).toArray();
+    const causalMask = tensor(Array.from({ length: 3 }, (_, i) => Array.from({ length: 5 }, (_, j) => j > i + 1)));
+    const y = scaledSoftmax(x, 1, true, 1).toArray();
+    const ref = x.maskedFill(causalMask, -Infinity).softmax(-1).toArray();
     y.forEach((v, i) => expect(v).toBeCloseTo(ref[i], 6));
-    gradcheck('causalSoftmax', (t) => causalSoftmax(t, true, 1), [randn([2, 3, 5], { generator: gen })]);
-    gradcheck('causalSoftmax (no mask)', (t) => causalSoftmax(t, false), [randn([2, 4], { generator: gen })]);
+    const y2 = scaledSoftmax(x, 0.5, true, 1).toArray();
+    const ref2 = x.mul(0.5).maskedFill(causalMask, -Infinity).softmax(-1).toArray();
+    y2.forEach((v, i) => expect(v).toBeCloseTo(ref2[i], 6));
+    gradcheck('scaledSoftmax', (t) => scaledSoftmax(t, 1, true, 1), [randn([2, 3, 5], { generator: gen })]);
+    gradcheck('scaledSoftmax (no mask)', (t) => scaledSoftmax(t, 1, false), [randn([2, 4], { generator: gen })]);
+    gradcheck('scaledSoftmax (scale 0.5)', (t) => scaledSoftmax(t, 0.5, true), [randn([2, 3, 4], { generator: new Generator(7) })]);
   });
 
   it('groupedAttention equals scaledDotProductAttention with k/v repeated per query head', () => {

@@ -7,7 +7,7 @@ import { TransformerLM } from '../../src/models/transformer.js';
 import { loadRunsCsv } from '../../src/scaling/data.js';
 import { runSweepWorker, sweepCsv, sweepRows, sweepStudies, type SweepInput } from '../../src/scaling/sweep.js';
 import { SqliteStorage } from '../../src/tune/storage/sqlite.js';
-import { buildModelConfig } from '../../src/train/trainer.js';
+import { buildModelConfig } from '../../src/models/presets.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { makeTempDir } from '../tokenizers/helpers.js';
 

@@ -5,12 +5,12 @@
  */
 import {
   checkpointModelName,
-  generateText,
   getBackend,
   loadModuleFromSafetensors,
   loopPreset,
   LOOP_PRESETS,
   parseSafetensors,
+  streamText,
   TextTrainer,
   tokenizerFromJSON,
   TransformerLM,
@@ -22,6 +22,8 @@ import type { FromWorker, ModelSummary, ToWorker, TrainState } from './protocol.
 
 const scope = self as unknown as { postMessage(m: FromWorker): void; onmessage: ((e: MessageEvent<ToWorker>) => void) | null };
 const post = (m: FromWorker) => scope.postMessage(m);
+/** Tokens between the sample's progress messages. */
+const SAMPLE_PROGRESS_EVERY = 8;
 
 let trainer: TextTrainer | null = null;
 /** The training loop now running (its stop flag), or null. */
@@ -162,15 +164,18 @@ function sample(m: Extract<ToWorker, { type: 'sample' }>): void {
   if (!active) throw new Error('no model yet: train one or load one first');
   const { model, tokenizer, summary: s } = active;
   const t0 = performance.now();
-  const out = generateText(model, tokenizer, m.prompt, {
-    maxNewTokens: m.maxNewTokens,
-    temperature: m.temperature,
-    topK: m.topK,
-    seed: m.seed,
-    every: 8,
-    onProgress: (text, tokens) => post({ type: 'sample-progress', text, tokens }),
-  });
-  post({ type: 'sample', prompt: m.prompt, text: out.text, tokens: out.tokens, seconds: (performance.now() - t0) / 1000, model: s });
+  const stream = streamText(model, tokenizer, m.prompt, { maxNewTokens: m.maxNewTokens, temperature: m.temperature, topK: m.topK, seed: m.seed });
+  let text = '';
+  for (;;) {
+    const next = stream.next();
+    if (next.done) {
+      post({ type: 'sample', prompt: m.prompt, text: next.value.text, tokens: next.value.tokens, seconds: (performance.now() - t0) / 1000, model: s });
+      return;
+    }
+    text += next.value.text;
+    // The page shows the text growing, a few tokens at a time.
+    if ((next.value.index + 1) % SAMPLE_PROGRESS_EVERY === 0) post({ type: 'sample-progress', text, tokens: next.value.index + 1 });
+  }
 }
 
 scope.onmessage = (e: MessageEvent<ToWorker>) => {

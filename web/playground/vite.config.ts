@@ -17,25 +17,6 @@ const repo = resolve(here, '../..');
 /** Node built-ins that Node-only functions of browser-safe modules import (see node-builtins-stub.ts). */
 const nodeBuiltins = /^node:(fs|path|os|crypto)$/;
 
-/**
- * tensor/tensor.ts imports backends/index.ts (BLAS through koffi, malloc tuning, process.env) to
- * register the backends; in the browser that module is src/backends/browser.ts (wasm only), as a
- * package.json "browser" field would map it.
- */
-function browserBackends(): Plugin {
-  const nodeEntry = resolve(repo, 'src/backends/index.ts');
-  const browserEntry = resolve(repo, 'src/backends/browser.ts');
-  return {
-    name: 'tensorlm-browser-backends',
-    enforce: 'pre',
-    async resolveId(source, importer, options) {
-      if (!/backends\/index(\.[jt]s)?$/.test(source)) return null;
-      const resolved = await this.resolve(source, importer, { ...options, skipSelf: true });
-      return resolved && resolved.id === nodeEntry ? browserEntry : resolved;
-    },
-  };
-}
-
 /** Inlines the entry script and the CSS into index.html and drops them from the output. */
 function inlineIntoHtml(): Plugin {
   return {
@@ -75,7 +56,7 @@ export default defineConfig({
   root: here,
   base: './',
   resolve: { alias: [{ find: nodeBuiltins, replacement: resolve(here, 'node-builtins-stub.ts') }] },
-  worker: { format: 'iife', plugins: () => [browserBackends()] },
+  worker: { format: 'iife' },
   build: {
     outDir: resolve(repo, 'dist-web/playground'),
     emptyOutDir: true,
@@ -86,5 +67,5 @@ export default defineConfig({
     // One HTML file with the worker and its WebAssembly kernels inside (~1 MB).
     chunkSizeWarningLimit: 4096,
   },
-  plugins: [browserBackends(), inlineIntoHtml()],
+  plugins: [inlineIntoHtml()],
 });

@@ -3,10 +3,19 @@
  * Accelerate), called with koffi, an FFI package that ships prebuilt binaries (nothing compiles at
  * install). Typed arrays are passed by pointer, without copies; transposed views become CBLAS
  * transpose flags. Every other kernel falls back to the next backend.
+ *
+ * Two steps, so that nothing native is loaded before a matrix product needs it: `findBlasLibrary`
+ * only looks on disk for a candidate library (cheap, no koffi), which is enough to register the
+ * backend as available; `loadBlas` loads koffi and the library, on the first BLAS product
+ * (backends/node.ts).
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { blasLibraryEnv, blasThreadsEnv, libraryPathEnv } from '../../env.js';
 import { gemm as referenceGemm } from '../js/matmul.js';
 import type { GemmArgs, Kernels } from '../kernels.js';
+import { tuneAllocator } from '../native/allocator.js';
 
 const ROW_MAJOR = 101;
 const NO_TRANS = 111;
@@ -130,9 +139,116 @@ function tryLoad(koffi: Koffi, path: string): BlasLibrary | null {
   };
 }
 
+/** Where the platform's dynamic loader looks for a bare library name after its own variable's directories. */
+function defaultLibraryDirs(): string[] {
+  switch (process.platform) {
+    case 'darwin':
+      return ['/usr/local/lib', '/usr/lib', '/opt/homebrew/lib', '/opt/homebrew/opt/openblas/lib', '/usr/local/opt/openblas/lib'];
+    case 'win32':
+      return [dirname(process.execPath), process.cwd()];
+    default: {
+      const triplet = process.arch === 'x64' ? 'x86_64-linux-gnu' : process.arch === 'arm64' ? 'aarch64-linux-gnu' : null;
+      const multiarch = triplet ? [`/lib/${triplet}`, `/usr/lib/${triplet}`] : [];
+      return [...multiarch, '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib'];
+    }
+  }
+}
+
+let loaderCache: string | null | undefined;
+
+/**
+ * The full path that glibc's loader cache (/etc/ld.so.cache, written by ldconfig from
+ * /etc/ld.so.conf) records for a library name, or null. The cache's string table holds each
+ * library's path as a NUL-terminated string, so the path is the string that ends in `/name`; no
+ * need to parse the binary format (which changed between glibc versions).
+ */
+function fromLoaderCache(name: string): string | null {
+  if (process.platform !== 'linux') return null;
+  if (loaderCache === undefined) {
+    try {
+      loaderCache = readFileSync('/etc/ld.so.cache', 'latin1');
+    } catch {
+      loaderCache = null; // musl and some containers have no cache
+    }
+  }
+  if (loaderCache === null) return null;
+  for (let at = loaderCache.indexOf(`/${name}\0`); at >= 0; at = loaderCache.indexOf(`/${name}\0`, at + 1)) {
+    const path = loaderCache.slice(loaderCache.lastIndexOf('\0', at) + 1, at + name.length + 1);
+    if (path.startsWith('/') && existsSync(path)) return path;
+  }
+  return null;
+}
+
+/**
+ * Where a library would be loaded from, found without loading it: a path is checked as is; a
+ * bare name is looked up the way the dynamic loader would (its environment variable's
+ * directories, glibc's loader cache, the default directories). Null when it is not there.
+ */
+export function locateLibrary(candidate: string): string | null {
+  if (process.platform === 'darwin' && candidate.startsWith('/System/Library/Frameworks/')) {
+    // Since macOS 11 system frameworks live in the dyld shared cache, not as files: the
+    // framework's directory is what exists on disk.
+    const framework = candidate.slice(0, candidate.indexOf('.framework') + '.framework'.length);
+    return existsSync(framework) ? candidate : null;
+  }
+  if (isAbsolute(candidate) || candidate.includes('/') || candidate.includes('\\')) {
+    const path = resolve(candidate);
+    return existsSync(path) && statSync(path).isFile() ? path : null;
+  }
+  for (const dir of libraryPathEnv()) {
+    const path = join(dir, candidate);
+    if (existsSync(path)) return path;
+  }
+  const cached = fromLoaderCache(candidate);
+  if (cached) return cached;
+  for (const dir of defaultLibraryDirs()) {
+    const path = join(dir, candidate);
+    if (existsSync(path)) return path;
+  }
+  return null;
+}
+
+export interface BlasSearch {
+  /** The first candidate found on disk (the name to load), or null. */
+  candidate: string | null;
+  /** Where it is, or null. */
+  path: string | null;
+  /** Why none was found ('' when one was). */
+  reason: string;
+}
+
+/** The candidates TENSORLM_BLAS names, else the usual library names. */
+function blasCandidates(): { override: string | undefined; candidates: string[] } {
+  const override = blasLibraryEnv();
+  return { override, candidates: override ? [override] : BLAS_CANDIDATES };
+}
+
+/**
+ * Looks on disk for a CBLAS library, without loading koffi or the library: enough to tell whether
+ * the blas backend can run. (A file that is found may still fail to load, e.g. a BLAS without the
+ * CBLAS interface; `loadBlas` finds that out.)
+ */
+export function findBlasLibrary(): BlasSearch {
+  const { override, candidates } = blasCandidates();
+  for (const candidate of candidates) {
+    const path = locateLibrary(candidate);
+    if (path) return { candidate, path, reason: '' };
+  }
+  return {
+    candidate: null,
+    path: null,
+    reason: override
+      ? `TENSORLM_BLAS=${override} was not found`
+      : `no CBLAS library found (looked for ${candidates.join(', ')}); on Debian/Ubuntu: apt-get install libopenblas0-pthread`,
+  };
+}
+
 let cached: { library: BlasLibrary | null; reason: string } | undefined;
 
-/** Finds and loads a CBLAS library once; `reason` says why none was found. */
+/**
+ * Loads koffi and the first CBLAS library that loads, once; `reason` says why none did. This is
+ * the only place BLAS is loaded; the blas backend calls it on its first matrix product.
+ */
 export function loadBlas(): { library: BlasLibrary | null; reason: string } {
   if (cached) return cached;
   let koffi: Koffi;
@@ -142,15 +258,18 @@ export function loadBlas(): { library: BlasLibrary | null; reason: string } {
     cached = { library: null, reason: `the koffi FFI package could not be loaded (${(e as Error).message})` };
     return cached;
   }
-  const override = process.env.TENSORLM_BLAS;
-  const candidates = override ? [override] : BLAS_CANDIDATES;
+  // The malloc tuning needs koffi too. It used to run when TensorLM was imported; loading koffi
+  // there cost every program (even one that only tokenizes) the FFI package and a libc call, so
+  // it runs here instead, where koffi is loaded anyway and before the large tensors of the
+  // BLAS-sized work that gains from it are allocated. (Without a BLAS library it does not run.)
+  tuneAllocator();
+  const { override, candidates } = blasCandidates();
   for (const path of candidates) {
     const library = tryLoad(koffi, path);
     if (library) {
       // One BLAS thread unless asked otherwise: on small shared machines OpenBLAS's spinning
       // worker threads slowed a whole training step down (measured 4.5k vs 5.5k tokens/s here).
-      const requested = Number(process.env.TENSORLM_THREADS ?? process.env.OPENBLAS_NUM_THREADS ?? process.env.BLIS_NUM_THREADS ?? 1);
-      library.setNumThreads?.(Number.isInteger(requested) && requested > 0 ? requested : 1);
+      library.setNumThreads?.(blasThreadsEnv() ?? 1);
       cached = { library, reason: '' };
       return cached;
     }
@@ -159,9 +278,14 @@ export function loadBlas(): { library: BlasLibrary | null; reason: string } {
     library: null,
     reason: override
       ? `TENSORLM_BLAS=${override} could not be loaded or has no cblas_sgemm`
-      : `no CBLAS library found (tried ${candidates.join(', ')}); on Debian/Ubuntu: apt-get install libopenblas0-pthread`,
+      : `no CBLAS library could be loaded (tried ${candidates.join(', ')}); on Debian/Ubuntu: apt-get install libopenblas0-pthread`,
   };
   return cached;
+}
+
+/** The library `loadBlas` loaded, or null when it has not run (or found none); loads nothing. */
+export function loadedBlas(): BlasLibrary | null {
+  return cached?.library ?? null;
 }
 
 function view(a: Float32Array, offset: number): Float32Array {

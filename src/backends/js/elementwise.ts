@@ -1,14 +1,14 @@
 /** Reference elementwise kernels: scalar formulas and strided loops, written for clarity first. */
 import type { TypedArray } from '../../tensor/dtype.js';
-import { contiguousStrides } from '../../tensor/shape.js';
-import type { BinaryOp, StridedArray, UnaryOp } from '../kernels.js';
+import { collapseDims, contiguousStrides, RowCursor } from '../../tensor/shape.js';
+import type { BinaryOp, GeluWithDerivativeArgs, StridedArray, UnaryOp } from '../kernels.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
 
 /** erf to ~1e-7 absolute (Abramowitz & Stegun 7.1.26 is not enough near 0, so use W. J. Cody's series split). */
-export function erf(x: number): number {
+function erf(x: number): number {
   const ax = Math.abs(x);
   if (ax < 0.5) {
     // Maclaurin series: converges fast for small |x|.
@@ -37,13 +37,13 @@ export function erf(x: number): number {
   return x >= 0 ? 1 - y : y - 1;
 }
 
-export function sigmoid(x: number): number {
+function sigmoid(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
   const e = Math.exp(x);
   return e / (1 + e);
 }
 
-export const unaryFunctions: Record<UnaryOp, (x: number) => number> = {
+const unaryFunctions: Record<UnaryOp, (x: number) => number> = {
   neg: (x) => -x,
   exp: Math.exp,
   log: Math.log,
@@ -63,7 +63,7 @@ export const unaryFunctions: Record<UnaryOp, (x: number) => number> = {
   logicalNot: (x) => (x === 0 ? 1 : 0),
 };
 
-export const binaryFunctions: Record<BinaryOp, (a: number, b: number) => number> = {
+const binaryFunctions: Record<BinaryOp, (a: number, b: number) => number> = {
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
@@ -94,77 +94,6 @@ export const binaryFunctions: Record<BinaryOp, (a: number, b: number) => number>
 export function unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
   const f = unaryFunctions[op];
   for (let i = 0; i < n; i++) out[i] = f(x[xOffset + i]);
-}
-
-/**
- * Merges neighbouring dimensions that every operand walks contiguously, and drops size-1 ones,
- * so the common cases (same-shape, bias-add, scalar) become one or two flat loops.
- */
-export function collapseDims(shape: readonly number[], stridesList: (readonly number[])[]): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = stridesList.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && stridesList.every((s, k) => outStrides[k][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      stridesList.forEach((s, k) => (outStrides[k][last] = s[d]));
-    } else {
-      outShape.push(shape[d]);
-      stridesList.forEach((s, k) => outStrides[k].push(s[d]));
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    outStrides.forEach((s) => s.push(0));
-  }
-  return { shape: outShape, strides: outStrides };
-}
-
-/**
- * Walks the rows (runs of the innermost dimension) of a collapsed N-d index space, keeping the
- * starting offset of every operand. Kernels loop over `rows`, read `offsets`, then call `next()`:
- * no closure per row, so short rows (e.g. 32-wide attention heads) stay cheap.
- */
-export class RowCursor {
-  readonly rows: number;
-  readonly length: number;
-  readonly offsets: number[];
-  private readonly counter: number[];
-  constructor(
-    private readonly shape: readonly number[],
-    private readonly strides: readonly (readonly number[])[],
-    baseOffsets: readonly number[],
-  ) {
-    const rank = shape.length;
-    this.length = shape[rank - 1];
-    let rows = 1;
-    for (let d = 0; d < rank - 1; d++) rows *= shape[d];
-    this.rows = rows;
-    this.offsets = baseOffsets.slice();
-    this.counter = new Array<number>(rank).fill(0);
-  }
-  next(): void {
-    const { shape, strides, offsets, counter } = this;
-    for (let d = shape.length - 2; d >= 0; d--) {
-      counter[d]++;
-      for (let k = 0; k < offsets.length; k++) offsets[k] += strides[k][d];
-      if (counter[d] < shape[d]) return;
-      for (let k = 0; k < offsets.length; k++) offsets[k] -= strides[k][d] * shape[d];
-      counter[d] = 0;
-    }
-  }
-}
-
-/** Calls `row(offsets, length)` for each innermost run (see RowCursor). */
-export function forEachRow(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-  baseOffsets: readonly number[],
-  row: (offsets: number[], length: number) => void,
-): void {
-  const cursor = new RowCursor(shape, strides, baseOffsets);
-  for (let r = 0; r < cursor.rows; r++, cursor.next()) row(cursor.offsets, cursor.length);
 }
 
 /** One row of a binary op; the common arithmetic ops get their own loops (no call per element). */
@@ -239,7 +168,7 @@ export function copy(shape: readonly number[], src: StridedArray, dst: StridedAr
 }
 
 /** GELU and its derivative (the reference's own formulas for gelu and geluBackward with g = 1). */
-export function geluWithDerivative(x: Float32Array, xOffset: number, n: number, out: Float32Array, deriv: Float32Array): void {
+export function geluWithDerivative({ x, xOffset, n, out, deriv }: GeluWithDerivativeArgs): void {
   for (let i = 0; i < n; i++) {
     const v = x[xOffset + i];
     const cdf = 0.5 * (1 + erf(v * SQRT1_2));

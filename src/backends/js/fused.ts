@@ -1,5 +1,15 @@
 /** Reference fused kernels: softmax and the optimizer updates, one pass each. */
-import type { AdamStepArgs, SgdStepArgs } from '../kernels.js';
+import type {
+  AdamStepArgs,
+  CrossEntropyArgs,
+  CrossEntropyBackwardArgs,
+  LayerNormArgs,
+  LayerNormBackwardArgs,
+  RmsNormArgs,
+  RmsNormBackwardArgs,
+  ScaledSoftmaxArgs,
+  SgdStepArgs,
+} from '../kernels.js';
 
 export function softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void {
   for (let r = 0; r < rows; r++) {
@@ -70,7 +80,7 @@ export function adamStep(s: AdamStepArgs): void {
   }
 }
 
-export function layerNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, bias: Float32Array | null, eps: number, out: Float32Array, mean: Float32Array, rstd: Float32Array): void {
+export function layerNorm({ x, rows, cols, weight, bias, eps, out, mean, rstd }: LayerNormArgs): void {
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let sum = 0;
@@ -94,18 +104,7 @@ export function layerNorm(x: Float32Array, rows: number, cols: number, weight: F
   }
 }
 
-export function layerNormBackward(
-  x: Float32Array,
-  g: Float32Array,
-  rows: number,
-  cols: number,
-  weight: Float32Array | null,
-  mean: Float32Array,
-  rstd: Float32Array,
-  dx: Float32Array,
-  dWeight: Float32Array | null,
-  dBias: Float32Array | null,
-): void {
+export function layerNormBackward({ x, g, rows, cols, weight, mean, rstd, dx, dWeight, dBias }: LayerNormBackwardArgs): void {
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const mu = mean[r];
@@ -131,7 +130,7 @@ export function layerNormBackward(
   }
 }
 
-export function rmsNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, eps: number, out: Float32Array, rstd: Float32Array): void {
+export function rmsNorm({ x, rows, cols, weight, eps, out, rstd }: RmsNormArgs): void {
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let sq = 0;
@@ -142,7 +141,7 @@ export function rmsNorm(x: Float32Array, rows: number, cols: number, weight: Flo
   }
 }
 
-export function rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, cols: number, weight: Float32Array | null, rstd: Float32Array, dx: Float32Array, dWeight: Float32Array | null): void {
+export function rmsNormBackward({ x, g, rows, cols, weight, rstd, dx, dWeight }: RmsNormBackwardArgs): void {
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const rs = rstd[r];
@@ -162,17 +161,7 @@ export function rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, 
   }
 }
 
-export function crossEntropy(
-  logits: Float32Array,
-  targets: Int32Array,
-  rows: number,
-  classes: number,
-  ignoreIndex: number,
-  labelSmoothing: number,
-  losses: Float32Array,
-  rowMax: Float32Array,
-  rowLogSum: Float32Array,
-): void {
+export function crossEntropy({ logits, targets, rows, classes, ignoreIndex, labelSmoothing, losses, rowMax, rowLogSum }: CrossEntropyArgs): void {
   for (let r = 0; r < rows; r++) {
     const o = r * classes;
     let max = -Infinity;
@@ -197,18 +186,7 @@ export function crossEntropy(
   }
 }
 
-export function crossEntropyBackward(
-  logits: Float32Array,
-  targets: Int32Array,
-  rowMax: Float32Array,
-  rowLogSum: Float32Array,
-  rowScale: Float32Array,
-  rows: number,
-  classes: number,
-  ignoreIndex: number,
-  labelSmoothing: number,
-  dlogits: Float32Array,
-): void {
+export function crossEntropyBackward({ logits, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits }: CrossEntropyBackwardArgs): void {
   const smooth = labelSmoothing / classes;
   for (let r = 0; r < rows; r++) {
     const o = r * classes;
@@ -225,7 +203,7 @@ export function crossEntropyBackward(
   }
 }
 
-export function scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void {
+export function scaledSoftmax({ x, xOffset, rows, cols, tq, scale, causal, causalOffset, out }: ScaledSoftmaxArgs): void {
   for (let r = 0; r < rows; r++) {
     const xi = xOffset + r * cols;
     const oi = r * cols;

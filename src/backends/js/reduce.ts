@@ -1,6 +1,6 @@
 /** Reference reductions over the middle axis of a contiguous [outer, size, inner] block. */
 import type { TypedArray } from '../../tensor/dtype.js';
-import type { ArgReduceOp, ReduceOp } from '../kernels.js';
+import type { ArgReduceArgs, ReduceOp } from '../kernels.js';
 
 export function reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void {
   for (let o = 0; o < outer; o++) {
@@ -21,16 +21,7 @@ export function reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: numb
   }
 }
 
-export function argReduce(
-  op: ArgReduceOp,
-  x: TypedArray,
-  xOffset: number,
-  outer: number,
-  size: number,
-  inner: number,
-  indices: Int32Array,
-  values: TypedArray | null,
-): void {
+export function argReduce({ op, x, xOffset, outer, size, inner, indices, values }: ArgReduceArgs): void {
   const isMax = op === 'argmax';
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {

@@ -7,10 +7,13 @@
  * lets the allocator hand recycled, already-mapped memory to the next tensor instead.
  *
  * Only on Linux with glibc, through the koffi FFI package; `TENSORLM_MALLOC_TUNING=0` turns it off.
+ * It runs when BLAS is first loaded (backends/blas/index.ts), not at import: koffi is loaded then
+ * anyway, and a program that never multiplies matrices never pays for the FFI package.
  * The cost: the process keeps up to the trim threshold of freed memory mapped instead of giving it
  * back to the OS at once.
  */
 import { createRequire } from 'node:module';
+import { mallocTuningEnv } from '../../env.js';
 
 const M_TRIM_THRESHOLD = -1;
 const M_TOP_PAD = -2;
@@ -25,7 +28,7 @@ let result: AllocatorTuning | undefined;
 
 export function tuneAllocator(): AllocatorTuning {
   if (result) return result;
-  if (process.env.TENSORLM_MALLOC_TUNING === '0') return (result = { applied: false, reason: 'disabled by TENSORLM_MALLOC_TUNING=0' });
+  if (!mallocTuningEnv()) return (result = { applied: false, reason: 'disabled by TENSORLM_MALLOC_TUNING=0' });
   if (process.platform !== 'linux') return (result = { applied: false, reason: `not needed on ${process.platform}` });
   try {
     const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): { func(sig: string): (...a: number[]) => number } };

@@ -24,8 +24,24 @@
  */
 import { jsKernels } from '../js/index.js';
 import { registerBackend } from '../registry.js';
-import { collapseDims } from '../js/elementwise.js';
-import type { AdamStepArgs, BinaryOp, GemmArgs, Kernels, ReduceOp, StridedArray, UnaryOp } from '../kernels.js';
+import { collapseDims, contiguousStrides } from '../../tensor/shape.js';
+import type {
+  AdamStepArgs,
+  BinaryOp,
+  CrossEntropyArgs,
+  CrossEntropyBackwardArgs,
+  GeluWithDerivativeArgs,
+  GemmArgs,
+  Kernels,
+  LayerNormArgs,
+  LayerNormBackwardArgs,
+  ReduceOp,
+  RmsNormArgs,
+  RmsNormBackwardArgs,
+  ScaledSoftmaxArgs,
+  StridedArray,
+  UnaryOp,
+} from '../kernels.js';
 import type { TypedArray } from '../../tensor/dtype.js';
 import { Arena, WebAssemblyApi, type WasmApi, type WasmMemory } from './arena.js';
 import { relaxedSimdBase64, relaxedSimdThreadsBase64, simd128Base64, simd128ThreadsBase64 } from './binary.js';
@@ -223,6 +239,120 @@ function acceptsRelaxed(wasm: WasmApi, bytes: Uint8Array): boolean {
   return wasm.validate(bytes);
 }
 
+/** How a staged buffer moves between the caller's arrays and the arena (see `streamRows`). */
+const PER_ROW = 0;
+const PER_CALL = 1;
+const SUM64 = 2;
+
+/**
+ * One arena buffer of a row-streamed kernel call, made by `rowsIn`, `rowsOut`, `rowsInOut`,
+ * `perCall` or `sum64` below. One class for all of them keeps the helper's property reads
+ * monomorphic: it runs on every WASM call, and at a few hundred elements its overhead counts.
+ */
+class Staged {
+  constructor(
+    readonly kind: typeof PER_ROW | typeof PER_CALL | typeof SUM64,
+    /** Elements per row (PER_ROW), floats per call (PER_CALL) or doubles (SUM64). */
+    readonly size: number,
+    readonly from: Float32Array | Int32Array | null,
+    readonly offset: number,
+    /** Where results go: rows out, or the float32 array a SUM64 accumulator is added into. */
+    readonly to: Float32Array | null,
+  ) {}
+}
+
+/** `perRow` elements per row, copied in from `from` (at offset + r·perRow); int32 sources are copied as int32. */
+function rowsIn(perRow: number, from: Float32Array | Int32Array, offset = 0): Staged {
+  return new Staged(PER_ROW, perRow, from, offset, null);
+}
+
+/** `perRow` elements per row that the kernel writes, copied out to `to` (at r·perRow). */
+function rowsOut(perRow: number, to: Float32Array): Staged {
+  return new Staged(PER_ROW, perRow, null, 0, to);
+}
+
+/** Copied in from `from` and out to `to`: the kernel works in place (or writes its result over this input). */
+function rowsInOut(perRow: number, from: Float32Array, to: Float32Array | null, offset = 0): Staged {
+  return new Staged(PER_ROW, perRow, from, offset, to);
+}
+
+/** `size` floats for the whole call (a weight, a broadcast row or scalar), copied in before the first chunk. */
+function perCall(size: number, from: Float32Array, offset = 0): Staged {
+  return new Staged(PER_CALL, size, from, offset, null);
+}
+
+/**
+ * A float64 accumulator of `size` doubles, zeroed before the first chunk and added into `addTo`
+ * after the last: column sums over every chunk round to float32 once.
+ */
+function sum64(size: number, addTo: Float32Array): Staged {
+  return new Staged(SUM64, size, null, 0, addTo);
+}
+
+/** A kernel call streamed through the arena in chunks of whole rows. */
+interface RowStream<K extends string> {
+  rows: number;
+  /** The buffers, allocated in this order; null (an absent weight, say) reaches the kernel as address 0. */
+  buffers: Record<K, Staged | null>;
+  /** One kernel call on rows [r, r + nr), given each buffer's byte address. */
+  call(p: Record<K, number>, r: number, nr: number): void;
+}
+
+/**
+ * The marshalling every row-wise WASM kernel shares: allocates the buffers for a chunk of rows
+ * (about CHUNK elements of the widest per-row buffer, at least one row), copies the per-call
+ * buffers in once, then for each chunk copies the rows in, calls the kernel and copies the results
+ * out, and finally adds the float64 accumulators into their targets. Runs inside `Arena.run`.
+ */
+function streamRows<K extends string>(arena: Arena, { rows, buffers, call }: RowStream<K>): void {
+  const names = Object.keys(buffers) as K[];
+  const count = names.length;
+  const staged = new Array<Staged | null>(count);
+  let width = 1;
+  for (let i = 0; i < count; i++) {
+    const b = buffers[names[i]];
+    staged[i] = b;
+    if (b !== null && b.kind === PER_ROW && b.size > width) width = b.size;
+  }
+  const chunkRows = Math.min(rows, Math.max(1, Math.floor(CHUNK / width)));
+  const at = new Array<number>(count); // float index of each buffer
+  const p = {} as Record<K, number>; // byte addresses, for the kernel
+  for (let i = 0; i < count; i++) {
+    const b = staged[i];
+    at[i] = b === null ? 0 : arena.alloc(b.kind === PER_ROW ? chunkRows * b.size : b.kind === PER_CALL ? b.size : 2 * b.size);
+    p[names[i]] = at[i] * 4;
+  }
+  // Views are taken after the last alloc: growing the memory replaces its buffer.
+  const floats = arena.floats();
+  let ints: Int32Array | null = null;
+  for (let i = 0; i < count; i++) {
+    const b = staged[i];
+    if (b?.kind === PER_CALL && b.from) floats.set(b.from.subarray(b.offset, b.offset + b.size), at[i]);
+    else if (b?.kind === SUM64) new Float64Array(floats.buffer, at[i] * 4, b.size).fill(0);
+  }
+  for (let r = 0; r < rows; r += chunkRows) {
+    const nr = Math.min(chunkRows, rows - r);
+    for (let i = 0; i < count; i++) {
+      const b = staged[i];
+      if (b?.kind !== PER_ROW || !b.from) continue;
+      const src = b.from.subarray(b.offset + r * b.size, b.offset + (r + nr) * b.size);
+      if (src instanceof Int32Array) (ints ??= new Int32Array(floats.buffer)).set(src, at[i]);
+      else floats.set(src, at[i]);
+    }
+    call(p, r, nr);
+    for (let i = 0; i < count; i++) {
+      const b = staged[i];
+      if (b?.kind === PER_ROW && b.to) b.to.set(floats.subarray(at[i], at[i] + nr * b.size), r * b.size);
+    }
+  }
+  for (let i = 0; i < count; i++) {
+    const b = staged[i];
+    if (b?.kind !== SUM64 || !b.to) continue;
+    const sum = new Float64Array(floats.buffer, at[i] * 4, b.size);
+    for (let j = 0; j < b.size; j++) b.to[j] += sum[j];
+  }
+}
+
 /** One instantiated build: its exports and the scratch arena over its linear memory. */
 class WasmModule {
   private readonly x: KernelExports;
@@ -253,49 +383,36 @@ class WasmModule {
     this.arena.run(body, fallback);
   }
 
-  unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
-    const code = UNARY_CODES[op];
-    if (code === undefined || n < MIN_ELEMENTWISE || n === 0 || !(x instanceof Float32Array) || !(out instanceof Float32Array)) {
-      jsKernels.unary(op, x, xOffset, n, out);
-      return;
-    }
-    this.run(
-      () => {
-        // In place in one buffer: the kernel reads each vector before writing it.
-        const p = this.alloc(Math.min(n, CHUNK));
-        const mem = this.floats();
-        for (let i = 0; i < n; i += CHUNK) {
-          const len = Math.min(CHUNK, n - i);
-          mem.set(x.subarray(xOffset + i, xOffset + i + len), p);
-          this.x.unary_f32(code, p * 4, p * 4, len);
-          out.set(mem.subarray(p, p + len), i);
-        }
-      },
-      () => jsKernels.unary(op, x, xOffset, n, out),
-    );
+  /** Runs one row-streamed kernel call (see `streamRows`) on a fresh arena, or `fallback` when memory cannot grow. */
+  private stream<K extends string>(spec: RowStream<K>, fallback: () => void): void {
+    this.arena.run(() => streamRows(this.arena, spec), fallback);
   }
 
-  geluWithDerivative(x: Float32Array, xOffset: number, n: number, out: Float32Array, deriv: Float32Array): void {
-    if (n < MIN_ELEMENTWISE || n === 0) {
-      jsKernels.geluWithDerivative(x, xOffset, n, out, deriv);
+  unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
+    const code = UNARY_CODES[op];
+    const fallback = () => jsKernels.unary(op, x, xOffset, n, out);
+    if (code === undefined || n < MIN_ELEMENTWISE || n === 0 || !(x instanceof Float32Array) || !(out instanceof Float32Array)) {
+      fallback();
       return;
     }
-    this.run(
-      () => {
+    // In place in one buffer: the kernel reads each vector before writing it.
+    this.stream({ rows: n, buffers: { x: rowsInOut(1, x, out, xOffset) }, call: (p, _r, nr) => this.x.unary_f32(code, p.x, p.x, nr) }, fallback);
+  }
+
+  geluWithDerivative(a: GeluWithDerivativeArgs): void {
+    const fallback = () => jsKernels.geluWithDerivative(a);
+    if (a.n < MIN_ELEMENTWISE || a.n === 0) {
+      fallback();
+      return;
+    }
+    this.stream(
+      {
+        rows: a.n,
         // x is overwritten by out in place; the derivative goes to a second buffer.
-        const size = Math.min(n, CHUNK);
-        const p = this.alloc(size);
-        const d = this.alloc(size);
-        const mem = this.floats();
-        for (let i = 0; i < n; i += CHUNK) {
-          const len = Math.min(CHUNK, n - i);
-          mem.set(x.subarray(xOffset + i, xOffset + i + len), p);
-          this.x.gelu_with_derivative_f32(p * 4, p * 4, d * 4, len);
-          out.set(mem.subarray(p, p + len), i);
-          deriv.set(mem.subarray(d, d + len), i);
-        }
+        buffers: { x: rowsInOut(1, a.x, a.out, a.xOffset), deriv: rowsOut(1, a.deriv) },
+        call: (p, _r, nr) => this.x.gelu_with_derivative_f32(p.x, p.x, p.deriv, nr),
       },
-      () => jsKernels.geluWithDerivative(x, xOffset, n, out, deriv),
+      fallback,
     );
   }
 
@@ -310,32 +427,18 @@ class WasmModule {
       return;
     }
     const { rows, cols, aKind, bKind } = layout;
-    const ad = a.data as Float32Array;
-    const bd = b.data as Float32Array;
     const o = out as Float32Array;
-    this.run(
-      () => {
-        const chunkRows = Math.max(1, Math.floor(CHUNK / cols));
-        const slots = (kind: number) => (kind === FULL ? Math.min(rows, chunkRows) * cols : kind === ROW ? cols : kind === COL ? Math.min(rows, chunkRows) : 1);
-        const pa = this.alloc(slots(aKind));
-        const pb = this.alloc(slots(bKind));
-        // The result overwrites a full operand's buffer (the kernel reads before it writes).
-        const po = aKind === FULL ? pa : bKind === FULL ? pb : this.alloc(Math.min(rows, chunkRows) * cols);
-        const mem = this.floats();
-        // Operands that do not move with the rows are copied once.
-        if (aKind === ROW || aKind === SCALAR) mem.set(ad.subarray(a.offset, a.offset + (aKind === ROW ? cols : 1)), pa);
-        if (bKind === ROW || bKind === SCALAR) mem.set(bd.subarray(b.offset, b.offset + (bKind === ROW ? cols : 1)), pb);
-        for (let r = 0; r < rows; r += chunkRows) {
-          const nr = Math.min(chunkRows, rows - r);
-          const copyIn = (d: Float32Array, offset: number, kind: number, p: number) => {
-            if (kind === FULL) mem.set(d.subarray(offset + r * cols, offset + (r + nr) * cols), p);
-            else if (kind === COL) mem.set(d.subarray(offset + r, offset + r + nr), p);
-          };
-          copyIn(ad, a.offset, aKind, pa);
-          copyIn(bd, b.offset, bKind, pb);
-          this.x.binary_f32(code, pa * 4, aKind, pb * 4, bKind, po * 4, nr, cols);
-          o.set(mem.subarray(po, po + nr * cols), r * cols);
-        }
+    // The result overwrites a full operand's buffer (the kernel reads before it writes).
+    const into = aKind === FULL ? 'a' : bKind === FULL ? 'b' : 'out';
+    this.stream(
+      {
+        rows,
+        buffers: {
+          a: binaryOperand(a, aKind, cols, into === 'a' ? o : null),
+          b: binaryOperand(b, bKind, cols, into === 'b' ? o : null),
+          out: into === 'out' ? rowsOut(cols, o) : null,
+        },
+        call: (p, _r, nr) => this.x.binary_f32(code, p.a, aKind, p.b, bKind, into === 'a' ? p.a : into === 'b' ? p.b : p.out, nr, cols),
       },
       () => jsKernels.binary(op, shape, a, b, out),
     );
@@ -350,19 +453,15 @@ class WasmModule {
     }
     const fallback = () => jsKernels.reduce(op, x, xOffset, outer, size, inner, out);
     if (inner === 1) {
-      this.run(() => {
-        // Rows of the reduced axis: a chunk of whole rows per call.
-        const chunkRows = Math.max(1, Math.floor(CHUNK / size));
-        const px = this.alloc(Math.min(outer, chunkRows) * size);
-        const po = this.alloc(Math.min(outer, chunkRows));
-        const mem = this.floats();
-        for (let r = 0; r < outer; r += chunkRows) {
-          const nr = Math.min(chunkRows, outer - r);
-          mem.set(x.subarray(xOffset + r * size, xOffset + (r + nr) * size), px);
-          this.x.reduce_rows_f32(code, px * 4, po * 4, nr, size);
-          out.set(mem.subarray(po, po + nr), r);
-        }
-      }, fallback);
+      // Rows of the reduced axis: a chunk of whole rows per call.
+      this.stream(
+        {
+          rows: outer,
+          buffers: { x: rowsIn(size, x, xOffset), out: rowsOut(1, out) },
+          call: (p, _r, nr) => this.x.reduce_rows_f32(code, p.x, p.out, nr, size),
+        },
+        fallback,
+      );
       return;
     }
     this.run(() => {
@@ -386,277 +485,192 @@ class WasmModule {
   }
 
   softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void {
+    const fallback = () => jsKernels.softmax(x, xOffset, rows, cols, out, log);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
-      jsKernels.softmax(x, xOffset, rows, cols, out, log);
+      fallback();
       return;
     }
-    this.run(
-      () => {
-        const chunkRows = Math.max(1, Math.floor(CHUNK / cols));
-        const p = this.alloc(Math.min(rows, chunkRows) * cols);
-        const mem = this.floats();
-        for (let r = 0; r < rows; r += chunkRows) {
-          const len = Math.min(chunkRows, rows - r) * cols;
-          mem.set(x.subarray(xOffset + r * cols, xOffset + r * cols + len), p);
-          this.x.softmax_f32(p * 4, p * 4, len / cols, cols, log ? 1 : 0); // in place
-          out.set(mem.subarray(p, p + len), r * cols);
-        }
+    this.stream(
+      {
+        rows,
+        buffers: { x: rowsInOut(cols, x, out, xOffset) },
+        call: (p, _r, nr) => this.x.softmax_f32(p.x, p.x, nr, cols, log ? 1 : 0), // in place
       },
-      () => jsKernels.softmax(x, xOffset, rows, cols, out, log),
+      fallback,
     );
   }
 
   softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void {
+    const fallback = () => jsKernels.softmaxBackward(y, g, rows, cols, out, log);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
-      jsKernels.softmaxBackward(y, g, rows, cols, out, log);
+      fallback();
       return;
     }
-    this.run(
-      () => {
-        const chunkRows = Math.max(1, Math.floor(CHUNK / cols));
-        const py = this.alloc(Math.min(rows, chunkRows) * cols);
-        const pg = this.alloc(Math.min(rows, chunkRows) * cols);
-        const mem = this.floats();
-        for (let r = 0; r < rows; r += chunkRows) {
-          const start = r * cols;
-          const len = Math.min(chunkRows, rows - r) * cols;
-          mem.set(y.subarray(start, start + len), py);
-          mem.set(g.subarray(start, start + len), pg);
-          this.x.softmax_backward_f32(py * 4, pg * 4, pg * 4, len / cols, cols, log ? 1 : 0); // result over g
-          out.set(mem.subarray(pg, pg + len), start);
-        }
+    this.stream(
+      {
+        rows,
+        buffers: { y: rowsIn(cols, y), g: rowsInOut(cols, g, out) },
+        call: (p, _r, nr) => this.x.softmax_backward_f32(p.y, p.g, p.g, nr, cols, log ? 1 : 0), // result over g
       },
-      () => jsKernels.softmaxBackward(y, g, rows, cols, out, log),
+      fallback,
     );
   }
 
-  /** Rows of `cols` floats per chunk: about CHUNK floats, at least one row. */
-  private chunkRows(rows: number, cols: number): number {
-    return Math.min(rows, Math.max(1, Math.floor(CHUNK / cols)));
-  }
-
-  scaledSoftmax(x: Float32Array, xOffset: number, rows: number, cols: number, tq: number, scale: number, causal: boolean, causalOffset: number, out: Float32Array): void {
-    const fallback = () => jsKernels.scaledSoftmax(x, xOffset, rows, cols, tq, scale, causal, causalOffset, out);
+  scaledSoftmax(a: ScaledSoftmaxArgs): void {
+    const { rows, cols, tq, scale, causal, causalOffset } = a;
+    const fallback = () => jsKernels.scaledSoftmax(a);
     // Odd arguments (a causal mask without whole query blocks, offsets beyond int32) keep the reference's meaning.
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0 || (causal && !(tq >= 1 && Number.isInteger(tq) && Math.abs(causalOffset) < 2 ** 30 && Number.isInteger(causalOffset)))) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, cols);
-      const p = this.alloc(chunkRows * cols);
-      const mem = this.floats();
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(x.subarray(xOffset + r * cols, xOffset + (r + nr) * cols), p);
+    this.stream(
+      {
+        rows,
+        buffers: { x: rowsInOut(cols, a.x, a.out, a.xOffset) },
         // The global row start, so each row's query position (r mod tq) and causal limit are right.
-        this.x.scaled_softmax_f32(p * 4, p * 4, nr, cols, causal ? tq : 1, causal ? r % tq : 0, scale, causal ? 1 : 0, causalOffset); // in place
-        out.set(mem.subarray(p, p + nr * cols), r * cols);
-      }
-    }, fallback);
+        call: (p, r, nr) => this.x.scaled_softmax_f32(p.x, p.x, nr, cols, causal ? tq : 1, causal ? r % tq : 0, scale, causal ? 1 : 0, causalOffset), // in place
+      },
+      fallback,
+    );
   }
 
-  layerNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, bias: Float32Array | null, eps: number, out: Float32Array, mean: Float32Array, rstd: Float32Array): void {
-    const fallback = () => jsKernels.layerNorm(x, rows, cols, weight, bias, eps, out, mean, rstd);
+  layerNorm(a: LayerNormArgs): void {
+    const { rows, cols, weight, bias, eps } = a;
+    const fallback = () => jsKernels.layerNorm(a);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, cols);
-      const px = this.alloc(chunkRows * cols);
-      const pm = this.alloc(chunkRows);
-      const ps = this.alloc(chunkRows);
-      const pw = weight ? this.alloc(cols) : 0;
-      const pb = bias ? this.alloc(cols) : 0;
-      const mem = this.floats();
-      if (weight) mem.set(weight.subarray(0, cols), pw);
-      if (bias) mem.set(bias.subarray(0, cols), pb);
-      const flags = (weight ? 1 : 0) | (bias ? 2 : 0);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
-        this.x.layer_norm_f32(px * 4, px * 4, pm * 4, ps * 4, pw * 4, pb * 4, nr, cols, eps, flags); // in place
-        out.set(mem.subarray(px, px + nr * cols), r * cols);
-        mean.set(mem.subarray(pm, pm + nr), r);
-        rstd.set(mem.subarray(ps, ps + nr), r);
-      }
-    }, fallback);
+    const flags = (weight ? 1 : 0) | (bias ? 2 : 0);
+    this.stream(
+      {
+        rows,
+        buffers: {
+          x: rowsInOut(cols, a.x, a.out),
+          mean: rowsOut(1, a.mean),
+          rstd: rowsOut(1, a.rstd),
+          w: weight && perCall(cols, weight),
+          b: bias && perCall(cols, bias),
+        },
+        call: (p, _r, nr) => this.x.layer_norm_f32(p.x, p.x, p.mean, p.rstd, p.w, p.b, nr, cols, eps, flags), // in place
+      },
+      fallback,
+    );
   }
 
-  layerNormBackward(
-    x: Float32Array,
-    g: Float32Array,
-    rows: number,
-    cols: number,
-    weight: Float32Array | null,
-    mean: Float32Array,
-    rstd: Float32Array,
-    dx: Float32Array,
-    dWeight: Float32Array | null,
-    dBias: Float32Array | null,
-  ): void {
-    const fallback = () => jsKernels.layerNormBackward(x, g, rows, cols, weight, mean, rstd, dx, dWeight, dBias);
+  layerNormBackward(a: LayerNormBackwardArgs): void {
+    const { rows, cols, weight, dWeight, dBias } = a;
+    const fallback = () => jsKernels.layerNormBackward(a);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, cols);
-      const px = this.alloc(chunkRows * cols);
-      const pg = this.alloc(chunkRows * cols);
-      const pm = this.alloc(chunkRows);
-      const ps = this.alloc(chunkRows);
-      const pw = weight ? this.alloc(cols) : 0;
-      // float64 column sums, accumulated over every chunk and added to the caller's arrays once
-      const pdw = dWeight ? this.alloc(2 * cols) : 0;
-      const pdb = dBias ? this.alloc(2 * cols) : 0;
-      const mem = this.floats();
-      const dwAcc = dWeight ? new Float64Array(mem.buffer, pdw * 4, cols).fill(0) : null;
-      const dbAcc = dBias ? new Float64Array(mem.buffer, pdb * 4, cols).fill(0) : null;
-      if (weight) mem.set(weight.subarray(0, cols), pw);
-      const flags = (weight ? 1 : 0) | (dWeight ? 2 : 0) | (dBias ? 4 : 0);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
-        mem.set(g.subarray(r * cols, (r + nr) * cols), pg);
-        mem.set(mean.subarray(r, r + nr), pm);
-        mem.set(rstd.subarray(r, r + nr), ps);
-        this.x.layer_norm_backward_f32(px * 4, pg * 4, pm * 4, ps * 4, pw * 4, pg * 4, pdw * 4, pdb * 4, nr, cols, flags); // dx over g
-        dx.set(mem.subarray(pg, pg + nr * cols), r * cols);
-      }
-      if (dWeight && dwAcc) for (let j = 0; j < cols; j++) dWeight[j] += dwAcc[j];
-      if (dBias && dbAcc) for (let j = 0; j < cols; j++) dBias[j] += dbAcc[j];
-    }, fallback);
+    const flags = (weight ? 1 : 0) | (dWeight ? 2 : 0) | (dBias ? 4 : 0);
+    this.stream(
+      {
+        rows,
+        buffers: {
+          x: rowsIn(cols, a.x),
+          g: rowsInOut(cols, a.g, a.dx),
+          mean: rowsIn(1, a.mean),
+          rstd: rowsIn(1, a.rstd),
+          w: weight && perCall(cols, weight),
+          dw: dWeight && sum64(cols, dWeight),
+          db: dBias && sum64(cols, dBias),
+        },
+        call: (p, _r, nr) => this.x.layer_norm_backward_f32(p.x, p.g, p.mean, p.rstd, p.w, p.g, p.dw, p.db, nr, cols, flags), // dx over g
+      },
+      fallback,
+    );
   }
 
-  rmsNorm(x: Float32Array, rows: number, cols: number, weight: Float32Array | null, eps: number, out: Float32Array, rstd: Float32Array): void {
-    const fallback = () => jsKernels.rmsNorm(x, rows, cols, weight, eps, out, rstd);
+  rmsNorm(a: RmsNormArgs): void {
+    const { rows, cols, weight, eps } = a;
+    const fallback = () => jsKernels.rmsNorm(a);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, cols);
-      const px = this.alloc(chunkRows * cols);
-      const ps = this.alloc(chunkRows);
-      const pw = weight ? this.alloc(cols) : 0;
-      const mem = this.floats();
-      if (weight) mem.set(weight.subarray(0, cols), pw);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
-        this.x.rms_norm_f32(px * 4, px * 4, ps * 4, pw * 4, nr, cols, eps, weight ? 1 : 0); // in place
-        out.set(mem.subarray(px, px + nr * cols), r * cols);
-        rstd.set(mem.subarray(ps, ps + nr), r);
-      }
-    }, fallback);
+    this.stream(
+      {
+        rows,
+        buffers: { x: rowsInOut(cols, a.x, a.out), rstd: rowsOut(1, a.rstd), w: weight && perCall(cols, weight) },
+        call: (p, _r, nr) => this.x.rms_norm_f32(p.x, p.x, p.rstd, p.w, nr, cols, eps, weight ? 1 : 0), // in place
+      },
+      fallback,
+    );
   }
 
-  rmsNormBackward(x: Float32Array, g: Float32Array, rows: number, cols: number, weight: Float32Array | null, rstd: Float32Array, dx: Float32Array, dWeight: Float32Array | null): void {
-    const fallback = () => jsKernels.rmsNormBackward(x, g, rows, cols, weight, rstd, dx, dWeight);
+  rmsNormBackward(a: RmsNormBackwardArgs): void {
+    const { rows, cols, weight, dWeight } = a;
+    const fallback = () => jsKernels.rmsNormBackward(a);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, cols);
-      const px = this.alloc(chunkRows * cols);
-      const pg = this.alloc(chunkRows * cols);
-      const ps = this.alloc(chunkRows);
-      const pw = weight ? this.alloc(cols) : 0;
-      const pdw = dWeight ? this.alloc(2 * cols) : 0;
-      const mem = this.floats();
-      const dwAcc = dWeight ? new Float64Array(mem.buffer, pdw * 4, cols).fill(0) : null;
-      if (weight) mem.set(weight.subarray(0, cols), pw);
-      const flags = (weight ? 1 : 0) | (dWeight ? 2 : 0);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(x.subarray(r * cols, (r + nr) * cols), px);
-        mem.set(g.subarray(r * cols, (r + nr) * cols), pg);
-        mem.set(rstd.subarray(r, r + nr), ps);
-        this.x.rms_norm_backward_f32(px * 4, pg * 4, ps * 4, pw * 4, pg * 4, pdw * 4, nr, cols, flags); // dx over g
-        dx.set(mem.subarray(pg, pg + nr * cols), r * cols);
-      }
-      if (dWeight && dwAcc) for (let j = 0; j < cols; j++) dWeight[j] += dwAcc[j];
-    }, fallback);
+    const flags = (weight ? 1 : 0) | (dWeight ? 2 : 0);
+    this.stream(
+      {
+        rows,
+        buffers: {
+          x: rowsIn(cols, a.x),
+          g: rowsInOut(cols, a.g, a.dx),
+          rstd: rowsIn(1, a.rstd),
+          w: weight && perCall(cols, weight),
+          dw: dWeight && sum64(cols, dWeight),
+        },
+        call: (p, _r, nr) => this.x.rms_norm_backward_f32(p.x, p.g, p.rstd, p.w, p.g, p.dw, nr, cols, flags), // dx over g
+      },
+      fallback,
+    );
   }
 
-  crossEntropy(
-    logits: Float32Array,
-    targets: Int32Array,
-    rows: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-    losses: Float32Array,
-    rowMax: Float32Array,
-    rowLogSum: Float32Array,
-  ): void {
-    const fallback = () => jsKernels.crossEntropy(logits, targets, rows, classes, ignoreIndex, labelSmoothing, losses, rowMax, rowLogSum);
+  crossEntropy(a: CrossEntropyArgs): void {
+    const { rows, classes, ignoreIndex, labelSmoothing } = a;
+    const fallback = () => jsKernels.crossEntropy(a);
     if (rows * classes < MIN_ELEMENTWISE || rows * classes === 0 || !isInt32(ignoreIndex)) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, classes);
-      const px = this.alloc(chunkRows * classes);
-      const pt = this.alloc(chunkRows);
-      const pl = this.alloc(chunkRows);
-      const pm = this.alloc(chunkRows);
-      const ps = this.alloc(chunkRows);
-      const mem = this.floats();
-      const ints = new Int32Array(mem.buffer, pt * 4, chunkRows);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(logits.subarray(r * classes, (r + nr) * classes), px);
-        ints.set(targets.subarray(r, r + nr));
-        this.x.cross_entropy_f32(px * 4, pt * 4, pl * 4, pm * 4, ps * 4, nr, classes, ignoreIndex, labelSmoothing);
-        losses.set(mem.subarray(pl, pl + nr), r);
-        rowMax.set(mem.subarray(pm, pm + nr), r);
-        rowLogSum.set(mem.subarray(ps, ps + nr), r);
-      }
-    }, fallback);
+    this.stream(
+      {
+        rows,
+        buffers: {
+          logits: rowsIn(classes, a.logits),
+          targets: rowsIn(1, a.targets),
+          losses: rowsOut(1, a.losses),
+          rowMax: rowsOut(1, a.rowMax),
+          rowLogSum: rowsOut(1, a.rowLogSum),
+        },
+        call: (p, _r, nr) => this.x.cross_entropy_f32(p.logits, p.targets, p.losses, p.rowMax, p.rowLogSum, nr, classes, ignoreIndex, labelSmoothing),
+      },
+      fallback,
+    );
   }
 
-  crossEntropyBackward(
-    logits: Float32Array,
-    targets: Int32Array,
-    rowMax: Float32Array,
-    rowLogSum: Float32Array,
-    rowScale: Float32Array,
-    rows: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-    dlogits: Float32Array,
-  ): void {
-    const fallback = () =>
-      jsKernels.crossEntropyBackward(logits, targets, rowMax, rowLogSum, rowScale, rows, classes, ignoreIndex, labelSmoothing, dlogits);
+  crossEntropyBackward(a: CrossEntropyBackwardArgs): void {
+    const { rows, classes, ignoreIndex, labelSmoothing } = a;
+    const fallback = () => jsKernels.crossEntropyBackward(a);
     if (rows * classes < MIN_ELEMENTWISE || rows * classes === 0 || !isInt32(ignoreIndex)) {
       fallback();
       return;
     }
-    this.run(() => {
-      const chunkRows = this.chunkRows(rows, classes);
-      const px = this.alloc(chunkRows * classes);
-      const pt = this.alloc(chunkRows);
-      const pm = this.alloc(chunkRows);
-      const ps = this.alloc(chunkRows);
-      const pc = this.alloc(chunkRows);
-      const mem = this.floats();
-      const ints = new Int32Array(mem.buffer, pt * 4, chunkRows);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(logits.subarray(r * classes, (r + nr) * classes), px);
-        ints.set(targets.subarray(r, r + nr));
-        mem.set(rowMax.subarray(r, r + nr), pm);
-        mem.set(rowLogSum.subarray(r, r + nr), ps);
-        mem.set(rowScale.subarray(r, r + nr), pc);
-        this.x.cross_entropy_backward_f32(px * 4, pt * 4, pm * 4, ps * 4, pc * 4, px * 4, nr, classes, ignoreIndex, labelSmoothing); // in place
-        dlogits.set(mem.subarray(px, px + nr * classes), r * classes);
-      }
-    }, fallback);
+    this.stream(
+      {
+        rows,
+        buffers: {
+          logits: rowsInOut(classes, a.logits, a.dlogits),
+          targets: rowsIn(1, a.targets),
+          rowMax: rowsIn(1, a.rowMax),
+          rowLogSum: rowsIn(1, a.rowLogSum),
+          rowScale: rowsIn(1, a.rowScale),
+        },
+        call: (p, _r, nr) =>
+          this.x.cross_entropy_backward_f32(p.logits, p.targets, p.rowMax, p.rowLogSum, p.rowScale, p.logits, nr, classes, ignoreIndex, labelSmoothing), // in place
+      },
+      fallback,
+    );
   }
 
   adamStep(s: AdamStepArgs): void {
@@ -672,28 +686,18 @@ class WasmModule {
     const decay = 1 - s.lr * s.decoupledWeightDecay;
     const flags = (s.decoupledWeightDecay !== 0 ? 1 : 0) | (s.weightDecay !== 0 ? 2 : 0) | (s.maxExpAvgSq ? 4 : 0);
     const max = s.maxExpAvgSq;
-    this.run(
-      () => {
-        const len0 = Math.min(n, CHUNK);
-        const pp = this.alloc(len0);
-        const pg = this.alloc(len0);
-        const pm = this.alloc(len0);
-        const pv = this.alloc(len0);
-        const px = max ? this.alloc(len0) : 0;
-        const mem = this.floats();
-        for (let i = 0; i < n; i += CHUNK) {
-          const len = Math.min(CHUNK, n - i);
-          mem.set(s.param.subarray(i, i + len), pp);
-          mem.set(s.grad.subarray(i, i + len), pg);
-          mem.set(s.expAvg.subarray(i, i + len), pm);
-          mem.set(s.expAvgSq.subarray(i, i + len), pv);
-          if (max) mem.set(max.subarray(i, i + len), px);
-          this.x.adam_f32(pp * 4, pg * 4, pm * 4, pv * 4, px * 4, len, flags, decay, s.weightDecay, 1 - s.beta1, s.beta2, 1 - s.beta2, bc2Sqrt, s.eps, stepSize);
-          s.param.set(mem.subarray(pp, pp + len), i);
-          s.expAvg.set(mem.subarray(pm, pm + len), i);
-          s.expAvgSq.set(mem.subarray(pv, pv + len), i);
-          if (max) max.set(mem.subarray(px, px + len), i);
-        }
+    this.stream(
+      {
+        rows: n,
+        buffers: {
+          param: rowsInOut(1, s.param, s.param),
+          grad: rowsIn(1, s.grad),
+          m: rowsInOut(1, s.expAvg, s.expAvg),
+          v: rowsInOut(1, s.expAvgSq, s.expAvgSq),
+          max: max && rowsInOut(1, max, max),
+        },
+        call: (p, _r, len) =>
+          this.x.adam_f32(p.param, p.grad, p.m, p.v, p.max, len, flags, decay, s.weightDecay, 1 - s.beta1, s.beta2, 1 - s.beta2, bc2Sqrt, s.eps, stepSize),
       },
       () => jsKernels.adamStep(s),
     );
@@ -767,6 +771,18 @@ class WasmModule {
   }
 }
 
+/**
+ * The arena buffer of one operand of a [rows, cols] binary op: a full operand moves with the rows
+ * (and takes the result when `result` is given), a column gives one element per row, and a row
+ * vector or a scalar is copied once.
+ */
+function binaryOperand(x: StridedArray, kind: number, cols: number, result: Float32Array | null): Staged {
+  const data = x.data as Float32Array;
+  if (kind === FULL) return rowsInOut(cols, data, result, x.offset);
+  if (kind === COL) return rowsIn(1, data, x.offset);
+  return perCall(kind === ROW ? cols : 1, data, x.offset);
+}
+
 /** Whether a number fits the int32 parameters of the WASM kernels. */
 function isInt32(v: number): boolean {
   return Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31;
@@ -782,13 +798,7 @@ export function binaryLayout(
   aStrides: readonly number[],
   bStrides: readonly number[],
 ): { rows: number; cols: number; aKind: number; bKind: number } | null {
-  const outStrides: number[] = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    outStrides[i] = s;
-    s *= shape[i];
-  }
-  const c = collapseDims(shape, [aStrides, bStrides, outStrides]);
+  const c = collapseDims(shape, [aStrides, bStrides, contiguousStrides(shape)]);
   if (c.shape.length === 1) {
     const kind = (st: number) => (st === 1 ? FULL : st === 0 ? SCALAR : -1);
     const aKind = kind(c.strides[0][0]);

@@ -12,6 +12,7 @@ import { coordCheck, COORD_CHECK_TEXT, type CoordCheckResult, type Parametrizati
 import { coordCheckSpec, transferSpec } from '../../mup/plots.js';
 import { DEFAULT_TRANSFER_LRS, muTransfer, transferMeans, transferOptima, type TransferRecord } from '../../mup/transfer.js';
 import { renderSvg } from '../../train/plot.js';
+import { dataDirEnv } from '../../env.js';
 
 const LABEL: Record<Parametrization, string> = { sp: 'SP', mup: 'μP' };
 
@@ -94,7 +95,7 @@ async function runCoordCheck(opts: Record<string, unknown>): Promise<void> {
   let text = COORD_CHECK_TEXT;
   let source = 'the built-in sonnets (COORD_CHECK_TEXT)';
   const data = opts.data as string | undefined;
-  const dataDir = (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR;
+  const dataDir = (opts.dataDir as string | undefined) ?? dataDirEnv();
   if (data) {
     text = await loadText(data, { dataDir });
     source = data;
@@ -198,7 +199,7 @@ async function runTransfer(opts: Record<string, unknown>): Promise<void> {
     nLayers: opts.layers as number,
     nHeads: opts.heads as number,
     data: opts.data as string,
-    dataDir: (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR ?? null,
+    dataDir: (opts.dataDir as string | undefined) ?? dataDirEnv() ?? null,
     lossWindow: opts.lossWindow as number,
     weightDecay: opts.weightDecay as number,
     warmupSteps: opts.warmupSteps as number,

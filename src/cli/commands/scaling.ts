@@ -12,6 +12,7 @@ import { runSweepWorker, sweepCsv, sweepRows, sweepStudies, type SweepInput } fr
 import { openStorage } from '../../tune/storage/index.js';
 import type { TrainConfig } from '../../train/config.js';
 import { readFileSync } from 'node:fs';
+import { dataDirEnv } from '../../env.js';
 
 function startsOption(value: string): 'full' | number {
   if (value === 'full') return 'full';
@@ -196,7 +197,7 @@ export function registerScalingCommands(program: Command): void {
       const studies = sweepStudies(input);
       const out = flags.out ?? join('runs', 'scaling', flags.name);
       const storage = openStorage(flags.storage ?? join('runs', 'scaling', `${flags.name}.sqlite`));
-      const dataDir = flags.dataDir ?? process.env.TENSORLM_DATA_DIR;
+      const dataDir = flags.dataDir ?? dataDirEnv();
       try {
         if (!flags.export) {
           console.log(`sweep '${flags.name}': ${studies.length} token budgets × ${studies[0].trials} model sizes in ${storage.location}`);

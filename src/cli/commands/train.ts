@@ -6,13 +6,13 @@ import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber, fractio
 import cliProgress from 'cli-progress';
 import { TextDataset } from '../../data/dataset.js';
 import { loadText } from '../../data/resolve.js';
-import { tensor } from '../../tensor/creation.js';
-import { Generator } from '../../tensor/random.js';
+import { generateText, streamText } from '../../models/generate.js';
 import { DEFAULT_TRAIN_CONFIG, parseDuration, type TrainConfig } from '../../train/config.js';
 import { evaluateStream, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
 import { readMetrics } from '../../train/metrics.js';
 import { lossCurveSpec, writeLossCurve } from '../../train/plot.js';
-import { loadRun, train, type TrainResult } from '../../train/trainer.js';
+import { loadRun, SAMPLE_TEMPERATURE, train, type TrainResult } from '../../train/trainer.js';
+import { dataDirEnv } from '../../env.js';
 
 const d = DEFAULT_TRAIN_CONFIG;
 
@@ -37,6 +37,7 @@ const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?:
   ['--tokenizer <char|path>', 'tokenizer', "'char', or a BPE tokenizer JSON from 'tensorlm tokenizer train'"],
   ['--preset <name>', 'preset', 'model preset (tiny, nano-trickster, tinyllama-1.1b)'],
   ['--batch-size <n>', 'batchSize', 'sequences per step', positiveInt('--batch-size')],
+  ['--grad-accum-steps <n>', 'gradAccumSteps', 'micro-batches of --batch-size per optimizer step (gradient accumulation)', positiveInt('--grad-accum-steps')],
   ['--block-size <n>', 'blockSize', "context length of training windows (at most the model's maxSeqLen)", positiveInt('--block-size')],
   ['--max-steps <n>', 'maxSteps', 'optimizer steps (the upper bound when --max-time is given)', positiveInt('--max-steps')],
   ['--lr <x>', 'lr', 'peak learning rate (AdamW)', positiveNumber('--lr')],
@@ -65,7 +66,7 @@ function configFromFlags(command: Command, opts: Record<string, unknown>): Parti
   }
   if (command.getOptionValueSource('maxTime') === 'cli') out.maxTime = opts.maxTime === 'none' ? null : opts.maxTime;
   if (command.getOptionValueSource('dropout') === 'cli') out.dropout = opts.dropout;
-  const dataDir = (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR;
+  const dataDir = (opts.dataDir as string | undefined) ?? dataDirEnv();
   if (dataDir) out.dataDir = dataDir;
   return out as Partial<TrainConfig>;
 }
@@ -178,9 +179,8 @@ async function runTrain(command: Command): Promise<void> {
   console.log(`validation loss ${full.loss.toFixed(4)} nats/${unit} (whole val split, ${full.tokens.toLocaleString('en-US')} ${unit}s), perplexity ${full.perplexity.toFixed(2)}, ${full.bitsPerToken.toFixed(3)} bits/${unit}`);
   console.log(`  baselines: uniform ln ${tokenizer.vocabSize} = ${uniform.toFixed(4)}, unigram ${unigram.toFixed(4)} nats/${unit}`);
   if (config.train.sampleTokens > 0) {
-    const ids = tensor(Int32Array.from(tokenizer.encode('\n')), { shape: [1, 1] });
-    const out = model.generate(ids, { maxNewTokens: config.train.sampleTokens, temperature: 0.8, generator: new Generator(config.train.seed) });
-    console.log(`\nsample:\n${tokenizer.decode(out.toArray().slice(1))}`);
+    const sample = generateText(model, tokenizer, '', { maxNewTokens: config.train.sampleTokens, temperature: SAMPLE_TEMPERATURE, seed: config.train.seed });
+    console.log(`\nsample:\n${sample.text}`);
   }
 }
 
@@ -190,25 +190,17 @@ async function runSample(opts: Record<string, unknown>): Promise<void> {
   const context = tokenizer.encode(prompt);
   if (context.length === 0) throw new Error('--prompt encodes to no tokens');
   if (context.length >= config.model.maxSeqLen) throw new Error(`--prompt is ${context.length} tokens; the model's context is ${config.model.maxSeqLen}`);
-  const ids = tensor(Int32Array.from(context), { shape: [1, context.length] });
   if (opts.prompt) process.stdout.write(prompt);
-  // Stream: decode each token as it arrives (multi-byte characters of BPE tokens may span tokens).
-  const pending: number[] = [];
-  for (const next of model.generateStream(ids, {
+  const stop = opts.stop as string[] | undefined;
+  const stream = streamText(model, tokenizer, context, {
     maxNewTokens: opts.maxNewTokens as number,
     temperature: opts.temperature as number,
     topK: opts.topK as number | undefined,
     topP: opts.topP as number | undefined,
-    generator: new Generator(opts.seed as number),
-  })) {
-    pending.push(next[0]);
-    const text = tokenizer.decode(pending);
-    if (!text.endsWith('\uFFFD')) {
-      process.stdout.write(text);
-      pending.length = 0;
-    }
-  }
-  if (pending.length) process.stdout.write(tokenizer.decode(pending));
+    seed: opts.seed as number,
+    stop: stop && stop.length > 0 ? stop : undefined,
+  });
+  for (const chunk of stream) process.stdout.write(chunk.text);
   process.stdout.write('\n');
 }
 
@@ -217,11 +209,11 @@ async function runEval(opts: Record<string, unknown>): Promise<void> {
   let stream;
   let what: string;
   if (opts.data) {
-    const text = await loadText(opts.data as string, { dataDir: (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR });
+    const text = await loadText(opts.data as string, { dataDir: (opts.dataDir as string | undefined) ?? dataDirEnv() });
     stream = Int32Array.from(tokenizer.encode(text));
     what = opts.data as string;
   } else {
-    const text = await loadText(config.train.data, { dataDir: (opts.dataDir as string | undefined) ?? config.train.dataDir ?? process.env.TENSORLM_DATA_DIR });
+    const text = await loadText(config.train.data, { dataDir: (opts.dataDir as string | undefined) ?? config.train.dataDir ?? dataDirEnv() });
     const dataset = TextDataset.fromText(text, tokenizer, { trainFraction: config.train.trainFraction });
     stream = dataset.val;
     what = `${config.train.data} (validation split)`;
@@ -280,6 +272,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(positiveInt('--top-k')))
     .addOption(new Option('--top-p <p>', 'nucleus sampling: the smallest set with probability ≥ p').argParser(positiveNumber('--top-p')))
     .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
+    .option('--stop <text>', 'stop when the text contains this (not printed; \\n is a newline); repeatable', (value: string, previous: string[]) => [...previous, value.replace(/\\n/g, '\n')], [] as string[])
     .addOption(checkpointOption())
     .action(async (opts: Record<string, unknown>) => runSample(opts));
 

@@ -15,6 +15,7 @@ import { parseSearchSpace, type ParamValue, type SearchSpace } from '../../tune/
 import { openStorage, type TuneStorage } from '../../tune/storage/index.js';
 import { bestTrial, openStudy, runWorker, workerIdentity, type StudyInput } from '../../tune/study.js';
 import type { StudyRecord, TrialRecord } from '../../tune/types.js';
+import { dataDirEnv } from '../../env.js';
 
 function integer(flag: string, min: number) {
   return (value: string): number => {
@@ -133,7 +134,7 @@ async function runTune(command: Command): Promise<void> {
         log,
         maxTrials: opts.maxTrials as number | undefined,
         objective: trainObjective({
-          dataDir: (opts.dataDir as string | undefined) ?? process.env.TENSORLM_DATA_DIR,
+          dataDir: (opts.dataDir as string | undefined) ?? dataDirEnv(),
           keepCheckpoints: opts.keepCheckpoints === true,
           onEval: opts.verbose ? (n, r) => log(`trial #${n} step ${r.step}: val loss ${r.valLoss.toFixed(4)}`) : undefined,
         }),

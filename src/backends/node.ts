@@ -1,0 +1,89 @@
+/**
+ * Node's backends: `wasm` (WebAssembly SIMD kernels) and `blas` (the system CBLAS for matrix
+ * products, on top of wasm). Importing this module does nothing; the Node entry points
+ * (src/index.ts, the tune/scaling/mup entries, the CLI, the data-parallel worker, vitest's setup
+ * file) pass `installNodeBackends` to `setBackendInstaller`, and the registry runs it on the first
+ * kernel call or registry query.
+ *
+ * Installing registers the backends without loading anything native: `blas` counts as available
+ * when a CBLAS library file is found on disk, and its `gemm` is a stand-in that loads koffi and the
+ * library (and tunes malloc, see native/allocator.ts) on its first call, then replaces itself. If
+ * the library then fails to load, `blas` is marked unavailable, the product runs on the base
+ * backend's gemm, and one warning says so.
+ */
+import { blasKernels, findBlasLibrary, loadBlas, loadedBlas } from './blas/index.js';
+import type { GemmArgs } from './kernels.js';
+import { backendUnavailableReason, registerBackend, resolveKernels, updateBackend } from './registry.js';
+import { registerWasmBackend, setWasmThreads } from './wasm/index.js';
+import { blasThreadsEnv } from '../env.js';
+
+type Gemm = (args: GemmArgs) => void;
+
+let installed = false;
+/** Whether a BLAS library file is on disk (null until looked for). */
+let blasFound: boolean | null = null;
+/** The threads `setNumThreads` asked for, applied to BLAS when it loads (undefined: the default). */
+let requestedThreads: number | undefined;
+/** What the blas backend's gemm runs once loaded: the library's, or the base backend's after a failed load. */
+let loadedGemm: Gemm | null = null;
+
+/** Registers `wasm` and `blas` (idempotent; loads no native code). */
+export function installNodeBackends(): void {
+  if (installed) return;
+  installed = true;
+  const wasm = registerWasmBackend();
+  const search = findBlasLibrary();
+  blasFound = search.candidate !== null;
+  registerBackend({
+    name: 'blas',
+    kernels: blasFound ? { gemm: lazyBlasGemm } : {},
+    // BLAS supplies gemm; everything else comes from the WASM kernels when they run here.
+    base: wasm.available ? 'wasm' : undefined,
+    priority: 20,
+    unavailable: blasFound ? null : search.reason,
+  });
+}
+
+/** The blas backend's gemm until BLAS is loaded; tables copied earlier keep forwarding through it. */
+function lazyBlasGemm(args: GemmArgs): void {
+  (loadedGemm ?? loadBlasGemm())(args);
+}
+
+function loadBlasGemm(): Gemm {
+  const { library, reason } = loadBlas();
+  if (library) {
+    if (requestedThreads !== undefined) library.setNumThreads?.(requestedThreads);
+    const gemm = blasKernels(library).gemm as Gemm;
+    loadedGemm = gemm;
+    updateBackend('blas', { kernels: { gemm } });
+    return gemm;
+  }
+  // The file was there but did not load (no koffi, no cblas_sgemm, wrong architecture …).
+  const base = backendUnavailableReason('wasm') === null ? 'wasm' : 'js';
+  const gemm = resolveKernels(base).gemm;
+  loadedGemm = gemm;
+  const active = updateBackend('blas', { kernels: {}, unavailable: reason });
+  process.emitWarning(`tensorlm: BLAS could not be loaded (${reason}); matrix products use the '${base}' kernels${active ? ` (backend now '${active}')` : ''}`);
+  return gemm;
+}
+
+/**
+ * Threads for matrix products: BLAS threads and WASM gemm workers (elementwise ops always run on
+ * the calling thread). Default 1 for BLAS (TENSORLM_THREADS overrides) — see blas/index.ts. Set
+ * before BLAS is loaded, the number is remembered and applied when it loads.
+ */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  requestedThreads = n;
+  loadedBlas()?.setNumThreads?.(n);
+  setWasmThreads(n);
+}
+
+/** The BLAS thread count (1 without BLAS); does not load BLAS to find out. */
+export function getNumThreads(): number {
+  const library = loadedBlas();
+  if (library) return library.getNumThreads?.() ?? 1;
+  blasFound ??= findBlasLibrary().candidate !== null;
+  // Not loaded yet: what it will be given when it loads.
+  return blasFound && loadedGemm === null ? (requestedThreads ?? blasThreadsEnv() ?? 1) : 1;
+}

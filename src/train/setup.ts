@@ -1,0 +1,41 @@
+/**
+ * How a training run builds its model and optimizer from a config — shared by the CLI trainer
+ * (trainer.ts) and the in-memory loop (browser-loop.ts), so the same settings give the same
+ * weights, batches and updates in both. No Node APIs: the browser bundle imports it.
+ */
+import type { TransformerConfig } from '../models/config.js';
+import { muParamGroups } from '../models/mup.js';
+import { TransformerLM } from '../models/transformer.js';
+import { AdamW } from '../optim/adam.js';
+import { Generator } from '../tensor/random.js';
+import type { TrainConfig } from './config.js';
+
+/** Sampling temperature of the samples shown during and after training. */
+export const SAMPLE_TEMPERATURE = 0.8;
+
+export interface RunGenerators {
+  init: Generator;
+  data: Generator;
+  dropout: Generator;
+}
+
+/** Each purpose gets its own stream derived from the run seed: init, data order, dropout. */
+export function runGenerators(seed: number): RunGenerators {
+  return { init: new Generator(seed), data: new Generator(seed + 1), dropout: new Generator(seed + 2) };
+}
+
+/**
+ * The model (in training mode) and its AdamW: matrices decay, biases and norm gains do not
+ * (nanoGPT); under μP the hidden matrices get their own groups at lr/m (models/mup.ts).
+ */
+export function buildTrainingSetup(
+  config: Pick<TrainConfig, 'seed' | 'lr' | 'weightDecay' | 'beta1' | 'beta2'>,
+  modelConfig: TransformerConfig,
+): { model: TransformerLM; optimizer: AdamW; generators: RunGenerators } {
+  const generators = runGenerators(config.seed);
+  const model = new TransformerLM(modelConfig, { generator: generators.init, dropoutGenerator: generators.dropout });
+  model.train();
+  const groups = muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay });
+  const optimizer = new AdamW(groups, { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay });
+  return { model, optimizer, generators };
+}

@@ -1,0 +1,146 @@
+/** The one text-generation path (models/generate.ts): incremental UTF-8-safe decoding, stop strings, seeds. */
+import { describe, expect, it } from 'vitest';
+import { generateText, IncrementalDecoder, promptIds, streamText, type TextChunk } from '../../src/models/generate.js';
+import { presetConfig } from '../../src/models/presets.js';
+import { TransformerLM } from '../../src/models/transformer.js';
+import { tensor } from '../../src/tensor/creation.js';
+import { Generator } from '../../src/tensor/random.js';
+import { CharTokenizer } from '../../src/tokenizers/char.js';
+import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
+
+/** Token ids are bytes; decoding is UTF-8 with U+FFFD for incomplete sequences (as byte-level BPE does). */
+const byteTokenizer = {
+  decode: (ids: ArrayLike<number>) => new TextDecoder().decode(Uint8Array.from(ids)),
+  encode: (text: string) => [...new TextEncoder().encode(text)],
+} as unknown as Tokenizer;
+
+/** A stand-in model that "generates" a fixed list of tokens (and records whether it was stopped). */
+function scriptedModel(ids: number[]): TransformerLM & { returned: boolean; produced: number } {
+  const model = {
+    returned: false,
+    produced: 0,
+    *generateStream(_ids: unknown, options: { maxNewTokens: number }) {
+      try {
+        for (const id of ids.slice(0, options.maxNewTokens)) {
+          model.produced++;
+          yield Int32Array.of(id);
+        }
+      } finally {
+        model.returned = true;
+      }
+    },
+  };
+  return model as unknown as TransformerLM & { returned: boolean; produced: number };
+}
+
+const bytes = (s: string) => [...new TextEncoder().encode(s)];
+
+function collect(model: TransformerLM, tokenizer: Tokenizer, prompt: string | number[], options: Parameters<typeof streamText>[3]): { chunks: TextChunk[]; result: ReturnType<typeof generateText> } {
+  const chunks: TextChunk[] = [];
+  const it = streamText(model, tokenizer, prompt, options);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return { chunks, result: r.value };
+    chunks.push(r.value);
+  }
+}
+
+describe('IncrementalDecoder', () => {
+  it('holds back a split multi-byte character until the token that completes it', () => {
+    const d = new IncrementalDecoder(byteTokenizer);
+    const out = [0x41, ...bytes('€'), 0x42, ...bytes('😀')].map((id) => d.push(id));
+    expect(out).toEqual(['A', '', '', '€', 'B', '', '', '', '😀']);
+    expect(d.flush()).toBe('');
+  });
+
+  it('gives up after 8 tokens of invalid bytes, and decodes what is left when final', () => {
+    const d = new IncrementalDecoder(byteTokenizer);
+    const out = Array.from({ length: 9 }, () => d.push(0xff));
+    expect(out.slice(0, 7)).toEqual(Array(7).fill(''));
+    expect(out[7]).toBe('\uFFFD'.repeat(8));
+    expect(d.push(0xe2)).toBe('');
+    expect(d.push(0x82, true)).toBe('\uFFFD\uFFFD');
+  });
+});
+
+describe('streamText', () => {
+  it('streams one chunk per token whose texts join to the result', () => {
+    const ids = [...bytes('Hé, '), ...bytes('€5')];
+    const { chunks, result } = collect(scriptedModel(ids), byteTokenizer, 'x', { maxNewTokens: ids.length });
+    expect(chunks.map((c) => c.index)).toEqual(ids.map((_, i) => i));
+    expect(chunks.map((c) => c.token)).toEqual(ids);
+    expect(chunks.map((c) => c.text).join('')).toBe('Hé, €5');
+    expect(result).toEqual({ text: 'Hé, €5', tokens: ids, stopReason: 'length', stop: null });
+  });
+
+  it('stops at a stop string, which is not part of the text, and ends the token stream', () => {
+    const model = scriptedModel(bytes('Alice: hi\nBob: yo\n'));
+    const { chunks, result } = collect(model, byteTokenizer, 'x', { maxNewTokens: 100, stop: ['\nBob:'] });
+    expect(result.text).toBe('Alice: hi');
+    expect(result.stopReason).toBe('stop');
+    expect(result.stop).toBe('\nBob:');
+    expect(result.tokens).toEqual(bytes('Alice: hi\nBob:'));
+    expect(chunks.map((c) => c.text).join('')).toBe('Alice: hi');
+    // The text that might have started the stop string ('\n', '\nB', …) was held back, never shown.
+    expect(chunks.some((c) => c.text.includes('\n'))).toBe(false);
+    expect(model.produced).toBe(bytes('Alice: hi\nBob:').length);
+    expect(model.returned).toBe(true);
+  });
+
+  it('releases held-back text when it turns out not to be a stop string, and the earliest stop wins', () => {
+    const { chunks, result } = collect(scriptedModel(bytes('a\nb\n\nc')), byteTokenizer, 'x', { maxNewTokens: 100, stop: ['\n\n', 'c'] });
+    expect(result).toMatchObject({ text: 'a\nb', stopReason: 'stop', stop: '\n\n' });
+    expect(chunks.map((c) => c.text)).toEqual(['a', '', '\nb', '']);
+    const tail = collect(scriptedModel(bytes('ab\n')), byteTokenizer, 'x', { maxNewTokens: 3, stop: ['\n\n'] });
+    // At the last token nothing can complete the stop string any more: the '\n' is shown.
+    expect(tail.result).toEqual({ text: 'ab\n', tokens: bytes('ab\n'), stopReason: 'length', stop: null });
+    expect(tail.chunks.map((c) => c.text).join('')).toBe('ab\n');
+  });
+
+  it('finds a stop string that a multi-byte character completes', () => {
+    const { result } = collect(scriptedModel(bytes('price: 5€ each')), byteTokenizer, 'x', { maxNewTokens: 100, stop: ['5€'] });
+    expect(result).toMatchObject({ text: 'price: ', stop: '5€' });
+  });
+
+  it('rejects bad stop strings, seeds and empty prompts with one-line errors', () => {
+    const model = scriptedModel([1]);
+    expect(() => generateText(model, byteTokenizer, 'x', { maxNewTokens: 1, stop: [''] })).toThrow(/stop must be an array of non-empty strings/);
+    expect(() => generateText(model, byteTokenizer, 'x', { maxNewTokens: 1, stop: 'x' as unknown as string[] })).toThrow(/stop must be an array/);
+    expect(() => generateText(model, byteTokenizer, 'x', { maxNewTokens: 1, seed: NaN })).toThrow(/seed must be a finite number/);
+    expect(() => generateText(model, byteTokenizer, [], { maxNewTokens: 1 })).toThrow(/the prompt has no tokens/);
+  });
+
+  it('an empty prompt starts from a newline, or token 0 when the vocabulary has none', () => {
+    const chars = CharTokenizer.fromText('ab\ncd');
+    expect(promptIds(chars, '')).toEqual(chars.encode('\n'));
+    expect(promptIds(chars, 'ba')).toEqual(chars.encode('ba'));
+    expect(promptIds(CharTokenizer.fromText('abc'), '')).toEqual([0]);
+  });
+});
+
+describe('generateText on a real model', () => {
+  const tokenizer = CharTokenizer.fromText('abcdefgh \n');
+  const model = new TransformerLM(presetConfig('tiny', { vocabSize: tokenizer.vocabSize, dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 2, dFF: 64, maxSeqLen: 32 }), { generator: new Generator(5) });
+
+  it('greedy text is model.generate decoded; a seed makes sampling reproducible', () => {
+    const ids = tokenizer.encode('abc');
+    const greedy = generateText(model, tokenizer, 'abc', { maxNewTokens: 40, temperature: 0 });
+    const reference = Array.from(model.generate(tensor(Int32Array.from(ids), { shape: [1, ids.length] }), { maxNewTokens: 40, temperature: 0 }).toTypedArray());
+    expect(greedy.tokens).toEqual(reference.slice(ids.length));
+    expect(greedy.text).toBe(tokenizer.decode(greedy.tokens));
+    const a = generateText(model, tokenizer, 'abc', { maxNewTokens: 30, temperature: 1, topK: 5, topP: 0.9, seed: 7 });
+    const b = generateText(model, tokenizer, 'abc', { maxNewTokens: 30, temperature: 1, topK: 5, topP: 0.9, seed: 7 });
+    expect(b).toEqual(a);
+    const c = generateText(model, tokenizer, 'abc', { maxNewTokens: 30, temperature: 1, generator: new Generator(7) });
+    expect(c.tokens).toEqual(generateText(model, tokenizer, 'abc', { maxNewTokens: 30, temperature: 1, seed: 7 }).tokens);
+  });
+
+  it('breaking out of the stream early restores the training mode', () => {
+    model.train();
+    for (const chunk of streamText(model, tokenizer, 'ab', { maxNewTokens: 20, temperature: 0 })) {
+      expect(model.training).toBe(false);
+      if (chunk.index === 3) break;
+    }
+    expect(model.training).toBe(true);
+  });
+});
