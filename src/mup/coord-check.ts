@@ -18,6 +18,7 @@ import { AdamW } from '../optim/adam.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CharTokenizer } from '../tokenizers/char.js';
+import { languageModelLoss, LrSchedule, TrainingCore } from '../train/loop.js';
 
 export type Parametrization = 'sp' | 'mup';
 
@@ -247,6 +248,8 @@ export function coordCheck(options: CoordCheckOptions = {}): CoordCheckResult {
           { generator: new Generator(seed + 1000 * (s + 1)) },
         );
         const optimizer = new AdamW(muParamGroups(model, { lr, weightDecay: 0 }), { lr, betas: [0.9, 0.99], weightDecay: 0 });
+        // The training core at a constant LR, without clipping: the coordinate check's plain Adam steps.
+        const core = new TrainingCore({ model, optimizer, schedule: new LrSchedule({ kind: 'constant', lr, warmupSteps: 0, maxSteps: steps }), loss: languageModelLoss, gradClip: 0 });
         let step = 0;
         const initial = new Map<string, Tensor>();
         const recording = recordActivations(model, (layer, activation) =>
@@ -264,10 +267,7 @@ export function coordCheck(options: CoordCheckOptions = {}): CoordCheckResult {
             noGrad(() => model.forward(x, y));
             break;
           }
-          const loss = model.forward(x, y).loss as Tensor;
-          optimizer.zeroGrad();
-          loss.backward();
-          optimizer.step();
+          core.trainStep({ x, y });
         }
         recording.remove();
       }

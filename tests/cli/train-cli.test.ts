@@ -47,6 +47,12 @@ describe('tensorlm train / sample / eval / plot', () => {
     expect(s.code, s.stderr).toBe(0);
     expect(s.stdout.startsWith('ROMEO:')).toBe(true);
     expect(s.stdout.length).toBeGreaterThan(30);
+    // --stop ends the greedy continuation at the first occurrence of the stop text, which is not printed.
+    const continuation = s.stdout.slice('ROMEO:'.length, -1);
+    const stop = continuation.slice(4, 6);
+    const stopped = await cli(['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '0', '--stop', stop]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toBe(`ROMEO:${continuation.slice(0, continuation.indexOf(stop))}\n`);
     expect(e.code, e.stderr).toBe(0);
     expect(e.stdout).toMatch(/loss \d+\.\d+ nats\/char, perplexity \d+\.\d+, \d+\.\d+ bits\/char/);
     expect(p.code, p.stderr).toBe(0);

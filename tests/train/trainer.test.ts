@@ -63,6 +63,21 @@ describe('training', () => {
     expect(rest.finalValLoss).toBe(full.finalValLoss);
   });
 
+  it('gradient accumulation: each step sees gradAccumSteps micro-batches, counts their tokens, and resumes exactly', async () => {
+    const { dir, data } = setup();
+    const cfg = { maxSteps: 12, evalInterval: 6, gradAccumSteps: 3 };
+    const full = await train(small(dir, data, { name: 'accum', ...cfg }));
+    const metrics = readFileSync(full.files.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lastTrain = metrics.filter((r) => r.kind === 'train').at(-1);
+    expect(lastTrain).toMatchObject({ step: 12, tokens: 12 * 3 * 4 * 32 });
+    const plain = await train(small(dir, data, { name: 'no-accum', maxSteps: 12, evalInterval: 6 }));
+    expect(full.trainLosses[0].loss).not.toBe(plain.trainLosses[0].loss);
+    await train(small(dir, data, { name: 'accum-split', ...cfg }), { stopAfterSteps: 5 });
+    const rest = await train({ outDir: dir, name: 'accum-split' }, { resume: true });
+    expect(rest.trainLosses.map((s) => s.loss)).toEqual(full.trainLosses.slice(5).map((s) => s.loss));
+    expect(rest.finalValLoss).toBe(full.finalValLoss);
+  });
+
   it('resume at an evaluation boundary keeps every evaluation and the best checkpoint', async () => {
     const { dir, data } = setup();
     const evals = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.kind === 'eval').map((r) => [r.step, r.valLoss, r.trainLoss]);
