@@ -31,6 +31,11 @@ function range(values: readonly number[]): [number, number] {
   return [lo, hi];
 }
 
+/** The frame of the one-panel plots (loss vs N, IsoFLOP profiles): one size for both. */
+function onePanel(title: string, layer: readonly object[]): TopLevelSpec {
+  return { $schema: SCHEMA, title, width: 520, height: 340, layer } as TopLevelSpec;
+}
+
 /** The D values to draw the law at: every distinct D of a grid sweep, else 6 log-spaced quantiles. */
 function curveDs(points: readonly ScalingPoint[]): number[] {
   const distinct = [...new Set(points.map((p) => p.D))].sort((a, b) => a - b);
@@ -46,33 +51,27 @@ export function lossVsNSpec(points: readonly ScalingPoint[], law: ScalingLaw, ti
   const curves = curveDs(points).flatMap((D, k) => grid.map((N) => ({ N, D, log10D: Math.log10(D), loss: predictLoss(law, N, D), curve: k })));
   // Colour by log10 D on a linear scale: Vega gives a log colour scale a crowded symbol legend.
   const color = { field: 'log10D', type: 'quantitative' as const, title: 'log10 tokens D', scale: { scheme: 'viridis' }, legend: { format: '.1f' } };
-  return {
-    $schema: SCHEMA,
-    title,
-    width: 520,
-    height: 340,
-    layer: [
-      {
-        data: { values: curves },
-        mark: { type: 'line', strokeWidth: 1.5, clip: true },
-        encoding: {
-          x: { field: 'N', type: 'quantitative', scale: { type: 'log' }, title: 'parameters N' },
-          y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'final loss' },
-          color,
-          detail: { field: 'curve', type: 'nominal' },
-        },
+  return onePanel(title, [
+    {
+      data: { values: curves },
+      mark: { type: 'line', strokeWidth: 1.5, clip: true },
+      encoding: {
+        x: { field: 'N', type: 'quantitative', scale: { type: 'log' }, title: 'parameters N' },
+        y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'final loss' },
+        color,
+        detail: { field: 'curve', type: 'nominal' },
       },
-      {
-        data: { values: points.map((p) => ({ N: p.N, D: p.D, log10D: Math.log10(p.D), loss: p.loss })) },
-        mark: { type: 'point', filled: true, size: 30, opacity: 0.85 },
-        encoding: {
-          x: { field: 'N', type: 'quantitative', scale: { type: 'log' } },
-          y: { field: 'loss', type: 'quantitative', scale: { zero: false } },
-          color,
-        },
+    },
+    {
+      data: { values: points.map((p) => ({ N: p.N, D: p.D, log10D: Math.log10(p.D), loss: p.loss })) },
+      mark: { type: 'point', filled: true, size: 30, opacity: 0.85 },
+      encoding: {
+        x: { field: 'N', type: 'quantitative', scale: { type: 'log' } },
+        y: { field: 'loss', type: 'quantitative', scale: { zero: false } },
+        color,
       },
-    ],
-  } as TopLevelSpec;
+    },
+  ]);
 }
 
 /** IsoFLOP profiles: loss against N per budget, the fitted parabolas and their minima. */
@@ -89,17 +88,11 @@ export function isoflopSpec<R extends IsoflopRun>(result: Approach2Result<R>, ti
   const color = { field: 'log10C', type: 'quantitative' as const, title: 'log10 C (FLOPs)', scale: { scheme: 'plasma' }, legend: { format: '.1f' } };
   const x = { field: 'N', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'parameters N' };
   const y = { field: 'loss', type: 'quantitative' as const, scale: { zero: false }, title: 'final loss' };
-  return {
-    $schema: SCHEMA,
-    title,
-    width: 520,
-    height: 340,
-    layer: [
-      { data: { values: curves }, mark: { type: 'line', strokeWidth: 1.5, clip: true }, encoding: { x, y, color, detail: { field: 'budget', type: 'nominal' } } },
-      { data: { values: points }, mark: { type: 'point', filled: true, size: 28, opacity: 0.8 }, encoding: { x, y, color } },
-      { data: { values: minima }, mark: { type: 'point', shape: 'diamond', size: 110, filled: false, strokeWidth: 2, color: 'black' }, encoding: { x, y } },
-    ],
-  } as TopLevelSpec;
+  return onePanel(title, [
+    { data: { values: curves }, mark: { type: 'line', strokeWidth: 1.5, clip: true }, encoding: { x, y, color, detail: { field: 'budget', type: 'nominal' } } },
+    { data: { values: points }, mark: { type: 'point', filled: true, size: 28, opacity: 0.8 }, encoding: { x, y, color } },
+    { data: { values: minima }, mark: { type: 'point', shape: 'diamond', size: 110, filled: false, strokeWidth: 2, color: 'black' }, encoding: { x, y } },
+  ]);
 }
 
 export interface FrontierInput<R extends IsoflopRun = IsoflopRun> {

@@ -9,8 +9,6 @@ import {
   type Approach3Fit,
   type BootstrapResult,
   type ComputeOptimal,
-  type Interval,
-  type ComputeOptimalIntervals,
 } from './chinchilla.js';
 import { loadRunsCsv, type LoadRunsOptions, type Run, type RunsTable } from './data.js';
 import { fitApproach2, type Approach2Result, type Parabola, type PowerLawFit } from './isoflop.js';
@@ -59,19 +57,9 @@ export interface Approach3Report {
   bootstrap: BootstrapReport | null;
 }
 
-export interface BootstrapReport {
-  resamples: number;
-  seed: number;
-  level: number;
-  startsPerResample: number;
-  startSet: string;
+/** The bootstrap as fit.json holds it: its intervals without the per-resample fits, and its wall time. */
+export interface BootstrapReport extends Omit<BootstrapResult, 'samples'> {
   seconds: number;
-  E: Interval;
-  A: Interval;
-  B: Interval;
-  alpha: Interval;
-  beta: Interval;
-  compute: ComputeOptimalIntervals[];
 }
 
 export interface Approach2Report {

@@ -10,7 +10,7 @@ import { readJsonFile, readTextFile, writeFileAtomic } from '../data/files.js';
 import { applyMerges, MAX_TOKEN_ID, pairKey, type MergeTable } from './bpe-merge.js';
 import { countPretokens, trainBPEFromCounts } from './bpe-train.js';
 import { bytesKey, bytesToGPT2String, concatBytes, gpt2StringToBytes, utf8Decode, utf8Encode } from './bytes.js';
-import { compilePattern, compileSpecialMatcher, GPT2_PATTERN, splitOnSpecial } from './pretokenize.js';
+import { compilePattern, compileSpecialMatcher, GPT2_PATTERN, nextPiece, splitOnSpecial } from './pretokenize.js';
 import { formatJsonFile, IdBuffer, stringifyVocab, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 /** The in-memory description of a BPE vocabulary, from which a tokenizer is built. */
@@ -252,13 +252,8 @@ export class BPETokenizer implements Tokenizer {
     const regex = this.regex;
     const cache = this.cache;
     regex.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = regex.exec(text)) !== null) {
-      const piece = m[0];
-      if (piece.length === 0) {
-        regex.lastIndex++;
-        continue;
-      }
+    let piece: string | null;
+    while ((piece = nextPiece(text, regex)) !== null) {
       let ids = cache.get(piece);
       if (ids === undefined) {
         ids = applyMerges(this.pieceBytes(piece), this.table);

@@ -21,19 +21,26 @@ export function compilePattern(pattern: string): RegExp {
   }
 }
 
+/**
+ * The next pre-token of `text` from `regex.lastIndex` on (set it to 0 to start), or null at the
+ * end. A step function rather than a callback, so that BPE's encode loop, which runs once per
+ * piece, can use it and stay a plain loop.
+ */
+export function nextPiece(text: string, regex: RegExp): string | null {
+  let m: RegExpExecArray | null;
+  while ((m = regex.exec(text)) !== null) {
+    if (m[0].length > 0) return m[0];
+    // A pattern that can match the empty string would otherwise loop forever.
+    regex.lastIndex++;
+  }
+  return null;
+}
+
 /** Calls `onPiece` for each pre-token of `text`, in order. */
 export function forEachPiece(text: string, regex: RegExp, onPiece: (piece: string) => void): void {
   regex.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = regex.exec(text)) !== null) {
-    const piece = m[0];
-    // A pattern that can match the empty string would otherwise loop forever.
-    if (piece.length === 0) {
-      regex.lastIndex++;
-      continue;
-    }
-    onPiece(piece);
-  }
+  let piece: string | null;
+  while ((piece = nextPiece(text, regex)) !== null) onPiece(piece);
 }
 
 /** All pre-tokens of `text` (mostly for tests and inspection). */

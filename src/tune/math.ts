@@ -1,4 +1,5 @@
 /** Numeric helpers for the samplers: per-trial random streams, the normal CDF, log-sum-exp. */
+import { erf } from '../math.js';
 import { Generator } from '../tensor/random.js';
 
 /** 32-bit finaliser of MurmurHash3: spreads nearby inputs over the whole range. */
@@ -23,22 +24,9 @@ export function trialGenerator(seed: number, number: number, stream = 0): Genera
 }
 
 /**
- * erf(x) with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), ample for the mixture
- * normalisers, which only ever subtract CDF values of points inside or near the range.
+ * Φ(x). erf's 1.2e-7 absolute error is ample for the mixture normalisers, which only ever
+ * subtract CDF values of points inside or near the range.
  */
-export function erf(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r =
-    t *
-    Math.exp(
-      -z * z -
-        1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x >= 0 ? 1 - r : r - 1;
-}
-
 export function normalCdf(x: number): number {
   return 0.5 * (1 + erf(x / Math.SQRT2));
 }

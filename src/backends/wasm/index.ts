@@ -22,6 +22,7 @@
  * TENSORLM_WASM_THREADS or setWasmThreads() sets how many threads, the caller included (default
  * min(cores, 2)); 1 turns workers off.
  */
+import { wasmSimdEnv, wasmThreadsEnv } from '../../env.js';
 import { jsKernels } from '../js/index.js';
 import { registerBackend } from '../registry.js';
 import { collapseDims, contiguousStrides } from '../../tensor/shape.js';
@@ -113,15 +114,15 @@ let MIN_GEMM_FLOPS = 16 * 16 * 16;
  */
 let MIN_THREADED_GEMM_FLOPS = 256 * 256 * 256;
 
-/** Threads for big GEMMs, the calling one included: TENSORLM_WASM_THREADS, else min(cores, 2). */
-let threadCount = defaultThreads();
+/**
+ * Threads for big GEMMs, the calling one included: setWasmThreads(), else TENSORLM_WASM_THREADS,
+ * else min(cores, 2). Null until first needed: the environment is read then, not at import.
+ */
+let threadCount: number | null = null;
 
 function defaultThreads(): number {
-  const env = nodeProcess()?.env?.TENSORLM_WASM_THREADS;
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (Number.isInteger(n) && n >= 1) return n;
-  }
+  const fromEnv = wasmThreadsEnv();
+  if (fromEnv !== undefined) return fromEnv;
   const os = nodeProcess()?.getBuiltinModule?.('node:os') as { availableParallelism?: () => number } | undefined;
   return Math.max(1, Math.min(2, os?.availableParallelism?.() ?? 1));
 }
@@ -129,13 +130,13 @@ function defaultThreads(): number {
 /** Sets the number of threads big GEMMs use (1 = no workers); returns the previous number. */
 export function setWasmThreads(n: number): number {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setWasmThreads: expected a positive integer, got ${n}`);
-  const previous = threadCount;
+  const previous = getWasmThreads();
   threadCount = n;
   return previous;
 }
 
 export function getWasmThreads(): number {
-  return threadCount;
+  return (threadCount ??= defaultThreads());
 }
 
 export interface WasmSizeThresholds {
@@ -710,9 +711,10 @@ class WasmModule {
       jsKernels.gemm(g);
       return;
     }
-    const threaded = threadCount > 1 && m * n * k * batch >= MIN_THREADED_GEMM_FLOPS ? this.threads() : null;
+    const threads = getWasmThreads();
+    const threaded = threads > 1 && m * n * k * batch >= MIN_THREADED_GEMM_FLOPS ? this.threads() : null;
     if (threaded) {
-      threaded.gemm(g, threadCount, () => jsKernels.gemm(g));
+      threaded.gemm(g, threads, () => jsKernels.gemm(g));
       return;
     }
     this.run(
@@ -727,7 +729,7 @@ class WasmModule {
 
   /** Starts the GEMM workers and waits for them (tests, benchmarks); returns how many are ready. */
   warmUpThreads(timeoutMs: number): number {
-    return this.threads()?.warmUp(threadCount, timeoutMs) ?? 0;
+    return this.threads()?.warmUp(getWasmThreads(), timeoutMs) ?? 0;
   }
 
   /** GEMM parts that worker threads have computed so far. */
@@ -832,7 +834,7 @@ function probe(): WasmInfo {
     info = { available: false, variant: null, variants, reason: 'this engine does not support WebAssembly SIMD (128-bit)' };
     return info;
   }
-  const forced = nodeProcess()?.env?.TENSORLM_WASM_SIMD;
+  const forced = wasmSimdEnv();
   const relaxed = decodeBase64(relaxedSimdBase64);
   if (forced !== 'simd128' && acceptsRelaxed(wasm, relaxed)) variants.push('relaxed-simd');
   variants.push('simd128');

@@ -106,6 +106,73 @@ export function nextNumber(trials: readonly TrialRecord[]): number {
   return trials.reduce((m, t) => Math.max(m, t.number + 1), 0);
 }
 
+export type ClaimPlan = { kind: 'claim'; trial: TrialRecord } | { kind: 'create'; number: number; params: Params } | { kind: 'wait' } | { kind: 'done' };
+
+/**
+ * `decideClaim` with the new trial's params already drawn from `sample`: all a backend's claim
+ * transaction has left to do is write the plan, so both backends decide (and give up) alike.
+ */
+export function planClaim(trials: readonly TrialRecord[], nTrials: number, sample: SampleFn): ClaimPlan {
+  const decision = decideClaim(trials, nTrials);
+  if (decision.kind !== 'create') return decision;
+  const params = sample(trials, decision.number);
+  // A used-up sampler ends the study as its target would: wait while trials still run elsewhere.
+  if (params === null) return { kind: trials.some((t) => t.state === 'running') ? 'wait' : 'done' };
+  return { kind: 'create', number: decision.number, params };
+}
+
+/** How one SQL dialect spells the column types of the schema both SQL backends keep. */
+export interface SqlTypes {
+  /** An auto-numbered integer primary key. */
+  id: string;
+  integer: string;
+  real: string;
+  text: string;
+}
+
+/**
+ * The tables of both SQL backends (the columns of StudyRow and TrialRow), in one dialect's types:
+ * one definition, so the two backends' tables cannot drift apart. Safe to run on every open.
+ */
+export function schemaSql({ id, integer, real, text }: SqlTypes): string {
+  return `
+CREATE TABLE IF NOT EXISTS tune_studies (
+  id ${id},
+  name ${text} NOT NULL UNIQUE,
+  settings ${text} NOT NULL,
+  n_trials ${integer} NOT NULL,
+  created_at ${real} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tune_trials (
+  id ${id},
+  study_id ${integer} NOT NULL REFERENCES tune_studies(id) ON DELETE CASCADE,
+  number ${integer} NOT NULL,
+  state ${text} NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'pruned', 'failed')),
+  origin ${text} NOT NULL,
+  params ${text} NOT NULL,
+  value ${real},
+  error ${text},
+  worker ${text},
+  worker_host ${text},
+  worker_pid ${integer},
+  created_at ${real} NOT NULL,
+  started_at ${real},
+  heartbeat_at ${real},
+  finished_at ${real},
+  retry_of ${integer},
+  requeued_as ${integer},
+  UNIQUE (study_id, number)
+);
+CREATE INDEX IF NOT EXISTS tune_trials_study_state ON tune_trials (study_id, state);
+CREATE TABLE IF NOT EXISTS tune_intermediates (
+  trial_id ${integer} NOT NULL REFERENCES tune_trials(id) ON DELETE CASCADE,
+  step ${real} NOT NULL,
+  value ${real},
+  PRIMARY KEY (trial_id, step)
+);
+`;
+}
+
 /** Row shape shared by both SQL backends (snake_case columns). */
 export interface TrialRow {
   id: number;
@@ -160,8 +227,14 @@ export function trialFromRow(row: TrialRow, intermediates: TrialRecord['intermed
   };
 }
 
+export interface IntermediateRow {
+  trial_id: number;
+  step: number;
+  value: number | null;
+}
+
 /** Groups intermediate rows by trial id, each list in step order. */
-export function groupIntermediates(rows: readonly { trial_id: number; step: number; value: number | null }[]): Map<number, TrialRecord['intermediates']> {
+export function groupIntermediates(rows: readonly IntermediateRow[]): Map<number, TrialRecord['intermediates']> {
   const out = new Map<number, TrialRecord['intermediates']>();
   for (const r of rows) {
     let list = out.get(r.trial_id);
@@ -173,6 +246,12 @@ export function groupIntermediates(rows: readonly { trial_id: number; step: numb
   return out;
 }
 
+/** Trial rows as records, each with its intermediate values (from rows of any trials). */
+export function trialsFromRows(rows: readonly TrialRow[], intermediates: readonly IntermediateRow[]): TrialRecord[] {
+  const grouped = groupIntermediates(intermediates);
+  return rows.map((r) => trialFromRow(r, grouped.get(r.id) ?? []));
+}
+
 export function finiteOrNull(x: number | null): number | null {
   return x !== null && Number.isFinite(x) ? x : null;
 }
@@ -180,4 +259,9 @@ export function finiteOrNull(x: number | null): number | null {
 /** Trial values are JSON numbers: keep error text bounded so a huge stack cannot bloat the table. */
 export function clipError(message: string): string {
   return message.length > 2000 ? `${message.slice(0, 2000)}…` : message;
+}
+
+/** The value and error columns of a finished trial: a failed one keeps its (clipped) message and no value. */
+export function outcomeColumns(outcome: TrialOutcome): { value: number | null; error: string | null } {
+  return outcome.state === 'failed' ? { value: null, error: clipError(outcome.error) } : { value: finiteOrNull(outcome.value), error: null };
 }

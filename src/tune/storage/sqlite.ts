@@ -13,16 +13,19 @@ import Database from 'better-sqlite3';
 import type { StudyRecord, StudySettings, TrialOutcome, TrialRecord, WorkerIdentity } from '../types.js';
 import {
   clipError,
-  decideClaim,
   findStale,
   finiteOrNull,
-  groupIntermediates,
+  nextNumber,
+  outcomeColumns,
+  planClaim,
+  schemaSql,
   studyFromRow,
-  trialFromRow,
+  trialsFromRows,
   StudyExistsError,
   type ClaimOptions,
   type ClaimResult,
   type InitialTrial,
+  type IntermediateRow,
   type Requeued,
   type SampleFn,
   type StudyRow,
@@ -30,42 +33,7 @@ import {
   type TuneStorage,
 } from './common.js';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tune_studies (
-  id INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
-  settings TEXT NOT NULL,
-  n_trials INTEGER NOT NULL,
-  created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tune_trials (
-  id INTEGER PRIMARY KEY,
-  study_id INTEGER NOT NULL REFERENCES tune_studies(id) ON DELETE CASCADE,
-  number INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'pruned', 'failed')),
-  origin TEXT NOT NULL,
-  params TEXT NOT NULL,
-  value REAL,
-  error TEXT,
-  worker TEXT,
-  worker_host TEXT,
-  worker_pid INTEGER,
-  created_at REAL NOT NULL,
-  started_at REAL,
-  heartbeat_at REAL,
-  finished_at REAL,
-  retry_of INTEGER,
-  requeued_as INTEGER,
-  UNIQUE (study_id, number)
-);
-CREATE INDEX IF NOT EXISTS tune_trials_study_state ON tune_trials (study_id, state);
-CREATE TABLE IF NOT EXISTS tune_intermediates (
-  trial_id INTEGER NOT NULL REFERENCES tune_trials(id) ON DELETE CASCADE,
-  step REAL NOT NULL,
-  value REAL,
-  PRIMARY KEY (trial_id, step)
-);
-`;
+const SCHEMA = schemaSql({ id: 'INTEGER PRIMARY KEY', integer: 'INTEGER', real: 'REAL', text: 'TEXT' });
 
 /** Runs `fn`, retrying with a growing pause while SQLite reports SQLITE_BUSY, for up to `limitMs`. */
 function retryWhileBusy<T>(fn: () => T, limitMs: number): T {
@@ -108,15 +76,14 @@ export class SqliteStorage implements TuneStorage {
     const rows = this.db.prepare('SELECT * FROM tune_trials WHERE study_id = ? ORDER BY number').all(studyId) as TrialRow[];
     const inter = this.db
       .prepare('SELECT i.trial_id, i.step, i.value FROM tune_intermediates i JOIN tune_trials t ON t.id = i.trial_id WHERE t.study_id = ?')
-      .all(studyId) as { trial_id: number; step: number; value: number | null }[];
-    const grouped = groupIntermediates(inter);
-    return rows.map((r) => trialFromRow(r, grouped.get(r.id) ?? []));
+      .all(studyId) as IntermediateRow[];
+    return trialsFromRows(rows, inter);
   }
 
   private trialById(id: number): TrialRecord {
     const row = this.db.prepare('SELECT * FROM tune_trials WHERE id = ?').get(id) as TrialRow;
-    const inter = this.db.prepare('SELECT trial_id, step, value FROM tune_intermediates WHERE trial_id = ?').all(id) as { trial_id: number; step: number; value: number | null }[];
-    return trialFromRow(row, groupIntermediates(inter).get(id) ?? []);
+    const inter = this.db.prepare('SELECT trial_id, step, value FROM tune_intermediates WHERE trial_id = ?').all(id) as IntermediateRow[];
+    return trialsFromRows([row], inter)[0];
   }
 
   private insertTrial(studyId: number, number: number, params: string, origin: string, retryOf: number | null): number {
@@ -138,7 +105,7 @@ export class SqliteStorage implements TuneStorage {
 
   private requeueStaleSync(studyId: number, options: ClaimOptions): Requeued[] {
     const trials = this.trials(studyId);
-    let next = trials.reduce((m, t) => Math.max(m, t.number + 1), 0);
+    let next = nextNumber(trials);
     const out: Requeued[] = [];
     for (const { trial, reason } of findStale(trials, this.now(), options)) {
       if (this.failAndRequeue(studyId, trial, reason, next)) out.push({ from: trial.number, to: next++, reason });
@@ -178,14 +145,9 @@ export class SqliteStorage implements TuneStorage {
         if (!study) throw new Error(`study ${studyId} no longer exists in ${this.location}`);
         const requeued = this.requeueStaleSync(studyId, options);
         const trials = this.trials(studyId);
-        const decision = decideClaim(trials, study.n_trials);
-        let id: number;
-        if (decision.kind === 'claim') id = decision.trial.id;
-        else if (decision.kind === 'create') {
-          const params = sample(trials, decision.number);
-          if (params === null) return { kind: trials.some((t) => t.state === 'running') ? 'wait' : 'done', requeued };
-          id = this.insertTrial(studyId, decision.number, JSON.stringify(params), 'sampled', null);
-        } else return { kind: decision.kind, requeued };
+        const plan = planClaim(trials, study.n_trials, sample);
+        if (plan.kind === 'wait' || plan.kind === 'done') return { kind: plan.kind, requeued };
+        const id = plan.kind === 'claim' ? plan.trial.id : this.insertTrial(studyId, plan.number, JSON.stringify(plan.params), 'sampled', null);
         const now = this.now();
         this.db
           .prepare("UPDATE tune_trials SET state = 'running', worker = ?, worker_host = ?, worker_pid = ?, started_at = ?, heartbeat_at = ? WHERE id = ?")
@@ -215,8 +177,7 @@ export class SqliteStorage implements TuneStorage {
   }
 
   async finishTrial(trialId: number, workerId: string, outcome: TrialOutcome): Promise<boolean> {
-    const value = outcome.state === 'failed' ? null : finiteOrNull(outcome.value);
-    const error = outcome.state === 'failed' ? clipError(outcome.error) : null;
+    const { value, error } = outcomeColumns(outcome);
     return (
       this.db
         .prepare("UPDATE tune_trials SET state = ?, value = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'running' AND worker = ?")
@@ -232,7 +193,7 @@ export class SqliteStorage implements TuneStorage {
         const trials = this.trials(owner.study_id);
         const trial = trials.find((t) => t.id === trialId);
         if (!trial || trial.state !== 'running' || trial.worker !== workerId) return null;
-        const next = trials.reduce((m, t) => Math.max(m, t.number + 1), 0);
+        const next = nextNumber(trials);
         return this.failAndRequeue(owner.study_id, trial, reason, next) ? next : null;
       })
       .immediate();
