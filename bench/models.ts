@@ -72,43 +72,38 @@ const median = (times: number[]) => times.slice().sort((a, b) => a - b)[Math.flo
 
 /**
  * Median step time over a time budget (after two warm-up steps), as tokens per second. With
- * `compareReadme`, steps of the README's public-API loop (fast backward option, and plain
- * `loss.backward()`) on their own copies of the model are interleaved with the core's, so the
+ * `compareReadme`, the README's public-API loop (with the fast backward option, and with plain
+ * `loss.backward()`) runs on its own copy of the model in blocks that alternate with the core's:
+ * each block's first step is not timed, since it pays for the garbage the previous block left
+ * (plain backward leaves much more), so each variant is timed on its own steady state while all
  * three see the same machine load.
  */
 function measureTraining(w: Workload, budgetSeconds: number, compareReadme = false): { tokensPerSecond: number; readme: number | null; readmePlain: number | null; model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor; core: TrainingCore<TransformerLM, Batch> } {
   const main = setupModel(w);
   const core = makeCore(main.model, main.opt);
   const batch = { x: main.x, y: main.y };
-  const readme = compareReadme ? setupModel(w) : null;
-  const plain = compareReadme ? setupModel(w) : null;
-  const timed = (fn: () => void, into: number[]) => {
-    const t = performance.now();
-    fn();
-    into.push(performance.now() - t);
-  };
-  const times: number[] = [];
-  const readmeTimes: number[] = [];
-  const plainTimes: number[] = [];
-  for (let i = 0; i < 2; i++) {
-    core.trainStep(batch);
-    if (readme) readmeStep(readme.model, readme.opt, readme.x, readme.y, true);
-    if (plain) readmeStep(plain.model, plain.opt, plain.x, plain.y, false);
+  const variants: { step: () => void; times: number[] }[] = [{ step: () => core.trainStep(batch), times: [] }];
+  if (compareReadme) {
+    const readme = setupModel(w);
+    const plain = setupModel(w);
+    variants.push({ step: () => readmeStep(readme.model, readme.opt, readme.x, readme.y, true), times: [] });
+    variants.push({ step: () => readmeStep(plain.model, plain.opt, plain.x, plain.y, false), times: [] });
   }
-  const deadline = performance.now() + budgetSeconds * (compareReadme ? 3 : 1) * 1000;
-  while (times.length < 3 || (performance.now() < deadline && times.length < 50)) {
-    timed(() => core.trainStep(batch), times);
-    if (readme) timed(() => readmeStep(readme.model, readme.opt, readme.x, readme.y, true), readmeTimes);
-    if (plain) timed(() => readmeStep(plain.model, plain.opt, plain.x, plain.y, false), plainTimes);
+  for (const v of variants) for (let i = 0; i < 2; i++) v.step();
+  const block = compareReadme ? 4 : 1;
+  const deadline = performance.now() + budgetSeconds * variants.length * 1000;
+  while (variants[0].times.length < 3 || (performance.now() < deadline && variants[0].times.length < 50)) {
+    for (const v of variants) {
+      for (let i = 0; i < block; i++) {
+        const t = performance.now();
+        v.step();
+        if (block === 1 || i > 0) v.times.push(performance.now() - t);
+      }
+    }
   }
   const tokens = w.batch * w.seq;
-  return {
-    tokensPerSecond: tokens / (median(times) / 1000),
-    readme: readme ? tokens / (median(readmeTimes) / 1000) : null,
-    readmePlain: plain ? tokens / (median(plainTimes) / 1000) : null,
-    ...main,
-    core,
-  };
+  const rate = (k: number) => (variants[k] ? tokens / (median(variants[k].times) / 1000) : null);
+  return { tokensPerSecond: rate(0) as number, readme: rate(1), readmePlain: rate(2), ...main, core };
 }
 
 /** Like measureTraining, but each step's batch is split over `replicas` worker-thread replicas (1 BLAS thread each). */
