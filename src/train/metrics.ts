@@ -19,6 +19,8 @@ export interface EvalRecord {
   valLoss: number;
   elapsedSeconds: number;
   sample?: string;
+  /** A stage's further figures, e.g. held-out exact-match accuracy per task. */
+  metrics?: Record<string, number>;
 }
 
 export type MetricRecord = TrainRecord | EvalRecord;

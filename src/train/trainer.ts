@@ -1,8 +1,8 @@
 /**
- * `tensorlm train`: the training core (loop.ts: AdamW with warmup + cosine decay or a constant LR,
- * gradient clipping and accumulation) plus what a run on disk needs — a run directory, periodic
- * evaluation, checkpoints (latest and best) that resume exactly, metrics as JSON lines, and the
- * time-budget planner (planner.ts). A model config with `mup` trains under μP: its param groups
+ * `tensorlm train`: pretraining as a run on disk — the text, the tokenizer, the model from a preset,
+ * AdamW with warmup + cosine decay (or a constant LR) — handed to runLoop (run-loop.ts: the
+ * training core of loop.ts plus periodic evaluation, checkpoints that resume exactly, metrics as
+ * JSON lines and the time-budget planner of planner.ts). A model config with `mup` trains under μP: its param groups
  * (models/mup.ts, muParamGroups) carry per-group LR multipliers that the schedule scales.
  * Everything the CLI does is callable from here.
  */
@@ -19,23 +19,15 @@ import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { readCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { resolveTrainConfig, type TrainConfig } from './config.js';
-import { estimateLoss, languageModelLoss, LrSchedule, NonFiniteLossError, TrainingCore, type StepResult } from './loop.js';
-import { MetricsLog, type EvalRecord, type TrainRecord } from './metrics.js';
-import { TimeBudgetPlanner } from './planner.js';
+import { estimateLoss, languageModelLoss, LrSchedule, TrainingCore } from './loop.js';
+import { runLoop, type Evaluation, type RunControl, type RunFiles, type RunHooks } from './run-loop.js';
 import { buildTrainingSetup, SAMPLE_TEMPERATURE } from './setup.js';
 
 export { buildTrainingSetup, runGenerators, SAMPLE_TEMPERATURE } from './setup.js';
 
-export interface RunFiles {
-  dir: string;
-  config: string;
-  tokenizer: string;
-  metrics: string;
-  latest: string;
-  best: string;
-}
+export type { RunFiles } from './run-loop.js';
 
 export function runFiles(outDir: string, name: string): RunFiles {
   const dir = join(outDir, name);
@@ -55,21 +47,11 @@ export interface RunConfig {
   model: TransformerConfig;
 }
 
-export interface TrainHooks {
-  onStart?(info: { config: RunConfig; startStep: number; plannedSteps: number; parameters: number; resumed: boolean; trainTokens: number; valTokens: number }): void;
-  onTrainLog?(record: TrainRecord, plannedSteps: number): void;
-  onPlanned?(plannedSteps: number): void;
-  onEval?(record: EvalRecord): void;
-  onCheckpoint?(path: string, step: number): void;
-}
+export type TrainHooks = RunHooks<RunConfig>;
 
-export interface TrainOptions {
+export interface TrainOptions extends RunControl {
   resume?: boolean;
   hooks?: TrainHooks;
-  /** Checked after every step; when it returns true the run saves a checkpoint and stops. */
-  shouldStop?: () => boolean;
-  /** Stop after this many optimizer steps of this call (tests simulate interruptions). */
-  stopAfterSteps?: number;
 }
 
 export interface TrainResult {
@@ -101,7 +83,6 @@ export function makeTokenizer(spec: string, text: string): Tokenizer {
 const EVAL_SAMPLE_TOKENS = 200;
 
 export async function train(input: Partial<TrainConfig>, options: TrainOptions = {}): Promise<TrainResult> {
-  const hooks = options.hooks ?? {};
   let config = resolveTrainConfig(input);
   const files = runFiles(config.outDir, config.name);
   const resuming = options.resume === true;
@@ -133,164 +114,47 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
     writeFileSync(files.metrics, '');
   }
   const { model, optimizer, generators: gens } = buildTrainingSetup(config, modelConfig);
-  const metrics = new MetricsLog(files.metrics);
   const schedule = new LrSchedule({ kind: config.lrSchedule, lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
   const core = new TrainingCore({ model, optimizer, schedule, loss: languageModelLoss, gradClip: config.gradClip });
-
-  let tokensSeen = 0;
-  let elapsedBefore = 0;
-  let bestValLoss: number | null = null;
-  if (checkpoint) {
-    model.loadStateDict(checkpoint.modelState);
-    optimizer.loadStateDict(checkpoint.optimizerState);
-    gens.data.setState(checkpoint.meta.rng.data);
-    gens.dropout.setState(checkpoint.meta.rng.dropout);
-    core.step = checkpoint.meta.step;
-    tokensSeen = checkpoint.meta.tokensSeen;
-    elapsedBefore = checkpoint.meta.elapsedSeconds;
-    bestValLoss = checkpoint.meta.bestValLoss;
-    schedule.maxSteps = checkpoint.meta.plannedSteps;
-    metrics.truncateAfter(core.step);
-  }
-  const tokensPerStep = config.batchSize * config.blockSize * config.gradAccumSteps;
-  hooks.onStart?.({ config: runConfig, startStep: core.step, plannedSteps: schedule.maxSteps, parameters: model.numParameters(), resumed: resuming, trainTokens: dataset.train.length, valTokens: dataset.val.length });
-
-  const startTime = performance.now();
-  const elapsed = () => elapsedBefore + (performance.now() - startTime) / 1000;
-  // With a time budget the step count is planned from the measured speed (planner.ts); the plan
-  // lives in the schedule's horizon and is saved in checkpoints for resumes.
-  const planner = config.maxTime !== null ? new TimeBudgetPlanner({ ...config, maxTime: config.maxTime }, checkpoint ? checkpoint.meta.plannedSteps : null, core.step, startTime / 1000) : null;
-
-  const meta = (): CheckpointMeta => ({
-    step: core.step,
-    tokensSeen,
-    elapsedSeconds: elapsed(),
-    bestValLoss,
-    rng: { data: gens.data.getState(), dropout: gens.dropout.getState() },
-    config: runConfig,
-    plannedSteps: schedule.maxSteps,
-  });
-  const save = (path: string) => {
-    saveCheckpoint(path, model, optimizer, meta());
-    hooks.onCheckpoint?.(path, core.step);
-  };
   const lossOn = (split: Split, seed: number) => estimateLoss(model, languageModelLoss, (rng) => dataset.getBatch(split, config.batchSize, config.blockSize, rng), config.evalIters, seed);
-  const evaluate = (): EvalRecord => {
-    // Seeded by step, not by history: an evaluation gives the same figure in a resumed run.
-    const evalSeed = config.seed + 7919 * (core.step + 1);
-    const trainLoss = lossOn('train', evalSeed);
-    const valLoss = lossOn('val', evalSeed + 1);
-    const record: EvalRecord = { kind: 'eval', step: core.step, tokens: tokensSeen, trainLoss, valLoss, elapsedSeconds: elapsed() };
+  const evaluate = (step: number): Evaluation => {
+    const evalSeed = config.seed + 7919 * (step + 1);
+    const e: Evaluation = { trainLoss: lossOn('train', evalSeed), valLoss: lossOn('val', evalSeed + 1) };
     if (config.sampleTokens > 0) {
-      record.sample = generateText(model, tokenizer, '', { maxNewTokens: Math.min(config.sampleTokens, EVAL_SAMPLE_TOKENS), temperature: SAMPLE_TEMPERATURE, seed: config.seed }).text;
+      e.sample = generateText(model, tokenizer, '', { maxNewTokens: Math.min(config.sampleTokens, EVAL_SAMPLE_TOKENS), temperature: SAMPLE_TEMPERATURE, seed: config.seed }).text;
     }
-    metrics.append(record);
-    hooks.onEval?.(record);
-    return record;
+    return e;
   };
-
-  let lastLogTime = startTime;
-  let lastLogTokens = tokensSeen;
-  let finalTrainLoss: number | null = null;
-  let finalValLoss: number | null = null;
-  let stoppedEarly: TrainResult['stoppedEarly'] = null;
-  const trainLosses: { step: number; loss: number }[] = [];
-  const stepsThisCall = options.stopAfterSteps ?? Infinity;
-  let done = 0;
-
-  /** Evaluates, keeps the best checkpoint, and (unless it is the end) saves the latest. */
-  const evaluateAndSave = (saveLatest: boolean) => {
-    const r = evaluate();
-    finalValLoss = r.valLoss;
-    finalTrainLoss = r.trainLoss;
-    if (bestValLoss === null || r.valLoss < bestValLoss) {
-      bestValLoss = r.valLoss;
-      save(files.best);
-    }
-    if (saveLatest) save(files.latest);
-  };
-  const microBatches = () => Array.from({ length: config.gradAccumSteps }, () => dataset.getBatch('train', config.batchSize, config.blockSize, gens.data));
+  const tokensPerBatch = config.batchSize * config.blockSize;
 
   // Data parallelism over worker threads (src/train/parallel.ts): replicas − 1 workers.
   const dataParallel = config.replicas > 1 ? new DataParallel(model, { replicas: config.replicas, seed: config.seed + 3 }) : null;
   try {
-    while (core.step < schedule.maxSteps) {
-      let result: StepResult;
-      try {
-        if (dataParallel) {
-          // Forward + backward of each batch's shards on the replicas; gradients land in model's .grad.
-          const batches = microBatches();
-          result = await core.trainStepWith(async () => {
+    const outcome = await runLoop({
+      files,
+      runConfig,
+      model,
+      optimizer,
+      core,
+      generators: gens,
+      settings: config,
+      nextBatches: () => Array.from({ length: config.gradAccumSteps }, () => dataset.getBatch('train', config.batchSize, config.blockSize, gens.data)),
+      tokensIn: (batches) => batches.length * tokensPerBatch,
+      // Forward + backward of each batch's shards on the replicas; gradients land in model's .grad.
+      gradientsWith: dataParallel
+        ? async (batches) => {
             let total = 0;
             for (const { x, y } of batches) total += await dataParallel.step(x, y, 1 / batches.length);
             return total / batches.length;
-          });
-        } else result = core.trainStep(microBatches());
-      } catch (e) {
-        if (!(e instanceof NonFiniteLossError)) throw e;
-        throw new NonFiniteLossError(`${e.message}; stopping. The last good checkpoint is ${existsSync(files.latest) ? files.latest : '(none yet)'}; try a lower --lr`, e.step, e.loss);
-      }
-      const step = core.step;
-      done++;
-      tokensSeen += tokensPerStep;
-      trainLosses.push({ step, loss: result.loss });
-
-      const replanned = planner?.afterStep(step, performance.now() / 1000, elapsed()) ?? null;
-      if (replanned !== null) {
-        schedule.maxSteps = replanned;
-        hooks.onPlanned?.(replanned);
-      }
-
-      if (step % config.logInterval === 0 || step === schedule.maxSteps) {
-        const now = performance.now();
-        const record: TrainRecord = {
-          kind: 'train',
-          step,
-          tokens: tokensSeen,
-          loss: result.loss,
-          // The schedule's value: each param group trains at lr × its lrScale (μP: hidden ones at lr/m).
-          lr: result.lr,
-          tokensPerSecond: ((tokensSeen - lastLogTokens) / (now - lastLogTime)) * 1000,
-          elapsedSeconds: elapsed(),
-        };
-        lastLogTime = now;
-        lastLogTokens = tokensSeen;
-        metrics.append(record);
-        hooks.onTrainLog?.(record, schedule.maxSteps);
-      }
-      // Evaluate right after the step that completes an interval, so a stop after it never skips it.
-      if (step % config.evalInterval === 0 && step < schedule.maxSteps) evaluateAndSave(true);
-      // Let the event loop run (a Ctrl-C handler, progress output) between steps; costs microseconds.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (options.shouldStop?.()) {
-        stoppedEarly = 'interrupted';
-        break;
-      }
-      if (done >= stepsThisCall) break;
-      if (config.maxTime !== null && elapsed() > config.maxTime) {
-        stoppedEarly = 'time';
-        break;
-      }
-    }
-
-    if (core.step >= schedule.maxSteps || stoppedEarly === 'time') evaluateAndSave(false);
-    save(files.latest);
-    return {
-      files,
-      model,
-      tokenizer,
-      dataset,
-      config: runConfig,
-      step: core.step,
-      plannedSteps: schedule.maxSteps,
-      finalTrainLoss,
-      finalValLoss,
-      bestValLoss,
-      tokensPerSecond: (done * tokensPerStep) / ((performance.now() - startTime) / 1000),
-      elapsedSeconds: elapsed(),
-      stoppedEarly,
-      trainLosses,
-    };
+          }
+        : undefined,
+      evaluate,
+      resumeFrom: checkpoint,
+      hooks: options.hooks as RunHooks,
+      control: options,
+      dataTokens: { train: dataset.train.length, val: dataset.val.length },
+    });
+    return { files, model, tokenizer, dataset, config: runConfig, ...outcome };
   } finally {
     await dataParallel?.close();
   }
