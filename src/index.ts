@@ -24,6 +24,7 @@ export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
 export * as optim from './optim/index.js';
 export * as models from './models/index.js';
+export * as chat from './chat/index.js';
 export * as io from './io/index.js';
 export { TransformerLM } from './models/transformer.js';
 export { embedding } from './ops/embedding.js';

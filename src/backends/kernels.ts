@@ -118,18 +118,73 @@ export interface SgdStepArgs {
   weightDecay: number;
 }
 
-/** `argReduce`: contiguous x viewed as [outer, size, inner], reduced over the middle to indices (and values). */
-export interface ArgReduceArgs {
-  op: ArgReduceOp;
+/** What both reductions read: contiguous x from xOffset viewed as [outer, size, inner], reduced over the middle. */
+export interface ReduceInput {
   x: TypedArray;
   xOffset: number;
   outer: number;
   size: number;
   inner: number;
+}
+
+/** `reduce`: out has outer·inner elements. */
+export interface ReduceArgs extends ReduceInput {
+  op: ReduceOp;
+  out: TypedArray;
+}
+
+/** `argReduce`: reduced to indices (and values). */
+export interface ArgReduceArgs extends ReduceInput {
+  op: ArgReduceOp;
   /** outer·inner indices along the middle axis. */
   indices: Int32Array;
   /** The max/min values themselves, or null when only the indices are wanted. */
   values: TypedArray | null;
+}
+
+/** What the index kernels share: [outer, ·, inner] blocks whose middle axis is indexed, indexSize entries of it. */
+export interface IndexLayout {
+  /** gather/scatterAdd: [outer, indexSize, inner] (one index per element); indexSelect/indexAdd: [indexSize]. */
+  index: Int32Array;
+  outer: number;
+  indexSize: number;
+  inner: number;
+}
+
+/** `gather`, `indexSelect`: contiguous x [outer, xSize, inner] read into out [outer, indexSize, inner]. */
+export interface GatherArgs extends IndexLayout {
+  x: TypedArray;
+  xSize: number;
+  out: TypedArray;
+}
+
+/** `scatterAdd`, `indexAdd` (the adjoints): src [outer, indexSize, inner] added into out [outer, outSize, inner]. */
+export interface ScatterAddArgs extends IndexLayout {
+  src: Float32Array;
+  out: Float32Array;
+  outSize: number;
+}
+
+/** `softmax`: a contiguous [rows, cols] block of x from xOffset; out is written from 0. */
+export interface SoftmaxArgs {
+  x: Float32Array;
+  xOffset: number;
+  rows: number;
+  cols: number;
+  out: Float32Array;
+  /** Log-softmax instead. */
+  log: boolean;
+}
+
+/** `softmaxBackward`: the forward's output y and the upstream gradient g, both contiguous [rows, cols]. */
+export interface SoftmaxBackwardArgs {
+  y: Float32Array;
+  g: Float32Array;
+  rows: number;
+  cols: number;
+  out: Float32Array;
+  /** y is a log-softmax. */
+  log: boolean;
 }
 
 /** `geluWithDerivative`: n contiguous elements of x from xOffset; out and deriv are written from 0. */
@@ -236,7 +291,7 @@ export interface Kernels {
   /** Copies a strided view of `shape` elements into another strided view. */
   copy(shape: readonly number[], src: StridedArray, dst: StridedArray): void;
   /** Contiguous x viewed as [outer, size, inner] reduced over the middle: out has outer·inner elements. */
-  reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void;
+  reduce(args: ReduceArgs): void;
   /** Like reduce, writing the index of the max/min (first one on ties) and optionally its value. */
   argReduce(args: ArgReduceArgs): void;
   gemm(args: GemmArgs): void;
@@ -244,15 +299,15 @@ export interface Kernels {
    * Contiguous x viewed as [outer, xSize, inner], index as [outer, indexSize, inner]:
    * out[o, j, i] = x[o, index[o, j, i], i]  (torch.gather along the middle dimension).
    */
-  gather(x: TypedArray, index: Int32Array, out: TypedArray, outer: number, xSize: number, indexSize: number, inner: number): void;
+  gather(args: GatherArgs): void;
   /** The adjoint of gather: out[o, index[o, j, i], i] += src[o, j, i]. */
-  scatterAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void;
+  scatterAdd(args: ScatterAddArgs): void;
   /** out[o, j, i] = x[o, index[j], i]  (torch.index_select; embeddings). */
-  indexSelect(x: TypedArray, index: Int32Array, out: TypedArray, outer: number, xSize: number, indexSize: number, inner: number): void;
+  indexSelect(args: GatherArgs): void;
   /** The adjoint of indexSelect: out[o, index[j], i] += src[o, j, i]. */
-  indexAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void;
+  indexAdd(args: ScatterAddArgs): void;
   /** Row-wise (log-)softmax of a contiguous [rows, cols] block. */
-  softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void;
+  softmax(args: SoftmaxArgs): void;
   /**
    * Softmax of scale·x over each row of a contiguous [rows, cols] block, where row r is query
    * position i = r mod tq and, when causal, only columns j ≤ i + causalOffset take part (the rest
@@ -265,7 +320,7 @@ export interface Kernels {
    */
   geluWithDerivative(args: GeluWithDerivativeArgs): void;
   /** Backward of softmax given its output y: dx = y·(g − Σ g·y), or for log-softmax dx = g − exp(y)·Σ g. */
-  softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void;
+  softmaxBackward(args: SoftmaxBackwardArgs): void;
   /**
    * Row-wise LayerNorm of a contiguous [rows, cols] block: out = (x − mean)·rstd·weight + bias,
    * also writing each row's mean and rstd = 1/√(var + eps) for the backward pass.
@@ -291,5 +346,3 @@ export interface Kernels {
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */
   adamStep(args: AdamStepArgs): void;
 }
-
-export type KernelName = keyof Kernels;

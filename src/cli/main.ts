@@ -13,8 +13,9 @@ import { registerScalingCommands } from './commands/scaling.js';
 import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
+import { registerChatCommand, registerPosttrainCommands } from './commands/posttrain.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command();
   program
     .name('tensorlm')
@@ -25,6 +26,8 @@ export function buildProgram(): Command {
   registerTokenizerCommands(program);
   registerParamsCommand(program);
   registerTrainCommands(program);
+  registerPosttrainCommands(program);
+  registerChatCommand(program);
   registerScalingCommands(program);
   registerTuneCommands(program);
   registerMupCommands(program);

@@ -66,7 +66,7 @@ export class ModelCache {
 }
 
 /** The prompt's token ids; a prompt the tokenizer cannot encode is the client's error. */
-export function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
+function encodePrompt(tokenizer: Tokenizer, prompt: string): number[] {
   try {
     return tokenizer.encode(prompt);
   } catch (error) {

@@ -33,10 +33,10 @@ export interface AttentionRequest {
   checkpoint: CheckpointChoice;
 }
 
-export const MAX_PROMPT_CHARS = 2000;
-export const MAX_NEW_TOKENS = 1000;
-export const DEFAULT_NEW_TOKENS = 200;
-export const DEFAULT_TEMPERATURE = 0.8;
+const MAX_PROMPT_CHARS = 2000;
+const MAX_NEW_TOKENS = 1000;
+const DEFAULT_NEW_TOKENS = 200;
+const DEFAULT_TEMPERATURE = 0.8;
 /** Attention maps grow as tokens²·layers·heads; 64 tokens keep the answer to a few hundred KiB. */
 export const MAX_ATTENTION_TOKENS = 64;
 

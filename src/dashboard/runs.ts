@@ -44,9 +44,9 @@ export interface RunSummary {
 }
 
 /** A run whose metrics.jsonl changed this recently is shown as running. */
-export const RUNNING_WINDOW_MS = 60_000;
+const RUNNING_WINDOW_MS = 60_000;
 /** How deep below a --runs root runs are searched (runs/<study>/<trial>/ is depth 2). */
-export const SCAN_DEPTH = 3;
+const SCAN_DEPTH = 3;
 /** Directories visited per scan at most, so a huge tree given by mistake cannot stall requests. */
 const SCAN_MAX_DIRS = 20_000;
 

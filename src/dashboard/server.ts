@@ -43,7 +43,7 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-export const BODY_LIMIT_BYTES = 64 * 1024;
+const BODY_LIMIT_BYTES = 64 * 1024;
 /** Generations run one token per event-loop turn; a few at once keep each one responsive. */
 const MAX_GENERATIONS = 4;
 /** Open event streams at most (each holds a watcher and a timer). */
@@ -51,7 +51,7 @@ const MAX_STREAMS = 256;
 const HEARTBEAT_MS = 15_000;
 
 /** The folder holding package.json above this file: src/dashboard under tsx, dist/dashboard when built. */
-export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
   for (let dir = from; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) return dir;
     if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);

@@ -89,7 +89,7 @@ function encodeToArray(tokenizer: TextEncoderLike, text: string): TokenArray {
 }
 
 /** Writes a cache file atomically (temporary file + rename). */
-export function writeCache(path: string, tokens: TokenArray, tokHash: Uint8Array, textHash: Uint8Array): void {
+function writeCache(path: string, tokens: TokenArray, tokHash: Uint8Array, textHash: Uint8Array): void {
   const header = new Uint8Array(CACHE_HEADER_BYTES);
   const view = new DataView(header.buffer);
   view.setUint32(0, MAGIC, true);
@@ -109,7 +109,7 @@ function littleEndian(): boolean {
 }
 
 /** The cached tokens, or null when the file is missing, truncated, or made from other inputs. */
-export function readCache(path: string, tokHash: Uint8Array, textHash: Uint8Array): TokenArray | null {
+function readCache(path: string, tokHash: Uint8Array, textHash: Uint8Array): TokenArray | null {
   if (!existsSync(path)) return null;
   let bytes: Uint8Array;
   try {

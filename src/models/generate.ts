@@ -17,7 +17,7 @@ import { Generator as RandomGenerator } from '../tensor/random.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { SamplingOptions } from './sampling.js';
-import type { TransformerLM } from './transformer.js';
+import type { KVCache, TransformerLM } from './transformer.js';
 
 /** A byte-level token may end inside a UTF-8 character: at most this many tokens are held back for it. */
 const MAX_PENDING_TOKENS = 8;
@@ -60,10 +60,14 @@ export interface TextGenerationOptions extends SamplingOptions {
   maxNewTokens: number;
   /** Generation ends when the text contains one of these; it is not included in the text. */
   stop?: readonly string[];
+  /** Generation ends at any of these token ids (e.g. an end-of-turn token); it is not decoded into the text. */
+  stopTokens?: readonly number[];
   /** Seeds a sampling generator of its own when `generator` is not given (default: the default generator). */
   seed?: number;
   /** Passed to TransformerLM.generateStream (how the context is rebuilt when it is full). */
   keepOnOverflow?: number;
+  /** Continue the sequence in this KV cache (see GenerateOptions.cache): a chat keeps it between turns. */
+  cache?: KVCache;
 }
 
 export interface TextChunk {
@@ -85,6 +89,8 @@ export interface GeneratedText {
   stopReason: StopReason;
   /** The stop string that ended generation, or null. */
   stop: string | null;
+  /** The stop token that ended generation (see stopTokens), if one did. */
+  stopToken?: number;
 }
 
 /**
@@ -134,6 +140,7 @@ function partialStopLength(text: string, stops: readonly string[]): number {
  */
 export function* streamText(model: TransformerLM, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): Generator<TextChunk, GeneratedText, undefined> {
   const stops = checkStops(options.stop);
+  const stopTokens = new Set(options.stopTokens ?? []);
   const context = typeof prompt === 'string' ? promptIds(tokenizer, prompt) : Array.from(prompt);
   if (context.length === 0) throw new RangeError('generate: the prompt has no tokens');
   if (options.seed !== undefined && !Number.isFinite(options.seed)) throw new RangeError(`generate: seed must be a finite number, got ${options.seed}`);
@@ -148,6 +155,7 @@ export function* streamText(model: TransformerLM, tokenizer: Tokenizer, prompt: 
     topK: options.topK,
     topP: options.topP,
     keepOnOverflow: options.keepOnOverflow,
+    cache: options.cache,
     generator,
   });
   try {
@@ -155,6 +163,11 @@ export function* streamText(model: TransformerLM, tokenizer: Tokenizer, prompt: 
       const token = next[0];
       const index = tokens.length;
       tokens.push(token);
+      if (stopTokens.has(token)) {
+        const out = text.add(decoder.flush(), true);
+        if (out.text) yield { text: out.text, token, index };
+        return { text: text.emitted, tokens, stopReason: 'stop', stop: null, stopToken: token };
+      }
       const final = index === options.maxNewTokens - 1;
       const out = text.add(decoder.push(token, final), final);
       // One chunk per token (its text may be '' while held back), so callers can count and pace.

@@ -51,3 +51,4 @@ export {
 export { sampleNext, sampleToken, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
 export { attentionMaps, type AttentionMaps } from './inspect.js';
 export { streamText, generateText, promptIds, IncrementalDecoder, type TextGenerationOptions, type TextChunk, type GeneratedText, type StopReason } from './generate.js';
+export { ChatSession, type ChatSessionOptions, type ChatReplyOptions } from './chat.js';

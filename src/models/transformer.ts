@@ -77,6 +77,13 @@ export interface GenerateOptions extends SamplingOptions {
   keepOnOverflow?: number;
   /** Called with each new token per batch row, before it is fed back. */
   onToken?: (tokens: Int32Array, step: number) => void;
+  /**
+   * Continue a sequence already in this cache (a multi-turn chat): `ids` are appended to it and
+   * the generated tokens too, except the last one yielded, which the caller feeds with its next
+   * ids. It must have room for the ids; when it fills up while generating, it is rebuilt from the
+   * last keepOnOverflow tokens of this call (earlier ones are forgotten). Default: a fresh cache.
+   */
+  cache?: KVCache;
 }
 
 export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOptions?], LMOutput> {
@@ -263,10 +270,14 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
     const modes = this.modules().map((m) => [m, m.training] as const);
     this.eval();
     try {
-      const cache = this.createCache(b);
+      const cache = options.cache ?? this.createCache(b);
+      if (options.cache) {
+        if (cache.batch !== b) throw new Error(`generate: the cache holds ${cache.batch} sequences, ids ${b}`);
+        if (cache.length + t > cache.maxLen) throw new RangeError(`generate: ${t} tokens after the ${cache.length} in the cache exceed its length ${cache.maxLen}; reset it or start from a shorter context`);
+      }
       // Rows of the full sequence so far, for rebuilding the cache when the context is full.
       const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
-      const start = Math.max(0, t - c.maxSeqLen);
+      const start = options.cache ? 0 : Math.max(0, t - c.maxSeqLen);
       let logits = this.step(context.narrow(1, start, t - start), cache);
       for (let i = 0; i < maxNewTokens; i++) {
         const next = sampleNext(logits, options);

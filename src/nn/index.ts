@@ -58,6 +58,19 @@ export {
   type GroupedAttentionOptions,
 } from './attention.js';
 export { TransformerBlock, makeNorm, type TransformerBlockOptions, type NormKind, type MlpKind, type NormPlacement } from './transformer.js';
+export {
+  LoRALinear,
+  applyLoRA,
+  mergeLoRA,
+  loraStateDict,
+  loadLoRAStateDict,
+  loraParameters,
+  loraConfig,
+  type LoRAOptions,
+  type LoRALinearOptions,
+  type LoRAConfig,
+  type ApplyLoRAOptions,
+} from './lora.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
 export type {

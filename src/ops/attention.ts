@@ -51,7 +51,7 @@ export function scaledSoftmax(x: Tensor, scale: number, causal: boolean, causalO
   return record(out, 'scaledSoftmax', [x], (g) => {
     const gx = Tensor.uninitialized(x.shape);
     const gd = contiguousData(g);
-    kernels.softmaxBackward(out.storage as Float32Array, gd.data.subarray(gd.offset) as Float32Array, rows, cols, gx.storage as Float32Array, false);
+    kernels.softmaxBackward({ y: out.storage as Float32Array, g: gd.data.subarray(gd.offset) as Float32Array, rows, cols, out: gx.storage as Float32Array, log: false });
     return [scale === 1 ? gx : mul(gx, scale)];
   });
 }

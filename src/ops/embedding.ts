@@ -25,11 +25,11 @@ export function embedding(weight: Tensor, ids: Tensor, paddingIdx: number | null
   }
   const out = Tensor.uninitialized([...ids.shape, dim]);
   const w = contiguousData(weight);
-  kernels.indexSelect(w.offset === 0 ? w.data : w.data.subarray(w.offset), idx, out.storage, 1, rows, idx.length, dim);
+  kernels.indexSelect({ x: w.offset === 0 ? w.data : w.data.subarray(w.offset), index: idx, out: out.storage, outer: 1, xSize: rows, indexSize: idx.length, inner: dim });
   return record(out, 'embedding', [weight], (g) => {
     const gw = Tensor.empty(weight.shape);
     const gw32 = gw.storage as Float32Array;
-    kernels.indexAdd(floatData(g), idx, gw32, 1, rows, idx.length, dim);
+    kernels.indexAdd({ src: floatData(g), index: idx, out: gw32, outer: 1, outSize: rows, indexSize: idx.length, inner: dim });
     if (paddingIdx !== null) gw32.fill(0, paddingIdx * dim, (paddingIdx + 1) * dim);
     return [gw];
   });

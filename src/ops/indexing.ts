@@ -34,11 +34,11 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   const { data, offset } = contiguousData(x);
   const outer = shapeSize(x.shape.slice(0, d));
   const inner = shapeSize(x.shape.slice(d + 1));
-  kernels.gather(offset === 0 ? data : data.subarray(offset), idx, out.storage, outer, x.shape[d], index.shape[d], inner);
+  kernels.gather({ x: offset === 0 ? data : data.subarray(offset), index: idx, out: out.storage, outer, xSize: x.shape[d], indexSize: index.shape[d], inner });
   return record(out, 'gather', [x], (g) => {
     const gx = Tensor.empty(x.shape, 'float32');
     const gd = contiguousData(g);
-    kernels.scatterAdd(gd.data.subarray(gd.offset) as Float32Array, idx, gx.storage as Float32Array, outer, x.shape[d], index.shape[d], inner);
+    kernels.scatterAdd({ src: gd.data.subarray(gd.offset) as Float32Array, index: idx, out: gx.storage as Float32Array, outer, outSize: x.shape[d], indexSize: index.shape[d], inner });
     return [gx];
   });
 }
@@ -48,15 +48,15 @@ export function indexPut(shape: readonly number[], dim: number, index: Tensor, v
   const out = Tensor.empty(shape, 'float32');
   const idx = checkIndexTensor(index, 'scatterAdd');
   const v = contiguousData(values);
-  kernels.scatterAdd(
-    v.data.subarray(v.offset) as Float32Array,
-    idx,
-    out.storage as Float32Array,
-    shapeSize(shape.slice(0, dim)),
-    shape[dim],
-    index.shape[dim],
-    shapeSize(shape.slice(dim + 1)),
-  );
+  kernels.scatterAdd({
+    src: v.data.subarray(v.offset) as Float32Array,
+    index: idx,
+    out: out.storage as Float32Array,
+    outer: shapeSize(shape.slice(0, dim)),
+    outSize: shape[dim],
+    indexSize: index.shape[dim],
+    inner: shapeSize(shape.slice(dim + 1)),
+  });
   return out;
 }
 
@@ -72,11 +72,11 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const { data, offset } = contiguousData(x);
   const outer = shapeSize(x.shape.slice(0, d));
   const inner = shapeSize(x.shape.slice(d + 1));
-  kernels.indexSelect(offset === 0 ? data : data.subarray(offset), idx, out.storage, outer, x.shape[d], idx.length, inner);
+  kernels.indexSelect({ x: offset === 0 ? data : data.subarray(offset), index: idx, out: out.storage, outer, xSize: x.shape[d], indexSize: idx.length, inner });
   return record(out, 'indexSelect', [x], (g) => {
     const gx = Tensor.empty(x.shape, 'float32');
     const gd = contiguousData(g);
-    kernels.indexAdd(gd.data.subarray(gd.offset) as Float32Array, idx, gx.storage as Float32Array, outer, x.shape[d], idx.length, inner);
+    kernels.indexAdd({ src: gd.data.subarray(gd.offset) as Float32Array, index: idx, out: gx.storage as Float32Array, outer, outSize: x.shape[d], indexSize: idx.length, inner });
     return [gx];
   });
 }

@@ -1,7 +1,7 @@
 /** Reductions over any set of dims, with keepdim. Composite ones (mean, var, logsumexp) reuse sum/amax. */
 import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
-import type { ArgReduceOp, ReduceOp } from '../backends/kernels.js';
+import type { ArgReduceOp, ReduceInput, ReduceOp } from '../backends/kernels.js';
 import { normalizeDim, shapeSize } from '../tensor/shape.js';
 import { Tensor, type MaxResult } from '../tensor/tensor.js';
 import { add, compare, contiguousData, div, exp, log, mul, sub, where } from './elementwise.js';
@@ -33,26 +33,26 @@ function reducedShape(shape: readonly number[], dims: readonly number[], keepdim
  * Lays x out as a contiguous [outer, size, inner] block with the reduced dims in the middle:
  * without copying when they are adjacent, else by permuting them to the end first.
  */
-function asBlock(x: Tensor, dims: readonly number[]): { data: Tensor['storage']; offset: number; outer: number; size: number; inner: number } {
+function asBlock(x: Tensor, dims: readonly number[]): ReduceInput {
   const adjacent = dims.every((d, i) => i === 0 || d === dims[i - 1] + 1);
   if (adjacent && dims.length > 0) {
     const { data, offset } = contiguousData(x);
     const outer = shapeSize(x.shape.slice(0, dims[0]));
     const size = shapeSize(x.shape.slice(dims[0], dims[dims.length - 1] + 1));
-    return { data, offset, outer, size, inner: shapeSize(x.shape.slice(dims[dims.length - 1] + 1)) };
+    return { x: data, xOffset: offset, outer, size, inner: shapeSize(x.shape.slice(dims[dims.length - 1] + 1)) };
   }
   const kept = x.shape.map((_, i) => i).filter((i) => !dims.includes(i));
   const moved = permute(x.detach(), [...kept, ...dims]);
   const { data, offset } = contiguousData(moved);
   const size = shapeSize(dims.map((d) => x.shape[d]));
-  return { data, offset, outer: size === 0 ? 0 : x.size / Math.max(size, 1), size, inner: 1 };
+  return { x: data, xOffset: offset, outer: size === 0 ? 0 : x.size / Math.max(size, 1), size, inner: 1 };
 }
 
 function reduceForward(op: ReduceOp, x: Tensor, dims: number[], keepdim: boolean): Tensor {
   const out = Tensor.empty(reducedShape(x.shape, dims, keepdim), x.dtype === 'bool' ? 'int32' : x.dtype);
   const block = asBlock(x, dims);
   if (block.outer * block.inner === 0) return out;
-  kernels.reduce(op, block.data, block.offset, block.outer, block.size, block.inner, out.storage);
+  kernels.reduce({ ...block, op, out: out.storage });
   return out;
 }
 

@@ -11,11 +11,11 @@ function softmaxLastDim(x: Tensor, log: boolean): Tensor {
   const rows = cols === 0 ? 0 : x.size / cols;
   const out = Tensor.uninitialized(x.shape, 'float32');
   const { data, offset } = contiguousData(x);
-  kernels.softmax(data as Float32Array, offset, rows, cols, out.storage as Float32Array, log);
+  kernels.softmax({ x: data as Float32Array, xOffset: offset, rows, cols, out: out.storage as Float32Array, log });
   return record(out, log ? 'logSoftmax' : 'softmax', [x], (g) => {
     const gx = Tensor.uninitialized(x.shape, 'float32');
     const gd = contiguousData(g);
-    kernels.softmaxBackward(out.storage as Float32Array, gd.data.subarray(gd.offset) as Float32Array, rows, cols, gx.storage as Float32Array, log);
+    kernels.softmaxBackward({ y: out.storage as Float32Array, g: gd.data.subarray(gd.offset) as Float32Array, rows, cols, out: gx.storage as Float32Array, log });
     return [gx];
   });
 }

@@ -236,7 +236,7 @@ export abstract class Optimizer<H extends OptimizerHyperparams = OptimizerHyperp
 }
 
 /** The parameter's elements, in place: a view of its storage, which every view of it shares. */
-export function paramData(p: Tensor): Float32Array {
+function paramData(p: Tensor): Float32Array {
   return (p.storage as Float32Array).subarray(p.offset, p.offset + p.size);
 }
 

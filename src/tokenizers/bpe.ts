@@ -51,7 +51,10 @@ export interface BPETrainOptions {
 export type BPETrainInput = string | readonly string[] | { files: readonly string[] };
 
 export interface GPT2LoadOptions {
-  /** Which vocab.json entries are special; by default "<|endoftext|>" when present. */
+  /**
+   * Special tokens; by default "<|endoftext|>" when vocab.json has it. Those in vocab.json keep
+   * its ids; the others get new ids after its largest one, in the order listed.
+   */
   specialTokens?: readonly string[];
   pattern?: string;
 }
@@ -190,12 +193,17 @@ export class BPETokenizer implements Tokenizer {
     }
     const all = expectIdRecord(parsed, 'vocab.json');
     const specialNames = new Set(options.specialTokens ?? (Object.hasOwn(all, '<|endoftext|>') ? ['<|endoftext|>'] : []));
-    for (const name of specialNames) {
-      if (!Object.hasOwn(all, name)) throw new Error(`vocab.json: special token ${JSON.stringify(name)} is not in the vocabulary`);
-    }
     const entries = Object.entries(all);
     const vocab = Object.fromEntries(entries.filter(([name]) => !specialNames.has(name)));
-    const specialTokens = Object.fromEntries(entries.filter(([name]) => specialNames.has(name)));
+    const specialEntries = entries.filter(([name]) => specialNames.has(name));
+    // Requested special tokens that vocab.json lacks (a chat template's markers on GPT-2's
+    // vocabulary) are appended after its largest id, in the order given.
+    let next = entries.reduce((max, [, id]) => Math.max(max, id + 1), 0);
+    for (const name of specialNames) {
+      if (name.length === 0) throw new Error('GPT2LoadOptions.specialTokens: a special token cannot be the empty string');
+      if (!Object.hasOwn(all, name)) specialEntries.push([name, next++]);
+    }
+    const specialTokens = Object.fromEntries(specialEntries);
     const merges = mergesTxt
       .split(/\r?\n/)
       .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith('#version')));
@@ -209,6 +217,21 @@ export class BPETokenizer implements Tokenizer {
   /** Loads vocab.json + merges.txt files. */
   static loadGPT2(vocabPath: string, mergesPath: string, options: GPT2LoadOptions = {}): BPETokenizer {
     return BPETokenizer.fromGPT2(readTextFile(vocabPath, 'vocab.json'), readTextFile(mergesPath, 'merges.txt'), options);
+  }
+
+  /**
+   * A tokenizer with these special tokens added at ids vocabSize, vocabSize + 1, … (ones it
+   * already has keep their ids); vocabulary, merges and every existing id are unchanged.
+   */
+  withSpecialTokens(tokens: readonly string[]): BPETokenizer {
+    const specials = new Map(this.specials);
+    let next = this.vocabSize;
+    tokens.forEach((text, i) => {
+      if (typeof text !== 'string' || text.length === 0) throw new Error(`BPETokenizer.withSpecialTokens: token ${i} must be a non-empty string, got ${JSON.stringify(text)}`);
+      if (!specials.has(text)) specials.set(text, next++);
+    });
+    if (specials.size === this.specials.size) return this;
+    return new BPETokenizer({ tokens: this.tokens, merges: this.mergePairs, specialTokens: Object.fromEntries(specials), pattern: this.pattern });
   }
 
   // ---- encoding --------------------------------------------------------------------------------

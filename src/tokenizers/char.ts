@@ -1,25 +1,45 @@
 /**
  * Character-level tokenizer, as in nanoGPT's shakespeare-char: the vocabulary is the sorted set
- * of characters (Unicode code points) of a text, and each character is one token.
+ * of characters (Unicode code points) of a text, and each character is one token. Optional
+ * extra ids: an unknown-character token and special tokens (e.g. a chat template's markers).
  */
 import { readJsonFile, writeFileAtomic } from '../data/files.js';
-import { formatJsonFile, IdBuffer, type Tokenizer } from './tokenizer.js';
+import { compileSpecialMatcher } from './pretokenize.js';
+import { formatJsonFile, IdBuffer, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 
 export interface CharTokenizerOptions {
   /**
-   * Text that stands for any character outside the vocabulary. When set, it gets the last id,
-   * unknown characters encode to it and it decodes to this text; when unset, unknown
-   * characters are an error.
+   * Text that stands for any character outside the vocabulary. When set, it gets its own id
+   * (right after the characters), unknown characters encode to it and it decodes to this text;
+   * when unset, unknown characters are an error.
    */
   unk?: string;
+  /**
+   * The unk token's id; by default `chars.length`, the id right after the characters. Only
+   * tokenizers whose characters were extended after it (`withCharacters`) need another.
+   */
+  unkId?: number;
+  /**
+   * Special tokens such as "<|bos|>": matched whole in `encode` (unless `allowSpecial` is
+   * false) and decoded to their text. A list gets the ids after the characters and unk, in
+   * order; an object gives each token's id (as saved files do).
+   */
+  specialTokens?: readonly string[] | Readonly<Record<string, number>>;
 }
 
 export interface CharTokenizerJSON {
   type: 'char';
   version: 1;
-  /** The vocabulary: id i is chars[i]. */
+  /**
+   * The characters in id order. They take ids 0, 1, 2, … skipping the ids of unk and the
+   * special tokens; without special tokens and added characters, id i is simply chars[i].
+   */
   chars: string[];
   unk?: string;
+  /** Only when unk is not at id chars.length (characters were added after it). */
+  unkId?: number;
+  /** Special token text → id; only when there are any. */
+  specialTokens?: Record<string, number>;
 }
 
 /** Code point order, which is what Python's sorted() gives (plain string sort compares UTF-16 units). */
@@ -45,25 +65,76 @@ function unitsToString(units: Uint16Array): string {
   return out;
 }
 
+/** Ids above this are refused: a file with a huge id would otherwise make a vocabulary (and an embedding table) that size. */
+const MAX_ID = 1 << 21;
+
+function checkReservedId(id: number, what: string): void {
+  if (!Number.isInteger(id) || id < 0 || id >= MAX_ID) throw new Error(`CharTokenizer: ${what} has invalid id ${id} (ids are integers in [0, ${MAX_ID}))`);
+}
+
 export class CharTokenizer implements Tokenizer {
   readonly type = 'char';
+  /** The characters in id order (see `CharTokenizerJSON.chars` for which ids they take). */
   readonly chars: readonly string[];
   readonly unk: string | undefined;
+  /** Largest id + 1. */
+  readonly vocabSize: number;
+  private readonly unkIdValue: number | undefined;
+  /** Code point → id. */
   private readonly ids = new Map<number, number>();
   /** Ids of BMP characters by UTF-16 code (-1 when absent): a table lookup, not a Map, per character. */
   private readonly bmpIds: Int32Array;
+  /** Text of every id (characters, unk, special tokens), for decoding; undefined for unused ids. */
+  private readonly texts: (string | undefined)[] = [];
+  private readonly specials = new Map<string, number>();
+  private readonly specialMatcher: RegExp | null;
 
   constructor(chars: readonly string[], options: CharTokenizerOptions = {}) {
+    this.unk = options.unk;
+    // Ids held by unk and object-given special tokens; the characters fill the other ids in order.
+    const reserved = new Map<number, string>();
+    if (options.unkId !== undefined && options.unk === undefined) throw new Error('CharTokenizer: unkId is set but unk is not');
+    if (options.unk !== undefined) {
+      this.unkIdValue = options.unkId ?? chars.length;
+      checkReservedId(this.unkIdValue, 'unk');
+      reserved.set(this.unkIdValue, options.unk);
+    }
+    const specialList = Array.isArray(options.specialTokens) ? (options.specialTokens as readonly string[]) : [];
+    if (options.specialTokens !== undefined && !Array.isArray(options.specialTokens)) {
+      for (const [text, id] of Object.entries(options.specialTokens as Readonly<Record<string, number>>)) {
+        if (text.length === 0) throw new Error('CharTokenizer: a special token cannot be the empty string');
+        checkReservedId(id, `special token ${JSON.stringify(text)}`);
+        const other = reserved.get(id);
+        if (other !== undefined) throw new Error(`CharTokenizer: special token ${JSON.stringify(text)} reuses id ${id} (of ${JSON.stringify(other)})`);
+        reserved.set(id, text);
+        this.specials.set(text, id);
+      }
+    }
+
+    let next = 0;
     chars.forEach((ch, i) => {
       const cp = ch.codePointAt(0);
       if (cp === undefined || String.fromCodePoint(cp) !== ch) {
         throw new Error(`CharTokenizer: vocabulary entry ${i} (${JSON.stringify(ch)}) must be exactly one character`);
       }
       if (this.ids.has(cp)) throw new Error(`CharTokenizer: character ${describeChar(ch)} appears twice in the vocabulary`);
-      this.ids.set(cp, i);
+      while (reserved.has(next)) next++;
+      this.ids.set(cp, next);
+      this.texts[next] = ch;
+      next++;
     });
+    for (const [id, text] of reserved) this.texts[id] = text;
+    for (const text of specialList) {
+      if (text.length === 0) throw new Error('CharTokenizer: a special token cannot be the empty string');
+      if (this.specials.has(text)) continue; // a repeat in the list is the same token
+      const id = this.texts.length;
+      this.specials.set(text, id);
+      this.texts[id] = text;
+    }
     this.chars = Object.freeze(chars.slice());
-    this.unk = options.unk;
+    this.vocabSize = this.texts.length;
+    this.specialMatcher = compileSpecialMatcher([...this.specials.keys()]);
+
     let maxBmp = -1;
     for (const cp of this.ids.keys()) if (cp < 0x10000 && cp > maxBmp) maxBmp = cp;
     this.bmpIds = new Int32Array(maxBmp + 1).fill(-1);
@@ -79,28 +150,104 @@ export class CharTokenizer implements Tokenizer {
     return new CharTokenizer([...seen].sort(compareCodePoints), options);
   }
 
-  get vocabSize(): number {
-    return this.chars.length + (this.unk === undefined ? 0 : 1);
-  }
-
   /** The id of the unknown-character token, or undefined without `unk`. */
   get unkId(): number | undefined {
-    return this.unk === undefined ? undefined : this.chars.length;
+    return this.unkIdValue;
   }
 
-  encode(text: string): number[] {
-    return this.encodeToBuffer(text).toArray();
+  /** Special token text → id. */
+  get specialTokens(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.specials);
   }
 
-  encodeToInt32Array(text: string): Int32Array {
-    return this.encodeToBuffer(text).toInt32Array();
+  /** The text of an id (a character, the unk text or a special token), or undefined for an unknown id. */
+  idToToken(id: number): string | undefined {
+    return this.texts[id];
   }
 
-  private encodeToBuffer(text: string): IdBuffer {
+  /** The id of a character or special token; undefined when it has none. */
+  tokenToId(token: string): number | undefined {
+    const special = this.specials.get(token);
+    if (special !== undefined) return special;
+    const cp = token.codePointAt(0);
+    return cp !== undefined && String.fromCodePoint(cp) === token ? this.ids.get(cp) : undefined;
+  }
+
+  /**
+   * A tokenizer with these characters added (any text: its characters not yet in the vocabulary,
+   * in code point order) at new ids after the current ones; every existing id is unchanged,
+   * so a model trained with this tokenizer keeps its embeddings for them.
+   */
+  withCharacters(chars: string | readonly string[]): CharTokenizer {
+    const added = new Set<string>();
+    const list = typeof chars === 'string' ? [...chars] : chars;
+    list.forEach((ch, i) => {
+      if (typeof ch !== 'string' || [...ch].length !== 1) {
+        throw new Error(`CharTokenizer.withCharacters: entry ${i} (${JSON.stringify(ch)}) must be exactly one character`);
+      }
+      const cp = ch.codePointAt(0) as number;
+      if (!this.ids.has(cp)) added.add(ch);
+    });
+    if (added.size === 0) return this;
+    return new CharTokenizer([...this.chars, ...[...added].sort(compareCodePoints)], this.layout());
+  }
+
+  /**
+   * A tokenizer with these special tokens added at ids vocabSize, vocabSize + 1, … (tokens it
+   * already has keep their ids); every existing id is unchanged.
+   */
+  withSpecialTokens(tokens: readonly string[]): CharTokenizer {
+    const specials = new Map(this.specials);
+    let next = this.vocabSize;
+    tokens.forEach((text, i) => {
+      if (typeof text !== 'string' || text.length === 0) throw new Error(`CharTokenizer.withSpecialTokens: token ${i} must be a non-empty string, got ${JSON.stringify(text)}`);
+      if (!specials.has(text)) specials.set(text, next++);
+    });
+    if (specials.size === this.specials.size) return this;
+    return new CharTokenizer(this.chars, { ...this.layout(), specialTokens: Object.fromEntries(specials) });
+  }
+
+  /** The options that rebuild this tokenizer's ids from `chars`. */
+  private layout(): CharTokenizerOptions {
+    return { unk: this.unk, unkId: this.unkIdValue, specialTokens: this.specialTokens };
+  }
+
+  /**
+   * Token ids of `text`. Registered special tokens in the text become their ids unless
+   * `allowSpecial` is false, in which case their characters are encoded one by one.
+   */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    return this.encodeToBuffer(text, options.allowSpecial !== false).toArray();
+  }
+
+  encodeToInt32Array(text: string, options: EncodeOptions = {}): Int32Array {
+    return this.encodeToBuffer(text, options.allowSpecial !== false).toInt32Array();
+  }
+
+  private encodeToBuffer(text: string, allowSpecial: boolean): IdBuffer {
     const out = new IdBuffer(text.length);
-    const unkId = this.unkId;
+    const matcher = allowSpecial ? this.specialMatcher : null;
+    if (matcher === null) {
+      this.encodeRange(text, 0, text.length, out);
+      return out;
+    }
+    // Ranges of the original string rather than slices, so an error names the index in `text`.
+    matcher.lastIndex = 0;
+    let start = 0;
+    let m: RegExpExecArray | null;
+    while ((m = matcher.exec(text)) !== null) {
+      this.encodeRange(text, start, m.index, out);
+      out.push(this.specials.get(m[0]) as number);
+      start = m.index + m[0].length;
+    }
+    this.encodeRange(text, start, text.length, out);
+    return out;
+  }
+
+  private encodeRange(text: string, start: number, end: number, out: IdBuffer): void {
+    const unkId = this.unkIdValue;
     const bmp = this.bmpIds;
-    for (let i = 0; i < text.length; i++) {
+    for (let i = start; i < end; i++) {
       const unit = text.charCodeAt(i);
       const fast = unit < bmp.length ? bmp[unit] : -1;
       if (fast >= 0) {
@@ -114,12 +261,11 @@ export class CharTokenizer implements Tokenizer {
       else {
         throw new Error(
           `CharTokenizer.encode: character ${describeChar(String.fromCodePoint(cp))} at index ${i} is not in the vocabulary ` +
-            `(${this.chars.length} characters); build the tokenizer from text that contains it, or pass { unk } to map unknown characters to one token`,
+            `(${this.chars.length} characters); build the tokenizer from text that contains it, add it with withCharacters, or pass { unk } to map unknown characters to one token`,
         );
       }
       if (cp > 0xffff) i++; // the low surrogate of an astral character
     }
-    return out;
   }
 
   decode(ids: ArrayLike<number>): string {
@@ -128,23 +274,20 @@ export class CharTokenizer implements Tokenizer {
     // as they are, so a leading BOM or a lone surrogate comes back unchanged (TextDecoder
     // would drop or replace them).
     const units = new Uint16Array(this.countUnits(ids));
+    const texts = this.texts;
     let at = 0;
     for (let i = 0; i < ids.length; i++) {
-      const s = this.textOf(ids[i]) as string;
+      const s = texts[ids[i]] as string;
       for (let j = 0; j < s.length; j++) units[at++] = s.charCodeAt(j);
     }
     return unitsToString(units);
-  }
-
-  private textOf(id: number): string | undefined {
-    return this.chars[id] ?? (id === this.unkId ? this.unk : undefined);
   }
 
   /** Total UTF-16 length of the decoded text; also validates every id. */
   private countUnits(ids: ArrayLike<number>): number {
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
-      const s = this.textOf(ids[i]);
+      const s = this.texts[ids[i]];
       if (s === undefined) {
         throw new RangeError(`CharTokenizer.decode: id ${ids[i]} at position ${i} is not in the vocabulary (size ${this.vocabSize})`);
       }
@@ -154,8 +297,11 @@ export class CharTokenizer implements Tokenizer {
   }
 
   toJSON(): CharTokenizerJSON {
+    // Fields beyond chars/unk only when used, so files of plain tokenizers stay as they were.
     const json: CharTokenizerJSON = { type: 'char', version: 1, chars: this.chars.slice() };
     if (this.unk !== undefined) json.unk = this.unk;
+    if (this.unkIdValue !== undefined && this.unkIdValue !== this.chars.length) json.unkId = this.unkIdValue;
+    if (this.specials.size > 0) json.specialTokens = Object.fromEntries(this.specials);
     return json;
   }
 
@@ -168,7 +314,21 @@ export class CharTokenizer implements Tokenizer {
       throw new Error('char tokenizer JSON: "chars" must be an array of strings');
     }
     if (obj.unk !== undefined && typeof obj.unk !== 'string') throw new Error('char tokenizer JSON: "unk" must be a string');
-    return new CharTokenizer(obj.chars, { unk: obj.unk });
+    if (obj.unkId !== undefined && (typeof obj.unkId !== 'number' || !Number.isInteger(obj.unkId) || obj.unkId < 0)) {
+      throw new Error('char tokenizer JSON: "unkId" must be a non-negative integer');
+    }
+    let specialTokens: Record<string, number> | undefined;
+    if (obj.specialTokens !== undefined) {
+      const st = obj.specialTokens;
+      if (st === null || typeof st !== 'object' || Array.isArray(st)) throw new Error('char tokenizer JSON: "specialTokens" must be an object of token → id');
+      for (const [text, id] of Object.entries(st)) {
+        if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+          throw new Error(`char tokenizer JSON: special token ${JSON.stringify(text)} has invalid id ${JSON.stringify(id)} (expected a non-negative integer)`);
+        }
+      }
+      specialTokens = st as Record<string, number>;
+    }
+    return new CharTokenizer(obj.chars, { unk: obj.unk, unkId: obj.unkId as number | undefined, specialTokens });
   }
 
   save(path: string): void {

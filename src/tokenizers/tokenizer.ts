@@ -9,10 +9,18 @@ export interface Tokenizer {
   readonly type: 'char' | 'bpe';
   /** Largest id + 1: the size of an embedding table for this tokenizer. */
   readonly vocabSize: number;
+  /** Special token text → id: tokens such as "<|endoftext|>" that are matched whole, never split or merged. */
+  readonly specialTokens: Readonly<Record<string, number>>;
   encode(text: string, options?: EncodeOptions): number[];
   /** The same ids as `encode`, as a typed array: faster and smaller for large texts. */
   encodeToInt32Array(text: string, options?: EncodeOptions): Int32Array;
   decode(ids: ArrayLike<number>): string;
+  /**
+   * A new tokenizer with these special tokens added at ids vocabSize, vocabSize + 1, … (ones it
+   * already has keep their ids). Every existing id is unchanged, so a model trained with this
+   * tokenizer only needs its embedding table grown to the new vocabSize.
+   */
+  withSpecialTokens(tokens: readonly string[]): Tokenizer;
   /** A plain JSON object from which `tokenizerFromJSON` rebuilds an equal tokenizer. */
   toJSON(): object;
   save(path: string): void;

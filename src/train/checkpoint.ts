@@ -13,7 +13,7 @@ import type { Optimizer, OptimizerStateDict, StateValue } from '../optim/optimiz
 import type { GeneratorState } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
-export const CHECKPOINT_FORMAT = 'tensorlm-checkpoint/1';
+const CHECKPOINT_FORMAT = 'tensorlm-checkpoint/1';
 
 export interface CheckpointMeta {
   step: number;

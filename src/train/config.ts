@@ -6,8 +6,6 @@ import ms from 'ms';
 import type { TransformerConfigOverrides } from '../models/config.js';
 import type { LrScheduleKind } from './loop.js';
 
-export type { LrScheduleKind } from './loop.js';
-
 export interface TrainConfig {
   /** Run name: the run lives in `<outDir>/<name>/`. */
   name: string;

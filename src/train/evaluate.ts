@@ -14,7 +14,7 @@ export interface EvalFigures {
   tokens: number;
 }
 
-export function figures(loss: number, tokens: number): EvalFigures {
+function figures(loss: number, tokens: number): EvalFigures {
   return { loss, perplexity: Math.exp(loss), bitsPerToken: loss / Math.LN2, tokens };
 }
 

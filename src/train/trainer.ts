@@ -15,6 +15,7 @@ import { generateText } from '../models/generate.js';
 import { TransformerLM } from '../models/transformer.js';
 import { buildModelConfig } from '../models/presets.js';
 import { resolveConfig, type TransformerConfig } from '../models/config.js';
+import { applyLoRA, loraConfig, type LoRAConfig } from '../nn/lora.js';
 import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -41,10 +42,17 @@ export function runFiles(outDir: string, name: string): RunFiles {
   };
 }
 
-/** What a run directory's config.json holds: the training config and the resolved model config. */
+/**
+ * What a run directory's config.json holds: the training config and the resolved model config;
+ * a fine-tuning stage adds its own fields (posttrain/), and `lora` when the model carries LoRA
+ * adapters (loadRun applies them before loading the weights).
+ */
 export interface RunConfig {
   train: TrainConfig;
   model: TransformerConfig;
+  /** The stage that made the run ('pretrain' when absent). */
+  stage?: string;
+  lora?: LoRAConfig | null;
 }
 
 export type TrainHooks = RunHooks<RunConfig>;
@@ -179,6 +187,7 @@ export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): { model
   const config = checkpoint.meta.config as RunConfig;
   const tokenizer = loadTokenizer(files.tokenizer);
   const model = new TransformerLM(config.model);
+  if (config.lora) applyLoRA(model, loraConfig(config.lora));
   model.loadStateDict(checkpoint.modelState);
   model.eval();
   return { model, tokenizer, config, meta: checkpoint.meta, checkpoint: path };

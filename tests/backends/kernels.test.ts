@@ -349,8 +349,8 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         for (const log of [false, true]) {
           const expected = new Float32Array(rows * cols);
           const actual = new Float32Array(rows * cols);
-          reference.softmax(x, 5, rows, cols, expected, log);
-          k.softmax(x, 5, rows, cols, actual, log);
+          reference.softmax({ x, xOffset: 5, rows, cols, out: expected, log });
+          k.softmax({ x, xOffset: 5, rows, cols, out: actual, log });
           expectClose(actual, expected, `softmax rows=${rows} cols=${cols} scale=${scale} log=${log}`);
         }
       }
@@ -362,12 +362,12 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
     for (const [rows, cols] of [[1, 1], [7, 33], [33, 7], [3, 1000], [129, 129], [2, 4097]]) {
       for (const log of [false, true]) {
         const y = new Float32Array(rows * cols);
-        reference.softmax(random(rows * cols, 3), 0, rows, cols, y, log);
+        reference.softmax({ x: random(rows * cols, 3), xOffset: 0, rows, cols, out: y, log });
         const g = random(rows * cols);
         const expected = new Float32Array(rows * cols);
         const actual = new Float32Array(rows * cols);
-        reference.softmaxBackward(y, g, rows, cols, expected, log);
-        k.softmaxBackward(y, g, rows, cols, actual, log);
+        reference.softmaxBackward({ y, g, rows, cols, out: expected, log });
+        k.softmaxBackward({ y, g, rows, cols, out: actual, log });
         expectClose(actual, expected, `softmaxBackward rows=${rows} cols=${cols} log=${log}`);
       }
     }
@@ -540,8 +540,8 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         if (outer > 3 && size > 3) x[1 + 3 * size + 1] = op === 'max' ? Infinity : -Infinity;
         const expected = new Float32Array(outer * inner);
         const actual = new Float32Array(outer * inner);
-        reference.reduce(op, x, 1, outer, size, inner, expected);
-        k.reduce(op, x, 1, outer, size, inner, actual);
+        reference.reduce({ op, x, xOffset: 1, outer, size, inner, out: expected });
+        k.reduce({ op, x, xOffset: 1, outer, size, inner, out: actual });
         expectClose(actual, expected, `reduce ${op} [${outer}, ${size}, ${inner}]`, op === 'sum' ? 1e-6 : 0, op === 'sum' ? 1e-5 : 0);
       }
     }
@@ -635,7 +635,7 @@ describe('wasm backend plumbing', () => {
     const warm = process.memoryUsage().arrayBuffers;
     for (let i = 0; i < 20; i++) {
       k.unary('gelu', x, 0, n, out);
-      k.softmax(x, 0, 100, 1000, out, false);
+      k.softmax({ x, xOffset: 0, rows: 100, cols: 1000, out, log: false });
       k.gemm(args);
     }
     const after = process.memoryUsage().arrayBuffers;

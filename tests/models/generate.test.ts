@@ -102,6 +102,15 @@ describe('streamText', () => {
     expect(result).toMatchObject({ text: 'price: ', stop: '5€' });
   });
 
+  it('stops at a stop token, which is not decoded into the text (an end-of-turn token)', () => {
+    const model = scriptedModel([0x48, 0x69, 0xe2, 0x82, 7, 0x21]);
+    const { chunks, result } = collect(model, byteTokenizer, 'x', { maxNewTokens: 10, stopTokens: [7] });
+    // The incomplete character before the stop token is flushed as it is.
+    expect(result).toEqual({ text: 'Hi\uFFFD', tokens: [0x48, 0x69, 0xe2, 0x82, 7], stopReason: 'stop', stop: null, stopToken: 7 });
+    expect(chunks.map((c) => c.text).join('')).toBe('Hi\uFFFD');
+    expect(model.returned).toBe(true);
+  });
+
   it('rejects bad stop strings, seeds and empty prompts with one-line errors', () => {
     const model = scriptedModel([1]);
     expect(() => generateText(model, byteTokenizer, 'x', { maxNewTokens: 1, stop: [''] })).toThrow(/stop must be an array of non-empty strings/);

@@ -70,7 +70,7 @@ interface Koffi {
 }
 
 /** Library names tried in order when TENSORLM_BLAS does not name one. */
-export const BLAS_CANDIDATES = [
+const BLAS_CANDIDATES = [
   'libopenblas.so.0',
   'libopenblas.so',
   'libblis.so.4',
@@ -184,7 +184,7 @@ function fromLoaderCache(name: string): string | null {
  * bare name is looked up the way the dynamic loader would (its environment variable's
  * directories, glibc's loader cache, the default directories). Null when it is not there.
  */
-export function locateLibrary(candidate: string): string | null {
+function locateLibrary(candidate: string): string | null {
   if (process.platform === 'darwin' && candidate.startsWith('/System/Library/Frameworks/')) {
     // Since macOS 11 system frameworks live in the dyld shared cache, not as files: the
     // framework's directory is what exists on disk.

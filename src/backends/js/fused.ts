@@ -9,9 +9,11 @@ import type {
   RmsNormBackwardArgs,
   ScaledSoftmaxArgs,
   SgdStepArgs,
+  SoftmaxArgs,
+  SoftmaxBackwardArgs,
 } from '../kernels.js';
 
-export function softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void {
+export function softmax({ x, xOffset, rows, cols, out, log }: SoftmaxArgs): void {
   for (let r = 0; r < rows; r++) {
     const xi = xOffset + r * cols;
     const oi = r * cols;
@@ -31,7 +33,7 @@ export function softmax(x: Float32Array, xOffset: number, rows: number, cols: nu
   }
 }
 
-export function softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void {
+export function softmaxBackward({ y, g, rows, cols, out, log }: SoftmaxBackwardArgs): void {
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let dot = 0;

@@ -1,7 +1,7 @@
 /** Reference gather/scatter kernels. Indices are validated by the caller (the op), not here. */
-import type { TypedArray } from '../../tensor/dtype.js';
+import type { GatherArgs, ScatterAddArgs } from '../kernels.js';
 
-export function gather(x: TypedArray, index: Int32Array, out: TypedArray, outer: number, xSize: number, indexSize: number, inner: number): void {
+export function gather({ x, index, out, outer, xSize, indexSize, inner }: GatherArgs): void {
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < indexSize; j++) {
       const base = (o * indexSize + j) * inner;
@@ -10,7 +10,7 @@ export function gather(x: TypedArray, index: Int32Array, out: TypedArray, outer:
   }
 }
 
-export function scatterAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void {
+export function scatterAdd({ src, index, out, outer, outSize, indexSize, inner }: ScatterAddArgs): void {
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < indexSize; j++) {
       const base = (o * indexSize + j) * inner;
@@ -19,7 +19,7 @@ export function scatterAdd(src: Float32Array, index: Int32Array, out: Float32Arr
   }
 }
 
-export function indexSelect(x: TypedArray, index: Int32Array, out: TypedArray, outer: number, xSize: number, indexSize: number, inner: number): void {
+export function indexSelect({ x, index, out, outer, xSize, indexSize, inner }: GatherArgs): void {
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < indexSize; j++) {
       const from = (o * xSize + index[j]) * inner;
@@ -29,7 +29,7 @@ export function indexSelect(x: TypedArray, index: Int32Array, out: TypedArray, o
   }
 }
 
-export function indexAdd(src: Float32Array, index: Int32Array, out: Float32Array, outer: number, outSize: number, indexSize: number, inner: number): void {
+export function indexAdd({ src, index, out, outer, outSize, indexSize, inner }: ScatterAddArgs): void {
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < indexSize; j++) {
       const to = (o * outSize + index[j]) * inner;

@@ -1,8 +1,7 @@
 /** Reference reductions over the middle axis of a contiguous [outer, size, inner] block. */
-import type { TypedArray } from '../../tensor/dtype.js';
-import type { ArgReduceArgs, ReduceOp } from '../kernels.js';
+import type { ArgReduceArgs, ReduceArgs } from '../kernels.js';
 
-export function reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void {
+export function reduce({ op, x, xOffset, outer, size, inner, out }: ReduceArgs): void {
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       let p = xOffset + o * size * inner + i;

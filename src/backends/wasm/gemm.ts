@@ -13,7 +13,7 @@
 import type { GemmArgs } from '../kernels.js';
 import { Arena, type WasmApi, type WasmMemory } from './arena.js';
 
-export interface GemmExports {
+interface GemmExports {
   gemm_workspace_floats(m: number, n: number, k: number): number;
   gemm_f32(...args: number[]): void;
 }

@@ -36,10 +36,13 @@ import type {
   Kernels,
   LayerNormArgs,
   LayerNormBackwardArgs,
+  ReduceArgs,
   ReduceOp,
   RmsNormArgs,
   RmsNormBackwardArgs,
   ScaledSoftmaxArgs,
+  SoftmaxArgs,
+  SoftmaxBackwardArgs,
   StridedArray,
   UnaryOp,
 } from '../kernels.js';
@@ -445,14 +448,15 @@ class WasmModule {
     );
   }
 
-  reduce(op: ReduceOp, x: TypedArray, xOffset: number, outer: number, size: number, inner: number, out: TypedArray): void {
+  reduce(a: ReduceArgs): void {
+    const { op, x, xOffset, outer, size, inner, out } = a;
     const code = REDUCE_CODES[op];
     const n = outer * size * inner;
+    const fallback = () => jsKernels.reduce(a);
     if (code === undefined || size === 0 || n === 0 || n < MIN_ELEMENTWISE || !(x instanceof Float32Array) || !(out instanceof Float32Array)) {
-      jsKernels.reduce(op, x, xOffset, outer, size, inner, out);
+      fallback();
       return;
     }
-    const fallback = () => jsKernels.reduce(op, x, xOffset, outer, size, inner, out);
     if (inner === 1) {
       // Rows of the reduced axis: a chunk of whole rows per call.
       this.stream(
@@ -485,8 +489,9 @@ class WasmModule {
     }, fallback);
   }
 
-  softmax(x: Float32Array, xOffset: number, rows: number, cols: number, out: Float32Array, log: boolean): void {
-    const fallback = () => jsKernels.softmax(x, xOffset, rows, cols, out, log);
+  softmax(a: SoftmaxArgs): void {
+    const { rows, cols, log } = a;
+    const fallback = () => jsKernels.softmax(a);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
       fallback();
       return;
@@ -494,15 +499,16 @@ class WasmModule {
     this.stream(
       {
         rows,
-        buffers: { x: rowsInOut(cols, x, out, xOffset) },
+        buffers: { x: rowsInOut(cols, a.x, a.out, a.xOffset) },
         call: (p, _r, nr) => this.x.softmax_f32(p.x, p.x, nr, cols, log ? 1 : 0), // in place
       },
       fallback,
     );
   }
 
-  softmaxBackward(y: Float32Array, g: Float32Array, rows: number, cols: number, out: Float32Array, log: boolean): void {
-    const fallback = () => jsKernels.softmaxBackward(y, g, rows, cols, out, log);
+  softmaxBackward(a: SoftmaxBackwardArgs): void {
+    const { rows, cols, log } = a;
+    const fallback = () => jsKernels.softmaxBackward(a);
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
       fallback();
       return;
@@ -510,7 +516,7 @@ class WasmModule {
     this.stream(
       {
         rows,
-        buffers: { y: rowsIn(cols, y), g: rowsInOut(cols, g, out) },
+        buffers: { y: rowsIn(cols, a.y), g: rowsInOut(cols, a.g, a.out) },
         call: (p, _r, nr) => this.x.softmax_backward_f32(p.y, p.g, p.g, nr, cols, log ? 1 : 0), // result over g
       },
       fallback,

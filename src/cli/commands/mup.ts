@@ -63,7 +63,7 @@ function fmt(v: number | null, digits = 2): string {
 }
 
 /** The slopes at the last step (rows: layers; columns: parametrizations; mean |x| and mean |x − x₀|). */
-export function slopeTable(result: CoordCheckResult): string {
+function slopeTable(result: CoordCheckResult): string {
   const ps = result.settings.parametrizations;
   const last = result.settings.steps;
   const table = new Table({ head: ['layer output', ...ps.map((p) => `${LABEL[p]} slope`), ...ps.map((p) => `${LABEL[p]} Δ slope`)], style: { head: [], border: [], compact: true } });
@@ -75,7 +75,7 @@ export function slopeTable(result: CoordCheckResult): string {
 }
 
 /** Slopes of mean |x| at every step (rows: parametrization × layer; columns: steps). */
-export function perStepTable(result: CoordCheckResult): string {
+function perStepTable(result: CoordCheckResult): string {
   const steps = Array.from({ length: result.settings.steps + 1 }, (_, i) => i);
   const table = new Table({ head: ['', 'layer output', ...steps.map((s) => `t=${s}`)], style: { head: [], border: [], compact: true } });
   for (const p of result.settings.parametrizations) {
@@ -156,7 +156,7 @@ function lrLabel(log2Lr: number | null): string {
 }
 
 /** Optimum LR per width: rows widths, columns per parametrization (grid best, interpolated, loss). */
-export function optimaTable(records: readonly TransferRecord[]): string {
+function optimaTable(records: readonly TransferRecord[]): string {
   const optima = transferOptima(records);
   const ps = (['sp', 'mup'] as const).filter((p) => optima.some((o) => o.parametrization === p));
   const widths = [...new Set(optima.map((o) => o.width))].sort((a, b) => a - b);

@@ -80,11 +80,12 @@ export function registerTokenizerCommands(program: Command): void {
           `trained BPE tokenizer: vocab ${tok.vocabSize} (256 bytes + ${tok.numMerges} merges + ${specials} special) ` +
           `on ${bytes.toLocaleString('en-US')} bytes in ${seconds.toFixed(2)} s`;
       } else if (flags.type === 'char') {
-        if (flags.specialTokens !== undefined) throw new Error('tokenizer train: --special-tokens only applies to --type bpe');
-        const tok = CharTokenizer.fromText(text);
+        const tok = CharTokenizer.fromText(text, { specialTokens: flags.specialTokens ?? [] });
         const seconds = (performance.now() - start) / 1000;
         tok.save(flags.out);
-        summary = `built character tokenizer: vocab ${tok.vocabSize} on ${bytes.toLocaleString('en-US')} bytes in ${seconds.toFixed(2)} s`;
+        const specials = Object.keys(tok.specialTokens).length;
+        const parts = specials > 0 ? ` (${tok.chars.length} characters + ${specials} special)` : '';
+        summary = `built character tokenizer: vocab ${tok.vocabSize}${parts} on ${bytes.toLocaleString('en-US')} bytes in ${seconds.toFixed(2)} s`;
       } else {
         throw new Error(`tokenizer train: unknown --type ${JSON.stringify(flags.type)} (expected bpe or char)`);
       }

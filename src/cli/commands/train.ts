@@ -3,7 +3,6 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber, fraction } from '../args.js';
-import cliProgress from 'cli-progress';
 import { TextDataset } from '../../data/dataset.js';
 import { loadText } from '../../data/resolve.js';
 import { generateText, streamText } from '../../models/generate.js';
@@ -11,7 +10,8 @@ import { DEFAULT_TRAIN_CONFIG, parseDuration, type TrainConfig } from '../../tra
 import { evaluateStream, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
 import { readMetrics } from '../../train/metrics.js';
 import { lossCurveSpec, writeLossCurve } from '../../train/plot.js';
-import { loadRun, SAMPLE_TEMPERATURE, train, type TrainResult } from '../../train/trainer.js';
+import { loadRun, SAMPLE_TEMPERATURE, train, type RunConfig, type TrainResult } from '../../train/trainer.js';
+import { formatSeconds, runProgress } from '../progress.js';
 import { dataDirEnv } from '../../env.js';
 
 const d = DEFAULT_TRAIN_CONFIG;
@@ -104,67 +104,27 @@ function readConfigFile(path: string): Partial<TrainConfig> {
   }
 }
 
-function formatSeconds(s: number): string {
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s` : `${s.toFixed(1)}s`;
-}
-
 async function runTrain(command: Command): Promise<void> {
   const opts = command.opts();
   const fileConfig = opts.config ? readConfigFile(opts.config as string) : {};
   const input: Partial<TrainConfig> = { ...fileConfig, ...configFromFlags(command, opts) };
   const modelOverrides = modelFromFlags(command, opts, fileConfig.model);
   if (modelOverrides !== undefined) input.model = modelOverrides;
-  const interactive = process.stdout.isTTY === true;
-  // A MultiBar with one bar, because it can print log lines above the bar.
-  const bars = new cliProgress.MultiBar(
-    { format: 'step {value}/{total} |{bar}| loss {loss} | {tps} tok/s | {elapsed} elapsed | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, clearOnComplete: false },
-    cliProgress.Presets.shades_classic,
-  );
-  let bar: cliProgress.SingleBar | null = null;
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write('\ninterrupt: saving a checkpoint (Ctrl-C again to quit without saving)\n');
-  };
-  process.on('SIGINT', onSigint);
+  const progress = runProgress<RunConfig>(({ config, parameters, resumed, trainTokens, valTokens }) => {
+    const m = config.model;
+    return [
+      `${resumed ? 'resuming' : 'training'} ${config.train.name}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
+        `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads, vocab ${m.vocabSize}) on ${config.train.data} ` +
+        `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
+      `batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${join(config.train.outDir, config.train.name)}`,
+    ];
+  });
   const started = performance.now();
   let result: TrainResult;
   try {
-    result = await train(input, {
-      resume: opts.resume === true,
-      shouldStop: () => interrupted,
-      hooks: {
-        onStart: ({ config, startStep, plannedSteps, parameters, resumed, trainTokens, valTokens }) => {
-          const m = config.model;
-          console.log(
-            `${resumed ? 'resuming' : 'training'} ${config.train.name}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
-              `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads, vocab ${m.vocabSize}) on ${config.train.data} ` +
-              `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
-          );
-          console.log(`batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${join(config.train.outDir, config.train.name)}`);
-          if (interactive) bar = bars.create(plannedSteps, startStep, { loss: '–', tps: '–', elapsed: '0s' });
-        },
-        onPlanned: (steps) => {
-          if (bar) bar.setTotal(steps);
-          else console.log(`planned ${steps} steps for the time budget`);
-        },
-        onTrainLog: (r, total) => {
-          const fields = { loss: r.loss.toFixed(4), tps: Math.round(r.tokensPerSecond).toLocaleString('en-US'), elapsed: formatSeconds(r.elapsedSeconds) };
-          if (bar) bar.update(r.step, fields);
-          else if (r.step % (10 * Math.max(1, Math.floor(total / 200))) === 0) console.log(`step ${r.step}/${total} loss ${fields.loss} ${fields.tps} tok/s ${fields.elapsed}`);
-        },
-        onEval: (r) => {
-          const line = `step ${r.step}: train loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}`;
-          if (bar) bars.log(line + '\n');
-          else console.log(line);
-        },
-      },
-    });
+    result = await train(input, { resume: opts.resume === true, shouldStop: progress.interrupted, hooks: progress.hooks });
   } finally {
-    bars.stop();
-    process.off('SIGINT', onSigint);
+    progress.stop();
   }
   const { model, tokenizer, dataset, config } = result;
   if (result.stoppedEarly === 'interrupted') {

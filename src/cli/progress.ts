@@ -1,0 +1,74 @@
+/**
+ * What every training command shows while a run goes (train, sft): a progress bar on a terminal
+ * (plain log lines otherwise), evaluation lines above it, and Ctrl-C handling — the first asks
+ * the run to save a checkpoint and stop, the second quits at once.
+ */
+import cliProgress from 'cli-progress';
+import type { EvalRecord } from '../train/metrics.js';
+import type { RunHooks } from '../train/run-loop.js';
+
+export function formatSeconds(s: number): string {
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s` : `${s.toFixed(1)}s`;
+}
+
+export interface RunProgress<C> {
+  hooks: RunHooks<C>;
+  /** For the run's shouldStop: true once Ctrl-C was pressed. */
+  interrupted: () => boolean;
+  /** Removes the bar and the signal handler; call in a finally. */
+  stop: () => void;
+}
+
+/**
+ * Hooks that show a run's progress. `describeStart` prints the opening lines (the hook's info);
+ * `describeEval` turns an evaluation into its line (default: train and val loss).
+ */
+export function runProgress<C>(describeStart: (info: Parameters<NonNullable<RunHooks<C>['onStart']>>[0]) => string[], describeEval: (r: EvalRecord) => string = defaultEvalLine): RunProgress<C> {
+  const interactive = process.stdout.isTTY === true;
+  // A MultiBar with one bar, because it can print log lines above the bar.
+  const bars = new cliProgress.MultiBar(
+    { format: 'step {value}/{total} |{bar}| loss {loss} | {tps} tok/s | {elapsed} elapsed | ETA {eta_formatted}', hideCursor: true, etaBuffer: 50, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  let bar: cliProgress.SingleBar | null = null;
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ninterrupt: saving a checkpoint (Ctrl-C again to quit without saving)\n');
+  };
+  process.on('SIGINT', onSigint);
+  const hooks: RunHooks<C> = {
+    onStart: (info) => {
+      for (const line of describeStart(info)) console.log(line);
+      if (interactive) bar = bars.create(info.plannedSteps, info.startStep, { loss: '–', tps: '–', elapsed: '0s' });
+    },
+    onPlanned: (steps) => {
+      if (bar) bar.setTotal(steps);
+      else console.log(`planned ${steps} steps for the time budget`);
+    },
+    onTrainLog: (r, total) => {
+      const fields = { loss: r.loss.toFixed(4), tps: Math.round(r.tokensPerSecond).toLocaleString('en-US'), elapsed: formatSeconds(r.elapsedSeconds) };
+      if (bar) bar.update(r.step, fields);
+      else if (r.step % (10 * Math.max(1, Math.floor(total / 200))) === 0) console.log(`step ${r.step}/${total} loss ${fields.loss} ${fields.tps} tok/s ${fields.elapsed}`);
+    },
+    onEval: (r) => {
+      const line = describeEval(r);
+      if (bar) bars.log(line + '\n');
+      else console.log(line);
+    },
+  };
+  return {
+    hooks,
+    interrupted: () => interrupted,
+    stop: () => {
+      bars.stop();
+      process.off('SIGINT', onSigint);
+    },
+  };
+}
+
+function defaultEvalLine(r: EvalRecord): string {
+  return `step ${r.step}: train loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}`;
+}

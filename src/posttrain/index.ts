@@ -1,0 +1,10 @@
+/** Post-training (`tensorlm/posttrain`): the fine-tuning stages and their losses. */
+import { installNodeBackends } from '../backends/node.js';
+import { setBackendInstaller } from '../backends/registry.js';
+
+// A package entry of its own that imports library modules directly, not src/index.ts: it names
+// Node's backends too (this only stores the installer; nothing loads until a kernel runs).
+setBackendInstaller(installNodeBackends);
+
+export * from './losses.js';
+export { sft, resolveSftConfig, paddedBatch, scoreTask, DEFAULT_SFT_CONFIG, type SftConfig, type SftExample, type SftOptions, type SftResult } from './sft.js';
