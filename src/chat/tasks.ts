@@ -22,6 +22,7 @@
  * Scoring is exact match after trimming, with Wilson intervals for one accuracy and Newcombe's
  * hybrid score interval for the difference of two.
  */
+import { fmix32 } from '../math.js';
 import { Generator } from '../tensor/random.js';
 import type { Conversation } from './template.js';
 
@@ -135,14 +136,7 @@ function fnv1a(h: number, text: string): number {
  * The murmur3 finaliser: FNV-1a alone mixes the last characters weakly into the high bits, and
  * the split compares the high bits against a threshold.
  */
-function finish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+const finish = fmix32;
 
 const hash32 = (text: string): number => finish(fnv1a(FNV_OFFSET, text));
 const splitOfHash = (hash: number): TaskSplit => (hash < TEST_FRACTION * 4294967296 ? 'test' : 'train');

@@ -15,8 +15,6 @@
  * Evaluation: mean loss on training and held-out conversations, and for each task the exact-match
  * accuracy of greedy answers on its held-out split (with a 95% Wilson interval in the run's metrics).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { writeFileAtomic } from '../data/files.js';
 import type { Batch } from '../data/dataset.js';
 import { CHAT_SPECIAL_TOKENS, ChatTemplate, type Conversation } from '../chat/template.js';
 import { readConversations } from '../chat/jsonl.js';
@@ -34,12 +32,11 @@ import type { Tensor } from '../tensor/tensor.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { readCheckpoint } from '../train/checkpoint.js';
 import { DEFAULT_TRAIN_CONFIG, validateTrainConfig } from '../train/config.js';
 import { estimateLoss, languageModelLoss, LrSchedule, TrainingCore } from '../train/loop.js';
-import { runLoop, type RunControl, type RunHooks, type RunOutcome } from '../train/run-loop.js';
+import { openRun, prepareRunDirectory, runFiles, runLoop, type RunControl, type RunFiles, type RunHooks, type RunOutcome } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
-import { loadRun, runFiles, type RunConfig, type RunFiles } from '../train/trainer.js';
+import { loadRun, type RunConfig } from '../train/trainer.js';
 
 export interface SftConfig {
   name: string;
@@ -220,14 +217,9 @@ export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): 
   let config = resolveSftConfig(input);
   const files = runFiles(config.outDir, config.name);
   const resuming = options.resume === true;
-  let checkpoint: ReturnType<typeof readCheckpoint> | null = null;
-  if (resuming) {
-    if (!existsSync(files.latest)) throw new Error(`--resume: no checkpoint at ${files.latest}`);
-    checkpoint = readCheckpoint(files.latest);
-    config = resolveSftConfig((checkpoint.meta.config as { sft: SftConfig }).sft);
-  } else if (existsSync(files.latest)) {
-    throw new Error(`${files.dir} already holds a run; pass --resume to continue it, or --name to start a new one`);
-  }
+  const checkpoint = openRun(files, resuming);
+  // The run's own config wins: a resume continues the same experiment.
+  if (checkpoint) config = resolveSftConfig((checkpoint.meta.config as { sft: SftConfig }).sft);
 
   // The data, as conversations: the JSONL file (its last valFraction held out) and the tasks'
   // train and test splits (disjoint by construction).
@@ -283,12 +275,7 @@ export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): 
   model.train();
   const modelConfig: TransformerConfig = model.config;
   const runConfig = { stage: 'sft', train: { ...DEFAULT_TRAIN_CONFIG, ...pickTrainKeys(config), blockSize: modelConfig.maxSeqLen, tokenizer: 'chat', data: config.data ?? `tasks:${config.tasks.join(',')}` }, model: modelConfig, lora: config.lora, sft: config };
-  mkdirSync(files.dir, { recursive: true });
-  if (!resuming) {
-    writeFileAtomic(files.config, JSON.stringify(runConfig, null, 2) + '\n');
-    tokenizer.save(files.tokenizer);
-    writeFileSync(files.metrics, '');
-  }
+  prepareRunDirectory(files, runConfig, tokenizer, resuming);
 
   const optimizer = new AdamW(
     muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay }).map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) })).filter((g) => g.params.length > 0),

@@ -6,11 +6,14 @@
  * the fine-tuning stages (posttrain/) — sets up its model, data and evaluation and calls
  * `runLoop`; none of them writes this loop again.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../data/files.js';
 import type { AnyModule } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Generator } from '../tensor/random.js';
-import { saveCheckpoint, type CheckpointMeta, type readCheckpoint } from './checkpoint.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { NonFiniteLossError, type StepResult, type TrainingCore } from './loop.js';
 import { MetricsLog, type EvalRecord, type TrainRecord } from './metrics.js';
 import { TimeBudgetPlanner } from './planner.js';
@@ -22,6 +25,40 @@ export interface RunFiles {
   metrics: string;
   latest: string;
   best: string;
+}
+
+export function runFiles(outDir: string, name: string): RunFiles {
+  const dir = join(outDir, name);
+  return {
+    dir,
+    config: join(dir, 'config.json'),
+    tokenizer: join(dir, 'tokenizer.json'),
+    metrics: join(dir, 'metrics.jsonl'),
+    latest: join(dir, 'latest.safetensors'),
+    best: join(dir, 'best.safetensors'),
+  };
+}
+
+/**
+ * The checkpoint a run resumes from (`resume`: its latest), or null for a new run, which may not
+ * overwrite a run that is already there.
+ */
+export function openRun(files: RunFiles, resume: boolean): ReturnType<typeof readCheckpoint> | null {
+  if (resume) {
+    if (!existsSync(files.latest)) throw new Error(`--resume: no checkpoint at ${files.latest}`);
+    return readCheckpoint(files.latest);
+  }
+  if (existsSync(files.latest)) throw new Error(`${files.dir} already holds a run; pass --resume to continue it, or --name to start a new one`);
+  return null;
+}
+
+/** Creates the run directory; a new run also gets its config.json, tokenizer.json and an empty metrics.jsonl. */
+export function prepareRunDirectory(files: RunFiles, runConfig: unknown, tokenizer: Tokenizer, resuming: boolean): void {
+  mkdirSync(files.dir, { recursive: true });
+  if (resuming) return;
+  writeFileAtomic(files.config, JSON.stringify(runConfig, null, 2) + '\n');
+  tokenizer.save(files.tokenizer);
+  writeFileSync(files.metrics, '');
 }
 
 export interface RunHooks<C = unknown> {

@@ -6,11 +6,10 @@
  * (models/mup.ts, muParamGroups) carry per-group LR multipliers that the schedule scales.
  * Everything the CLI does is callable from here.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TextDataset, type Split } from '../data/dataset.js';
 import { loadText } from '../data/resolve.js';
-import { writeFileAtomic } from '../data/files.js';
 import { generateText } from '../models/generate.js';
 import { TransformerLM } from '../models/transformer.js';
 import { buildModelConfig } from '../models/presets.js';
@@ -23,24 +22,12 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { readCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { estimateLoss, languageModelLoss, LrSchedule, TrainingCore } from './loop.js';
-import { runLoop, type Evaluation, type RunControl, type RunFiles, type RunHooks } from './run-loop.js';
+import { openRun, prepareRunDirectory, runFiles, runLoop, type Evaluation, type RunControl, type RunFiles, type RunHooks, type RunOutcome } from './run-loop.js';
 import { buildTrainingSetup, SAMPLE_TEMPERATURE } from './setup.js';
 
 export { buildTrainingSetup, runGenerators, SAMPLE_TEMPERATURE } from './setup.js';
 
-export type { RunFiles } from './run-loop.js';
-
-export function runFiles(outDir: string, name: string): RunFiles {
-  const dir = join(outDir, name);
-  return {
-    dir,
-    config: join(dir, 'config.json'),
-    tokenizer: join(dir, 'tokenizer.json'),
-    metrics: join(dir, 'metrics.jsonl'),
-    latest: join(dir, 'latest.safetensors'),
-    best: join(dir, 'best.safetensors'),
-  };
-}
+export { runFiles, type RunFiles } from './run-loop.js';
 
 /**
  * What a run directory's config.json holds: the training config and the resolved model config;
@@ -62,21 +49,12 @@ export interface TrainOptions extends RunControl {
   hooks?: TrainHooks;
 }
 
-export interface TrainResult {
+export interface TrainResult extends RunOutcome {
   files: RunFiles;
   model: TransformerLM;
   tokenizer: Tokenizer;
   dataset: TextDataset<Tokenizer>;
   config: RunConfig;
-  step: number;
-  plannedSteps: number;
-  finalTrainLoss: number | null;
-  finalValLoss: number | null;
-  bestValLoss: number | null;
-  tokensPerSecond: number;
-  elapsedSeconds: number;
-  stoppedEarly: 'interrupted' | 'time' | null;
-  trainLosses: { step: number; loss: number }[];
 }
 
 export { NonFiniteLossError } from './loop.js';
@@ -94,16 +72,9 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   let config = resolveTrainConfig(input);
   const files = runFiles(config.outDir, config.name);
   const resuming = options.resume === true;
-  let checkpoint: ReturnType<typeof readCheckpoint> | null = null;
-  if (resuming) {
-    if (!existsSync(files.latest)) throw new Error(`--resume: no checkpoint at ${files.latest}`);
-    checkpoint = readCheckpoint(files.latest);
-    // The run's own config wins: a resume continues the same experiment.
-    const saved = (checkpoint.meta.config as RunConfig).train;
-    config = resolveTrainConfig(saved, pickResumeOverrides(input));
-  } else if (existsSync(files.latest)) {
-    throw new Error(`${files.dir} already holds a run; pass --resume to continue it, or --name to start a new one`);
-  }
+  const checkpoint = openRun(files, resuming);
+  // The run's own config wins: a resume continues the same experiment.
+  if (checkpoint) config = resolveTrainConfig((checkpoint.meta.config as RunConfig).train, pickResumeOverrides(input));
 
   const text = await loadText(config.data, { dataDir: config.dataDir ?? undefined });
   const tokenizer = resuming && existsSync(files.tokenizer) ? loadTokenizer(files.tokenizer) : makeTokenizer(config.tokenizer, text);
@@ -115,12 +86,7 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
     throw new Error(`checkpoint ${files.latest} was made with a different model config than this run's`);
   }
 
-  mkdirSync(files.dir, { recursive: true });
-  if (!resuming) {
-    writeFileAtomic(files.config, JSON.stringify(runConfig, null, 2) + '\n');
-    tokenizer.save(files.tokenizer);
-    writeFileSync(files.metrics, '');
-  }
+  prepareRunDirectory(files, runConfig, tokenizer, resuming);
   const { model, optimizer, generators: gens } = buildTrainingSetup(config, modelConfig);
   const schedule = new LrSchedule({ kind: config.lrSchedule, lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
   const core = new TrainingCore({ model, optimizer, schedule, loss: languageModelLoss, gradClip: config.gradClip });

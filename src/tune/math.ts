@@ -1,16 +1,6 @@
 /** Numeric helpers for the samplers: per-trial random streams, the normal CDF, log-sum-exp. */
-import { erf } from '../math.js';
+import { erf, fmix32 } from '../math.js';
 import { Generator } from '../tensor/random.js';
-
-/** 32-bit finaliser of MurmurHash3: spreads nearby inputs over the whole range. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * The random stream of trial `number` in a study seeded with `seed`. Keyed by trial number, not

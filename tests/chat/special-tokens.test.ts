@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CHAT_SPECIAL_TOKENS, ChatTemplate } from '../../src/chat/index.js';
 import { BPETokenizer, CharTokenizer, loadTokenizer, tokenizerFromJSON, type Tokenizer } from '../../src/tokenizers/index.js';
-import { ADVERSARIAL_STRINGS, HAVE_SHAKESPEARE, makeTempDir, NO_SHAKESPEARE_REASON, SHAKESPEARE_PATH } from '../tokenizers/helpers.js';
+import { ADVERSARIAL_STRINGS, HAVE_SHAKESPEARE, makeTempDir, miniGPT2, NO_SHAKESPEARE_REASON, SHAKESPEARE_PATH } from '../tokenizers/helpers.js';
 
 const tmp = makeTempDir();
 afterAll(tmp.cleanup);
@@ -212,21 +212,6 @@ describe('CharTokenizer.withCharacters', () => {
 });
 
 describe('GPT-2 vocab.json + merges.txt with chat special tokens', () => {
-  /** The miniature GPT-2 vocabulary of tests/tokenizers/bpe.test.ts: 256 bytes in GPT-2's order, 4 merges, <|endoftext|> = 260. */
-  function miniGPT2(): { vocabJson: string; mergesTxt: string } {
-    const printable: number[] = [];
-    for (let c = 0x21; c <= 0x7e; c++) printable.push(c);
-    for (let c = 0xa1; c <= 0xac; c++) printable.push(c);
-    for (let c = 0xae; c <= 0xff; c++) printable.push(c);
-    const vocab: Record<string, number> = {};
-    let id = 0;
-    for (const c of printable) vocab[String.fromCharCode(c)] = id++;
-    let shifted = 0;
-    for (let byte = 0; byte < 256; byte++) if (!printable.includes(byte)) vocab[String.fromCharCode(256 + shifted++)] = id++;
-    Object.assign(vocab, { 'Ġt': 256, he: 257, 'Ġthe': 258, 'Ġa': 259, '<|endoftext|>': 260 });
-    return { vocabJson: JSON.stringify(vocab), mergesTxt: '#version: 0.2\nĠ t\nh e\nĠt he\nĠ a\n' };
-  }
-
   it('appends requested special tokens missing from vocab.json after its largest id', () => {
     const dir = tmp.fresh();
     const { vocabJson, mergesTxt } = miniGPT2();

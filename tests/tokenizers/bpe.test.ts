@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BPETokenizer, loadTokenizer, pretokenize } from '../../src/tokenizers/index.js';
 import { applyMergesHeap, applyMergesScan } from '../../src/tokenizers/bpe-merge.js';
-import { ADVERSARIAL_STRINGS, HAVE_SHAKESPEARE, makeTempDir, NO_SHAKESPEARE_REASON, randomUnicode, SHAKESPEARE_PATH } from './helpers.js';
+import { ADVERSARIAL_STRINGS, HAVE_SHAKESPEARE, makeTempDir, miniGPT2, NO_SHAKESPEARE_REASON, randomUnicode, SHAKESPEARE_PATH } from './helpers.js';
 
 const tmp = makeTempDir();
 afterAll(tmp.cleanup);
@@ -219,21 +219,6 @@ describe('BPE save and load', () => {
 });
 
 describe('GPT-2 vocab.json + merges.txt', () => {
-  /** A miniature GPT-2 vocabulary: the 256 byte tokens in GPT-2's id order, 4 merges, <|endoftext|>. */
-  function miniGPT2(): { vocabJson: string; mergesTxt: string } {
-    const printable: number[] = [];
-    for (let c = 0x21; c <= 0x7e; c++) printable.push(c);
-    for (let c = 0xa1; c <= 0xac; c++) printable.push(c);
-    for (let c = 0xae; c <= 0xff; c++) printable.push(c);
-    const vocab: Record<string, number> = {};
-    let id = 0;
-    for (const c of printable) vocab[String.fromCharCode(c)] = id++;
-    let shifted = 0;
-    for (let byte = 0; byte < 256; byte++) if (!printable.includes(byte)) vocab[String.fromCharCode(256 + shifted++)] = id++;
-    Object.assign(vocab, { 'Ġt': 256, he: 257, 'Ġthe': 258, 'Ġa': 259, '<|endoftext|>': 260 });
-    return { vocabJson: JSON.stringify(vocab), mergesTxt: '#version: 0.2\nĠ t\nh e\nĠt he\nĠ a\n' };
-  }
-
   it('loads GPT-2 files and encodes with GPT-2 ids', () => {
     const { vocabJson, mergesTxt } = miniGPT2();
     const tok = BPETokenizer.fromGPT2(vocabJson, mergesTxt);

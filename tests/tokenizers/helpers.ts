@@ -85,3 +85,18 @@ export function randomUnicode(seed: number, length: number): string {
   }
   return out;
 }
+
+/** A miniature GPT-2 vocabulary: the 256 byte tokens in GPT-2's id order, 4 merges, <|endoftext|> = 260. */
+export function miniGPT2(): { vocabJson: string; mergesTxt: string } {
+  const printable: number[] = [];
+  for (let c = 0x21; c <= 0x7e; c++) printable.push(c);
+  for (let c = 0xa1; c <= 0xac; c++) printable.push(c);
+  for (let c = 0xae; c <= 0xff; c++) printable.push(c);
+  const vocab: Record<string, number> = {};
+  let id = 0;
+  for (const c of printable) vocab[String.fromCharCode(c)] = id++;
+  let shifted = 0;
+  for (let byte = 0; byte < 256; byte++) if (!printable.includes(byte)) vocab[String.fromCharCode(256 + shifted++)] = id++;
+  Object.assign(vocab, { 'Ġt': 256, he: 257, 'Ġthe': 258, 'Ġa': 259, '<|endoftext|>': 260 });
+  return { vocabJson: JSON.stringify(vocab), mergesTxt: '#version: 0.2\nĠ t\nh e\nĠt he\nĠ a\n' };
+}
