@@ -13,7 +13,7 @@ import { registerScalingCommands } from './commands/scaling.js';
 import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
-import { registerChatCommand, registerPosttrainCommands } from './commands/posttrain.js';
+import { registerChatCommand, registerPosttrainCommands, registerRlCommand } from './commands/posttrain.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -27,6 +27,7 @@ function buildProgram(): Command {
   registerParamsCommand(program);
   registerTrainCommands(program);
   registerPosttrainCommands(program);
+  registerRlCommand(program);
   registerChatCommand(program);
   registerScalingCommands(program);
   registerTuneCommands(program);

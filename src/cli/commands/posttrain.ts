@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { parseDuration } from '../../train/config.js';
 import { DEFAULT_SFT_CONFIG, sft, type SftConfig } from '../../posttrain/sft.js';
+import { DEFAULT_RL_CONFIG, rl, type RlConfig } from '../../posttrain/rl.js';
 import { createInterface } from 'node:readline';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
 import { loadRun, type RunConfig } from '../../train/trainer.js';
@@ -168,4 +169,84 @@ export function registerChatCommand(program: Command): void {
     .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
     .addOption(new Option('--checkpoint <which>', 'which checkpoint of the run').choices(['best', 'latest']).default('best'))
     .action(async (opts: Record<string, unknown>) => runChat(opts));
+}
+
+async function runRl(command: Command): Promise<void> {
+  const o = command.opts();
+  const input: Partial<RlConfig> = {
+    base: o.base as string,
+    baseCheckpoint: o.baseCheckpoint as 'best' | 'latest',
+    name: o.name as string,
+    outDir: o.outDir as string,
+    tasks: String(o.task ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    evalExamples: o.evalExamples as number,
+    promptsPerStep: o.promptsPerStep as number,
+    groupSize: o.groupSize as number,
+    maxNewTokens: o.maxNewTokens as number,
+    temperature: o.temperature as number,
+    maxSteps: o.maxSteps as number,
+    maxTime: o.maxTime === undefined ? null : parseDuration(o.maxTime as string),
+    lr: o.lr as number,
+    minLr: o.minLr as number,
+    clipEps: o.clipEps as number,
+    klBeta: o.klBeta as number,
+    evalInterval: o.evalInterval as number,
+    seed: o.seed as number,
+  };
+  const progress = runProgress<RunConfig>(
+    ({ config, resumed }) => {
+      const c = (config as RunConfig & { rl: RlConfig }).rl;
+      return [
+        `${resumed ? 'resuming' : 'reinforcing'} ${c.name} from ${c.base} with GRPO on ${c.tasks.join(', ')}: ${c.promptsPerStep} problems × ${c.groupSize} samples a step, ε ${c.clipEps}, KL β ${c.klBeta}; run directory ${join(c.outDir, c.name)}`,
+      ];
+    },
+    (r) => {
+      const m = r.metrics ?? {};
+      const tasks = Object.keys(m)
+        .filter((k) => k.endsWith('/accuracy'))
+        .map((k) => `${k.slice(0, -'/accuracy'.length)} ${percent(m[k])}`);
+      return `step ${r.step}: mean reward ${percent(m['reward/mean'] ?? 0)}; held-out exact match: ${tasks.join(', ')}`;
+    },
+  );
+  const started = performance.now();
+  let result;
+  try {
+    result = await rl(input, { resume: o.resume === true, shouldStop: progress.interrupted, hooks: progress.hooks });
+  } finally {
+    progress.stop();
+  }
+  const c = result.config.rl;
+  if (result.stoppedEarly === 'interrupted') {
+    console.log(`stopped at step ${result.step}; checkpoint saved to ${result.files.latest}. Continue with: tensorlm rl --name ${c.name} --out-dir ${c.outDir} --base ${c.base} --task ${c.tasks.join(',')} --resume`);
+    return;
+  }
+  console.log(`\nfinished ${result.step} steps in ${formatSeconds((performance.now() - started) / 1000)}`);
+  for (const [task, s] of Object.entries(result.taskScores)) console.log(`  ${task}: exact match ${s.correct}/${s.total} = ${percent(s.accuracy)} (95% CI ${percent(s.low)}–${percent(s.high)})`);
+}
+
+export function registerRlCommand(program: Command): void {
+  const r = DEFAULT_RL_CONFIG;
+  program
+    .command('rl')
+    .description('reinforcement learning with GRPO on built-in verifiable tasks: groups of sampled replies, exact-match rewards, clipped policy ratio, KL to the starting model')
+    .requiredOption('--base <dir>', 'run to start from (normally a tensorlm sft run)')
+    .requiredOption('--task <list>', 'built-in verifiable tasks, comma-separated: addition, reverse, sort, count')
+    .addOption(new Option('--base-checkpoint <which>', 'checkpoint of the base run').choices(['best', 'latest']).default(r.baseCheckpoint))
+    .option('--name <name>', 'run name: the run lives in <out-dir>/<name>/', r.name)
+    .option('--out-dir <dir>', 'directory of runs', r.outDir)
+    .addOption(new Option('--prompts-per-step <n>', 'problems per step').default(r.promptsPerStep).argParser(positiveInt('--prompts-per-step')))
+    .addOption(new Option('--group-size <n>', 'replies sampled per problem (GRPO group)').default(r.groupSize).argParser(positiveInt('--group-size')))
+    .addOption(new Option('--max-new-tokens <n>', 'most tokens of a reply').default(r.maxNewTokens).argParser(positiveInt('--max-new-tokens')))
+    .addOption(new Option('--temperature <t>', 'sampling temperature of the rollouts').default(r.temperature).argParser(positiveNumber('--temperature')))
+    .addOption(new Option('--eval-examples <n>', 'held-out problems per task (exact match)').default(r.evalExamples).argParser(positiveInt('--eval-examples')))
+    .addOption(new Option('--max-steps <n>', 'optimizer steps').default(r.maxSteps).argParser(positiveInt('--max-steps')))
+    .option('--max-time <duration>', 'time budget (e.g. 5m)')
+    .addOption(new Option('--lr <x>', 'peak learning rate (AdamW)').default(r.lr).argParser(positiveNumber('--lr')))
+    .addOption(new Option('--min-lr <x>', 'learning rate at the end of the cosine decay').default(r.minLr).argParser(nonNegativeNumber('--min-lr')))
+    .addOption(new Option('--clip-eps <x>', 'GRPO clipping ε of the policy ratio').default(r.clipEps).argParser(positiveNumber('--clip-eps')))
+    .addOption(new Option('--kl-beta <x>', 'β of the KL penalty to the starting model (0 = none)').default(r.klBeta).argParser(nonNegativeNumber('--kl-beta')))
+    .addOption(new Option('--eval-interval <n>', 'steps between evaluations (and checkpoints)').default(r.evalInterval).argParser(positiveInt('--eval-interval')))
+    .addOption(new Option('--seed <n>', 'random seed (problems, samples)').default(r.seed).argParser(nonNegativeInt('--seed')))
+    .option('--resume', 'continue the run in <out-dir>/<name>/ from its latest checkpoint')
+    .action(async (_opts: unknown, command: Command) => runRl(command));
 }
