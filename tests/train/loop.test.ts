@@ -16,8 +16,8 @@ function tokens(n: number, vocab: number): Int32Array {
 
 const VOCAB = 40;
 const dataset = new TokenDataset(tokens(6000, VOCAB), { trainFraction: 0.9 });
-/** The CLI's settings for the tiny preset, made small enough for a test. */
-const config = resolveTrainConfig({ preset: 'tiny', model: { dModel: 32, nLayers: 2, nHeads: 2, dFF: 64, maxSeqLen: 32 }, batchSize: 4, blockSize: 32, maxSteps: 12, warmupSteps: 3, lr: 5e-3, minLr: 5e-4, maxTime: null });
+/** The CLI's settings for the tiny preset (its full size: 4 layers, dModel 128), with short batches for a test. */
+const config = resolveTrainConfig({ preset: 'tiny', batchSize: 4, blockSize: 32, maxSteps: 8, warmupSteps: 3, lr: 5e-3, minLr: 5e-4, maxTime: null });
 const modelConfig = buildModelConfig(config, VOCAB);
 
 function coreSetup(): { core: TrainingCore<T.TransformerLM, Batch>; data: T.Generator; model: T.TransformerLM } {
@@ -111,7 +111,7 @@ describe('TrainingCore', () => {
     expect(nan.step).toBe(0);
     expect(paramValues(model)).toEqual(before);
     const notScalar = new TrainingCore({ model, optimizer: core.optimizer, schedule: core.schedule, loss: (m: T.TransformerLM) => m.tokEmb.weight, gradClip: 1 });
-    expect(() => notScalar.trainStep({})).toThrow(/the loss function must return a scalar tensor, got shape \[40, 32\]/);
+    expect(() => notScalar.trainStep({})).toThrow(/the loss function must return a scalar tensor, got shape \[40, 128\]/);
   });
 
   it('trainStepWith applies gradients computed elsewhere, as trainStep does', async () => {
