@@ -9,3 +9,20 @@ setBackendInstaller(installNodeBackends);
 export * from './losses.js';
 export { sft, resolveSftConfig, paddedBatch, scoreTask, DEFAULT_SFT_CONFIG, type SftConfig, type SftExample, type SftOptions, type SftResult } from './sft.js';
 export { rl, resolveRlConfig, sampleGroup, replyReward, rolloutLoss, DEFAULT_RL_CONFIG, type RlConfig, type RlOptions, type RlResult, type RolloutBatch } from './rl.js';
+export {
+  dpo,
+  resolveDpoConfig,
+  wrongAnswer,
+  taskPreferencePairs,
+  renderPair,
+  preferenceBatch,
+  preferenceLogProbs,
+  DEFAULT_DPO_CONFIG,
+  type DpoConfig,
+  type DpoRunOptions,
+  type DpoRunResult,
+  type PreferenceBatch,
+  type PreferenceStats,
+  type RenderedPair,
+} from './dpo.js';
+export { HeldOutTasks, type StageConfig, type StageOptions, type StageResult, type TaskProblems } from './stage.js';

@@ -18,59 +18,27 @@
 import type { Batch } from '../data/dataset.js';
 import { CHAT_SPECIAL_TOKENS, ChatTemplate, type Conversation } from '../chat/template.js';
 import { readConversations } from '../chat/jsonl.js';
-import { generateTaskExamples, parseTaskList, scoreAnswers, taskConversation, taskSplitSize, type TaskExample, type TaskName } from '../chat/tasks.js';
-import { resolveConfig, type TransformerConfig } from '../models/config.js';
-import { generateText } from '../models/generate.js';
-import { muParamGroups } from '../models/mup.js';
+import { taskConversation } from '../chat/tasks.js';
+import { resolveConfig } from '../models/config.js';
 import { TransformerLM } from '../models/transformer.js';
-import { applyLoRA, loraConfig, type LoRAConfig } from '../nn/lora.js';
-import { AdamW } from '../optim/adam.js';
+import { applyLoRA } from '../nn/lora.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { tensor } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { DEFAULT_TRAIN_CONFIG, validateTrainConfig } from '../train/config.js';
-import { estimateLoss, languageModelLoss, LrSchedule, TrainingCore } from '../train/loop.js';
-import { openRun, prepareRunDirectory, runFiles, runLoop, type RunControl, type RunFiles, type RunHooks, type RunOutcome } from '../train/run-loop.js';
+import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
+import { estimateLoss, languageModelLoss } from '../train/loop.js';
+import { prepareRunDirectory } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
 import { loadRun, type RunConfig } from '../train/trainer.js';
+import { HeldOutTasks, holdOutTail, openStage, resolveStageConfig, stageRunConfig, stageTraining, taskProblems, type StageConfig, type StageOptions, type StageResult } from './stage.js';
 
-export interface SftConfig {
-  name: string;
-  outDir: string;
-  /** The run directory of the pretrained model. */
-  base: string;
-  baseCheckpoint: 'best' | 'latest';
-  /** A conversations JSONL file (`{"messages": [...]}` per line), or null. */
-  data: string | null;
-  /** The built-in verifiable tasks to train on (chat/tasks.ts), e.g. ['addition', 'reverse']. */
-  tasks: string[];
-  /** Training problems per task. */
-  taskExamples: number;
-  /** Held-out problems per task for the exact-match evaluation (and the validation loss). */
-  evalExamples: number;
-  /** Share of the JSONL conversations held out for the validation loss. */
-  valFraction: number;
-  batchSize: number;
-  maxSteps: number;
-  maxTime: number | null;
-  lr: number;
-  minLr: number;
-  warmupSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  gradClip: number;
-  evalInterval: number;
-  evalIters: number;
-  logInterval: number;
-  seed: number;
-  /** LoRA adapters instead of full fine-tuning (null: every weight trains). */
-  lora: LoRAConfig | null;
-}
+export { scoreTask } from './stage.js';
+
+/** The settings of `tensorlm sft`; `data` is a conversations JSONL file (`{"messages": [...]}` per line). */
+export type SftConfig = StageConfig;
 
 /** Pretraining's defaults where they apply; a shorter run, a lower peak LR and no weight decay. */
 export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = Object.freeze({
@@ -100,32 +68,10 @@ export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = Object.freeze({
   lora: null,
 });
 
-const KEYS = Object.keys(DEFAULT_SFT_CONFIG) as (keyof SftConfig)[];
+const NAMES = { stage: 'sft', base: 'the pretrained model', data: 'conversations.jsonl' };
 
 export function resolveSftConfig(...layers: Partial<SftConfig>[]): SftConfig {
-  const c: SftConfig = { ...DEFAULT_SFT_CONFIG, tasks: [] };
-  for (const layer of layers) {
-    for (const [key, value] of Object.entries(layer)) {
-      if (value === undefined) continue;
-      if (!KEYS.includes(key as keyof SftConfig)) throw new Error(`unknown sft config key '${key}' (known: ${KEYS.join(', ')})`);
-      (c as unknown as Record<string, unknown>)[key] = value;
-    }
-  }
-  if (!c.base) throw new Error('sft: --base (the run directory of the pretrained model) is required');
-  if (c.data === null && c.tasks.length === 0) throw new Error('sft: no training data: give --data conversations.jsonl and/or --task addition,reverse,…');
-  c.tasks = parseTaskList(c.tasks.join(','));
-  if (c.lora) c.lora = loraConfig(c.lora);
-  if (c.baseCheckpoint !== 'best' && c.baseCheckpoint !== 'latest') throw new Error(`sft: baseCheckpoint must be 'best' or 'latest', got '${String(c.baseCheckpoint)}'`);
-  for (const k of ['taskExamples', 'evalExamples'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`sft: ${k} must be a positive integer, got ${c[k]}`);
-  if (!(c.valFraction > 0 && c.valFraction < 1)) throw new Error(`sft: valFraction must be in (0, 1), got ${c.valFraction}`);
-  // The optimisation settings mean what they mean for pretraining: one validator.
-  validateTrainConfig({ ...DEFAULT_TRAIN_CONFIG, ...pickTrainKeys(c) });
-  return c;
-}
-
-function pickTrainKeys(c: SftConfig): Partial<typeof DEFAULT_TRAIN_CONFIG> {
-  const { name, outDir, batchSize, maxSteps, maxTime, lr, minLr, warmupSteps, weightDecay, beta1, beta2, gradClip, evalInterval, evalIters, logInterval, seed } = c;
-  return { name, outDir, batchSize, maxSteps, maxTime, lr, minLr, warmupSteps, weightDecay, beta1, beta2, gradClip, evalInterval, evalIters, logInterval, seed };
+  return resolveStageConfig(NAMES, DEFAULT_SFT_CONFIG, layers);
 }
 
 /** One rendered conversation: its ids and which of them are trained on. */
@@ -183,64 +129,29 @@ function resizedModel(base: TransformerLM, vocabSize: number, generator: Generat
   return model;
 }
 
-export interface SftResult extends RunOutcome {
-  files: RunFiles;
-  model: TransformerLM;
-  tokenizer: Tokenizer;
+export interface SftResult extends StageResult {
   config: RunConfig & { sft: SftConfig };
-  /** Held-out exact match per task at the end (null where the run has no tasks). */
-  taskScores: Record<string, ReturnType<typeof scoreAnswers>>;
 }
 
-export interface SftOptions extends RunControl {
-  resume?: boolean;
-  hooks?: RunHooks;
-}
-
-/** Most tokens an answer may take in the exact-match evaluation (the built-in answers are short). */
-const MAX_ANSWER_TOKENS = 24;
-
-/** Greedy answers to the held-out problems, scored by exact match. */
-export function scoreTask(model: TransformerLM, template: ChatTemplate, examples: readonly TaskExample[]): ReturnType<typeof scoreAnswers> {
-  const outputs = examples.map(
-    (ex) =>
-      generateText(model, template.tokenizer, template.renderForGeneration(taskConversation(ex).messages.slice(0, -1)), {
-        maxNewTokens: MAX_ANSWER_TOKENS,
-        temperature: 0,
-        stopTokens: [template.assistantEnd],
-      }).text,
-  );
-  return scoreAnswers(outputs, examples);
-}
+export type SftOptions = StageOptions;
 
 export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): Promise<SftResult> {
-  let config = resolveSftConfig(input);
-  const files = runFiles(config.outDir, config.name);
-  const resuming = options.resume === true;
-  const checkpoint = openRun(files, resuming);
-  // The run's own config wins: a resume continues the same experiment.
-  if (checkpoint) config = resolveSftConfig((checkpoint.meta.config as { sft: SftConfig }).sft);
+  const { config, files, checkpoint, resuming } = openStage('sft', resolveSftConfig, input, options.resume === true);
 
   // The data, as conversations: the JSONL file (its last valFraction held out) and the tasks'
   // train and test splits (disjoint by construction).
   const trainConvs: Conversation[] = [];
   const valConvs: Conversation[] = [];
   if (config.data !== null) {
-    const all = readConversations(config.data);
-    const nVal = Math.max(1, Math.round(all.length * config.valFraction));
-    if (all.length < 2) throw new Error(`sft: ${config.data} has ${all.length} conversation(s); at least 2 are needed (one held out)`);
-    trainConvs.push(...all.slice(0, all.length - nVal));
-    valConvs.push(...all.slice(all.length - nVal));
+    const { train, val } = holdOutTail('sft', readConversations(config.data), config.valFraction, config.data, 'conversation');
+    trainConvs.push(...train);
+    valConvs.push(...val);
   }
-  const heldOut = new Map<TaskName, TaskExample[]>();
-  (config.tasks as TaskName[]).forEach((task, k) => {
-    const seed = config.seed + 101 * (k + 1);
-    // A small task (one problem per word) may have fewer distinct problems than asked: all of them then.
-    trainConvs.push(...generateTaskExamples(task, 'train', Math.min(config.taskExamples, taskSplitSize(task, 'train')), seed).map(taskConversation));
-    const test = generateTaskExamples(task, 'test', Math.min(config.evalExamples, taskSplitSize(task, 'test')), seed + 1);
-    heldOut.set(task, test);
+  const problems = taskProblems(config);
+  for (const { train, test } of problems) {
+    trainConvs.push(...train.map(taskConversation));
     valConvs.push(...test.map(taskConversation));
-  });
+  }
 
   const base = loadRun(config.base, config.baseCheckpoint);
   let tokenizer: Tokenizer;
@@ -273,29 +184,15 @@ export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): 
     }
   }
   model.train();
-  const modelConfig: TransformerConfig = model.config;
-  const runConfig = { stage: 'sft', train: { ...DEFAULT_TRAIN_CONFIG, ...pickTrainKeys(config), blockSize: modelConfig.maxSeqLen, tokenizer: 'chat', data: config.data ?? `tasks:${config.tasks.join(',')}` }, model: modelConfig, lora: config.lora, sft: config };
+  const runConfig = stageRunConfig('sft', config, model.config, config.lora);
   prepareRunDirectory(files, runConfig, tokenizer, resuming);
 
-  const optimizer = new AdamW(
-    muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay }).map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) })).filter((g) => g.params.length > 0),
-    { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay },
-  );
-  const schedule = new LrSchedule({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
-  const core = new TrainingCore({ model, optimizer, schedule, loss: languageModelLoss, gradClip: config.gradClip });
+  const training = stageTraining({ files, config, runConfig, checkpoint, model, generators: gens, options }, languageModelLoss);
   const sample = (from: readonly SftExample[], rng: Generator) => paddedBatch(from, Array.from({ length: config.batchSize }, () => rng.randint(0, from.length)));
-  let lastScores: { step: number; scores: SftResult['taskScores'] } | null = null;
+  const tasks = new HeldOutTasks(model, template, problems);
   const evaluate = (step: number) => {
     const seed = config.seed + 7919 * (step + 1);
-    const metrics: Record<string, number> = {};
-    const scores: SftResult['taskScores'] = {};
-    for (const [task, examples] of heldOut) {
-      const s = (scores[task] = scoreTask(model, template, examples));
-      metrics[`${task}/accuracy`] = s.accuracy;
-      metrics[`${task}/low`] = s.low;
-      metrics[`${task}/high`] = s.high;
-    }
-    lastScores = { step, scores };
+    const metrics = tasks.evaluate(step);
     return {
       trainLoss: estimateLoss(model, languageModelLoss, (rng) => sample(train, rng), config.evalIters, seed),
       valLoss: estimateLoss(model, languageModelLoss, (rng) => sample(val, rng), config.evalIters, seed + 1),
@@ -303,35 +200,12 @@ export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): 
     };
   };
 
-  const outcome = await runLoop({
-    files,
-    runConfig,
-    model,
-    optimizer,
-    core,
-    generators: gens,
-    settings: { ...config, maxTime: config.maxTime },
+  const outcome = await training.run({
     nextBatches: () => [sample(train, gens.data)],
-    // Tokens trained on: the assistant targets.
-    tokensIn: (batches) => batches.reduce((n, b) => n + countTargets(b.y), 0),
     evaluate,
-    resumeFrom: checkpoint,
-    hooks: options.hooks,
-    control: options,
     dataTokens: { train: train.reduce((n, e) => n + e.ids.length, 0), val: val.reduce((n, e) => n + e.ids.length, 0) },
   });
   model.eval();
   // The final evaluation scored the tasks already, unless the run stopped between evaluations.
-  const final = lastScores as { step: number; scores: SftResult['taskScores'] } | null;
-  let taskScores: SftResult['taskScores'] = {};
-  if (final !== null && final.step === outcome.step) taskScores = final.scores;
-  else for (const [task, examples] of heldOut) taskScores[task] = scoreTask(model, template, examples);
-  return { ...outcome, files, model, tokenizer, config: runConfig as SftResult['config'], taskScores };
-}
-
-function countTargets(y: Tensor): number {
-  const data = y.toTypedArray() as Int32Array;
-  let n = 0;
-  for (let i = 0; i < data.length; i++) if (data[i] !== -100) n++;
-  return n;
+  return { ...outcome, files, model, tokenizer, config: runConfig, taskScores: tasks.final(outcome.step) };
 }

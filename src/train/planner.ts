@@ -79,14 +79,15 @@ export class TimeBudgetPlanner {
       const perStep = (now - this.#calibrationStart) / (this.#planAt - CALIBRATION_START_STEP);
       const evalCost = (2 * o.evalIters * FORWARD_SHARE_OF_STEP) / o.evalInterval + EVAL_FIXED_COST_STEPS / o.evalInterval;
       const remaining = o.maxTime - elapsed;
-      this.plannedSteps = Math.max(step + 1, Math.min(o.maxSteps, step + Math.floor((PLAN_TIME_SHARE * remaining) / (perStep * (1 + evalCost)))));
+      this.plannedSteps = Math.min(o.maxSteps, Math.max(step + 1, step + Math.floor((PLAN_TIME_SHARE * remaining) / (perStep * (1 + evalCost)))));
       this.#planStart = { time: now, step };
       return this.plannedSteps;
     }
-    if (step % o.evalInterval !== 0 || step <= this.#planStart.step) return null;
+    // A run at its last step is over: re-planning it would add a step (past maxSteps, even).
+    if (step % o.evalInterval !== 0 || step <= this.#planStart.step || step >= this.plannedSteps) return null;
     const perStep = (now - this.#planStart.time) / (step - this.#planStart.step);
     const remaining = o.maxTime - elapsed;
-    const replanned = Math.max(step + 1, Math.min(o.maxSteps, step + Math.floor((REPLAN_TIME_SHARE * remaining) / perStep)));
+    const replanned = Math.min(o.maxSteps, Math.max(step + 1, step + Math.floor((REPLAN_TIME_SHARE * remaining) / perStep)));
     if (replanned === this.plannedSteps) return null;
     this.plannedSteps = replanned;
     return replanned;

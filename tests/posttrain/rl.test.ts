@@ -71,7 +71,7 @@ describe('the GRPO update', () => {
     const b = { x: tensor(x, { shape: [4, width] }), y: tensor(y, { shape: [4, width] }), mask: new Tensor(mask, [4, width]) };
     const rewards = [1, 0, 0, 0];
     const referenceLogProbs = klBeta > 0 ? noGrad(() => tokenLogProbs(model.forward(b.x).logits, b.y, b.mask)) : null;
-    return { ...b, advantages: groupAdvantages(rewards, 4), referenceLogProbs, rewards, replyTokens: 16 };
+    return { ...b, advantages: groupAdvantages(rewards, 4), referenceLogProbs, rewards };
   }
 
   const replyLogProbs = (model: TransformerLM, b: RolloutBatch) => noGrad(() => tokenLogProbs(model.forward(b.x).logits, b.y, b.mask).sum(-1).toArray() as number[]);
@@ -107,7 +107,7 @@ describe('rl', () => {
     writeFileSync(data, Array.from({ length: 3000 }, () => Array.from({ length: 1 + g.randint(0, 6) }, () => 'abcdefghijklmnopqrstuvwxyz'[g.randint(0, 26)]).join('')).join(' '));
     await train(smallTrainConfig(dir, data, { name: 'base', maxSteps: 4, evalInterval: 4, sampleTokens: 0, model: { dModel: 32, nLayers: 1, nHeads: 2, dFF: 64, maxSeqLen: 48 } }));
     await sft({ base: join(dir, 'base'), outDir: dir, name: 'sft', tasks: ['reverse'], taskExamples: 40, evalExamples: 4, batchSize: 4, maxSteps: 4, warmupSteps: 1, evalInterval: 4, evalIters: 1 });
-    const settings = { base: join(dir, 'sft'), outDir: dir, tasks: ['reverse'], evalExamples: 4, promptsPerStep: 2, groupSize: 3, maxNewTokens: 6, maxSteps: 4, warmupSteps: 1, evalInterval: 2 };
+    const settings = { base: join(dir, 'sft'), outDir: dir, tasks: ['reverse'], evalExamples: 4, batchSize: 2, groupSize: 3, maxNewTokens: 6, maxSteps: 4, warmupSteps: 1, evalInterval: 2 };
     const full = await rl({ ...settings, name: 'rl' });
     expect(full.step).toBe(4);
     const evals = readFileSync(full.files.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'eval');
@@ -124,7 +124,7 @@ describe('rl', () => {
 
   it('says what is missing', async () => {
     await expect(rl({ name: 'x', tasks: ['reverse'] })).rejects.toThrow(/--base .* is required/);
-    await expect(rl({ name: 'x', base: 'runs/none' })).rejects.toThrow(/no tasks/);
+    await expect(rl({ name: 'x', base: 'runs/none' })).rejects.toThrow(/no training data|give --task/);
     await expect(rl({ name: 'x', base: 'runs/none', tasks: ['reverse'], groupSize: 1 })).rejects.toThrow(/groupSize must be an integer ≥ 2/);
   });
 });

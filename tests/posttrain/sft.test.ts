@@ -1,14 +1,14 @@
 /** Supervised fine-tuning (posttrain/sft.ts): padded batches, the run on disk, resume, LoRA. */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHAT_SPECIAL_TOKENS } from '../../src/chat/template.js';
-import { paddedBatch, sft } from '../../src/posttrain/sft.js';
+import { paddedBatch, resolveSftConfig, sft } from '../../src/posttrain/sft.js';
 import { Generator } from '../../src/tensor/random.js';
 import { randint } from '../../src/tensor/creation.js';
-import { loadRun, train } from '../../src/train/trainer.js';
-import { smallTrainConfig } from '../train/helpers.js';
+import { loadRun } from '../../src/train/trainer.js';
+import { baseRun } from './helpers.js';
 
 describe('paddedBatch', () => {
   it('shifts ids into inputs and targets, trains only where the loss mask is 1, pads on the right', () => {
@@ -22,16 +22,6 @@ describe('paddedBatch', () => {
     expect(Array.from(y.toTypedArray())).toEqual([-100, 3, 4, 6, -100, -100, -100, 3, 4]);
   });
 });
-
-/** A base model that has seen lowercase words (the tasks' alphabet), trained for a few steps. */
-async function baseRun(dir: string): Promise<string> {
-  const data = join(dir, 'words.txt');
-  const g = new Generator(5);
-  const letters = 'abcdefghijklmnopqrstuvwxyz';
-  writeFileSync(data, Array.from({ length: 3000 }, () => Array.from({ length: 1 + g.randint(0, 6) }, () => letters[g.randint(0, 26)]).join('')).join(' '));
-  const r = await train(smallTrainConfig(dir, data, { name: 'base', maxSteps: 6, evalInterval: 6, sampleTokens: 0 }));
-  return r.files.dir;
-}
 
 describe('sft', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tensorlm-sft-'));
@@ -105,5 +95,7 @@ describe('sft', () => {
     await expect(sft({ name: 'x', outDir: dir, tasks: ['reverse'] })).rejects.toThrow(/--base .* is required/);
     await expect(sft({ name: 'x', outDir: dir, base: await base })).rejects.toThrow(/no training data/);
     await expect(sft({ name: 'x', outDir: dir, base: await base, tasks: ['sum'] })).rejects.toThrow(/unknown task/);
+    // A conversations file alone is enough: no tasks is not an empty task name.
+    expect(resolveSftConfig({ base: 'b', data: 'c.jsonl' }).tasks).toEqual([]);
   });
 });

@@ -60,5 +60,11 @@ describe('TimeBudgetPlanner', () => {
     expect(p.afterStep(600, clock.now, 1000)).toBe(601);
     const q = new TimeBudgetPlanner({ ...options, maxSteps: 60 }, null, 0, 0);
     expect(drive(q, 0, 50, () => 0.001, { now: 0 })[0].planned).toBe(60);
+    // Reaching the plan at an evaluation ends the run: no step is added past it (nor past maxSteps).
+    const r = new TimeBudgetPlanner({ ...options, maxSteps: 200 }, 200, 0, 0);
+    expect(r.afterStep(200, 1, 1)).toBeNull();
+    expect(r.plannedSteps).toBe(200);
+    const late = new TimeBudgetPlanner({ ...options, maxSteps: 100 }, 100, 0, 0);
+    expect(late.afterStep(100, 1, 1e6)).toBeNull();
   });
 });
