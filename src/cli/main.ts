@@ -13,7 +13,7 @@ import { registerScalingCommands } from './commands/scaling.js';
 import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
-import { registerChatCommand, registerPosttrainCommands, registerRlCommand } from './commands/posttrain.js';
+import { registerChatCommand, registerMergeCommand, registerPosttrainCommands, registerRlCommand } from './commands/posttrain.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -28,6 +28,7 @@ function buildProgram(): Command {
   registerTrainCommands(program);
   registerPosttrainCommands(program);
   registerRlCommand(program);
+  registerMergeCommand(program);
   registerChatCommand(program);
   registerScalingCommands(program);
   registerTuneCommands(program);

@@ -26,3 +26,4 @@ export {
   type RenderedPair,
 } from './dpo.js';
 export { HeldOutTasks, type StageConfig, type StageOptions, type StageResult, type TaskProblems } from './stage.js';
+export { saveAdapter, loadAdapter, mergeRun, adapterPath, ADAPTER_FILE } from './merge.js';

@@ -13,6 +13,7 @@ import { generateText } from '../models/generate.js';
 import { muParamGroups } from '../models/mup.js';
 import type { TransformerLM } from '../models/transformer.js';
 import { loraConfig, type LoRAConfig } from '../nn/lora.js';
+import { adapterPath, saveAdapter } from './merge.js';
 import { AdamW } from '../optim/adam.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -172,8 +173,8 @@ export function stageTraining<B extends Batch>(setup: StageSetup, loss: LossFunc
   );
   const schedule = new LrSchedule({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
   const core = new TrainingCore({ model, optimizer, schedule, loss, gradClip: config.gradClip });
-  const run = (spec: Pick<RunLoopSpec<TransformerLM, B>, 'nextBatches' | 'evaluate' | 'dataTokens'>): Promise<RunOutcome> =>
-    runLoop({
+  const run = async (spec: Pick<RunLoopSpec<TransformerLM, B>, 'nextBatches' | 'evaluate' | 'dataTokens'>): Promise<RunOutcome> => {
+    const outcome = await runLoop({
       files,
       runConfig,
       model,
@@ -187,6 +188,11 @@ export function stageTraining<B extends Batch>(setup: StageSetup, loss: LossFunc
       control: options,
       ...spec,
     });
+    // A LoRA run also leaves its adapters on their own (PEFT's adapter file), from the last step.
+    const lora = (runConfig as { lora?: LoRAConfig | null }).lora;
+    if (lora) saveAdapter(model, adapterPath(files.dir), lora);
+    return outcome;
+  };
   return { core, run };
 }
 

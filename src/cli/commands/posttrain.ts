@@ -1,10 +1,11 @@
 /** `tensorlm sft`, `tensorlm dpo`, `tensorlm rl` and `tensorlm chat`: fine-tuning stages over src/posttrain (thin: flags in, library call, lines out). */
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Command, Option, type OptionValues } from 'commander';
 import { parseDuration } from '../../train/config.js';
 import { DEFAULT_SFT_CONFIG, sft, type SftConfig, type SftResult } from '../../posttrain/sft.js';
 import { DEFAULT_DPO_CONFIG, dpo, type DpoConfig, type DpoRunResult } from '../../posttrain/dpo.js';
 import type { StageConfig, StageOptions, StageResult } from '../../posttrain/stage.js';
+import { mergeRun } from '../../posttrain/merge.js';
 import { DEFAULT_RL_CONFIG, rl, type RlConfig, type RlResult } from '../../posttrain/rl.js';
 import { createInterface } from 'node:readline';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
@@ -272,5 +273,21 @@ export function registerRlCommand(program: Command): void {
         method: (c) => ` with GRPO (${c.batchSize} problems × ${c.groupSize} samples a step, ε ${c.clipEps}, KL β ${c.klBeta})`,
         evalFigures: (m) => `mean reward ${percent(m['reward/mean'] ?? 0)}`,
       });
+    });
+}
+
+export function registerMergeCommand(program: Command): void {
+  program
+    .command('merge')
+    .description("fold a LoRA run's adapters into its weights (W + α/r·B·A): a new run that loads as a plain model")
+    .requiredOption('--run <dir>', 'a run fine-tuned with LoRA (tensorlm sft --lora-rank …)')
+    .option('--name <name>', 'name of the merged run (default: <run name>-merged)')
+    .option('--out-dir <dir>', 'directory of the merged run (default: the run’s own parent directory)')
+    .action((opts: Record<string, unknown>) => {
+      const runDir = opts.run as string;
+      const name = (opts.name as string | undefined) ?? `${basename(runDir)}-merged`;
+      const { files, merged } = mergeRun(runDir, (opts.outDir as string | undefined) ?? dirname(runDir), name);
+      console.log(`merged ${merged.length} LoRA layers (${merged.join(', ')}) into ${files.dir}`);
+      console.log(`chat with it: tensorlm chat --run ${files.dir}`);
     });
 }
