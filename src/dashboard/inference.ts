@@ -4,12 +4,13 @@
  * checkpoint rewritten by a training run in progress is picked up on the next request.
  */
 import { statSync } from 'node:fs';
+import { ChatTemplate, type ChatMessage } from '../chat/template.js';
 import { attentionMaps } from '../models/inspect.js';
 import type { TransformerLM } from '../models/transformer.js';
-import { promptIds, streamText, type TextChunk } from '../models/generate.js';
+import { promptIds, streamText, type GeneratedText, type TextChunk } from '../models/generate.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadRun } from '../train/trainer.js';
-import { HttpError, MAX_ATTENTION_TOKENS, type CheckpointChoice, type GenerateRequest } from './requests.js';
+import { HttpError, MAX_ATTENTION_TOKENS, type CheckpointChoice, type SamplingRequest } from './requests.js';
 import { runFile, type RunEntry } from './runs.js';
 import type { SseStream } from './sse.js';
 
@@ -80,17 +81,78 @@ export function generationContext(tokenizer: Tokenizer, prompt: string): number[
   return promptIds(tokenizer, prompt);
 }
 
+/** A reply is given at least this share of the context when earlier turns must be dropped (as ChatSession does). */
+const MIN_REPLY_SHARE = 4;
+
+export interface ChatContext {
+  /** <|bos|>, the kept messages and <|assistant_start|> (ChatTemplate.renderForGeneration). */
+  ids: number[];
+  /** Tokens the reply may take: the request's maxNewTokens, cut so the sequence fits the context. */
+  maxNewTokens: number;
+  /** Earlier messages left out because the conversation did not fit the model's context. */
+  dropped: number;
+  /** The id that ends the reply. */
+  assistantEnd: number;
+}
+
+/**
+ * The prompt for the reply to `messages` (valid, ending with a user message). The server keeps no
+ * state between turns, so the whole conversation is rendered each time; when it does not fit the
+ * model's context with room for a reply, the oldest user/assistant pairs are left out (a leading
+ * system message stays), the rule ChatSession applies to its cache. 409 for a run whose tokenizer
+ * lacks the chat tokens; 400 for text the tokenizer cannot encode or a last message that alone is
+ * too long.
+ */
+export function chatContext(loaded: LoadedModel, runName: string, messages: ChatMessage[], maxNewTokens: number): ChatContext {
+  let template: ChatTemplate;
+  try {
+    template = new ChatTemplate(loaded.tokenizer);
+  } catch {
+    throw new HttpError(409, `run '${runName}' is not a chat model: its tokenizer lacks the chat special tokens (<|user_start|>, <|assistant_end|>, …); fine-tune it in the chat format first (tensorlm sft --base <run>)`);
+  }
+  const context = loaded.model.config.maxSeqLen;
+  // Each message is rendered once; an unencodable one is named (a char tokenizer knows only its alphabet).
+  const rendered = messages.map((m, i) => {
+    try {
+      return template.renderMessage(m);
+    } catch (error) {
+      throw new HttpError(400, `messages: message ${i + 1} (${m.role}) cannot be encoded by this run's tokenizer: ${(error as Error).message}`);
+    }
+  });
+  const system = messages[0].role === 'system' ? 1 : 0;
+  const room = Math.min(maxNewTokens, Math.floor(context / MIN_REPLY_SHARE));
+  const length = (from: number) => 2 + (system ? rendered[0].length : 0) + rendered.slice(from).reduce((n, r) => n + r.length, 0);
+  // Drop whole user/assistant pairs: the kept messages still alternate from a user message.
+  let from = system;
+  while (length(from) + room > context && from + 2 < messages.length) from += 2;
+  const total = length(from);
+  if (total + 1 > context) {
+    throw new HttpError(400, `messages: the last message is ${total} tokens with the chat template; the model's context is ${context} tokens`);
+  }
+  const kept = [...(system ? [messages[0]] : []), ...messages.slice(from)];
+  const ids = template.renderForGeneration(kept);
+  return { ids, maxNewTokens: Math.min(maxNewTokens, context - ids.length), dropped: from - system, assistantEnd: template.assistantEnd };
+}
+
+export interface StreamOptions {
+  /** Ids that end the generation (not streamed): a chat reply's <|assistant_end|>. */
+  stopTokens?: readonly number[];
+  /** More fields for the `done` event. */
+  done?: (result: GeneratedText | null) => Record<string, unknown>;
+}
+
 /**
  * Streams `event: token` {text, index} per generated token (models/generate.ts's streamText:
  * UTF-8-safe text), then `event: done` {tokens, tokensPerSecond, checkpoint}; `event: error`
  * {error} if the model fails midway. Yields to the event loop after every token (other requests
  * are served between tokens) and stops as soon as the stream closes (client gone or server closing).
  */
-export async function streamGeneration(loaded: LoadedModel, context: number[], request: GenerateRequest, stream: SseStream): Promise<void> {
+export async function streamGeneration(loaded: LoadedModel, context: number[], request: SamplingRequest, stream: SseStream, options: StreamOptions = {}): Promise<void> {
   const { model, tokenizer } = loaded;
   const started = performance.now();
   let produced = 0;
-  let chunks: Iterator<TextChunk> | null = null;
+  let chunks: Iterator<TextChunk, GeneratedText> | null = null;
+  let result: GeneratedText | null = null;
   try {
     chunks = streamText(model, tokenizer, context, {
       maxNewTokens: request.maxNewTokens,
@@ -98,17 +160,21 @@ export async function streamGeneration(loaded: LoadedModel, context: number[], r
       topK: request.topK,
       topP: request.topP,
       seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
+      stopTokens: options.stopTokens,
     });
     while (!stream.closed) {
       const next = chunks.next();
-      if (next.done) break;
+      if (next.done) {
+        result = next.value;
+        break;
+      }
       produced = next.value.index + 1;
       stream.send('token', { text: next.value.text, index: next.value.index });
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (stream.closed) return;
     const seconds = (performance.now() - started) / 1000;
-    stream.send('done', { tokens: produced, tokensPerSecond: seconds > 0 ? produced / seconds : 0, checkpoint: loaded.checkpoint });
+    stream.send('done', { tokens: produced, tokensPerSecond: seconds > 0 ? produced / seconds : 0, checkpoint: loaded.checkpoint, ...options.done?.(result) });
   } catch (error) {
     stream.send('error', { error: `generation failed: ${(error as Error).message}` });
   } finally {

@@ -1,3 +1,5 @@
+import { conversationProblem, type ChatMessage } from '../chat/template.js';
+
 /**
  * Validation of the dashboard's JSON request bodies. Every failure is an HttpError whose message
  * names the field and what was expected; the server answers it as { error } with its status.
@@ -16,8 +18,8 @@ export class HttpError extends Error {
 
 export type CheckpointChoice = 'best' | 'latest';
 
-export interface GenerateRequest {
-  prompt: string;
+/** How to sample: what the generate and chat endpoints share. */
+export interface SamplingRequest {
   maxNewTokens: number;
   temperature: number;
   topK: number | null;
@@ -26,6 +28,15 @@ export interface GenerateRequest {
   checkpoint: CheckpointChoice;
   /** Sampling seed; null draws one. */
   seed: number | null;
+}
+
+export interface GenerateRequest extends SamplingRequest {
+  prompt: string;
+}
+
+export interface ChatRequest extends SamplingRequest {
+  /** The conversation so far, ending with the user's message (a valid conversation: conversationProblem). */
+  messages: ChatMessage[];
 }
 
 export interface AttentionRequest {
@@ -37,6 +48,9 @@ const MAX_PROMPT_CHARS = 2000;
 const MAX_NEW_TOKENS = 1000;
 const DEFAULT_NEW_TOKENS = 200;
 const DEFAULT_TEMPERATURE = 0.8;
+/** A conversation is sent whole every turn; these bound what one request can make the server encode. */
+export const MAX_CHAT_MESSAGES = 200;
+export const MAX_MESSAGE_CHARS = 4000;
 /** Attention maps grow as tokens²·layers·heads; 64 tokens keep the answer to a few hundred KiB. */
 export const MAX_ATTENTION_TOKENS = 64;
 
@@ -84,9 +98,9 @@ function checkpoint(body: Body): CheckpointChoice {
   return value;
 }
 
-export function parseGenerateRequest(body: unknown): GenerateRequest {
-  const b = objectBody(body, ['prompt', 'maxNewTokens', 'temperature', 'topK', 'topP', 'checkpoint', 'seed']);
-  const text = prompt(b);
+const SAMPLING_FIELDS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'checkpoint', 'seed'] as const;
+
+function sampling(b: Body): SamplingRequest {
   const maxNewTokens = optionalInt(b, 'maxNewTokens', 1, MAX_NEW_TOKENS) ?? DEFAULT_NEW_TOKENS;
   const temperature = b.temperature ?? DEFAULT_TEMPERATURE;
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) throw new HttpError(400, `temperature must be a number ≥ 0, got ${describe(temperature)}`);
@@ -96,7 +110,6 @@ export function parseGenerateRequest(body: unknown): GenerateRequest {
     topP = b.topP;
   }
   return {
-    prompt: text,
     maxNewTokens,
     temperature,
     topK: optionalInt(b, 'topK', 1, Number.MAX_SAFE_INTEGER),
@@ -104,6 +117,33 @@ export function parseGenerateRequest(body: unknown): GenerateRequest {
     checkpoint: checkpoint(b),
     seed: optionalInt(b, 'seed', 0, Number.MAX_SAFE_INTEGER),
   };
+}
+
+export function parseGenerateRequest(body: unknown): GenerateRequest {
+  const b = objectBody(body, ['prompt', ...SAMPLING_FIELDS]);
+  const text = prompt(b);
+  return { prompt: text, ...sampling(b) };
+}
+
+/**
+ * The chat body: `messages` checked by the chat template's own rule (conversationProblem, which
+ * names the message at fault), ending with the user's message; only role and content per message.
+ */
+export function parseChatRequest(body: unknown): ChatRequest {
+  const b = objectBody(body, ['messages', ...SAMPLING_FIELDS]);
+  const value = b.messages;
+  if (Array.isArray(value) && value.length > MAX_CHAT_MESSAGES) throw new HttpError(400, `messages must hold at most ${MAX_CHAT_MESSAGES} messages, got ${value.length}`);
+  const problem = conversationProblem(value, 'user');
+  if (problem !== null) throw new HttpError(400, `messages: ${problem}`);
+  const messages = (value as Record<string, unknown>[]).map((m, i): ChatMessage => {
+    for (const key of Object.keys(m)) {
+      if (key !== 'role' && key !== 'content') throw new HttpError(400, `messages: message ${i + 1}: unknown field '${key.slice(0, 64)}' (expected only role, content)`);
+    }
+    const message = m as unknown as ChatMessage;
+    if (message.content.length > MAX_MESSAGE_CHARS) throw new HttpError(400, `messages: message ${i + 1} (${message.role}): content must be at most ${MAX_MESSAGE_CHARS} characters, got ${message.content.length}`);
+    return { role: message.role, content: message.content };
+  });
+  return { messages, ...sampling(b) };
 }
 
 export function parseAttentionRequest(body: unknown): AttentionRequest {

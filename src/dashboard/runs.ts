@@ -11,6 +11,7 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { basename, join, sep } from 'node:path';
+import { CHAT_SPECIAL_TOKENS } from '../chat/template.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
 import { readMetrics, type MetricRecord } from '../train/metrics.js';
 
@@ -41,6 +42,8 @@ export interface RunSummary {
   updatedAt: string;
   hasBest: boolean;
   hasLatest: boolean;
+  /** Its tokenizer has the chat template's special tokens (an sft / dpo run): the page offers a chat. */
+  chat: boolean;
 }
 
 /** A run whose metrics.jsonl changed this recently is shown as running. */
@@ -264,5 +267,32 @@ export function runSummary(run: RunEntry, now = Date.now()): RunSummary {
   const hasBest = stats.best !== null;
   const hasLatest = stats.latest !== null;
   const status: RunStatus = stats.metrics && now - stats.metrics.mtimeMs < RUNNING_WINDOW_MS ? 'running' : hasBest || hasLatest ? 'finished' : 'unknown';
-  return { name: run.name, status, lastStep, plannedSteps, bestValLoss, lastTrainLoss, updatedAt: new Date(updated).toISOString(), hasBest, hasLatest };
+  return { name: run.name, status, lastStep, plannedSteps, bestValLoss, lastTrainLoss, updatedAt: new Date(updated).toISOString(), hasBest, hasLatest, chat: isChatRun(run) };
+}
+
+/** isChatRun's answers by tokenizer.json path: a BPE vocabulary is megabytes, and the list is polled every 3 s. */
+const chatCache = new Map<string, { key: string; chat: boolean }>();
+
+/**
+ * Whether the run's tokenizer.json lists every chat special token — the same test ChatTemplate's
+ * constructor makes, read from the file so that listing runs loads no model. A missing or
+ * unreadable file (caught mid-write) is `false`; the chat endpoint makes the authoritative check.
+ */
+export function isChatRun(run: RunEntry): boolean {
+  const path = runFile(run, 'tokenizer.json');
+  const st = statOrNull(path);
+  if (path === null || st === null) return false;
+  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  const cached = chatCache.get(path);
+  if (cached && cached.key === key) return cached.chat;
+  let chat = false;
+  try {
+    const json = JSON.parse(readFileSync(path, 'utf8')) as { specialTokens?: unknown } | null;
+    const specials = json?.specialTokens;
+    chat = specials !== null && typeof specials === 'object' && CHAT_SPECIAL_TOKENS.every((t) => Object.hasOwn(specials, t));
+  } catch {
+    chat = false;
+  }
+  chatCache.set(path, { key, chat });
+  return chat;
 }

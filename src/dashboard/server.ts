@@ -15,9 +15,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
-import { attentionResponse, generationContext, ModelCache, streamGeneration } from './inference.js';
-import { HttpError, parseAttentionRequest, parseGenerateRequest } from './requests.js';
-import { isRunFileName, readRunConfig, readRunMetrics, RUN_FILES, RunRegistry, runFile, runSummary, type RunEntry } from './runs.js';
+import { attentionResponse, chatContext, generationContext, ModelCache, streamGeneration } from './inference.js';
+import { HttpError, parseAttentionRequest, parseChatRequest, parseGenerateRequest } from './requests.js';
+import { isChatRun, isRunFileName, readRunConfig, readRunMetrics, RUN_FILES, RunRegistry, runFile, runSummary, type RunEntry } from './runs.js';
 import { RunFollower, SseStream } from './sse.js';
 import { resolveStatic } from './static.js';
 
@@ -177,7 +177,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   app.get<NameParams>('/api/runs/:name', async (request, reply) => {
     const run = lookup(request.params.name);
     noStore(reply);
-    return { name: run.name, config: readRunConfig(run), metrics: readRunMetrics(run), hasBest: runFile(run, 'best.safetensors') !== null, hasLatest: runFile(run, 'latest.safetensors') !== null };
+    return { name: run.name, config: readRunConfig(run), metrics: readRunMetrics(run), hasBest: runFile(run, 'best.safetensors') !== null, hasLatest: runFile(run, 'latest.safetensors') !== null, chat: isChatRun(run) };
   });
 
   // No HEAD twin: a HEAD request would hold a stream open with nothing to send.
@@ -222,6 +222,28 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     generations++;
     try {
       await streamGeneration(loaded, context, body, stream);
+    } finally {
+      generations--;
+    }
+  });
+
+  // Stateless: the client sends the whole conversation each turn and it is rendered afresh (no
+  // per-client KV cache to expire or bound); the reply streams like a generation, up to <|assistant_end|>.
+  app.post<NameParams>('/api/runs/:name/chat', async (request, reply) => {
+    const run = lookup(request.params.name);
+    requireJson(request);
+    const body = parseChatRequest(request.body);
+    if (generations >= MAX_GENERATIONS) throw new HttpError(429, `${MAX_GENERATIONS} generations are already running; try again when one ends`);
+    const loaded = models.get(run, body.checkpoint);
+    const chat = chatContext(loaded, run.name, body.messages, body.maxNewTokens);
+    const stream = openStream(reply);
+    generations++;
+    try {
+      await streamGeneration(loaded, chat.ids, { ...body, maxNewTokens: chat.maxNewTokens }, stream, {
+        stopTokens: [chat.assistantEnd],
+        // 'stop': the model ended its turn; 'length': maxNewTokens (or the context) ran out first.
+        done: (result) => ({ stopReason: result?.stopReason ?? 'length', dropped: chat.dropped }),
+      });
     } finally {
       generations--;
     }

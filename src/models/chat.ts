@@ -1,5 +1,6 @@
 /**
- * A multi-turn chat with a fine-tuned model (`tensorlm chat`, the dashboard's chat panel): the
+ * A multi-turn chat with a fine-tuned model (`tensorlm chat`; the dashboard's stateless chat
+ * endpoint renders the whole conversation per request instead, with the same dropping rule): the
  * conversation in the chat template (chat/template.ts), replies streamed through the one
  * generation path (generate.ts) up to <|assistant_end|>, and the KV cache kept between turns, so
  * each turn costs only its own tokens — the cache holds exactly the ids the model has seen.

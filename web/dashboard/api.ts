@@ -7,7 +7,8 @@
 // The records and run rows are the server's own types (type-only imports: nothing of Node is bundled).
 import type { EvalRecord, MetricRecord, TrainRecord } from '../../src/train/metrics.js';
 import type { RunStatus, RunSummary } from '../../src/dashboard/runs.js';
-export type { EvalRecord, MetricRecord, RunStatus, RunSummary, TrainRecord };
+import type { ChatMessage, ChatRole } from '../../src/chat/template.js';
+export type { ChatMessage, ChatRole, EvalRecord, MetricRecord, RunStatus, RunSummary, TrainRecord };
 
 /** config.json of a run directory: the training config and the resolved model config. */
 export interface RunConfig {
@@ -21,12 +22,24 @@ export interface RunDetail {
   metrics: MetricRecord[];
   hasBest: boolean;
   hasLatest: boolean;
+  /** A chat model (its tokenizer has the chat template's tokens): POST /chat works. */
+  chat: boolean;
 }
 
 export type Checkpoint = 'best' | 'latest';
 
 export interface GenerateRequest {
   prompt: string;
+  maxNewTokens?: number;
+  temperature?: number;
+  topK?: number;
+  checkpoint?: Checkpoint;
+  seed?: number;
+}
+
+export interface ChatRequest {
+  /** The conversation so far, ending with the user's message. */
+  messages: ChatMessage[];
   maxNewTokens?: number;
   temperature?: number;
   topK?: number;
@@ -129,15 +142,33 @@ export class SseParser {
 export interface GenerateHandlers {
   onToken(text: string, index: number): void;
   /** `checkpoint`: which file the server sampled from ('best' or 'latest'), when it says. */
-  onDone(info: { tokens: number; tokensPerSecond: number; checkpoint?: string }): void;
+  onDone(info: DoneInfo): void;
+}
+
+export interface DoneInfo {
+  tokens: number;
+  tokensPerSecond: number;
+  checkpoint?: string;
+  /** Chat only: 'stop' when the model ended its turn, 'length' when maxNewTokens ran out first. */
+  stopReason?: string;
+  /** Chat only: earlier messages the server left out because the conversation outgrew the context. */
+  dropped?: number;
 }
 
 /**
  * Streams a generation: resolves when the stream ends (after `done`, or early on abort, which
  * rejects with an AbortError). A 4xx/5xx answer or an `error` event rejects with its message.
  */
-export async function streamGeneration(name: string, request: GenerateRequest, handlers: GenerateHandlers, signal: AbortSignal): Promise<void> {
-  const url = runUrl(name, '/generate');
+export function streamGeneration(name: string, request: GenerateRequest, handlers: GenerateHandlers, signal: AbortSignal): Promise<void> {
+  return streamEvents(runUrl(name, '/generate'), request, handlers, signal);
+}
+
+/** Streams a chat reply to `request.messages`: the same event stream as a generation (see streamGeneration). */
+export function streamChat(name: string, request: ChatRequest, handlers: GenerateHandlers, signal: AbortSignal): Promise<void> {
+  return streamEvents(runUrl(name, '/chat'), request, handlers, signal);
+}
+
+async function streamEvents(url: string, request: GenerateRequest | ChatRequest, handlers: GenerateHandlers, signal: AbortSignal): Promise<void> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
@@ -167,6 +198,8 @@ export async function streamGeneration(name: string, request: GenerateRequest, h
             tokens: Number(data.tokens),
             tokensPerSecond: Number(data.tokensPerSecond),
             checkpoint: typeof data.checkpoint === 'string' ? data.checkpoint : undefined,
+            stopReason: typeof data.stopReason === 'string' ? data.stopReason : undefined,
+            dropped: typeof data.dropped === 'number' ? data.dropped : undefined,
           });
         } else if (ev.event === 'error') throw new Error(String(data.error ?? data.message ?? 'generation failed'));
       }

@@ -1,7 +1,8 @@
 /**
  * `tensorlm dashboard`'s page: the run list (pick runs to overlay, click one to focus it), live
  * charts of loss / learning rate / tokens per second, the focused run's stats, resolved config
- * and evaluation samples, a streaming generation box and an attention-heatmap view.
+ * and evaluation samples, a streaming generation box, a chat panel (chat models only) and an
+ * attention-heatmap view.
  *
  * State lives in plain maps below; each selected run keeps an EventSource open (snapshot on
  * connect, then appended records), and the run list is polled for status and new runs.
@@ -11,7 +12,9 @@ import {
   getRun,
   listRuns,
   runUrl,
+  streamChat,
   streamGeneration,
+  type ChatMessage,
   type Checkpoint,
   type MetricRecord,
   type RunConfig,
@@ -57,6 +60,17 @@ const ui = {
   stop: $<HTMLButtonElement>('stop-button'),
   output: $('generation-output'),
   generationStatus: $('generation-status'),
+  chatPanel: $('chat-panel'),
+  chatRun: $('chat-run'),
+  chatLog: $('chat-log'),
+  chatForm: $<HTMLFormElement>('chat-form'),
+  chatInput: $<HTMLTextAreaElement>('chat-input'),
+  chatTemperature: $<HTMLInputElement>('chat-temperature'),
+  chatMaxTokens: $<HTMLInputElement>('chat-max-tokens'),
+  chatSend: $<HTMLButtonElement>('chat-send'),
+  chatStop: $<HTMLButtonElement>('chat-stop'),
+  chatReset: $<HTMLButtonElement>('chat-reset'),
+  chatStatus: $('chat-status'),
   attentionForm: $<HTMLFormElement>('attention-form'),
   attentionPrompt: $<HTMLInputElement>('attention-prompt'),
   attentionButton: $<HTMLButtonElement>('attention-button'),
@@ -542,6 +556,7 @@ function renderFocusHeader(): void {
   if (focused) ui.playgroundRunLink.href = `/playground/?run=${encodeURIComponent(focused)}`;
   renderStats();
   updateCheckpointChoice();
+  renderChatPanel();
 }
 
 function renderStats(): void {
@@ -705,6 +720,7 @@ function updateCheckpointChoice(): void {
   ui.checkpoint.value = has(preferredCheckpoint) || !(hasBest || hasLatest) ? preferredCheckpoint : preferredCheckpoint === 'best' ? 'latest' : 'best';
   const none = !hasBest && !hasLatest;
   if (!generation) ui.generate.disabled = none;
+  if (!chatReply) ui.chatSend.disabled = none;
   ui.attentionButton.disabled = none;
   ui.generate.title = none ? 'this run has no checkpoint yet (one is saved at the first evaluation)' : '';
 }
@@ -781,6 +797,156 @@ async function generate(): Promise<void> {
   } finally {
     generation = null;
     ui.stop.disabled = true;
+    updateCheckpointChoice();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat. The server keeps no conversation: the page holds it and sends it whole each turn (the
+// server renders it in the chat template and streams the reply up to <|assistant_end|>). A
+// conversation belongs to one run; focusing another run starts a new one.
+
+/** The messages sent with the next turn, each with its bubble. */
+const chatMessages: { message: ChatMessage; bubble: HTMLElement }[] = [];
+/** The run the conversation is with (null: the focused run is not a chat model). */
+let chatRun: string | null = null;
+/** The focused run the panel was last rendered for: a change of focus starts a new conversation. */
+let chatFocus: string | null = null;
+let chatReply: AbortController | null = null;
+/** Bumped by Reset: a reply still winding down from an earlier conversation must not touch this one. */
+let chatEpoch = 0;
+
+function renderChatPanel(): void {
+  const st = focused ? runs.get(focused) : undefined;
+  const isChat = st?.summary.chat ?? false;
+  ui.chatPanel.hidden = !isChat;
+  if (focused !== chatFocus) {
+    resetChat();
+    chatFocus = focused;
+  }
+  chatRun = isChat ? focused : null;
+  ui.chatRun.textContent = isChat && focused ? `with ${focused}` : '';
+}
+
+function resetChat(): void {
+  chatEpoch++;
+  chatReply?.abort();
+  chatReply = null;
+  ui.chatStop.disabled = true;
+  chatMessages.length = 0;
+  ui.chatLog.replaceChildren();
+  ui.chatStatus.textContent = '';
+  clearError('chat');
+}
+
+function chatBubble(role: ChatMessage['role'], text: string): HTMLElement {
+  const el = document.createElement('div');
+  el.className = 'chat-message';
+  el.dataset.testid = 'chat-message';
+  el.dataset.role = role;
+  el.textContent = text;
+  ui.chatLog.append(el);
+  ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
+  return el;
+}
+
+/** A turn that got no reply leaves the conversation (the template needs user/assistant to alternate). */
+function excludeTurn(user: HTMLElement, reply: HTMLElement, note: string): void {
+  chatMessages.pop();
+  user.classList.add('excluded');
+  user.title = 'not part of the conversation any more';
+  const span = document.createElement('span');
+  span.className = 'note';
+  span.textContent = note;
+  reply.append(span);
+}
+
+ui.chatForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void sendChat();
+});
+ui.chatInput.addEventListener('keydown', (e) => {
+  // Enter sends; Shift+Enter is a new line; Enter while composing (IME) is the composition's.
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    ui.chatForm.requestSubmit();
+  }
+});
+ui.chatStop.addEventListener('click', () => chatReply?.abort());
+ui.chatReset.addEventListener('click', () => resetChat());
+
+async function sendChat(): Promise<void> {
+  const text = ui.chatInput.value;
+  if (!chatRun || chatReply || text.trim() === '') return;
+  const run = chatRun;
+  const controller = new AbortController();
+  chatReply = controller;
+  ui.chatInput.value = '';
+  const userBubble = chatBubble('user', text);
+  chatMessages.push({ message: { role: 'user', content: text }, bubble: userBubble });
+  const replyBubble = chatBubble('assistant', '');
+  replyBubble.dataset.state = 'streaming';
+  const replyText = document.createElement('span');
+  replyText.dataset.testid = 'chat-reply-text';
+  replyBubble.append(replyText);
+  ui.chatSend.disabled = true;
+  ui.chatStop.disabled = false;
+  ui.chatStatus.textContent = `${run} is replying…`;
+  clearError('chat');
+  let reply = '';
+  let count = 0;
+  const epoch = chatEpoch;
+  const finish = (state: string) => {
+    if (epoch !== chatEpoch) return; // reset meanwhile: the bubbles are gone
+    replyBubble.dataset.state = state;
+    replyBubble.dataset.tokens = String(count);
+    if (reply.trim() !== '') chatMessages.push({ message: { role: 'assistant', content: reply }, bubble: replyBubble });
+    else excludeTurn(userBubble, replyBubble, state === 'error' ? '(failed)' : '(no reply)');
+  };
+  try {
+    await streamChat(
+      run,
+      {
+        messages: chatMessages.map((m) => m.message),
+        temperature: numberOf(ui.chatTemperature),
+        maxNewTokens: numberOf(ui.chatMaxTokens),
+        checkpoint: ui.checkpoint.value as Checkpoint,
+      },
+      {
+        onToken: (t) => {
+          const atBottom = ui.chatLog.scrollHeight - ui.chatLog.scrollTop - ui.chatLog.clientHeight < 24;
+          reply += t;
+          replyText.append(t);
+          count++;
+          replyBubble.dataset.tokens = String(count);
+          if (atBottom) ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
+        },
+        onDone: ({ tokens, tokensPerSecond, stopReason, dropped }) => {
+          const cut = stopReason === 'length' ? ' (cut at max tokens)' : '';
+          const older = dropped ? ` · the ${dropped} oldest messages no longer fit the model's context` : '';
+          ui.chatStatus.textContent = `${tokens} tokens at ${tokensPerSecond.toFixed(1)} tokens/s${cut}${older}`;
+        },
+      },
+      controller.signal,
+    );
+    finish('done');
+  } catch (e) {
+    if (epoch !== chatEpoch) {
+      // Reset (or another run focused) while replying: nothing of this turn remains to update.
+    } else if (controller.signal.aborted) {
+      // The partial reply stays in the conversation, as `tensorlm chat` keeps it.
+      finish('stopped');
+      ui.chatStatus.textContent = `stopped after ${count} token${count === 1 ? '' : 's'}`;
+    } else {
+      finish('error');
+      ui.chatStatus.textContent = 'failed';
+      showError('chat', `Chat failed: ${(e as Error).message}`);
+    }
+  } finally {
+    if (chatReply === controller) {
+      chatReply = null;
+      ui.chatStop.disabled = true;
+    }
     updateCheckpointChoice();
   }
 }
