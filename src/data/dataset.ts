@@ -24,6 +24,10 @@ export interface Batch {
   x: Tensor;
   /** Targets, int32 [batchSize, blockSize]: y[b, t] = x[b, t + 1], the next token. */
   y: Tensor;
+  /** Packed rows only (SFT's packedBatch): per-token positions, int32 [batchSize, blockSize]. */
+  positions?: Tensor;
+  /** Packed rows only: per-token document ids, int32 [batchSize, blockSize] (attention stays within a document). */
+  documentIds?: Tensor;
 }
 
 function checkPositiveInt(value: number, name: string): void {

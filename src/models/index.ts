@@ -3,8 +3,10 @@ export {
   TransformerLM,
   KVCache,
   KVCacheLayer,
+  packedAttentionMask,
   type LMOutput,
   type LMForwardOptions,
+  type LMSequenceOptions,
   type TransformerLMOptions,
   type GenerateOptions,
 } from './transformer.js';

@@ -50,12 +50,50 @@ export interface LMOutput {
   loss: Tensor | null;
 }
 
-export interface LMForwardOptions {
+/**
+ * Several documents packed in one row (SFT packing): each token's own position and document, so
+ * that the row computes exactly what its documents would compute one by one.
+ */
+export interface LMSequenceOptions {
+  /**
+   * Explicit per-token positions, int32 [B, T], each in [0, maxSeqLen) (packed documents restart
+   * at 0): rows of the learned/sinusoidal table, or the RoPE angles, at these positions. Default
+   * 0..T−1 in every row.
+   */
+  positions?: Tensor | null;
+  /**
+   * Which document each token belongs to, int32 [B, T]: attention becomes block-diagonal and causal
+   * (token i sees token j iff j ≤ i and documentIds[i] = documentIds[j]). Default: one document per row.
+   */
+  documentIds?: Tensor | null;
+}
+
+export interface LMForwardOptions extends LMSequenceOptions {
   /**
    * Incremental decoding: the tokens continue the cached sequence (positions cache.length..),
-   * and their keys/values are appended. Runs without recording gradients.
+   * and their keys/values are appended. Runs without recording gradients. Not with positions or documentIds.
    */
   cache?: KVCache | null;
+}
+
+/**
+ * The attention mask of packed rows: documentIds int32 [B, T] → bool [B, 1, T, T], true where
+ * query i may see key j (j ≤ i and the same document). Every token sees at least itself, so no
+ * softmax row is empty.
+ */
+export function packedAttentionMask(documentIds: Tensor): Tensor {
+  if (documentIds.dtype !== 'int32' || documentIds.ndim !== 2) throw new Error(`packedAttentionMask: documentIds must be an int32 tensor [B, T], got ${documentIds.dtype} ${formatShape(documentIds.shape)}`);
+  const [b, t] = documentIds.shape;
+  const doc = documentIds.contiguous().toTypedArray() as Int32Array;
+  const mask = new Uint8Array(b * t * t);
+  for (let r = 0; r < b; r++) {
+    for (let i = 0; i < t; i++) {
+      const d = doc[r * t + i];
+      const row = (r * t + i) * t;
+      for (let j = 0; j <= i; j++) if (doc[r * t + j] === d) mask[row + j] = 1;
+    }
+  }
+  return tensor(mask, { shape: [b, 1, t, t] });
 }
 
 export interface TransformerLMOptions {
@@ -184,12 +222,13 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
 
   /**
    * ids [B, T] int32 → logits [B, T, V]; with targets [B, T] also the mean cross-entropy (fused
-   * log-softmax + NLL; targets of −100 are ignored). With `cache`, decodes incrementally (no grad).
+   * log-softmax + NLL; targets of −100 are ignored). With `cache`, decodes incrementally (no grad);
+   * with `positions` / `documentIds`, runs packed rows (LMSequenceOptions).
    */
   forward(ids: Tensor, targets: Tensor | null = null, options: LMForwardOptions = {}): LMOutput {
     const cache = options.cache ?? null;
     const run = (): LMOutput => {
-      const x = this.hidden(ids, cache);
+      const x = this.hidden(ids, options);
       const [b, t, d] = x.shape;
       const logits = this.#readout(x.reshape([b * t, d])).view([b, t, this.config.vocabSize]);
       return { logits, loss: targets ? crossEntropy(logits, targets) : null };
@@ -199,28 +238,52 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
 
   /**
    * The final hidden states [B, T, dModel] (after the final norm): everything but the head.
-   * With a cache the tokens continue the cached sequence.
+   * With a cache the tokens continue the cached sequence; with positions / documentIds the rows
+   * are packed (LMSequenceOptions).
    */
-  hidden(ids: Tensor, cache: KVCache | null = null): Tensor {
+  hidden(ids: Tensor, options: KVCache | LMForwardOptions | null = null): Tensor {
     const c = this.config;
+    const opts: LMForwardOptions = options instanceof KVCache ? { cache: options } : (options ?? {});
+    const cache = opts.cache ?? null;
+    const positions = opts.positions ?? null;
+    const documentIds = opts.documentIds ?? null;
     if (ids.dtype !== 'int32' || ids.ndim !== 2) throw new Error(`TransformerLM: ids must be an int32 tensor [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
     const [b, t] = ids.shape;
     const offset = cache ? cache.length : 0;
     if (cache) {
+      if (positions || documentIds) throw new Error('TransformerLM: positions/documentIds (packed rows) cannot be combined with a KV cache');
       if (cache.layers.length !== c.nLayers) throw new Error(`TransformerLM: cache has ${cache.layers.length} layers, the model ${c.nLayers}`);
       if (cache.batch !== b) throw new Error(`TransformerLM: cache batch ${cache.batch} differs from the input batch ${b}`);
     }
-    if (offset + t > c.maxSeqLen) {
+    for (const [name, p] of [['positions', positions], ['documentIds', documentIds]] as const) {
+      if (p && (p.dtype !== 'int32' || p.ndim !== 2 || p.shape[0] !== b || p.shape[1] !== t)) {
+        throw new Error(`TransformerLM: ${name} must be an int32 tensor [B, T] = ${formatShape([b, t])} like ids, got ${p.dtype} ${formatShape(p.shape)}`);
+      }
+    }
+    if (positions) {
+      // Explicit positions bound the table rows, not the row length (a packed row may be longer than one document).
+      const pos = positions.contiguous().toTypedArray() as Int32Array;
+      for (let i = 0; i < pos.length; i++) {
+        if (pos[i] < 0 || pos[i] >= c.maxSeqLen) throw new RangeError(`TransformerLM: position ${pos[i]} is outside [0, maxSeqLen ${c.maxSeqLen})`);
+      }
+    } else if (offset + t > c.maxSeqLen) {
       throw new RangeError(`TransformerLM: ${t} tokens at position ${offset} exceed maxSeqLen ${c.maxSeqLen}`);
     }
+    // Built once for all layers; with it attention takes the explicit-mask path, causal included.
+    const mask = documentIds ? packedAttentionMask(documentIds) : null;
     let x = this.tokEmb.forward(ids);
-    if (this.posEmb) x = this.posEmb.forward(x, offset);
+    if (this.posEmb) x = this.posEmb.forward(x, positions ?? offset);
     // μP's input multiplier α_in on the embeddings (TP5 Table 3's tunable "input weights multiplier").
     if (this.#inputMultiplier !== 1) x = x.mul(this.#inputMultiplier);
     // Always through `drop`, even at p = 0: its input is where hooks observe the embeddings.
     x = this.drop.forward(x);
     let i = 0;
-    for (const layer of this.layers) x = layer.forward(x, { cache: cache ? cache.layers[i++] : null });
+    if (positions || mask) {
+      // Packed rows: RoPE reads the positions in attention (the additive tables took them above).
+      for (const layer of this.layers) x = layer.forward(x, { mask, positions: this.rope ? positions : null });
+    } else {
+      for (const layer of this.layers) x = layer.forward(x, { cache: cache ? cache.layers[i++] : null });
+    }
     return this.norm ? this.norm.forward(x) : x;
   }
 

@@ -189,6 +189,11 @@ export interface AttentionForwardOptions {
   mask?: Tensor | null;
   /** Decode incrementally: the new tokens' keys/values are appended, attention covers all cached ones. */
   cache?: KVCacheLayer | null;
+  /**
+   * Explicit per-token positions int32 [B, T] for the RoPE rotation (packed sequences restart at 0
+   * per document); without RoPE positions live in the embeddings and this is ignored. Not with `cache`.
+   */
+  positions?: Tensor | null;
 }
 
 /**
@@ -268,6 +273,8 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     const g = h / hkv;
     const cache = options.cache ?? null;
     const mask = options.mask ?? null;
+    const positions = options.positions ?? null;
+    if (positions && cache) throw new Error('MultiHeadAttention: explicit positions cannot be combined with a KV cache (the cache numbers its tokens itself)');
     if (cache) {
       if (isGradEnabled() && (x.requiresGrad || this.wq.weight.requiresGrad)) {
         throw new Error('MultiHeadAttention: decoding with a KV cache is inference only; run it inside noGrad()');
@@ -284,8 +291,8 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     // Without a general mask, the scale of the scores (1/√D by default) is folded into the rotation of q.
     const qIsScaled = this.#rope !== null && !mask;
     if (this.#rope) {
-      q = this.#rope.forward(q, offset, qIsScaled ? this.scale : 1);
-      k = this.#rope.forward(k, offset);
+      q = this.#rope.forward(q, positions ?? offset, qIsScaled ? this.scale : 1);
+      k = this.#rope.forward(k, positions ?? offset);
     }
     if (cache) ({ k, v } = cache.append(k, v));
     const p = this.training ? this.dropoutP : 0;

@@ -3,9 +3,12 @@
  * rotary embeddings (RoPE, Su et al.; GPT-J, GPT-NeoX, Llama).
  *
  * The additive ones map x [..., T, d] to x + table[offset .. offset+T−1]; `offset` is the position
- * of the first token (non-zero when decoding with a KV cache). RoPE instead rotates queries and
- * keys inside attention, so MultiHeadAttention calls it.
+ * of the first token (non-zero when decoding with a KV cache). Instead of an offset they also take
+ * explicit per-token positions, int32 [B, T] (packed sequences, each document restarting at 0):
+ * x [B, T, d] + table[positions[b, t]]. RoPE instead rotates queries and keys inside attention,
+ * so MultiHeadAttention calls it.
  */
+import { embedding } from '../ops/embedding.js';
 import { rotaryEmbedding, rotaryTables, type RopePairing } from '../ops/rotary.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
@@ -26,12 +29,26 @@ function checkPositions(x: Tensor, offset: number, maxSeqLen: number, layer: str
   return t;
 }
 
+/**
+ * Explicit positions [B, T] for x [B, T, d]: checked (int32, the shape, each in [0, maxSeqLen))
+ * so that a bad one fails with the layer's name rather than deep inside a kernel.
+ */
+function checkExplicitPositions(x: Tensor, positions: Tensor, maxSeqLen: number, layer: string): void {
+  if (x.ndim !== 3 || positions.dtype !== 'int32' || positions.ndim !== 2 || positions.shape[0] !== x.shape[0] || positions.shape[1] !== x.shape[1]) {
+    throw new Error(`${layer}: positions must be int32 [B, T] matching the input ${formatShape(x.shape)}, got ${positions.dtype} ${formatShape(positions.shape)}`);
+  }
+  const data = positions.contiguous().toTypedArray() as Int32Array;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] < 0 || data[i] >= maxSeqLen) throw new RangeError(`${layer}: position ${data[i]} does not fit maxSeqLen ${maxSeqLen}`);
+  }
+}
+
 function checkSize(v: number, what: string, layer: string): void {
   if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${layer}: ${what} must be a positive integer, got ${v}`);
 }
 
 /** A learned table weight [maxSeqLen, dModel] added to the input (GPT-2's wpe). */
-export class LearnedPositionalEmbedding extends Module<[Tensor, number?], Tensor> {
+export class LearnedPositionalEmbedding extends Module<[Tensor, (number | Tensor)?], Tensor> {
   readonly maxSeqLen: number;
   readonly dModel: number;
   weight: Tensor;
@@ -46,8 +63,14 @@ export class LearnedPositionalEmbedding extends Module<[Tensor, number?], Tensor
     normal_(this.weight, 0, 1, options.generator);
   }
 
-  /** x [..., T, dModel] + weight[offset .. offset+T−1]. */
-  forward(x: Tensor, offset = 0): Tensor {
+  /** x [..., T, dModel] + weight[offset .. offset+T−1], or x [B, T, dModel] + weight[positions] (int32 [B, T]). */
+  forward(x: Tensor, at: number | Tensor = 0): Tensor {
+    if (typeof at !== 'number') {
+      checkExplicitPositions(x, at, this.maxSeqLen, 'LearnedPositionalEmbedding');
+      // A row gather with a scatter-add backward: the same values (and gradient rows) as the narrow below.
+      return x.add(embedding(this.weight, at));
+    }
+    const offset = at;
     const t = checkPositions(x, offset, this.maxSeqLen, 'LearnedPositionalEmbedding');
     return x.add(this.weight.narrow(0, offset, t));
   }
@@ -61,7 +84,7 @@ export class LearnedPositionalEmbedding extends Module<[Tensor, number?], Tensor
  * The fixed table pe[p, 2i] = sin(p / base^(2i/d)), pe[p, 2i+1] = cos(p / base^(2i/d)) of
  * "Attention Is All You Need", added to the input. A non-persistent buffer (not in stateDict).
  */
-export class SinusoidalPositionalEncoding extends Module<[Tensor, number?], Tensor> {
+export class SinusoidalPositionalEncoding extends Module<[Tensor, (number | Tensor)?], Tensor> {
   readonly maxSeqLen: number;
   readonly dModel: number;
   declare pe: Tensor;
@@ -76,7 +99,13 @@ export class SinusoidalPositionalEncoding extends Module<[Tensor, number?], Tens
     this.registerBuffer('pe', sinusoidalTable(maxSeqLen, dModel, options.base ?? 10000), { persistent: false });
   }
 
-  forward(x: Tensor, offset = 0): Tensor {
+  /** x + pe[offset .. offset+T−1], or x [B, T, dModel] + pe[positions] (int32 [B, T]). */
+  forward(x: Tensor, at: number | Tensor = 0): Tensor {
+    if (typeof at !== 'number') {
+      checkExplicitPositions(x, at, this.maxSeqLen, 'SinusoidalPositionalEncoding');
+      return x.add(embedding(this.pe, at));
+    }
+    const offset = at;
     const t = checkPositions(x, offset, this.maxSeqLen, 'SinusoidalPositionalEncoding');
     return x.add(this.pe.narrow(0, offset, t));
   }
@@ -121,7 +150,7 @@ export interface RotaryEmbeddingOptions {
  * rotated queries and keys depend only on relative position. cos/sin tables [maxSeqLen, headDim/2]
  * are non-persistent buffers.
  */
-export class RotaryEmbedding extends Module<[Tensor, number?, number?], Tensor> {
+export class RotaryEmbedding extends Module<[Tensor, (number | Tensor)?, number?], Tensor> {
   readonly headDim: number;
   readonly maxSeqLen: number;
   readonly theta: number;
@@ -144,8 +173,16 @@ export class RotaryEmbedding extends Module<[Tensor, number?, number?], Tensor> 
     this.registerBuffer('sin', sin, { persistent: false });
   }
 
-  /** Rotates x [..., T, headDim] at positions offset.., multiplied by `scale` (default 1). */
-  forward(x: Tensor, offset = 0, scale = 1): Tensor {
+  /**
+   * Rotates x [..., T, headDim] at positions offset.. (or x [B, ..., T, headDim] at the explicit
+   * positions int32 [B, T]), multiplied by `scale` (default 1).
+   */
+  forward(x: Tensor, at: number | Tensor = 0, scale = 1): Tensor {
+    if (typeof at !== 'number') {
+      if (x.shape[x.ndim - 1] !== this.headDim) throw new Error(`RotaryEmbedding: last dim of input ${formatShape(x.shape)} must be headDim ${this.headDim}`);
+      return rotaryEmbedding(x, this.cos, this.sin, { positions: at, pairing: this.pairing, scale });
+    }
+    const offset = at;
     checkPositions(x, offset, this.maxSeqLen, 'RotaryEmbedding');
     if (x.shape[x.ndim - 1] !== this.headDim) throw new Error(`RotaryEmbedding: last dim of input ${formatShape(x.shape)} must be headDim ${this.headDim}`);
     return rotaryEmbedding(x, this.cos, this.sin, { offset, pairing: this.pairing, scale });

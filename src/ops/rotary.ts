@@ -23,6 +23,12 @@ export interface RotaryOptions {
   pairing?: RopePairing;
   /** Multiplies the result (attention folds 1/√D into the queries here, at no cost). Default 1. */
   scale?: number;
+  /**
+   * Explicit per-token positions, int32 [B, T] with B = x.shape[0] and T = x.shape[−2] (packed
+   * sequences restart at 0 per document); replaces `offset`. Rows of the tables are read at these
+   * positions, so a token gets exactly the rotation it would get at that position otherwise.
+   */
+  positions?: Tensor | null;
 }
 
 interface Rotation {
@@ -34,6 +40,8 @@ interface Rotation {
   half: number;
   scale: number;
   interleaved: boolean;
+  /** With explicit positions (rotateAt): rows of x per sequence of the batch. */
+  perBatch: number;
 }
 
 /**
@@ -62,6 +70,31 @@ function rotate(src: Float32Array, rows: RowCursor, colStride: number, dst: Floa
 }
 
 /**
+ * `rotate` at explicit positions: a loop of its own, so that the offset path above stays exactly
+ * the loop it was. Rows are walked in x's logical order [B, ..., T]: row r is token r mod T of
+ * sequence ⌊r / perBatch⌋, and reads table row positions[b, t].
+ */
+function rotateAt(src: Float32Array, rows: RowCursor, colStride: number, dst: Float32Array, rot: Rotation, positions: Int32Array, sign: 1 | -1): void {
+  const { cos, sin, t, half, scale, interleaved, perBatch } = rot;
+  const d = 2 * half;
+  for (let r = 0; r < rows.rows; r++, rows.next()) {
+    const rowOffset = rows.offsets[0];
+    const tab = positions[Math.floor(r / perBatch) * t + (r % t)] * half;
+    const o = r * d;
+    for (let i = 0; i < half; i++) {
+      const ia = interleaved ? 2 * i : i;
+      const ib = interleaved ? 2 * i + 1 : i + half;
+      const a = src[rowOffset + ia * colStride];
+      const b = src[rowOffset + ib * colStride];
+      const ci = cos[tab + i] * scale;
+      const si = sign * (sin[tab + i] * scale);
+      dst[o + ia] = a * ci - b * si;
+      dst[o + ib] = a * si + b * ci;
+    }
+  }
+}
+
+/**
  * Applies rotary position embeddings to x [..., T, D] (D even): feature pair (a, b) at position
  * p = offset + t becomes (a·cos − b·sin, a·sin + b·cos) with cos/sin read from the tables
  * `cos`, `sin` [P, D/2] (row p, column i). The result is a new contiguous tensor of x's shape;
@@ -69,7 +102,7 @@ function rotate(src: Float32Array, rows: RowCursor, colStride: number, dst: Floa
  * gradient by −θ.
  */
 export function rotaryEmbedding(x: Tensor, cos: Tensor, sin: Tensor, options: RotaryOptions = {}): Tensor {
-  const { offset = 0, pairing = 'half', scale = 1 } = options;
+  const { offset = 0, pairing = 'half', scale = 1, positions = null } = options;
   if (pairing !== 'half' && pairing !== 'interleaved') throw new Error(`rotaryEmbedding: pairing must be 'half' or 'interleaved', got '${String(pairing)}'`);
   if (x.ndim < 2) throw new Error(`rotaryEmbedding: input must be [..., T, D], got shape ${formatShape(x.shape)}`);
   if (x.dtype !== 'float32') throw new TypeError(`rotaryEmbedding: input must be float32, got ${x.dtype}`);
@@ -80,18 +113,38 @@ export function rotaryEmbedding(x: Tensor, cos: Tensor, sin: Tensor, options: Ro
   if (cos.ndim !== 2 || cos.shape[1] !== half || sin.ndim !== 2 || sin.shape[1] !== half || sin.shape[0] !== cos.shape[0]) {
     throw new Error(`rotaryEmbedding: cos ${formatShape(cos.shape)} and sin ${formatShape(sin.shape)} must both be [positions, ${half}]`);
   }
-  if (!Number.isInteger(offset) || offset < 0 || offset + t > cos.shape[0]) {
+  if (positions === null && (!Number.isInteger(offset) || offset < 0 || offset + t > cos.shape[0])) {
     throw new RangeError(`rotaryEmbedding: positions ${offset}..${offset + t - 1} exceed the ${cos.shape[0]} positions of the cos/sin tables`);
   }
-  const rot: Rotation = { cos: floatData(cos), sin: floatData(sin), t, offset, half, scale, interleaved: pairing === 'interleaved' };
+  const pos = positions === null ? null : checkedPositions(positions, x, cos.shape[0]);
+  const perBatch = x.size === 0 ? 1 : x.size / d / x.shape[0];
+  const rot: Rotation = { cos: floatData(cos), sin: floatData(sin), t, offset, half, scale, interleaved: pairing === 'interleaved', perBatch };
   const out = Tensor.uninitialized(x.shape);
   // x is read through its own strides (any view); the result and the gradient are contiguous.
-  if (d > 0) rotate(x.storage as Float32Array, new RowCursor(x.shape, [x.strides], [x.offset]), x.strides[x.ndim - 1], out.storage as Float32Array, rot, 1);
+  const apply = (src: Float32Array, rows: RowCursor, colStride: number, dst: Float32Array, sign: 1 | -1): void => {
+    if (pos === null) rotate(src, rows, colStride, dst, rot, sign);
+    else rotateAt(src, rows, colStride, dst, rot, pos, sign);
+  };
+  if (d > 0) apply(x.storage as Float32Array, new RowCursor(x.shape, [x.strides], [x.offset]), x.strides[x.ndim - 1], out.storage as Float32Array, 1);
   return record(out, 'rotaryEmbedding', [x], (g) => {
     const gx = Tensor.uninitialized(x.shape);
-    if (d > 0) rotate(floatData(g), new RowCursor(x.shape, [contiguousStrides(x.shape)], [0]), 1, gx.storage as Float32Array, rot, -1);
+    if (d > 0) apply(floatData(g), new RowCursor(x.shape, [contiguousStrides(x.shape)], [0]), 1, gx.storage as Float32Array, -1);
     return [gx];
   });
+}
+
+/** The positions [B, T] of x [B, ..., T, D] as a flat Int32Array, each in [0, tableRows). */
+function checkedPositions(positions: Tensor, x: Tensor, tableRows: number): Int32Array {
+  const b = x.shape[0];
+  const t = x.shape[x.ndim - 2];
+  if (x.ndim < 3 || positions.dtype !== 'int32' || positions.ndim !== 2 || positions.shape[0] !== b || positions.shape[1] !== t) {
+    throw new Error(`rotaryEmbedding: positions must be int32 [B, T] = [${b}, ${t}] for input ${formatShape(x.shape)}, got ${positions.dtype} ${formatShape(positions.shape)}`);
+  }
+  const data = positions.contiguous().toTypedArray() as Int32Array;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] < 0 || data[i] >= tableRows) throw new RangeError(`rotaryEmbedding: position ${data[i]} is outside the ${tableRows} positions of the cos/sin tables`);
+  }
+  return data;
 }
 
 /**

@@ -46,6 +46,9 @@ export interface DpoConfig extends StageConfig {
   labelSmoothing: number;
 }
 
+// SFT's settings but its `pack`: DPO's pairs are padded, and a key in its defaults would be accepted and ignored.
+const { pack: _sftOnly, ...SFT_STAGE_DEFAULTS } = DEFAULT_SFT_CONFIG;
+
 /**
  * SFT's defaults where they apply, with a 10× lower learning rate: DPO starts from a model that
  * already answers, its loss can be lowered by pushing both replies' likelihoods down, and a large
@@ -53,7 +56,7 @@ export interface DpoConfig extends StageConfig {
  * weakly (Zephyr and Tülu 2 go further: SFT at 2e-5, DPO at 5e-7). β = 0.1 is the paper's and TRL's.
  */
 export const DEFAULT_DPO_CONFIG: Readonly<DpoConfig> = Object.freeze({
-  ...DEFAULT_SFT_CONFIG,
+  ...SFT_STAGE_DEFAULTS,
   name: 'dpo',
   maxSteps: 200,
   lr: 1e-4,

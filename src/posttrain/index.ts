@@ -7,7 +7,7 @@ import { setBackendInstaller } from '../backends/registry.js';
 setBackendInstaller(installNodeBackends);
 
 export * from './losses.js';
-export { sft, resolveSftConfig, paddedBatch, scoreTask, DEFAULT_SFT_CONFIG, type SftConfig, type SftExample, type SftOptions, type SftResult } from './sft.js';
+export { sft, resolveSftConfig, paddedBatch, packedBatch, scoreTask, DEFAULT_SFT_CONFIG, type SftConfig, type SftExample, type SftOptions, type SftResult } from './sft.js';
 export { rl, resolveRlConfig, sampleGroup, replyReward, rolloutLoss, DEFAULT_RL_CONFIG, type RlConfig, type RlOptions, type RlResult, type RolloutBatch } from './rl.js';
 export {
   dpo,

@@ -4,13 +4,16 @@
  *
  *   base run ─ tokenizer + chat special tokens (+ characters the data needs) ─ embeddings resized
  *   (new rows = the mean of the old ones) ─ optional LoRA adapters ─ runLoop (train/run-loop.ts)
- *   over padded batches of rendered conversations, loss on the assistant tokens only
+ *   over padded (or, with pack, packed) batches of rendered conversations, loss on the assistant tokens only
  *
  * The loss is pretraining's next-token cross-entropy with every target outside an assistant
  * reply set to −100 (ignored): the mean over assistant tokens, which is `maskedCrossEntropy`
- * (posttrain/losses.ts) computed by the fused cross-entropy. Batches are padded, not packed:
- * each conversation starts at position 0 of its own row, and the padding only ever follows
- * real tokens, so causal attention never lets a real token see it.
+ * (posttrain/losses.ts) computed by the fused cross-entropy. Batches are padded (each
+ * conversation starts at position 0 of its own row, and the padding only ever follows real
+ * tokens, so causal attention never lets a real token see it) or, with `pack`, packed: the same
+ * conversations share rows of the model's context, each with its own positions and attention
+ * that never crosses into another (the model's positions/documentIds), so the step's loss and
+ * gradients are the padded step's up to rounding, on fewer padded tokens.
  *
  * Evaluation: mean loss on training and held-out conversations, and for each task the exact-match
  * accuracy of greedy answers on its held-out split (with a 95% Wilson interval in the run's metrics).
@@ -24,6 +27,7 @@ import { TransformerLM } from '../models/transformer.js';
 import { applyLoRA } from '../nn/lora.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { tensor } from '../tensor/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -38,7 +42,10 @@ import { HeldOutTasks, holdOutTail, openStage, resolveStageConfig, stageRunConfi
 export { scoreTask } from './stage.js';
 
 /** The settings of `tensorlm sft`; `data` is a conversations JSONL file (`{"messages": [...]}` per line). */
-export type SftConfig = StageConfig;
+export interface SftConfig extends StageConfig {
+  /** Pack each step's conversations into rows of the model's context (packedBatch) instead of padding one per row. */
+  pack: boolean;
+}
 
 /** Pretraining's defaults where they apply; a shorter run, a lower peak LR and no weight decay. */
 export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = Object.freeze({
@@ -66,12 +73,15 @@ export const DEFAULT_SFT_CONFIG: Readonly<SftConfig> = Object.freeze({
   logInterval: DEFAULT_TRAIN_CONFIG.logInterval,
   seed: DEFAULT_TRAIN_CONFIG.seed,
   lora: null,
+  pack: false,
 });
 
 const NAMES = { stage: 'sft', base: 'the pretrained model', data: 'conversations.jsonl' };
 
 export function resolveSftConfig(...layers: Partial<SftConfig>[]): SftConfig {
-  return resolveStageConfig(NAMES, DEFAULT_SFT_CONFIG, layers);
+  const c = resolveStageConfig(NAMES, DEFAULT_SFT_CONFIG, layers);
+  if (typeof c.pack !== 'boolean') throw new Error(`sft: pack must be true or false, got ${String(c.pack)}`);
+  return c;
 }
 
 /** One rendered conversation: its ids and which of them are trained on. */
@@ -99,6 +109,56 @@ export function paddedBatch(examples: readonly SftExample[], indices: readonly n
     }
   });
   return { x: tensor(x, { shape: [indices.length, width] }), y: tensor(y, { shape: [indices.length, width] }) };
+}
+
+/**
+ * The rows `indices` of `examples` packed into rows of at most `width` tokens: first-fit by
+ * decreasing length (each conversation takes ids.length − 1 inputs), so a row holds several
+ * conversations one after the other. Inputs and targets are paddedBatch's; `positions` restart at
+ * 0 with each conversation and `documentIds` number the conversations of a row (0, 1, …; the
+ * trailing padding is −1 with positions 0.. of its own and targets −100). With them the model
+ * computes each conversation as if it were alone, so the loss is paddedBatch's over the same
+ * indices. The batch is as wide as its fullest row.
+ */
+export function packedBatch(examples: readonly SftExample[], indices: readonly number[], width: number): Batch & { positions: Tensor; documentIds: Tensor } {
+  if (!Number.isInteger(width) || width < 1) throw new RangeError(`packedBatch: width must be a positive integer, got ${width}`);
+  const length = (i: number) => Math.max(0, examples[i].ids.length - 1);
+  for (const i of indices) {
+    if (examples[i] === undefined) throw new RangeError(`packedBatch: index ${i} is outside the ${examples.length} examples`);
+    if (length(i) > width) throw new RangeError(`packedBatch: example ${i} has ${length(i)} input tokens, more than the row width ${width}`);
+  }
+  // Stable sort by decreasing length, then first fit: a classic bin-packing heuristic, deterministic for the same indices.
+  const order = indices.map((i, k) => ({ i, k })).sort((a, b) => length(b.i) - length(a.i) || a.k - b.k);
+  const rows: { fill: number; items: number[] }[] = [];
+  for (const { i } of order) {
+    const n = length(i);
+    const row = rows.find((r) => r.fill + n <= width);
+    if (row) {
+      row.items.push(i);
+      row.fill += n;
+    } else rows.push({ fill: n, items: [i] });
+  }
+  const w = Math.max(1, ...rows.map((r) => r.fill));
+  const size = rows.length * w;
+  const x = new Int32Array(size);
+  const y = new Int32Array(size).fill(-100);
+  const positions = new Int32Array(size);
+  const documentIds = new Int32Array(size).fill(-1);
+  rows.forEach((row, r) => {
+    let at = r * w;
+    row.items.forEach((i, doc) => {
+      const { ids, lossMask } = examples[i];
+      for (let t = 0; t + 1 < ids.length; t++, at++) {
+        x[at] = ids[t];
+        if (lossMask[t + 1]) y[at] = ids[t + 1];
+        positions[at] = t;
+        documentIds[at] = doc;
+      }
+    });
+    for (let p = 0; at < (r + 1) * w; at++, p++) positions[at] = p;
+  });
+  const shape = [rows.length, w];
+  return { x: tensor(x, { shape }), y: tensor(y, { shape }), positions: tensor(positions, { shape }), documentIds: tensor(documentIds, { shape }) };
 }
 
 /** The model's vocabulary grown to `vocabSize`: old rows copied, new rows the mean of the old (tied head included). */
@@ -188,7 +248,12 @@ export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): 
   prepareRunDirectory(files, runConfig, tokenizer, resuming);
 
   const training = stageTraining({ files, config, runConfig, checkpoint, model, generators: gens, options }, languageModelLoss);
-  const sample = (from: readonly SftExample[], rng: Generator) => paddedBatch(from, Array.from({ length: config.batchSize }, () => rng.randint(0, from.length)));
+  // Packed or padded, a step draws the same conversations (the same random stream), so --pack changes the cost, not the run.
+  const width = model.config.maxSeqLen;
+  const sample = (from: readonly SftExample[], rng: Generator): Batch => {
+    const indices = Array.from({ length: config.batchSize }, () => rng.randint(0, from.length));
+    return config.pack ? packedBatch(from, indices, width) : paddedBatch(from, indices);
+  };
   const tasks = new HeldOutTasks(model, template, problems);
   const evaluate = (step: number) => {
     const seed = config.seed + 7919 * (step + 1);

@@ -28,8 +28,12 @@ import { Tensor } from '../tensor/tensor.js';
 /** A scalar loss of `model` on `batch`, with a graph to backpropagate through. */
 export type LossFunction<M, B> = (model: M, batch: B) => Tensor;
 
-/** Next-token cross-entropy of a language model on a batch of (ids, targets): pretraining's loss. */
+/**
+ * Next-token cross-entropy of a language model on a batch of (ids, targets): pretraining's loss.
+ * A packed batch (positions, documentIds) runs its documents apart within each row.
+ */
 export function languageModelLoss(model: TransformerLM, batch: Batch): Tensor {
+  if (batch.positions || batch.documentIds) return model.forward(batch.x, batch.y, { positions: batch.positions, documentIds: batch.documentIds }).loss as Tensor;
   return model.forward(batch.x, batch.y).loss as Tensor;
 }
 

@@ -150,11 +150,13 @@ export function registerPosttrainCommands(program: Command): void {
   addStageOptions(sftCommand, DEFAULT_SFT_CONFIG, {
     base: 'run directory of the pretrained model (e.g. runs/shakespeare-char)',
     data: 'conversations JSONL: {"messages": [{"role": "user"|"assistant"|"system", "content": "…"}, …]} per line',
-    batch: 'conversations per step (padded)',
+    batch: 'conversations per step (padded, or packed with --pack)',
     seed: 'random seed (task problems, batches, LoRA init)',
     evalIters: 'batches per split for the loss at each evaluation',
     loraRank: 'train LoRA adapters of this rank instead of every weight',
-  }).action(async (_opts: unknown, command: Command) => runStage<SftConfig, SftResult>(stageInput(command.opts()), command.opts().resume === true, sft, { stage: 'sft', verb: 'fine-tuning' }));
+  })
+    .option('--pack', "pack each step's conversations into rows of the model's context (own positions, no attention across them) instead of one padded row each")
+    .action(async (_opts: unknown, command: Command) => runStage<SftConfig, SftResult>({ ...stageInput(command.opts()), pack: command.opts().pack === true }, command.opts().resume === true, sft, { stage: 'sft', verb: 'fine-tuning' }));
 
   const dpoCommand = program
     .command('dpo')
