@@ -13,6 +13,7 @@ import { registerScalingCommands } from './commands/scaling.js';
 import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
+import { registerPipelineCommand } from './commands/pipeline.js';
 import { registerChatCommand, registerMergeCommand, registerPosttrainCommands, registerRlCommand } from './commands/posttrain.js';
 
 function buildProgram(): Command {
@@ -30,6 +31,7 @@ function buildProgram(): Command {
   registerRlCommand(program);
   registerMergeCommand(program);
   registerChatCommand(program);
+  registerPipelineCommand(program);
   registerScalingCommands(program);
   registerTuneCommands(program);
   registerMupCommands(program);

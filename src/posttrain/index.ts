@@ -27,3 +27,24 @@ export {
 } from './dpo.js';
 export { HeldOutTasks, type StageConfig, type StageOptions, type StageResult, type TaskProblems } from './stage.js';
 export { saveAdapter, loadAdapter, mergeRun, adapterPath, ADAPTER_FILE } from './merge.js';
+export {
+  pipeline,
+  resolvePipelineConfig,
+  runFinished,
+  fewShotPrompt,
+  scoreFewShot,
+  stageGains,
+  stageTable,
+  reportMarkdown,
+  accuracySpec,
+  DEFAULT_PIPELINE_CONFIG,
+  PIPELINE_STAGES,
+  type PipelineConfig,
+  type PipelineStage,
+  type PipelineOptions,
+  type PipelineHooks,
+  type PipelineResult,
+  type PipelineReport,
+  type StageCard,
+  type StageGain,
+} from './pipeline.js';
