@@ -40,7 +40,7 @@ interface Rotation {
   half: number;
   scale: number;
   interleaved: boolean;
-  /** With explicit positions (rotateAt): rows of x per sequence of the batch. */
+  /** With explicit positions: rows of x per sequence of the batch. */
   perBatch: number;
 }
 
@@ -49,37 +49,13 @@ interface Rotation {
  * apart) into the contiguous `dst`: (a·cos − b·sin, a·sin + b·cos), scaled. `sign` −1 rotates by
  * −θ, which is the backward: negating sin is exact, so forward and backward round as before.
  */
-function rotate(src: Float32Array, rows: RowCursor, colStride: number, dst: Float32Array, rot: Rotation, sign: 1 | -1): void {
-  const { cos, sin, t, offset, half, scale, interleaved } = rot;
+function rotate(src: Float32Array, rows: RowCursor, colStride: number, dst: Float32Array, rot: Rotation, positions: Int32Array | null, sign: 1 | -1): void {
+  const { cos, sin, t, offset, half, scale, interleaved, perBatch } = rot;
   const d = 2 * half;
   for (let r = 0; r < rows.rows; r++, rows.next()) {
     const rowOffset = rows.offsets[0];
-    const tab = (offset + (r % t)) * half;
-    const o = r * d;
-    for (let i = 0; i < half; i++) {
-      const ia = interleaved ? 2 * i : i;
-      const ib = interleaved ? 2 * i + 1 : i + half;
-      const a = src[rowOffset + ia * colStride];
-      const b = src[rowOffset + ib * colStride];
-      const ci = cos[tab + i] * scale;
-      const si = sign * (sin[tab + i] * scale);
-      dst[o + ia] = a * ci - b * si;
-      dst[o + ib] = a * si + b * ci;
-    }
-  }
-}
-
-/**
- * `rotate` at explicit positions: a loop of its own, so that the offset path above stays exactly
- * the loop it was. Rows are walked in x's logical order [B, ..., T]: row r is token r mod T of
- * sequence ⌊r / perBatch⌋, and reads table row positions[b, t].
- */
-function rotateAt(src: Float32Array, rows: RowCursor, colStride: number, dst: Float32Array, rot: Rotation, positions: Int32Array, sign: 1 | -1): void {
-  const { cos, sin, t, half, scale, interleaved, perBatch } = rot;
-  const d = 2 * half;
-  for (let r = 0; r < rows.rows; r++, rows.next()) {
-    const rowOffset = rows.offsets[0];
-    const tab = positions[Math.floor(r / perBatch) * t + (r % t)] * half;
+    // Row r is token r mod T (of sequence ⌊r / perBatch⌋ when positions are explicit: packed rows).
+    const tab = (positions === null ? offset + (r % t) : positions[Math.floor(r / perBatch) * t + (r % t)]) * half;
     const o = r * d;
     for (let i = 0; i < half; i++) {
       const ia = interleaved ? 2 * i : i;
@@ -122,8 +98,7 @@ export function rotaryEmbedding(x: Tensor, cos: Tensor, sin: Tensor, options: Ro
   const out = Tensor.uninitialized(x.shape);
   // x is read through its own strides (any view); the result and the gradient are contiguous.
   const apply = (src: Float32Array, rows: RowCursor, colStride: number, dst: Float32Array, sign: 1 | -1): void => {
-    if (pos === null) rotate(src, rows, colStride, dst, rot, sign);
-    else rotateAt(src, rows, colStride, dst, rot, pos, sign);
+    rotate(src, rows, colStride, dst, rot, pos, sign);
   };
   if (d > 0) apply(x.storage as Float32Array, new RowCursor(x.shape, [x.strides], [x.offset]), x.strides[x.ndim - 1], out.storage as Float32Array, 1);
   return record(out, 'rotaryEmbedding', [x], (g) => {
