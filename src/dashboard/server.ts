@@ -211,20 +211,27 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     return reply.send(createReadStream(path));
   });
 
+  /** At most MAX_GENERATIONS streamed generations (and chats) at once: a 429 beyond, before any work. */
+  const checkGenerationSlot = () => {
+    if (generations >= MAX_GENERATIONS) throw new HttpError(429, `${MAX_GENERATIONS} generations are already running; try again when one ends`);
+  };
+  const inGenerationSlot = async (stream: () => Promise<void>) => {
+    generations++;
+    try {
+      await stream();
+    } finally {
+      generations--;
+    }
+  };
+
   app.post<NameParams>('/api/runs/:name/generate', async (request, reply) => {
     const run = lookup(request.params.name);
     requireJson(request);
     const body = parseGenerateRequest(request.body);
-    if (generations >= MAX_GENERATIONS) throw new HttpError(429, `${MAX_GENERATIONS} generations are already running; try again when one ends`);
+    checkGenerationSlot();
     const loaded = models.get(run, body.checkpoint);
     const context = generationContext(loaded.tokenizer, body.prompt);
-    const stream = openStream(reply);
-    generations++;
-    try {
-      await streamGeneration(loaded, context, body, stream);
-    } finally {
-      generations--;
-    }
+    await inGenerationSlot(() => streamGeneration(loaded, context, body, openStream(reply)));
   });
 
   // Stateless: the client sends the whole conversation each turn and it is rendered afresh (no
@@ -233,20 +240,16 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     const run = lookup(request.params.name);
     requireJson(request);
     const body = parseChatRequest(request.body);
-    if (generations >= MAX_GENERATIONS) throw new HttpError(429, `${MAX_GENERATIONS} generations are already running; try again when one ends`);
+    checkGenerationSlot();
     const loaded = models.get(run, body.checkpoint);
     const chat = chatContext(loaded, run.name, body.messages, body.maxNewTokens);
-    const stream = openStream(reply);
-    generations++;
-    try {
-      await streamGeneration(loaded, chat.ids, { ...body, maxNewTokens: chat.maxNewTokens }, stream, {
+    await inGenerationSlot(() =>
+      streamGeneration(loaded, chat.ids, { ...body, maxNewTokens: chat.maxNewTokens }, openStream(reply), {
         stopTokens: [chat.assistantEnd],
         // 'stop': the model ended its turn; 'length': maxNewTokens (or the context) ran out first.
         done: (result) => ({ stopReason: result?.stopReason ?? 'length', dropped: chat.dropped }),
-      });
-    } finally {
-      generations--;
-    }
+      }),
+    );
   });
 
   app.post<NameParams>('/api/runs/:name/attention', async (request, reply) => {
