@@ -27,7 +27,6 @@ import { CHAT_SPECIAL_TOKENS, ChatTemplate } from '../chat/template.js';
 import { taskConversation, type TaskExample } from '../chat/tasks.js';
 import type { TransformerLM } from '../models/transformer.js';
 import { applyLoRA } from '../nn/lora.js';
-import { tensor } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -35,7 +34,7 @@ import { prepareRunDirectory, type Evaluation } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
 import { loadRun, type RunConfig } from '../train/trainer.js';
 import { dpoLoss, sequenceLogProbs, type PreferenceLogProbs } from './losses.js';
-import { DEFAULT_SFT_CONFIG, paddedBatch, type SftExample } from './sft.js';
+import { DEFAULT_SFT_CONFIG, paddedBatch, targetMask, type SftExample } from './sft.js';
 import { HeldOutTasks, holdOutTail, openStage, resolveStageConfig, stageRunConfig, stageTraining, taskProblems, type StageConfig, type StageOptions, type StageResult } from './stage.js';
 
 /** The settings of `tensorlm dpo`; `data` is a preferences JSONL file (`{"prompt", "chosen", "rejected"}` per line). */
@@ -162,9 +161,7 @@ export interface PreferenceBatch extends Batch {
 export function preferenceBatch(pairs: readonly RenderedPair[], indices: readonly number[]): PreferenceBatch {
   const rows = [...indices.map((i) => pairs[i].chosen), ...indices.map((i) => pairs[i].rejected)];
   const { x, y } = paddedBatch(rows, rows.map((_, r) => r));
-  const targets = y.toTypedArray() as Int32Array;
-  const mask = tensor(Int32Array.from(targets, (t) => (t === -100 ? 0 : 1)), { shape: y.shape.slice() });
-  return { x, y, mask, pairs: indices.length };
+  return { x, y, mask: targetMask(y), pairs: indices.length };
 }
 
 /**

@@ -30,6 +30,7 @@ import { prepareRunDirectory } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
 import { loadRun, type RunConfig } from '../train/trainer.js';
 import { groupAdvantages, grpoLoss, tokenLogProbs } from './losses.js';
+import { paddedBatch, targetMask, type SftExample } from './sft.js';
 import { HeldOutTasks, openStage, resolveStageConfig, stageRunConfig, stageTraining, taskProblems, type StageConfig, type StageOptions, type StageResult } from './stage.js';
 
 /**
@@ -104,7 +105,7 @@ export interface RolloutBatch {
   x: Tensor;
   /** The next tokens [R, T]; −100 outside the replies (so they count as the step's targets). */
   y: Tensor;
-  /** 1 where y is a reply token (those the policy chose), float32 [R, T]. */
+  /** 1 where y is a reply token (those the policy chose): targetMask(y), int32 [R, T]. */
   mask: Tensor;
   /** Group-normalised advantages [R]. */
   advantages: Tensor;
@@ -178,7 +179,7 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
   let rewardCount = 0;
   /** Rollouts: problems drawn and replies sampled from gens.data, so a resumed run draws the same ones. */
   const rollouts = (): RolloutBatch => {
-    const rows: { ids: number[]; promptLength: number }[] = [];
+    const rows: SftExample[] = [];
     const rewards: number[] = [];
     for (let p = 0; p < config.batchSize; p++) {
       // A task, then one of its problems: each task gets its share (a pooled list would be mostly additions).
@@ -188,27 +189,16 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
       const maxNewTokens = Math.min(config.maxNewTokens, context - prompt.length);
       if (maxNewTokens < 1) throw new Error(`rl: a prompt of ${prompt.length} tokens leaves no room in the model's context of ${context}`);
       for (const reply of sampleGroup(model, prompt, config.groupSize, { maxNewTokens, temperature: config.temperature, end: template.assistantEnd, generator: gens.data })) {
-        rows.push({ ids: [...prompt, ...reply], promptLength: prompt.length });
+        // The loss covers the reply's tokens (those the policy chose), as SFT's covers the assistant's.
+        const ids = Int32Array.from([...prompt, ...reply]);
+        rows.push({ ids, lossMask: Uint8Array.from(ids, (_, t) => (t >= prompt.length ? 1 : 0)) });
         rewards.push(replyReward(tokenizer, reply, template.assistantEnd, problem.answer));
       }
     }
-    const width = Math.max(...rows.map((r) => r.ids.length - 1));
-    const x = new Int32Array(rows.length * width);
-    const y = new Int32Array(rows.length * width).fill(-100);
-    const mask = new Float32Array(rows.length * width);
-    rows.forEach((r, i) => {
-      for (let t = 0; t + 1 < r.ids.length; t++) {
-        x[i * width + t] = r.ids[t];
-        // Position t predicts token t + 1: the reply's tokens are those at promptLength and after.
-        if (t + 1 >= r.promptLength) {
-          y[i * width + t] = r.ids[t + 1];
-          mask[i * width + t] = 1;
-        }
-      }
-    });
     for (const r of rewards) rewardSum += r;
     rewardCount += rewards.length;
-    const batch = { x: tensor(x, { shape: [rows.length, width] }), y: tensor(y, { shape: [rows.length, width] }), mask: new Tensor(mask, [rows.length, width]) };
+    const padded = paddedBatch(rows, rows.map((_, i) => i));
+    const batch = { ...padded, mask: targetMask(padded.y) };
     const referenceLogProbs = reference ? noGrad(() => tokenLogProbs(reference.forward(batch.x).logits, batch.y, batch.mask)) : null;
     return { ...batch, advantages: groupAdvantages(rewards, config.groupSize), referenceLogProbs, rewards };
   };

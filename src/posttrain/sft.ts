@@ -111,6 +111,11 @@ export function paddedBatch(examples: readonly SftExample[], indices: readonly n
   return { x: tensor(x, { shape: [indices.length, width] }), y: tensor(y, { shape: [indices.length, width] }) };
 }
 
+/** 1 where a batch's target counts (not −100), 0 elsewhere: int32 [B, T], the mask log-prob losses take. */
+export function targetMask(y: Tensor): Tensor {
+  return tensor(Int32Array.from(y.toTypedArray() as Int32Array, (t) => (t === -100 ? 0 : 1)), { shape: y.shape.slice() });
+}
+
 /**
  * The rows `indices` of `examples` packed into rows of at most `width` tokens: first-fit by
  * decreasing length (each conversation takes ids.length − 1 inputs), so a row holds several
