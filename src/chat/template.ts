@@ -112,6 +112,24 @@ export function describeValue(value: unknown): string {
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
+/** When earlier turns must be left out, a reply keeps at least this share of the context (1/4). */
+export const MIN_REPLY_SHARE = 4;
+
+/**
+ * How many of the oldest turns a chat leaves out so that it fits a model's context with room for
+ * the reply (at least 1/MIN_REPLY_SHARE of the context, or maxNewTokens if less): `fixed` tokens
+ * are always kept (<|bos|>, the system message, the new message, <|assistant_start|>), `turns`
+ * are the lengths of the earlier turns, oldest first (a user message and its reply each). All of
+ * them when even the newest does not fit; the caller then checks `fixed` against the context.
+ */
+export function turnsToDrop(fixed: number, turns: readonly number[], maxNewTokens: number, context: number): number {
+  const room = Math.min(maxNewTokens, Math.floor(context / MIN_REPLY_SHARE));
+  let length = fixed + turns.reduce((n, t) => n + t, 0);
+  let dropped = 0;
+  while (length + room > context && dropped < turns.length) length -= turns[dropped++];
+  return dropped;
+}
+
 export class ChatTemplate {
   readonly tokenizer: Tokenizer;
   readonly specialIds: Readonly<ChatSpecialIds>;

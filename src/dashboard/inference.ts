@@ -4,7 +4,7 @@
  * checkpoint rewritten by a training run in progress is picked up on the next request.
  */
 import { statSync } from 'node:fs';
-import { ChatTemplate, type ChatMessage } from '../chat/template.js';
+import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
 import { attentionMaps } from '../models/inspect.js';
 import type { TransformerLM } from '../models/transformer.js';
 import { promptIds, streamText, type GeneratedText, type TextChunk } from '../models/generate.js';
@@ -81,8 +81,6 @@ export function generationContext(tokenizer: Tokenizer, prompt: string): number[
   return promptIds(tokenizer, prompt);
 }
 
-/** A reply is given at least this share of the context when earlier turns must be dropped (as ChatSession does). */
-const MIN_REPLY_SHARE = 4;
 
 export interface ChatContext {
   /** <|bos|>, the kept messages and <|assistant_start|> (ChatTemplate.renderForGeneration). */
@@ -120,12 +118,13 @@ export function chatContext(loaded: LoadedModel, runName: string, messages: Chat
     }
   });
   const system = messages[0].role === 'system' ? 1 : 0;
-  const room = Math.min(maxNewTokens, Math.floor(context / MIN_REPLY_SHARE));
-  const length = (from: number) => 2 + (system ? rendered[0].length : 0) + rendered.slice(from).reduce((n, r) => n + r.length, 0);
   // Drop whole user/assistant pairs: the kept messages still alternate from a user message.
-  let from = system;
-  while (length(from) + room > context && from + 2 < messages.length) from += 2;
-  const total = length(from);
+  const pairs: number[] = [];
+  for (let i = system; i + 1 < messages.length; i += 2) pairs.push(rendered[i].length + rendered[i + 1].length);
+  const fixed = 2 + (system ? rendered[0].length : 0) + rendered[messages.length - 1].length;
+  const dropped = turnsToDrop(fixed, pairs, maxNewTokens, context);
+  const from = system + 2 * dropped;
+  const total = fixed + pairs.slice(dropped).reduce((n, p) => n + p, 0);
   if (total + 1 > context) {
     throw new HttpError(400, `messages: the last message is ${total} tokens with the chat template; the model's context is ${context} tokens`);
   }

@@ -11,7 +11,7 @@
  * When the next turn would not fit in the model's context, the cache is rebuilt from the
  * system message and the latest turns that fit (the oldest are dropped first).
  */
-import { ChatTemplate, type ChatMessage } from '../chat/template.js';
+import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { streamText, type GeneratedText, type TextChunk, type TextGenerationOptions } from './generate.js';
 import type { KVCache, TransformerLM } from './transformer.js';
@@ -83,16 +83,11 @@ export class ChatSession {
     let turn = this.#fed.length === 0 ? [...this.#prefix(), ...userIds, assistantStart] : [...this.#pending, ...userIds, assistantStart];
     let maxNewTokens = options.maxNewTokens;
     if (this.#fed.length + turn.length + maxNewTokens > context) {
-      // Rebuild from the latest turns that leave room for a reply of at least a quarter of the
-      // context, from the ids the model saw (a reply's text need not re-encode to its tokens).
-      const room = Math.min(maxNewTokens, Math.floor(context / 4));
-      const build = (turns: readonly ChatTurnIds[]) => [...this.#prefix(), ...turns.flatMap((t) => [...t.user, assistantStart, ...t.reply, assistantEnd]), ...userIds, assistantStart];
-      let kept = this.#turns;
-      turn = build(kept);
-      while (turn.length + room > context && kept.length > 0) {
-        kept = kept.slice(1);
-        turn = build(kept);
-      }
+      // Rebuild from the latest turns that leave room for a reply, from the ids the model saw (a
+      // reply's text need not re-encode to its tokens).
+      const fixed = this.#prefix().length + userIds.length + 1;
+      const kept = this.#turns.slice(turnsToDrop(fixed, this.#turns.map((t) => t.user.length + t.reply.length + 2), maxNewTokens, context));
+      turn = [...this.#prefix(), ...kept.flatMap((t) => [...t.user, assistantStart, ...t.reply, assistantEnd]), ...userIds, assistantStart];
       if (turn.length + 1 > context) throw new RangeError(`chat: the message is ${turn.length} tokens with the template; the model's context is ${context}`);
       this.#restart();
       maxNewTokens = Math.min(maxNewTokens, context - turn.length);
