@@ -1,7 +1,8 @@
 /**
  * What every training command shows while a run goes (train, sft): a progress bar on a terminal
  * (plain log lines otherwise), evaluation lines above it, and Ctrl-C handling — the first asks
- * the run to save a checkpoint and stop, the second quits at once.
+ * the run to save a checkpoint and stop, the second quits at once. SIGTERM (`kill`, a job
+ * scheduler, `docker stop`) is handled the same way.
  */
 import cliProgress from 'cli-progress';
 import type { EvalRecord } from '../train/metrics.js';
@@ -14,7 +15,7 @@ export function formatSeconds(s: number): string {
 
 export interface RunProgress<C> {
   hooks: RunHooks<C>;
-  /** For the run's shouldStop: true once Ctrl-C was pressed. */
+  /** For the run's shouldStop: true once Ctrl-C was pressed (or SIGTERM received). */
   interrupted: () => boolean;
   /** Removes the bar and the signal handler; call in a finally. */
   stop: () => void;
@@ -33,12 +34,15 @@ export function runProgress<C>(describeStart: (info: Parameters<NonNullable<RunH
   );
   let bar: cliProgress.SingleBar | null = null;
   let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
+  const onSignal = (signal: NodeJS.Signals) => {
+    // 128 + the signal's number, as a shell reports a process that the signal killed.
+    if (interrupted) process.exit(signal === 'SIGTERM' ? 143 : 130);
     interrupted = true;
-    process.stderr.write('\ninterrupt: saving a checkpoint (Ctrl-C again to quit without saving)\n');
+    const how = signal === 'SIGTERM' ? 'SIGTERM: saving a checkpoint (send it again to quit without saving)' : 'interrupt: saving a checkpoint (Ctrl-C again to quit without saving)';
+    process.stderr.write(`\n${how}\n`);
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const hooks: RunHooks<C> = {
     onStart: (info) => {
       for (const line of describeStart(info)) console.log(line);
@@ -64,7 +68,8 @@ export function runProgress<C>(describeStart: (info: Parameters<NonNullable<RunH
     interrupted: () => interrupted,
     stop: () => {
       bars.stop();
-      process.off('SIGINT', onSigint);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     },
   };
 }

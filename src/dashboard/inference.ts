@@ -1,7 +1,8 @@
 /**
  * What the dashboard computes with a run's model: streamed generation and attention maps. Models
- * are loaded with the library's loadRun and cached per (run, checkpoint file, its mtime), so a
- * checkpoint rewritten by a training run in progress is picked up on the next request.
+ * are loaded with the library's loadRun, after a cheap check of the size the checkpoint declares,
+ * and cached per (run, checkpoint file, its mtime), so a checkpoint rewritten by a training run in
+ * progress is picked up on the next request.
  */
 import { statSync } from 'node:fs';
 import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
@@ -9,9 +10,13 @@ import { attentionMaps } from '../models/inspect.js';
 import type { TransformerLM } from '../models/transformer.js';
 import { promptIds, streamText, type GeneratedText, type TextChunk } from '../models/generate.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import type { TransformerConfigInput } from '../models/config.js';
+import { countParameters } from '../models/params.js';
 import { loadRun } from '../train/trainer.js';
+import { clipMessage } from './json.js';
+import { parseJsonText } from '../io/json.js';
 import { HttpError, MAX_ATTENTION_TOKENS, type CheckpointChoice, type SamplingRequest } from './requests.js';
-import { runFile, type RunEntry } from './runs.js';
+import { readCheckpointHeader, runFile, type RunEntry } from './runs.js';
 import type { SseStream } from './sse.js';
 
 export interface LoadedModel {
@@ -21,11 +26,51 @@ export interface LoadedModel {
   checkpoint: CheckpointChoice;
 }
 
-/** A few loaded models, least recently used dropped first (a tiny preset is ~10 MB of weights). */
-export class ModelCache {
-  readonly #entries = new Map<string, LoadedModel>();
+/** The largest model the dashboard loads, in parameters (1.2 GB of float32 weights). */
+export const DEFAULT_MAX_MODEL_PARAMETERS = 300_000_000;
 
-  constructor(readonly capacity = 4) {}
+/**
+ * Checks, from the checkpoint's header alone (nothing allocated, milliseconds), that the model it
+ * declares is one the dashboard may load: a valid config, at most `maxParameters` parameters, and
+ * no more parameters than the weights the file holds — a checkpoint asking for 3000 layers while
+ * holding two would otherwise build the whole model before loadRun finds the weights missing.
+ * Throws an Error saying what is wrong.
+ */
+export function checkCheckpointModel(path: string, maxParameters = DEFAULT_MAX_MODEL_PARAMETERS): void {
+  const header = readCheckpointHeader(path);
+  const metaText = header.metadata.meta;
+  if (typeof metaText !== 'string') throw new Error('it has no TensorLM metadata (not written by tensorlm train)');
+  let meta: { config?: { model?: unknown } } | null;
+  try {
+    meta = parseJsonText(metaText, 'metadata') as { config?: { model?: unknown } } | null;
+  } catch (error) {
+    throw new Error(`its metadata is not readable JSON (${(error as Error).message.replace(/^metadata: invalid JSON:? ?/, '')})`);
+  }
+  const model = meta?.config?.model;
+  if (model === null || typeof model !== 'object' || Array.isArray(model)) throw new Error('its metadata has no model config');
+  const declared = countParameters(model as TransformerConfigInput).total;
+  const layers = (model as { nLayers?: unknown }).nLayers;
+  if (!(declared <= maxParameters)) throw new Error(`it declares a model of ${declared} parameters (nLayers ${String(layers)}), more than the ${maxParameters} the dashboard loads`);
+  let stored = 0;
+  for (const [name, entry] of Object.entries(header.tensors)) {
+    if (!name.startsWith('optimizer.')) stored += entry.shape.reduce((n, d) => n * d, 1);
+  }
+  if (declared > stored) throw new Error(`it declares a model of ${declared} parameters (nLayers ${String(layers)}) but holds only ${stored} weights`);
+}
+
+/**
+ * A few loaded models, least recently used dropped first (a tiny preset is ~10 MB of weights),
+ * keyed by (run, checkpoint, the file's inode, size and mtime). A checkpoint that failed to load is
+ * remembered the same way, so asking again answers the same short error at once instead of reading
+ * the file again; a rewritten file is tried afresh.
+ */
+export class ModelCache {
+  readonly #entries = new Map<string, LoadedModel | HttpError>();
+
+  constructor(
+    readonly capacity = 4,
+    readonly maxParameters = DEFAULT_MAX_MODEL_PARAMETERS,
+  ) {}
 
   get(run: RunEntry, wanted: CheckpointChoice): LoadedModel {
     const other: CheckpointChoice = wanted === 'best' ? 'latest' : 'best';
@@ -45,19 +90,22 @@ export class ModelCache {
     if (hit) {
       this.#entries.delete(key);
       this.#entries.set(key, hit);
+      if (hit instanceof HttpError) throw hit;
       return hit;
     }
-    let loaded: LoadedModel;
+    let loaded: LoadedModel | HttpError;
     try {
+      checkCheckpointModel(path, this.maxParameters);
       const { model, tokenizer } = loadRun(run.dir, which);
       loaded = { model, tokenizer, checkpoint: which };
     } catch (error) {
-      throw new HttpError(500, `could not load the ${which} checkpoint of run '${run.name}': ${(error as Error).message}`);
+      loaded = new HttpError(500, clipMessage(`could not load the ${which} checkpoint of run '${run.name}': ${(error as Error).message}`));
     }
     // Older versions of the same checkpoint are stale now.
     for (const k of this.#entries.keys()) if (k.startsWith(`${run.dir}\0${which}\0`)) this.#entries.delete(k);
     this.#entries.set(key, loaded);
     while (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
+    if (loaded instanceof HttpError) throw loaded;
     return loaded;
   }
 
@@ -175,7 +223,7 @@ export async function streamGeneration(loaded: LoadedModel, context: number[], r
     const seconds = (performance.now() - started) / 1000;
     stream.send('done', { tokens: produced, tokensPerSecond: seconds > 0 ? produced / seconds : 0, checkpoint: loaded.checkpoint, ...options.done?.(result) });
   } catch (error) {
-    stream.send('error', { error: `generation failed: ${(error as Error).message}` });
+    stream.send('error', { error: clipMessage(`generation failed: ${(error as Error).message}`) });
   } finally {
     // Ends the token stream, which restores the model's train/eval modes.
     chunks?.return?.(undefined);

@@ -9,11 +9,13 @@
  * joined to a path, and files are read only from the fixed list RUN_FILES after checking that their
  * real path (symlinks resolved) stays inside the run directory.
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { basename, join, sep } from 'node:path';
 import { CHAT_SPECIAL_TOKENS } from '../chat/template.js';
-import { readSafetensorsHeader } from '../io/safetensors.js';
-import { readMetrics, type MetricRecord } from '../train/metrics.js';
+import { readSafetensorsHeader, type SafetensorsHeader } from '../io/safetensors.js';
+import { MAX_JSON_DEPTH, parseJsonText, scanJson } from '../io/json.js';
+import { joinTail, LineCutter, parseMetricLine } from './lines.js';
+import { HttpError } from './requests.js';
 
 /** The files of a run that may be served (the playground loads a CLI-trained model from them). */
 export const RUN_FILES = ['config.json', 'tokenizer.json', 'metrics.jsonl', 'best.safetensors', 'latest.safetensors'] as const;
@@ -195,31 +197,121 @@ function statOrNull(path: string | null): Stats | null {
   }
 }
 
-/** config.json parsed, or null when it is missing or not valid JSON (e.g. caught mid-write). */
+/** config.json larger than this is not read (a run's config is a few KiB). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * config.json parsed, or null when it is missing or not valid JSON (e.g. caught mid-write). A file
+ * too large or nested too deeply to serve is an HttpError (500) with a short message.
+ */
 export function readRunConfig(run: RunEntry): unknown {
   const path = runFile(run, 'config.json');
   if (path === null) return null;
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    const size = statSync(path).size;
+    if (size > MAX_CONFIG_BYTES) throw new HttpError(500, `run '${run.name.slice(0, 100)}': config.json is ${size} bytes, more than the ${MAX_CONFIG_BYTES} the dashboard reads`);
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    return null;
+  }
+  // Depth only (a config that JSON.parse reads otherwise is served as it is).
+  if (scanJson(text, { rejectDuplicateKeys: false }) !== null) {
+    throw new HttpError(500, `run '${run.name.slice(0, 100)}': config.json is nested deeper than ${MAX_JSON_DEPTH} levels; it was not written by 'tensorlm train'`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
   } catch {
     return null;
   }
 }
 
-/** Parsed metrics by run directory, re-read only when the file's identity, size or mtime changes. */
-const metricsCache = new Map<string, { key: string; records: MetricRecord[] }>();
+/** readRunConfig, with a config that cannot be served as null (the run list stays usable). */
+function configOrNull(run: RunEntry): unknown {
+  try {
+    return readRunConfig(run);
+  } catch {
+    return null;
+  }
+}
 
-/** Every complete record of metrics.jsonl (a torn last line is ignored). */
-export function readRunMetrics(run: RunEntry): MetricRecord[] {
-  const path = runFile(run, 'metrics.jsonl');
-  const st = statOrNull(path);
-  if (path === null || st === null) return [];
-  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  const cached = metricsCache.get(run.dir);
-  if (cached && cached.key === key) return cached.records;
-  const records = readMetrics(path);
-  metricsCache.set(run.dir, { key, records });
-  return records;
+interface MetricsScan {
+  ino: number;
+  /** Bytes scanned: through the last complete line. */
+  offset: number;
+  tail: Buffer;
+  lastStep: number;
+  bestValLoss: number | null;
+  lastTrainLoss: number | null;
+}
+
+/**
+ * What the run list shows of metrics.jsonl, by path. An append is scanned from where the last scan
+ * stopped (the bytes before it unchanged); a replaced, shrunk or rewritten log from the start.
+ */
+const scanCache = new Map<string, MetricsScan>();
+const SCAN_CHUNK_BYTES = 1024 * 1024;
+
+function scanMetrics(path: string): MetricsScan {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return { ino: -1, offset: 0, tail: Buffer.alloc(0), lastStep: 0, bestValLoss: null, lastTrainLoss: null };
+  }
+  try {
+    const st = fstatSync(fd);
+    let scan = scanCache.get(path);
+    if (scan && scan.ino === st.ino && st.size >= scan.offset) {
+      const back = Math.min(scan.offset, scan.tail.length);
+      const before = Buffer.alloc(back);
+      if (readSync(fd, before, 0, back, scan.offset - back) !== back || !before.equals(scan.tail.subarray(scan.tail.length - back))) scan = undefined;
+    } else scan = undefined;
+    scan ??= { ino: st.ino, offset: 0, tail: Buffer.alloc(0), lastStep: 0, bestValLoss: null, lastTrainLoss: null };
+    if (st.size === scan.offset) return scan;
+    scan = { ...scan };
+    const cutter = new LineCutter();
+    const buf = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    for (let position = scan.offset; ; ) {
+      const n = readSync(fd, buf, 0, buf.length, position);
+      if (n === 0) break;
+      position += n;
+      const cut = cutter.push(buf.subarray(0, n));
+      if (cut.consumed === 0) continue;
+      scan.offset += cut.consumed;
+      scan.tail = joinTail(scan.tail, cut.tail);
+      for (const line of cut.text.split('\n')) {
+        const r = parseMetricLine(line);
+        if (r === null) continue;
+        if (typeof r.step === 'number' && r.step > scan.lastStep) scan.lastStep = r.step;
+        if (r.kind === 'eval' && typeof r.valLoss === 'number' && (scan.bestValLoss === null || r.valLoss < scan.bestValLoss)) scan.bestValLoss = r.valLoss;
+        if (r.kind === 'train' && typeof r.loss === 'number') scan.lastTrainLoss = r.loss;
+      }
+    }
+    scanCache.set(path, scan);
+    return scan;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A checkpoint's header (names, shapes, metadata) larger than this is not read; real ones are KiBs. */
+export const MAX_CHECKPOINT_HEADER_BYTES = 16 * 1024 * 1024;
+
+/** The safetensors header of a checkpoint, refusing (Error) one whose declared header is over the cap. */
+export function readCheckpointHeader(path: string): SafetensorsHeader {
+  const fd = openSync(path, 'r');
+  try {
+    const prefix = Buffer.alloc(8);
+    if (readSync(fd, prefix, 0, 8, 0) === 8) {
+      const n = prefix.readBigUInt64LE(0);
+      if (n > BigInt(MAX_CHECKPOINT_HEADER_BYTES)) throw new Error(`its safetensors header is ${n} bytes, more than the ${MAX_CHECKPOINT_HEADER_BYTES} the dashboard reads`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return readSafetensorsHeader(path);
 }
 
 /** plannedSteps from a checkpoint's metadata (time-budget runs plan their length as they go). */
@@ -231,7 +323,7 @@ function checkpointPlannedSteps(path: string, st: Stats): number | null {
   if (cached && cached.key === key) return cached.planned;
   let planned: number | null = null;
   try {
-    const meta = JSON.parse(readSafetensorsHeader(path).metadata.meta ?? 'null') as { plannedSteps?: unknown } | null;
+    const meta = parseJsonText(readCheckpointHeader(path).metadata.meta ?? 'null', `checkpoint ${path}: metadata 'meta'`) as { plannedSteps?: unknown } | null;
     if (meta && typeof meta.plannedSteps === 'number') planned = meta.plannedSteps;
   } catch {
     planned = null;
@@ -245,18 +337,10 @@ interface TrainConfigLike {
 }
 
 export function runSummary(run: RunEntry, now = Date.now()): RunSummary {
-  const metrics = readRunMetrics(run);
-  const config = readRunConfig(run) as TrainConfigLike | null;
+  const config = configOrNull(run) as TrainConfigLike | null;
   const paths = { metrics: runFile(run, 'metrics.jsonl'), config: runFile(run, 'config.json'), best: runFile(run, 'best.safetensors'), latest: runFile(run, 'latest.safetensors') };
   const stats = { metrics: statOrNull(paths.metrics), config: statOrNull(paths.config), best: statOrNull(paths.best), latest: statOrNull(paths.latest) };
-  let lastStep = 0;
-  let bestValLoss: number | null = null;
-  let lastTrainLoss: number | null = null;
-  for (const r of metrics) {
-    if (typeof r.step === 'number' && r.step > lastStep) lastStep = r.step;
-    if (r.kind === 'eval' && typeof r.valLoss === 'number' && (bestValLoss === null || r.valLoss < bestValLoss)) bestValLoss = r.valLoss;
-    if (r.kind === 'train' && typeof r.loss === 'number') lastTrainLoss = r.loss;
-  }
+  const { lastStep, bestValLoss, lastTrainLoss } = paths.metrics ? scanMetrics(paths.metrics) : { lastStep: 0, bestValLoss: null, lastTrainLoss: null };
   // A step-budget run plans exactly maxSteps; a time-budget run's plan is in its checkpoints.
   let plannedSteps: number | null = null;
   const train = config?.train;

@@ -9,16 +9,24 @@
  * run names are looked up, never joined to paths; bodies are JSON only (which a cross-site form
  * cannot send without a CORS preflight, and none is answered) and at most 64 KiB; when bound to a
  * loopback address only requests addressed to a loopback name are answered (DNS rebinding).
+ *
+ * Resources are bounded (DashboardLimits): header / request timeouts close slow clients, event
+ * streams are written with backpressure under per-stream and total buffer caps, JSON read from a
+ * run is depth-checked, checkpoints are size-checked from their header before loading, and error
+ * messages are clipped.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
-import { attentionResponse, chatContext, generationContext, ModelCache, streamGeneration } from './inference.js';
+import { attentionResponse, chatContext, DEFAULT_MAX_MODEL_PARAMETERS, generationContext, ModelCache, streamGeneration } from './inference.js';
+import { clipMessage } from './json.js';
+import { metricsJsonChunks } from './lines.js';
 import { HttpError, parseAttentionRequest, parseChatRequest, parseGenerateRequest } from './requests.js';
-import { isChatRun, isRunFileName, readRunConfig, readRunMetrics, RUN_FILES, RunRegistry, runFile, runSummary, type RunEntry } from './runs.js';
-import { RunFollower, SseStream } from './sse.js';
+import { isChatRun, isRunFileName, readRunConfig, RUN_FILES, RunRegistry, runFile, runSummary, type RunEntry } from './runs.js';
+import { DEFAULT_STREAM_BUFFER_BYTES, DEFAULT_STREAM_STALL_MS, DEFAULT_TOTAL_STREAM_BUFFER_BYTES, MIN_STREAM_BUFFER_BYTES, RunFollower, SseBudget, SseStream } from './sse.js';
 import { resolveStatic } from './static.js';
 
 export { DEFAULT_HOST, DEFAULT_PORT };
@@ -34,6 +42,60 @@ export interface DashboardOptions {
   port?: number;
   /** The vite builds (dashboard/ and playground/); default <package root>/dist-web. */
   assetsDir?: string;
+  /** Resource bounds; each one left out keeps its default (DEFAULT_LIMITS). */
+  limits?: Partial<DashboardLimits>;
+}
+
+/** The server's resource bounds (docs/dashboard.md, Bounded resources). */
+export interface DashboardLimits {
+  /** A client must send its request headers within this (ms), else its socket is closed. */
+  headersTimeoutMs: number;
+  /** A client must send its whole request (headers and body) within this (ms); responses, event streams included, are not limited. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (ms). */
+  keepAliveTimeoutMs: number;
+  /** Open event streams (metrics, generations, chats) at most. */
+  maxStreams: number;
+  /** An event stream is dropped once this many bytes wait for its client (at least 128 KiB). */
+  streamBufferBytes: number;
+  /** All event streams together may buffer this many bytes; a write beyond drops its stream. */
+  totalStreamBufferBytes: number;
+  /** An event stream whose buffered bytes do not drain for this long (ms) is dropped. */
+  streamStallMs: number;
+  /** The largest model (parameters) a checkpoint may declare for generation and attention. */
+  maxModelParameters: number;
+}
+
+/** Slow-header sockets (a client sending its headers a byte at a time) are closed after this. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** The whole request, a body of at most 64 KiB included. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+export const DEFAULT_LIMITS: Readonly<DashboardLimits> = Object.freeze({
+  headersTimeoutMs: HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+  maxStreams: 256,
+  streamBufferBytes: DEFAULT_STREAM_BUFFER_BYTES,
+  totalStreamBufferBytes: DEFAULT_TOTAL_STREAM_BUFFER_BYTES,
+  streamStallMs: DEFAULT_STREAM_STALL_MS,
+  maxModelParameters: DEFAULT_MAX_MODEL_PARAMETERS,
+});
+
+function resolveLimits(given: Partial<DashboardLimits> | undefined): DashboardLimits {
+  const limits: DashboardLimits = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(given ?? {}) as [keyof DashboardLimits, unknown][]) {
+    if (!(key in DEFAULT_LIMITS)) throw new Error(`limits: unknown limit '${String(key)}' (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw new RangeError(`limits.${key} must be a positive integer, got ${String(value)}`);
+    limits[key] = value;
+  }
+  for (const key of ['streamBufferBytes', 'totalStreamBufferBytes'] as const) {
+    if (limits[key] < MIN_STREAM_BUFFER_BYTES) throw new RangeError(`limits.${key} must be at least ${MIN_STREAM_BUFFER_BYTES} (one piece of a snapshot), got ${limits[key]}`);
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw new RangeError(`limits.headersTimeoutMs (${limits.headersTimeoutMs}) must be at most limits.requestTimeoutMs (${limits.requestTimeoutMs})`);
+  return limits;
 }
 
 export interface Dashboard {
@@ -46,8 +108,6 @@ export interface Dashboard {
 const BODY_LIMIT_BYTES = 64 * 1024;
 /** Generations run one token per event-loop turn; a few at once keep each one responsive. */
 const MAX_GENERATIONS = 4;
-/** Open event streams at most (each holds a watcher and a timer). */
-const MAX_STREAMS = 256;
 const HEARTBEAT_MS = 15_000;
 
 /** The folder holding package.json above this file: src/dashboard under tsx, dist/dashboard when built. */
@@ -81,14 +141,27 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be an integer in 0..65535, got ${String(port)}`);
   const registry = new RunRegistry({ run: options.run, runs: options.run === undefined && options.runs === undefined ? 'runs' : options.runs });
   const assetsDir = options.assetsDir ?? join(packageRoot(), 'dist-web');
-  const models = new ModelCache();
+  const limits = resolveLimits(options.limits);
+  const models = new ModelCache(4, limits.maxModelParameters);
   const streams = new Set<SseStream>();
+  const budget = new SseBudget(limits.totalStreamBufferBytes);
   let generations = 0;
   let closing = false;
 
   const app: FastifyInstance = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Node closes a socket whose request headers (or whole request) are not in by these deadlines,
+    // checked every connectionsCheckingInterval; responses (event streams) are not limited.
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 10))),
+    },
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // No idle-socket timeout: an event stream of a finished run is quiet between heartbeats.
+    connectionTimeout: 0,
     // close() ends our own streams first; whatever is left is cut rather than waited for.
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 1000 },
@@ -132,12 +205,12 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       status = error.statusCode;
       message = error.message;
     }
-    if (status >= 500 && !(error instanceof HttpError)) console.error(`tensorlm dashboard: ${request.method} ${request.url}: ${error.message}`);
+    if (status >= 500 && !(error instanceof HttpError)) console.error(`tensorlm dashboard: ${request.method} ${request.url.slice(0, 200)}: ${clipMessage(error.message)}`);
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;
     }
-    void reply.code(status).type('application/json; charset=utf-8').send({ error: message });
+    void reply.code(status).type('application/json; charset=utf-8').send({ error: clipMessage(message) });
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: `no such route: ${request.method} ${request.url.split('?')[0].slice(0, 200)}` });
@@ -158,9 +231,9 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   /** Takes the response over for an event stream that close() can end. */
   const openStream = (reply: FastifyReply): SseStream => {
     if (closing) throw new HttpError(503, 'the server is shutting down');
-    if (streams.size >= MAX_STREAMS) throw new HttpError(429, `too many open event streams (at most ${MAX_STREAMS})`);
+    if (streams.size >= limits.maxStreams) throw new HttpError(429, `too many open event streams (at most ${limits.maxStreams})`);
     reply.hijack();
-    const stream = new SseStream(reply.raw);
+    const stream = new SseStream(reply.raw, { maxBufferedBytes: limits.streamBufferBytes, stallMs: limits.streamStallMs, budget });
     streams.add(stream);
     stream.onClose(() => streams.delete(stream));
     stream.open();
@@ -174,21 +247,27 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     return { runs: registry.rescan().map((run) => runSummary(run)) };
   });
 
+  // The metrics are streamed from the file (with backpressure): a long run's log is never held whole.
   app.get<NameParams>('/api/runs/:name', async (request, reply) => {
     const run = lookup(request.params.name);
+    const config = readRunConfig(run);
+    const head = { name: run.name, config, hasBest: runFile(run, 'best.safetensors') !== null, hasLatest: runFile(run, 'latest.safetensors') !== null, chat: isChatRun(run) };
+    const path = runFile(run, 'metrics.jsonl');
+    async function* body(): AsyncGenerator<string> {
+      yield `${JSON.stringify(head).slice(0, -1)},"metrics":[`;
+      yield* metricsJsonChunks(path);
+      yield ']}';
+    }
     noStore(reply);
-    return { name: run.name, config: readRunConfig(run), metrics: readRunMetrics(run), hasBest: runFile(run, 'best.safetensors') !== null, hasLatest: runFile(run, 'latest.safetensors') !== null, chat: isChatRun(run) };
+    reply.type('application/json; charset=utf-8');
+    return reply.send(Readable.from(body()));
   });
 
   // No HEAD twin: a HEAD request would hold a stream open with nothing to send.
   app.get<NameParams>('/api/runs/:name/events', { exposeHeadRoute: false }, async (request, reply) => {
     const run = lookup(request.params.name);
     const stream = openStream(reply);
-    const follower = new RunFollower(run, {
-      snapshot: (data) => stream.send('snapshot', data),
-      metrics: (data) => stream.send('metrics', data),
-      config: (data) => stream.send('config', data),
-    });
+    const follower = new RunFollower(run, stream);
     const heartbeat = setInterval(() => stream.comment('heartbeat'), HEARTBEAT_MS);
     heartbeat.unref();
     stream.onClose(() => {

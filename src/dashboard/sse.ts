@@ -1,21 +1,71 @@
 /**
  * Server-sent events over a raw Node response, and the follower of a run directory that turns
  * appends to metrics.jsonl and changes of config.json into events.
+ *
+ * Memory is bounded per client and in total: every write counts against the client's buffered
+ * bytes (what Node holds for a client that does not read) and against the server's total; the
+ * follower streams the first snapshot from the file in chunks and waits for 'drain' whenever a
+ * write reports backpressure, so a client that stops reading holds at most about one chunk, and
+ * one that does not drain for `stallMs` is dropped.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import type { MetricRecord } from '../train/metrics.js';
+import { clipMessage } from './json.js';
+import { joinTail, LineCutter, METRICS_CHUNK_BYTES, recordPieces, TAIL_CHECK_BYTES } from './lines.js';
 import { readRunConfig, runFile, type RunEntry } from './runs.js';
 
-/** A slow or stalled client is dropped once this much output waits for it. */
-const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** A stream is dropped once this much output waits for its client. */
+export const DEFAULT_STREAM_BUFFER_BYTES = 1024 * 1024;
+/**
+ * The least a stream's cap may be: one piece of a snapshot (PIECE_BYTES plus a record of at most
+ * MAX_METRIC_LINE_BYTES) on top of what Node buffers before it reports backpressure (16 KiB).
+ */
+export const MIN_STREAM_BUFFER_BYTES = 128 * 1024;
+/** All streams together: a write that would buffer more than this drops its stream. */
+export const DEFAULT_TOTAL_STREAM_BUFFER_BYTES = 32 * 1024 * 1024;
+/** A stream whose buffered output does not drain for this long is dropped. */
+export const DEFAULT_STREAM_STALL_MS = 30_000;
+
+/** What the open streams buffer together, checked against a cap on every write. */
+export class SseBudget {
+  readonly streams = new Set<SseStream>();
+
+  constructor(readonly maxTotalBytes = DEFAULT_TOTAL_STREAM_BUFFER_BYTES) {}
+
+  /** Bytes buffered by all open streams. */
+  total(): number {
+    let sum = 0;
+    for (const s of this.streams) sum += s.res.writableLength;
+    return sum;
+  }
+}
+
+export interface SseStreamOptions {
+  /** Default DEFAULT_STREAM_BUFFER_BYTES. */
+  maxBufferedBytes?: number;
+  /** Default DEFAULT_STREAM_STALL_MS. */
+  stallMs?: number;
+  /** Shared by the server's streams; none: no total cap. */
+  budget?: SseBudget;
+}
 
 /** One event stream; `end()` is idempotent and runs the close callbacks once. */
 export class SseStream {
   #closed = false;
   readonly #onClose: (() => void)[] = [];
+  readonly #maxBuffered: number;
+  readonly #stallMs: number;
+  readonly #budget: SseBudget | null;
 
-  constructor(readonly res: ServerResponse) {
+  constructor(
+    readonly res: ServerResponse,
+    options: SseStreamOptions = {},
+  ) {
+    this.#maxBuffered = options.maxBufferedBytes ?? DEFAULT_STREAM_BUFFER_BYTES;
+    this.#stallMs = options.stallMs ?? DEFAULT_STREAM_STALL_MS;
+    this.#budget = options.budget ?? null;
+    this.#budget?.streams.add(this);
     res.on('close', () => this.#finish());
     res.on('error', () => this.#finish());
   }
@@ -42,13 +92,53 @@ export class SseStream {
     else this.#onClose.push(callback);
   }
 
-  send(event: string, data: unknown): void {
+  /** Sends one event; false when the client is behind (await drained() before sending more) or gone. */
+  send(event: string, data: unknown): boolean {
     // JSON never contains a raw newline, so each event's data is one `data:` line.
-    this.#write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    return this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
-  comment(text: string): void {
-    this.#write(`: ${text.replace(/[\r\n]/g, ' ')}\n\n`);
+  comment(text: string): boolean {
+    return this.write(`: ${text.replace(/[\r\n]/g, ' ')}\n\n`);
+  }
+
+  /**
+   * Writes raw event-stream text (an event may be written in pieces). Returns false when the
+   * client is behind — the writer should await drained() — or gone. A write that would make the
+   * client's buffered bytes exceed its cap, or all streams' the total cap, drops the client.
+   */
+  write(chunk: string): boolean {
+    if (this.#closed) return false;
+    const size = Buffer.byteLength(chunk);
+    if (this.res.writableLength + size > this.#maxBuffered || (this.#budget !== null && this.#budget.total() + size > this.#budget.maxTotalBytes)) {
+      this.#drop();
+      return false;
+    }
+    return this.res.write(chunk);
+  }
+
+  /**
+   * Resolves once the client has taken what was buffered (at once when nothing waits) or the stream
+   * closed; a client that does not drain within the stall time is dropped.
+   */
+  drained(): Promise<void> {
+    if (this.#closed || !this.res.writableNeedDrain) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const done = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.res.off('drain', done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#drop();
+        done();
+      }, this.#stallMs);
+      this.res.once('drain', done);
+      this.onClose(done);
+    });
   }
 
   end(): void {
@@ -56,33 +146,18 @@ export class SseStream {
     this.#finish();
   }
 
-  #write(chunk: string): void {
-    if (this.#closed) return;
-    if (this.res.writableLength > MAX_BUFFERED_BYTES) {
-      this.res.destroy();
-      this.#finish();
-      return;
-    }
-    this.res.write(chunk);
+  #drop(): void {
+    this.res.destroy();
+    this.#finish();
   }
 
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#budget?.streams.delete(this);
     for (const callback of this.#onClose.splice(0)) callback();
   }
 }
-
-export interface RunFollowerEvents {
-  /** The whole metrics log and config: first, and again whenever the log was rewritten. */
-  snapshot(data: { metrics: MetricRecord[]; config: unknown }): void;
-  /** Records appended since the last event. */
-  metrics(data: { records: MetricRecord[] }): void;
-  config(data: { config: unknown }): void;
-}
-
-/** Bytes before the read position that must be unchanged for the log to count as appended to. */
-const TAIL_CHECK_BYTES = 256;
 
 export interface RunFollowerOptions {
   /** Polling period (ms), the fallback for file systems where fs.watch misses changes. */
@@ -90,11 +165,22 @@ export interface RunFollowerOptions {
 }
 
 /**
- * Follows metrics.jsonl and config.json of a run. Reads only complete lines (a torn last line
- * waits until its newline arrives). The log counts as rewritten, and a new snapshot is sent, when
- * the file was replaced (another inode), shrank, or the bytes just before the read position
- * changed — a resumed run truncates the records after its checkpoint and then appends again,
- * possibly past the old size before we look.
+ * Follows metrics.jsonl and config.json of a run and sends, on its stream:
+ *
+ * - `snapshot` {metrics, config}: first, and again whenever the log was rewritten. It is written
+ *   in pieces straight from the file, chunk by chunk, waiting for the client whenever a write
+ *   reports backpressure — never built whole in memory.
+ * - `metrics` {records}: records appended since the last event (several events for a big append,
+ *   each about 16 KiB).
+ * - `config` {config}: config.json changed.
+ * - `error` {error}: config.json cannot be served (too large or nested too deeply); the snapshot
+ *   that follows carries `config: null`.
+ *
+ * Reads only complete lines (a torn last line waits until its newline arrives). The log counts as
+ * rewritten, and a new snapshot is sent, when the file was replaced (another inode), shrank, or
+ * the bytes just before the read position changed — a resumed run truncates the records after its
+ * checkpoint and then appends again, possibly past the old size before we look. Checks never
+ * overlap: one that is asked for while another runs (or waits for the client) runs after it.
  */
 export class RunFollower {
   #offset = 0;
@@ -105,19 +191,24 @@ export class RunFollower {
   #watcher: FSWatcher | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
-  #checkQueued = false;
+  #started = false;
+  #busy = false;
+  #again = false;
 
   constructor(
     readonly run: RunEntry,
-    readonly events: RunFollowerEvents,
+    readonly stream: SseStream,
     readonly options: RunFollowerOptions = {},
-  ) {}
+  ) {
+    stream.onClose(() => this.stop());
+  }
 
   start(): void {
-    this.#snapshot();
+    if (this.#stopped) return;
+    this.check();
     try {
       // The directory, not the files: config.json is replaced by rename, which a file watch misses.
-      this.#watcher = watch(this.run.dir, { persistent: false }, () => this.#queueCheck());
+      this.#watcher = watch(this.run.dir, { persistent: false }, () => this.check());
       this.#watcher.on('error', () => this.#closeWatcher());
     } catch {
       this.#watcher = null; // polling alone still works
@@ -133,11 +224,25 @@ export class RunFollower {
     this.#timer = null;
   }
 
-  /** Looks for changes now and sends what changed. */
+  /** Looks for changes (after the check in progress, if any) and sends what changed. */
   check(): void {
     if (this.#stopped) return;
-    this.#checkMetrics();
-    if (this.#configChanged()) this.events.config({ config: this.#parsedConfig() });
+    if (this.#busy) {
+      this.#again = true;
+      return;
+    }
+    this.#busy = true;
+    this.#again = false;
+    // Watch events come in bursts (one per write): the ones arriving during a check fold into one more.
+    this.#work()
+      .catch((error: unknown) => {
+        this.stream.send('error', { error: clipMessage(`live updates failed: ${(error as Error).message}`) });
+        this.stream.end();
+      })
+      .finally(() => {
+        this.#busy = false;
+        if (this.#again && !this.#stopped) setImmediate(() => this.check());
+      });
   }
 
   #closeWatcher(): void {
@@ -145,26 +250,36 @@ export class RunFollower {
     this.#watcher = null;
   }
 
-  /** Watch events come in bursts (one per write); one check per event-loop turn is enough. */
-  #queueCheck(): void {
-    if (this.#checkQueued || this.#stopped) return;
-    this.#checkQueued = true;
-    setImmediate(() => {
-      this.#checkQueued = false;
-      this.check();
-    });
+  get #live(): boolean {
+    return !this.#stopped && !this.stream.closed;
   }
 
-  #parsedConfig(): unknown {
-    if (this.#configText === '') return null;
-    try {
-      return JSON.parse(this.#configText) as unknown;
-    } catch {
-      return null;
+  /** Sends an event, then waits for the client if it is behind. */
+  async #send(event: string, data: unknown): Promise<void> {
+    if (!this.stream.send(event, data)) await this.stream.drained();
+  }
+
+  async #write(text: string): Promise<void> {
+    if (!this.stream.write(text)) await this.stream.drained();
+  }
+
+  async #work(): Promise<void> {
+    if (!this.#started) {
+      this.#started = true;
+      return this.#snapshot();
     }
+    await this.#checkMetrics();
+    if (this.#live && this.#configChanged()) await this.#send('config', { config: this.#configValue() });
   }
 
-  /** Whether config.json's content differs from the last seen; remembers the new content. */
+  #configValue(): unknown {
+    return this.#configText === '' ? null : (JSON.parse(this.#configText) as unknown);
+  }
+
+  /**
+   * Whether config.json's content differs from the last seen; remembers the new content. A config
+   * that cannot be served counts as missing, and its error is sent.
+   */
   #configChanged(): boolean {
     const path = runFile(this.run, 'config.json');
     let key = 'missing';
@@ -178,20 +293,42 @@ export class RunFollower {
     }
     if (key === this.#configKey) return false;
     this.#configKey = key;
-    const config = key === 'missing' ? null : readRunConfig(this.run);
+    let config: unknown = null;
+    if (key !== 'missing') {
+      try {
+        config = readRunConfig(this.run);
+      } catch (error) {
+        this.stream.send('error', { error: clipMessage((error as Error).message) });
+      }
+    }
     const text = config === null ? '' : JSON.stringify(config);
     if (text === this.#configText) return false;
     this.#configText = text;
     return true;
   }
 
-  #snapshot(): void {
-    const { records } = this.#readFrom(0, true);
+  /** The whole log, streamed from the file with backpressure, and the config: one `snapshot` event. */
+  async #snapshot(): Promise<void> {
     this.#configChanged();
-    this.events.snapshot({ metrics: records, config: this.#parsedConfig() });
+    this.#offset = 0;
+    this.#ino = -1;
+    this.#tail = Buffer.alloc(0);
+    const handle = await openMetrics(this.run);
+    try {
+      if (handle !== null) this.#ino = (await handle.stat()).ino;
+      await this.#write('event: snapshot\ndata: {"metrics":[');
+      let any = false;
+      await this.#readLines(handle, async (json) => {
+        await this.#write(any ? `,${json}` : json);
+        any = true;
+      });
+      if (this.#live) await this.#write(`],"config":${this.#configText === '' ? 'null' : this.#configText}}\n\n`);
+    } finally {
+      await handle?.close();
+    }
   }
 
-  #checkMetrics(): void {
+  async #checkMetrics(): Promise<void> {
     const path = runFile(this.run, 'metrics.jsonl');
     let size = 0;
     let ino = -1;
@@ -206,67 +343,54 @@ export class RunFollower {
     }
     if (ino !== this.#ino || size < this.#offset) return this.#snapshot();
     if (size === this.#offset) return;
-    const { records, rewritten } = this.#readFrom(this.#offset, false);
+    const handle = await openMetrics(this.run);
+    if (handle === null) return this.#snapshot();
+    let rewritten = false;
+    try {
+      // The bytes before the read position must be the ones read last time, else the log was rewritten.
+      const back = Math.min(this.#offset, this.#tail.length);
+      const before = Buffer.alloc(back);
+      const { bytesRead } = await handle.read(before, 0, back, this.#offset - back);
+      rewritten = (await handle.stat()).ino !== this.#ino || bytesRead < back || !before.equals(this.#tail.subarray(this.#tail.length - back));
+      if (!rewritten) await this.#readLines(handle, (json) => this.#write(`event: metrics\ndata: {"records":[${json}]}\n\n`));
+    } finally {
+      await handle.close();
+    }
     if (rewritten) return this.#snapshot();
-    if (records.length > 0) this.events.metrics({ records });
   }
 
   /**
-   * Reads complete lines from `from` to the end and advances past them. With `reset`, starts over
-   * at 0; otherwise first checks the bytes before `from` are still the ones read last time.
+   * Reads complete lines from the read position to the end of the file in chunks, advancing past
+   * them, and hands the records in pieces (comma-joined JSON, recordPieces) to `emit`, which
+   * waits for the client when it is behind.
    */
-  #readFrom(from: number, reset: boolean): { records: MetricRecord[]; rewritten: boolean } {
-    if (reset) {
-      this.#offset = 0;
-      this.#ino = -1;
-      this.#tail = Buffer.alloc(0);
-      from = 0;
-    }
-    const path = runFile(this.run, 'metrics.jsonl');
-    if (path === null) return { records: [], rewritten: false };
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch {
-      return { records: [], rewritten: false };
-    }
-    try {
-      const st = fstatSync(fd);
-      const back = Math.min(from, this.#tail.length);
-      const start = from - back;
-      const buf = Buffer.alloc(Math.max(0, st.size - start));
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, start + got);
-        if (n === 0) break;
-        got += n;
+  async #readLines(handle: FileHandle | null, emit: (json: string) => Promise<void>): Promise<void> {
+    if (handle === null) return;
+    const cutter = new LineCutter();
+    let position = this.#offset;
+    while (this.#live) {
+      const buf = Buffer.allocUnsafe(METRICS_CHUNK_BYTES);
+      const { bytesRead } = await handle.read(buf, 0, buf.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      const cut = cutter.push(buf.subarray(0, bytesRead));
+      if (cut.consumed === 0) continue;
+      this.#offset += cut.consumed;
+      this.#tail = joinTail(this.#tail, cut.tail, TAIL_CHECK_BYTES);
+      for (const piece of recordPieces(cut.text)) {
+        if (!this.#live) return;
+        await emit(piece);
       }
-      const data = buf.subarray(0, got);
-      if (!reset && (data.length < back || !data.subarray(0, back).equals(this.#tail.subarray(this.#tail.length - back)))) return { records: [], rewritten: true };
-      const fresh = data.subarray(back);
-      const end = fresh.lastIndexOf(0x0a) + 1; // past the last complete line
-      const records = parseLines(fresh.subarray(0, end).toString('utf8'));
-      this.#ino = st.ino;
-      this.#offset = from + end;
-      const consumed = data.subarray(0, back + end);
-      this.#tail = Buffer.from(consumed.subarray(Math.max(0, consumed.length - TAIL_CHECK_BYTES)));
-      return { records, rewritten: false };
-    } finally {
-      closeSync(fd);
     }
   }
 }
 
-function parseLines(text: string): MetricRecord[] {
-  const out: MetricRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const value = JSON.parse(line) as unknown;
-      if (value !== null && typeof value === 'object' && !Array.isArray(value)) out.push(value as MetricRecord);
-    } catch {
-      // a corrupt line: the trainer's reader skips it too
-    }
+async function openMetrics(run: RunEntry): Promise<FileHandle | null> {
+  const path = runFile(run, 'metrics.jsonl');
+  if (path === null) return null;
+  try {
+    return await open(path, 'r');
+  } catch {
+    return null;
   }
-  return out;
 }

@@ -4,12 +4,58 @@
  * say which file failed and why.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A temporary path in the same directory as `path`, so the final rename never crosses devices. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * The writing process's id in the name of an atomic write's temporary file, or null for any other
+ * name. Two writers make them: tempPathFor / writeFileAtomic (`.<name>.<pid>.<8 hex>.tmp`) and
+ * io/safetensors.ts saveSafetensors (`.<name>.tmp-<pid>-<base36 time>-<base36 random>`).
+ */
+export function tempFileWriterPid(fileName: string): number | null {
+  const m = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(fileName) ?? /^\..+\.tmp-(\d+)-[0-9a-z]+-[0-9a-z]*$/.exec(fileName);
+  return m ? Number(m[1]) : null;
+}
+
+/** Whether a process with this id is running (one we may not signal counts as running). */
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: unknown }).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files of atomic writes in `dir` whose writing process is gone (killed
+ * mid-write, they were never renamed into place nor removed). A live writer's files are kept, so
+ * a second process writing into the same directory is never disturbed. Returns the removed paths;
+ * a missing directory has none.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = tempFileWriterPid(name);
+    if (pid === null || processAlive(pid)) continue;
+    const path = join(dir, name);
+    removeQuietly(path);
+    removed.push(path);
+  }
+  return removed;
 }
 
 export function removeQuietly(path: string): void {

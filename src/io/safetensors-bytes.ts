@@ -11,10 +11,17 @@
  * reads F32, F16, BF16, F64 (converted to float32), I32, I64 (to int32, range-checked), I8/I16/U8
  * and BOOL. The file functions in safetensors.ts (atomic writes, reading tensor by tensor from a
  * file descriptor) are built on the header and tensor helpers here.
+ *
+ * Reading is strict, as the format's README asks of a reader: a header of at most
+ * MAX_HEADER_BYTES, valid UTF-8 beginning with '{', no key twice, at most MAX_TENSORS tensors,
+ * string metadata values, byte lengths that match dtype × shape, and tensors that index the data
+ * section exactly (no overlap, no gap, no trailing bytes: a file cannot hide a second payload).
+ * Every error is one line naming the file (`label`), the tensor or field, and what was expected.
  */
 import type { AnyModule, LoadStateDictResult } from '../nn/module.js';
 import { formatShape, shapeSize } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { describeValue, isJsonObject, parseScannedJson, quoteText, scanJson, truncateList } from './json.js';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -99,47 +106,152 @@ export function encodeHeaderLength(length: number): Uint8Array {
   return out;
 }
 
+/**
+ * Largest header accepted, in bytes. The reference implementation allows 100 MB; a TensorLM
+ * checkpoint's header is a few kilobytes and a large Hugging Face shard's about 1 MB, while a
+ * 29 MB header of 500,000 empty tensors took 5.2 s and 806 MB to parse before this cap.
+ */
+export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+/** Most tensors one file may hold (a 70B Llama has 723; a TensorLM checkpoint, 3 per parameter). */
+export const MAX_TENSORS = 65_536;
+/** Nesting of the header JSON: the top object, a tensor entry, its shape / data_offsets arrays. */
+const MAX_HEADER_DEPTH = 3;
+
 /** Checks the file size and the 8-byte length prefix; returns the header length. */
 export function decodeHeaderLength(prefix: Uint8Array, fileSize: number, label: string): number {
   if (fileSize < 8) throw new Error(`safetensors: ${label} is too short to be a safetensors file (${fileSize} bytes)`);
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(Math.min(fileSize - 8, 100_000_000))) throw new Error(`safetensors: ${label} has an invalid header length ${n} (file is ${fileSize} bytes)`);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new Error(`safetensors: ${label} has a header length of ${n} bytes, more than the limit of ${MAX_HEADER_BYTES} (MAX_HEADER_BYTES)`);
+  if (n > BigInt(fileSize - 8)) throw new Error(`safetensors: ${label} has an invalid header length ${n} (file is ${fileSize} bytes: truncated?)`);
+  if (n < 2n) throw new Error(`safetensors: ${label} has an invalid header length ${n} (a header is at least '{}')`);
   return Number(n);
 }
 
-/** Parses and validates the header JSON (the N bytes after the length prefix) of a file of `fileSize` bytes. */
+/**
+ * Parses and validates the header JSON (the N bytes after the length prefix) of a file of
+ * `fileSize` bytes, as the format requires: valid UTF-8 beginning with '{', no duplicate keys,
+ * `__metadata__` a string-to-string map, each tensor a supported dtype with a shape whose byte
+ * length matches its data_offsets, and the tensors covering the data section exactly — no
+ * overlap, no gap, no trailing bytes. At most MAX_TENSORS tensors.
+ */
 export function decodeHeader(headerBytes: Uint8Array, fileSize: number, label: string): SafetensorsHeader {
-  let json: unknown;
+  const fail = (what: string): never => {
+    throw new Error(`safetensors: ${label}: ${what}`);
+  };
+  let text: string;
   try {
-    json = JSON.parse(new TextDecoder('utf-8').decode(headerBytes));
-  } catch (error) {
-    throw new Error(`safetensors: ${label} has a header that is not valid JSON (${(error as Error).message})`);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
+  } catch {
+    return fail('the header is not valid UTF-8');
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`safetensors: ${label} header is not a JSON object`);
+  if (text.charCodeAt(0) !== 0x7b) fail(`the header must begin with '{', found ${quoteText(text.slice(0, 8))}`);
+  // Counted while scanning, before JSON.parse builds anything: tensors plus one __metadata__ key.
+  const problem = scanJson(text, { maxDepth: MAX_HEADER_DEPTH, maxTopLevelKeys: MAX_TENSORS + 1 });
+  if (problem !== null) fail(problem.startsWith('the top-level object has more than') ? `the header lists more than ${MAX_TENSORS} tensors (MAX_TENSORS)` : `header: invalid JSON: ${problem}`);
+  const json = parseScannedJson(text, `safetensors: ${label}: header`);
+  if (!isJsonObject(json)) return fail('the header is not a JSON object');
+  const count = Object.keys(json).length - (Object.prototype.hasOwnProperty.call(json, '__metadata__') ? 1 : 0);
+  if (count > MAX_TENSORS) fail(`the header lists more than ${MAX_TENSORS} tensors (MAX_TENSORS)`);
   const dataStart = 8 + headerBytes.length;
   const dataSize = fileSize - dataStart;
   const tensors: Record<string, SafetensorsEntry> = {};
   let metadata: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(json)) {
     if (name === '__metadata__') {
+      if (!isJsonObject(raw)) fail(`__metadata__ must be an object of strings, got ${describeValue(raw)}`);
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(`__metadata__ value of ${quoteText(k)} must be a string, got ${describeValue(v)}`);
+      }
       metadata = raw as Record<string, string>;
       continue;
     }
-    const e = raw as Partial<SafetensorsEntry>;
-    const where = `safetensors: ${label}: tensor '${name}'`;
-    if (typeof e !== 'object' || e === null || !(typeof e.dtype === 'string' && e.dtype in DTYPE_BYTES)) {
-      throw new Error(`${where} has unsupported dtype '${String(e?.dtype)}' (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    const where = { toString: () => `tensor ${quoteText(name)}` };
+    if (name === '__proto__') fail(`${where} cannot be read (the name is reserved in JavaScript objects)`);
+    if (!isJsonObject(raw)) return fail(`${where} must be an object with dtype, shape and data_offsets, got ${describeValue(raw)}`);
+    const e = raw as Partial<Record<keyof SafetensorsEntry, unknown>>;
+    if (!(typeof e.dtype === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_BYTES, e.dtype))) {
+      fail(`${where} has unsupported dtype ${typeof e.dtype === 'string' ? `'${e.dtype.slice(0, 20)}'` : describeValue(e.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
     }
-    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`${where} has an invalid shape ${JSON.stringify(e.shape)}`);
+    const dtype = e.dtype as SafetensorsDType;
+    const shape = e.shape;
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
+      fail(`${where} has an invalid shape (expected an array of non-negative integers, got ${Array.isArray(shape) ? `[${truncateList(shape.map((d) => describeValue(d)))}]` : describeValue(shape)})`);
+    }
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isInteger(o) && o >= 0) || off[1] < off[0] || off[1] > dataSize) {
-      throw new Error(`${where} has invalid data_offsets ${JSON.stringify(off)} (data section is ${dataSize} bytes)`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) || (off[1] as number) < (off[0] as number)) {
+      fail(`${where} has invalid data_offsets (expected [begin, end] with 0 <= begin <= end, got ${Array.isArray(off) ? `[${truncateList(off.map((o) => describeValue(o)))}]` : describeValue(off)})`);
     }
-    const expected = shapeSize(e.shape) * DTYPE_BYTES[e.dtype];
-    if (off[1] - off[0] !== expected) throw new Error(`${where}: ${off[1] - off[0]} bytes for ${e.dtype} shape ${formatShape(e.shape)}, expected ${expected}`);
-    tensors[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [off[0], off[1]] };
+    const [begin, end] = off as [number, number];
+    if (end > dataSize) fail(`${where} has data_offsets [${begin}, ${end}] beyond the data section of ${dataSize} bytes (truncated file?)`);
+    const dims = shape as number[];
+    const elements = dims.reduce((a, d) => a * d, 1);
+    const expected = elements * DTYPE_BYTES[dtype];
+    if (end - begin !== expected) {
+      const shown = dims.length > 8 ? `a ${dims.length}-dimensional shape` : `shape ${formatShape(dims)}`;
+      fail(`${where}: ${end - begin} bytes for ${dtype} ${shown}, expected ${expected}`);
+    }
+    tensors[name] = { dtype, shape: dims, data_offsets: [begin, end] };
   }
+  checkCoverage(tensors, dataSize, fail);
   return { tensors, metadata, dataStart };
+}
+
+/** The tensors must index the whole data section: sorted by offset, each begins where the last ended. */
+function checkCoverage(tensors: Record<string, SafetensorsEntry>, dataSize: number, fail: (what: string) => never): void {
+  const order = Object.keys(tensors).map((name) => ({ name, begin: tensors[name].data_offsets[0], end: tensors[name].data_offsets[1] }));
+  order.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let previous = '';
+  for (const { name, begin, end } of order) {
+    if (begin < at) fail(`tensor ${quoteText(name)} (bytes ${begin}..${end}) overlaps tensor ${quoteText(previous)} (which ends at ${at})`);
+    if (begin > at) fail(`bytes ${at}..${begin} of the data section belong to no tensor (a gap before tensor ${quoteText(name)})`);
+    at = end;
+    previous = name;
+  }
+  if (at !== dataSize) fail(`${dataSize - at} trailing bytes after the last tensor (the data section is ${dataSize} bytes, the tensors index ${at})`);
+}
+
+/** The value a self-digest field holds while the digest is computed (and when it is checked). */
+export const DIGEST_PLACEHOLDER = '0'.repeat(64);
+
+/**
+ * Byte position of the 64 hex digits of metadata field `key` in encoded header bytes, or null
+ * when the field is not there exactly once in its plain form `"key":"<64 hex>"`. Inside JSON
+ * strings quotes are escaped, so that text can only be the field itself.
+ */
+export function digestPosition(header: Uint8Array, key: string): number | null {
+  const pattern = utf8Encoder.encode(`${JSON.stringify(key)}:"`);
+  const find = (from: number): number => {
+    outer: for (let i = header.indexOf(pattern[0], from); i >= 0 && i + pattern.length <= header.length; i = header.indexOf(pattern[0], i + 1)) {
+      for (let k = 1; k < pattern.length; k++) if (header[i + k] !== pattern[k]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  const at = find(0);
+  if (at < 0 || find(at + 1) >= 0) return null;
+  const start = at + pattern.length;
+  if (start + 65 > header.length || header[start + 64] !== 0x22) return null;
+  for (let i = start; i < start + 64; i++) {
+    const c = header[i];
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return null;
+  }
+  return start;
+}
+
+/**
+ * What a self-digest (saveSafetensors' `selfDigestKey`) is the SHA-256 of: a copy of the whole
+ * file's bytes with the field's 64 hex digits read as '0'; null when the field is missing or not
+ * in its plain form. For bytes in memory (a browser digests them with WebCrypto).
+ */
+export function selfDigestInput(bytes: SafetensorsBytes, key: string): Uint8Array | null {
+  const b = asBytes(bytes);
+  const n = decodeHeaderLength(b.subarray(0, 8), b.length, 'data');
+  const at = digestPosition(b.subarray(8, 8 + n), key);
+  if (at === null) return null;
+  const copy = b.slice();
+  copy.set(utf8Encoder.encode(DIGEST_PLACEHOLDER), 8 + at);
+  return copy;
 }
 
 function halfToFloat(h: number): number {
@@ -222,7 +334,7 @@ export function parseSafetensors(bytes: SafetensorsBytes, options: { names?: rea
   const tensors: Record<string, Tensor> = {};
   for (const name of options.names ?? Object.keys(header.tensors)) {
     const e = header.tensors[name];
-    if (!e) throw new Error(`safetensors: ${label} has no tensor '${name}'`);
+    if (!e) throw new Error(`safetensors: ${label} has no tensor '${name.slice(0, 60)}'`);
     // A fresh, aligned copy (not b.slice: on a Node Buffer that is a view of the whole pool).
     const raw = new Uint8Array(e.data_offsets[1] - e.data_offsets[0]);
     raw.set(b.subarray(header.dataStart + e.data_offsets[0], header.dataStart + e.data_offsets[1]));

@@ -12,16 +12,22 @@
  * float32), I32, I64 (to int32, range-checked), I8/I16/U8 and BOOL, reading each tensor straight
  * from the file (no whole-file buffer, so multi-gigabyte checkpoints load).
  *
+ * `selfDigestKey` (used by TensorLM checkpoints) stores in the metadata a SHA-256 of the whole file,
+ * the header and metadata included, with the digest's own 64 characters read as '0'.
+ *
  * This file is the Node (file system) half; the format itself — header encoding and validation,
  * tensor decoding, module state with tied-weight aliases — lives in safetensors-bytes.ts, which
  * also reads and writes whole files held in memory (browsers).
  */
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { AnyModule, LoadStateDictResult } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
   checkLittleEndianHost,
+  DIGEST_PLACEHOLDER,
+  digestPosition,
   decodeHeader,
   decodeHeaderLength,
   decodeTensor,
@@ -36,7 +42,7 @@ import {
 } from './safetensors-bytes.js';
 
 export type { LoadedSafetensors, LoadModuleOptions, SafetensorsDType, SafetensorsEntry, SafetensorsHeader } from './safetensors-bytes.js';
-export { huggingFaceLlamaName } from './safetensors-bytes.js';
+export { huggingFaceLlamaName, MAX_HEADER_BYTES, MAX_TENSORS } from './safetensors-bytes.js';
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
@@ -45,14 +51,33 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   }
 }
 
+export interface SaveSafetensorsOptions {
+  /**
+   * A metadata key to hold the file's own SHA-256 (hex): of every byte of the file — length
+   * prefix, header with all its metadata, tensor data — with this field's 64 digits read as '0'.
+   * loadSafetensors recomputes it with the same option. The digest is computed in memory before
+   * the single write, so the file is still written once and atomically.
+   */
+  selfDigestKey?: string;
+}
+
 /** Writes `tensors` to `path` as safetensors, atomically (temporary file + rename). */
-export function saveSafetensors(path: string, tensors: Readonly<Record<string, Tensor>>, metadata: Readonly<Record<string, string>> = {}): void {
+export function saveSafetensors(path: string, tensors: Readonly<Record<string, Tensor>>, metadata: Readonly<Record<string, string>> = {}, options: SaveSafetensorsOptions = {}): void {
   checkLittleEndianHost();
-  const { header, order } = encodeHeader(tensors, metadata);
+  const key = options.selfDigestKey;
+  const { header, order } = encodeHeader(tensors, key === undefined ? metadata : { ...metadata, [key]: DIGEST_PLACEHOLDER });
+  const prefix = encodeHeaderLength(header.length);
+  if (key !== undefined) {
+    const at = digestPosition(header, key);
+    if (at === null) throw new Error(`saveSafetensors: cannot place the digest field '${key}' in the header of ${path}`);
+    const hash = createHash('sha256').update(prefix).update(header);
+    for (const [, t] of order) hash.update(tensorBytes(t));
+    header.set(Buffer.from(hash.digest('hex'), 'latin1'), at);
+  }
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`);
   const fd = openSync(tmp, 'wx');
   try {
-    writeAll(fd, encodeHeaderLength(header.length));
+    writeAll(fd, prefix);
     writeAll(fd, header);
     for (const [, t] of order) writeAll(fd, tensorBytes(t));
     fsyncSync(fd);
@@ -79,46 +104,74 @@ function readExactly(fd: number, target: Uint8Array, position: number, path: str
   }
 }
 
-function parseHeader(fd: number, path: string): SafetensorsHeader {
+function parseHeader(fd: number, path: string): { header: SafetensorsHeader; prefix: Uint8Array; headerBytes: Uint8Array } {
   const fileSize = fstatSync(fd).size;
-  const lengthBytes = new Uint8Array(8);
-  if (fileSize >= 8) readExactly(fd, lengthBytes, 0, path);
-  const n = decodeHeaderLength(lengthBytes, fileSize, path);
+  const prefix = new Uint8Array(8);
+  if (fileSize >= 8) readExactly(fd, prefix, 0, path);
+  const n = decodeHeaderLength(prefix, fileSize, path);
   const headerBytes = new Uint8Array(n);
   readExactly(fd, headerBytes, 8, path);
-  return decodeHeader(headerBytes, fileSize, path);
+  return { header: decodeHeader(headerBytes, fileSize, path), prefix, headerBytes };
 }
 
 /** The header of a safetensors file (names, dtypes, shapes, offsets, metadata) without reading any tensor. */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
   const fd = openSync(path, 'r');
   try {
-    return parseHeader(fd, path);
+    return parseHeader(fd, path).header;
   } finally {
     closeSync(fd);
   }
 }
 
+export interface LoadedSafetensorsFile extends LoadedSafetensors {
+  /** The validated header: each tensor's dtype as stored (F16 loads as float32), shape and offsets. */
+  header: SafetensorsHeader;
+  /**
+   * With `selfDigestKey`: the file's SHA-256 as saveSafetensors computes it, to compare with
+   * `metadata[selfDigestKey]`; null when that field is missing or not in its plain form.
+   */
+  selfDigest: string | null;
+}
+
 /**
  * Reads a safetensors file: every tensor (or only those named in `names`) as float32 / int32 /
  * bool tensors, plus the metadata. Each tensor is read straight from the file (no whole-file
- * buffer); for bytes already in memory see parseSafetensors (safetensors-bytes.ts).
+ * buffer); for bytes already in memory see parseSafetensors (safetensors-bytes.ts). With
+ * `selfDigestKey` every tensor is read (in file order) and the file's digest computed on the way.
  */
-export function loadSafetensors(path: string, options: { names?: readonly string[] } = {}): LoadedSafetensors {
+export function loadSafetensors(path: string, options: { names?: readonly string[]; selfDigestKey?: string } = {}): LoadedSafetensorsFile {
   checkLittleEndianHost();
   const fd = openSync(path, 'r');
   try {
-    const header = parseHeader(fd, path);
+    const { header, prefix, headerBytes } = parseHeader(fd, path);
+    const wanted = options.names ?? Object.keys(header.tensors);
+    for (const name of wanted) if (!Object.prototype.hasOwnProperty.call(header.tensors, name)) throw new Error(`safetensors: ${path} has no tensor '${name.slice(0, 60)}'`);
+    const key = options.selfDigestKey;
+    let hash: Hash | null = null;
+    if (key !== undefined && typeof header.metadata[key] === 'string') {
+      const at = digestPosition(headerBytes, key);
+      if (at !== null) {
+        const zeroed = headerBytes.slice();
+        zeroed.set(Buffer.from(DIGEST_PLACEHOLDER, 'latin1'), at);
+        hash = createHash('sha256').update(prefix).update(zeroed);
+      }
+    }
+    // With a digest, all tensors in file order (the header check guarantees they tile the data section).
+    const names = hash === null ? wanted : Object.keys(header.tensors).sort((a, b) => header.tensors[a].data_offsets[0] - header.tensors[b].data_offsets[0] || header.tensors[a].data_offsets[1] - header.tensors[b].data_offsets[1]);
+    const keep = new Set(wanted);
     const tensors: Record<string, Tensor> = {};
-    const names = options.names ?? Object.keys(header.tensors);
     for (const name of names) {
       const e = header.tensors[name];
-      if (!e) throw new Error(`safetensors: ${path} has no tensor '${name}'`);
       const raw = new Uint8Array(e.data_offsets[1] - e.data_offsets[0]);
       readExactly(fd, raw, header.dataStart + e.data_offsets[0], path);
-      tensors[name] = decodeTensor(raw, e, path, name);
+      hash?.update(raw);
+      if (keep.has(name)) tensors[name] = decodeTensor(raw, e, path, name);
     }
-    return { tensors, metadata: header.metadata };
+    // The requested order, as without a digest.
+    const ordered: Record<string, Tensor> = {};
+    for (const name of wanted) ordered[name] = tensors[name];
+    return { tensors: ordered, metadata: header.metadata, header, selfDigest: hash === null ? null : hash.digest('hex') };
   } finally {
     closeSync(fd);
   }

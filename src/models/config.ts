@@ -4,6 +4,18 @@
  */
 import type { RopePairing } from '../ops/rotary.js';
 import type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
+import { escapeControls } from '../io/json.js';
+
+/** A value for a config error message: short (a string cut to 40 characters), one line, never "[object Object]". */
+function shown(value: unknown): string {
+  if (typeof value === 'string') {
+    const text = escapeControls(value);
+    return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  }
+  if (Array.isArray(value)) return `an array of ${value.length} item${value.length === 1 ? '' : 's'}`;
+  if (value !== null && typeof value === 'object') return 'an object';
+  return String(value);
+}
 
 export type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
 export type PosKind = 'learned' | 'sinusoidal' | 'rope';
@@ -166,7 +178,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   const positiveInts: (keyof TransformerConfig)[] = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKvHeads', 'dFF', 'maxSeqLen'];
   for (const key of positiveInts) {
     const v = c[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${shown(v)}`);
   }
   const ints = positiveInts.every((k) => Number.isInteger(c[k]) && (c[k] as number) > 0);
   if (ints) {
@@ -178,18 +190,18 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
     if (c.pos === 'sinusoidal' && c.dModel % 2 !== 0) problems.push(`pos 'sinusoidal' needs an even dModel, got ${c.dModel}`);
   }
   const oneOf = (key: keyof TransformerConfig, allowed: readonly string[]) => {
-    if (!allowed.includes(c[key] as string)) problems.push(`${key} must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got '${String(c[key])}'`);
+    if (!allowed.includes(c[key] as string)) problems.push(`${key} must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got '${shown(c[key])}'`);
   };
   oneOf('norm', ['layer', 'rms']);
   oneOf('mlp', ['gelu', 'swiglu']);
   oneOf('pos', ['learned', 'sinusoidal', 'rope']);
   oneOf('ropePairing', ['half', 'interleaved']);
   oneOf('normPlacement', ['pre', 'post']);
-  for (const key of ['tieWeights', 'bias'] as const) if (typeof c[key] !== 'boolean') problems.push(`${key} must be true or false, got ${String(c[key])}`);
-  if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${String(c.dropout)}`);
-  if (!(typeof c.ropeTheta === 'number' && c.ropeTheta > 0)) problems.push(`ropeTheta must be positive, got ${String(c.ropeTheta)}`);
-  if (!(typeof c.normEps === 'number' && c.normEps >= 0)) problems.push(`normEps must be non-negative, got ${String(c.normEps)}`);
-  if (!(typeof c.initStd === 'number' && c.initStd >= 0)) problems.push(`initStd must be non-negative, got ${String(c.initStd)}`);
+  for (const key of ['tieWeights', 'bias'] as const) if (typeof c[key] !== 'boolean') problems.push(`${key} must be true or false, got ${shown(c[key])}`);
+  if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${shown(c.dropout)}`);
+  if (!(typeof c.ropeTheta === 'number' && c.ropeTheta > 0)) problems.push(`ropeTheta must be positive, got ${shown(c.ropeTheta)}`);
+  if (!(typeof c.normEps === 'number' && c.normEps >= 0)) problems.push(`normEps must be non-negative, got ${shown(c.normEps)}`);
+  if (!(typeof c.initStd === 'number' && c.initStd >= 0)) problems.push(`initStd must be non-negative, got ${shown(c.initStd)}`);
   if (input.mup !== undefined && input.mup !== null) c.mup = resolveMup(input.mup, c, problems);
   if (problems.length > 0) throw new Error(`TransformerConfig: ${problems.join('; ')}`);
   return c;
@@ -202,7 +214,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
  */
 function resolveMup(input: MupConfigInput, c: TransformerConfig, problems: string[]): MupConfig {
   if (typeof input !== 'object' || Array.isArray(input)) {
-    problems.push(`mup must be an object like { baseWidth: 128 } or null, got ${JSON.stringify(input)}`);
+    problems.push(`mup must be an object like { baseWidth: 128 } or null, got ${shown(input)}`);
     return input as MupConfig;
   }
   for (const key of Object.keys(input)) {
@@ -219,17 +231,17 @@ function resolveMup(input: MupConfigInput, c: TransformerConfig, problems: strin
     zeroInitReadout: input.zeroInitReadout ?? false,
     weightDecay: input.weightDecay ?? 'with-lr',
   };
-  if (typeof baseWidth !== 'number' || !Number.isInteger(baseWidth) || baseWidth <= 0) problems.push(`mup.baseWidth must be a positive integer (the base model's dModel), got ${String(baseWidth)}`);
+  if (typeof baseWidth !== 'number' || !Number.isInteger(baseWidth) || baseWidth <= 0) problems.push(`mup.baseWidth must be a positive integer (the base model's dModel), got ${shown(baseWidth)}`);
   for (const key of ['baseFFWidth', 'baseHeadDim'] as const) {
     const v = m[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`mup.${key} must be a positive number, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`mup.${key} must be a positive number, got ${shown(v)}`);
   }
   for (const key of ['inputMultiplier', 'outputMultiplier'] as const) {
     const v = m[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`mup.${key} must be a positive number, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`mup.${key} must be a positive number, got ${shown(v)}`);
   }
-  for (const key of ['zeroInitQuery', 'zeroInitReadout'] as const) if (typeof m[key] !== 'boolean') problems.push(`mup.${key} must be true or false, got ${String(m[key])}`);
-  if (m.weightDecay !== 'with-lr' && m.weightDecay !== 'independent') problems.push(`mup.weightDecay must be 'with-lr' or 'independent', got '${String(m.weightDecay)}'`);
+  for (const key of ['zeroInitQuery', 'zeroInitReadout'] as const) if (typeof m[key] !== 'boolean') problems.push(`mup.${key} must be true or false, got ${shown(m[key])}`);
+  if (m.weightDecay !== 'with-lr' && m.weightDecay !== 'independent') problems.push(`mup.weightDecay must be 'with-lr' or 'independent', got '${shown(m.weightDecay)}'`);
   if (m.zeroInitReadout === true && c.tieWeights) problems.push('mup.zeroInitReadout needs an untied readout (tieWeights: false): the tied readout is the token embedding, which would zero the input too');
   return Object.freeze(m);
 }

@@ -38,9 +38,33 @@ export function argmax(values: ArrayLike<number>, start = 0, length = values.len
   return best;
 }
 
-/** Samples one token id from a row of logits values[start .. start+length−1]. */
+/** `row r` when the row starts at a multiple of its length (sampleNext's rows), else its offset. */
+function describeRow(start: number, length: number): string {
+  return length > 0 && start % length === 0 ? `row ${start / length}` : `row at offset ${start}`;
+}
+
+/**
+ * Throws a RangeError naming the row unless a token can be chosen from it: no NaN or +Infinity
+ * (a diverged model; PyTorch's multinomial refuses them too), and not every value −Infinity
+ * (every token masked out). Without it, such a row silently gave the last (or first) id.
+ */
+export function checkLogitsRow(values: ArrayLike<number>, start = 0, length = values.length - start): void {
+  let allMasked = true;
+  for (let i = 0; i < length; i++) {
+    const v = values[start + i];
+    if (v !== v || v === Infinity) throw new RangeError(`sampling: ${describeRow(start, length)} of the logits holds ${v} at index ${i} (of ${length}); the model's output is not finite`);
+    if (v !== -Infinity) allMasked = false;
+  }
+  if (allMasked) throw new RangeError(`sampling: ${describeRow(start, length)} of the logits ${length === 0 ? 'is empty' : 'is all -Infinity (every token is masked out)'}; no token can be chosen`);
+}
+
+/**
+ * Samples one token id from a row of logits values[start .. start+length−1]. A row with NaN or
+ * +Infinity, or only −Infinity, is an error (see checkLogitsRow), for greedy decoding too.
+ */
 export function sampleToken(values: ArrayLike<number>, options: SamplingOptions = {}, start = 0, length = values.length - start): number {
   const { temperature = 1, topK = null, topP = null } = options;
+  checkLogitsRow(values, start, length);
   if (temperature === 0) return argmax(values, start, length);
   const gen = options.generator ?? defaultGenerator;
   const logits = new Float64Array(length);
@@ -51,6 +75,8 @@ export function sampleToken(values: ArrayLike<number>, options: SamplingOptions 
   }
   let max = -Infinity;
   for (let i = 0; i < length; i++) if (logits[i] > max) max = logits[i];
+  // A temperature so small that logits / temperature overflows: its limit, greedy.
+  if (!Number.isFinite(max)) return argmax(values, start, length);
   const probs = new Float64Array(length);
   let total = 0;
   for (let i = 0; i < length; i++) {

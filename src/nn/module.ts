@@ -424,10 +424,10 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
       }
     }
     if (strict) {
-      if (missingKeys.length > 0) errors.push(`missing key(s) in state dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}`);
-      if (unexpectedKeys.length > 0) errors.push(`unexpected key(s) in state dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}`);
+      if (missingKeys.length > 0) errors.push(`missing key(s) in state dict: ${listKeys(missingKeys)}`);
+      if (unexpectedKeys.length > 0) errors.push(`unexpected key(s) in state dict: ${listKeys(unexpectedKeys)}`);
     }
-    if (errors.length > 0) throw new Error(`loadStateDict: ${errors.join('; ')}`);
+    if (errors.length > 0) throw new Error(`loadStateDict: ${listProblems(errors)}`);
     noGrad(() => {
       for (const [name, target] of entries) {
         const source = Object.prototype.hasOwnProperty.call(dict, name) ? dict[name] : undefined;
@@ -466,4 +466,17 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this.toString();
   }
+}
+
+// nn sits below io (docs/architecture.md), so these two small message helpers are its own.
+
+/** Keys for a message: quoted, each cut to 60 characters, at most three, then "… and N more". */
+function listKeys(keys: readonly string[], max = 3): string {
+  const shown = keys.slice(0, max).map((k) => JSON.stringify(k.length > 60 ? `${k.slice(0, 60)}…` : k));
+  return keys.length > max ? `${shown.join(', ')} … and ${keys.length - max} more` : shown.join(', ');
+}
+
+/** The first three problems, then "… and N more problems": a message stays a few hundred characters. */
+function listProblems(problems: readonly string[], max = 3): string {
+  return problems.length > max ? `${problems.slice(0, max).join('; ')}; … and ${problems.length - max} more problems` : problems.join('; ');
 }

@@ -80,7 +80,8 @@ export function toLogData(points: readonly ScalingPoint[]): LogData {
     for (const key of ['N', 'D', 'loss'] as const) {
       const v = p[key];
       if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {
-        throw new RangeError(`scaling fit: point ${i} has ${key} = ${String(v)}; expected a finite positive number`);
+        const line = (p as { line?: unknown }).line;
+        throw new RangeError(`scaling fit: point ${i}${typeof line === 'number' ? ` (CSV line ${line})` : ''} has ${key} = ${String(v)}; expected a finite positive number`);
       }
     }
     lnN[i] = Math.log(p.N);
@@ -187,6 +188,8 @@ export interface Approach3Fit extends ScalingLaw {
   best: { start: number[]; iterations: number; evaluations: number; reason: LbfgsStopReason; gradNorm: number };
   /** The lowest-objective starts, best first (at most keepBestStarts). */
   bestStarts: StartOutcome[];
+  /** Fitted exponents outside SANE_EXPONENT_RANGE, one sentence each (exponentWarnings); empty when sane. */
+  warnings: string[];
 }
 
 function checkPointCount(n: number): void {
@@ -194,10 +197,69 @@ function checkPointCount(n: number): void {
   if (n < 5) throw new RangeError(`scaling fit: need at least 5 runs to fit E, A, B, α, β; got ${n}`);
 }
 
+/** Fewest distinct N (and D) values that identify A and α (B and β); see checkDesign. */
+export const MIN_DISTINCT_VALUES = 3;
+
+/** Distinct values of `xs`, counting values within a relative 1e-9 as one (CSV round-off). */
+function distinctValues(xs: Float64Array): number[] {
+  const sorted = Array.from(xs).sort((x, y) => x - y);
+  const out: number[] = [];
+  for (const x of sorted) if (out.length === 0 || x - out[out.length - 1] > 1e-9 * Math.abs(x)) out.push(x);
+  return out;
+}
+
+/**
+ * Throws unless the runs can identify the exponents. The N term A/N^α only shows in differences
+ * of the loss between distinct N (a constant goes into E): k distinct N give k − 1 differences,
+ * and A and α need 2, so at least 3 distinct N; the same for D with B and β. With fewer, L-BFGS
+ * still returns numbers — e.g. α = −0.03 from 30 copies of one run — that mean nothing.
+ */
+export function checkDesign(data: LogData): void {
+  const problems: string[] = [];
+  for (const [key, logs, pair] of [['N', data.lnN, 'A and α'], ['D', data.lnD, 'B and β']] as const) {
+    const values = distinctValues(logs).map((x) => Math.exp(x));
+    if (values.length < MIN_DISTINCT_VALUES) {
+      problems.push(`${values.length} distinct ${key} (${values.map((v) => v.toPrecision(4)).join(', ')}) where ${pair} need at least ${MIN_DISTINCT_VALUES}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new RangeError(`scaling fit: the runs cannot identify the exponents: ${problems.join('; ')}. Add runs at more model sizes and token counts`);
+  }
+}
+
+/** The exponents a fit may report without a warning: published fits lie well inside (Chinchilla α 0.34, β 0.28; Kaplan 0.076, 0.095). */
+export const SANE_EXPONENT_RANGE = Object.freeze({ min: 0, max: 2 });
+
+/**
+ * Warnings about a fitted law whose exponents are outside SANE_EXPONENT_RANGE: α or β ≤ 0 (the
+ * loss does not fall with more N or D: no extrapolation and no compute-optimal allocation), or
+ * above the range (steeper than any published law, and than the start grid). Empty when sane.
+ */
+export function exponentWarnings(law: Pick<ScalingLaw, 'alpha' | 'beta'>): string[] {
+  const warnings: string[] = [];
+  for (const [name, value, what] of [['α', law.alpha, 'parameters N'], ['β', law.beta, 'training tokens D']] as const) {
+    if (!(value > SANE_EXPONENT_RANGE.min)) {
+      warnings.push(`${name} = ${value.toPrecision(3)} ≤ 0: the fitted loss does not fall with more ${what}, so the law cannot be extrapolated (too few, too noisy or too narrow runs?)`);
+    } else if (value > SANE_EXPONENT_RANGE.max) {
+      warnings.push(`${name} = ${value.toPrecision(3)} > ${SANE_EXPONENT_RANGE.max}: far steeper than published fits (0.07–0.8); check the runs before trusting it`);
+    }
+  }
+  return warnings;
+}
+
+function checkStarts(starts: readonly (Float64Array | readonly number[])[]): void {
+  if (starts.length === 0) throw new RangeError('scaling fit: starts must not be empty');
+  for (const start of starts) {
+    if (start.length !== 5 || !Array.from(start).every(Number.isFinite)) {
+      throw new RangeError(`scaling fit: each start must be 5 finite numbers [a, b, e, alpha, beta], got [${Array.from(start).join(', ')}]`);
+    }
+  }
+}
+
 function fitLogData(data: LogData, options: Approach3Options): Approach3Fit {
   const delta = options.delta ?? DEFAULT_HUBER_DELTA;
   const starts = options.starts ?? gridStarts();
-  if (starts.length === 0) throw new RangeError('scaling fit: starts must not be empty');
+  checkStarts(starts);
   const keep = options.keepBestStarts ?? 32;
   if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`scaling fit: keepBestStarts must be a non-negative integer, got ${keep}`);
   const lbfgsOptions = { ...DEFAULT_FIT_LBFGS, ...options.lbfgs };
@@ -208,9 +270,6 @@ function fitLogData(data: LogData, options: Approach3Options): Approach3Fit {
   let bestStart: number[] = [];
   let converged = 0;
   for (const start of starts) {
-    if (start.length !== 5 || !Array.from(start).every(Number.isFinite)) {
-      throw new RangeError(`scaling fit: each start must be 5 finite numbers [a, b, e, alpha, beta], got [${Array.from(start).join(', ')}]`);
-    }
     const r = lbfgs(objective, start, lbfgsOptions);
     if (r.converged) converged++;
     outcomes.push({ start: Array.from(start), loss: r.f });
@@ -247,13 +306,22 @@ function fitLogData(data: LogData, options: Approach3Options): Approach3Fit {
     convergedStarts: converged,
     best: { start: bestStart, iterations: best.iterations, evaluations: best.evaluations, reason: best.reason, gradNorm: best.gradNorm },
     bestStarts: ranked,
+    warnings: exponentWarnings({ alpha, beta }),
   };
 }
 
-/** Fits L(N, D) = E + A/N^α + B/D^β by Hoffmann et al.'s method (the full 4,500-start grid unless `starts` is given). */
+/**
+ * Fits L(N, D) = E + A/N^α + B/D^β by Hoffmann et al.'s method (the full 4,500-start grid unless
+ * `starts` is given). Runs that cannot identify the exponents (fewer than MIN_DISTINCT_VALUES
+ * distinct N or D) are an error, not a fit; a fitted exponent outside SANE_EXPONENT_RANGE is
+ * returned with `warnings` (see exponentWarnings).
+ */
 export function fitApproach3(points: readonly ScalingPoint[], options: Approach3Options = {}): Approach3Fit {
   const data = toLogData(points);
   checkPointCount(points.length);
+  approach3Objective(data, options.delta ?? DEFAULT_HUBER_DELTA); // checks delta
+  if (options.starts !== undefined) checkStarts(options.starts);
+  checkDesign(data);
   return fitLogData(data, options);
 }
 

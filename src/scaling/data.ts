@@ -21,6 +21,19 @@
  */
 import { parse } from 'csv-parse/sync';
 import { readTextFile } from '../data/files.js';
+import { escapeControls, truncateList, truncateMessage } from '../io/json.js';
+
+/** A cell or column name for a message: quoted, control characters escaped, cut to 40 characters. */
+function cellText(cell: string): string {
+  const text = escapeControls(cell);
+  return text.length > 40 ? `'${text.slice(0, 40)}…' (${cell.length} characters)` : `'${text}'`;
+}
+/** A cell that reads as a number, unquoted, cut to 40 characters (a 5-million-digit cell stays short). */
+function numberText(cell: string): string {
+  return cell.length > 40 ? `${cell.slice(0, 40)}… (${cell.length} characters)` : cell;
+}
+/** Column names for a message: at most eight, each cut. */
+const columnList = (names: readonly string[]): string => truncateList(names.map(cellText), 8);
 
 export interface Run {
   N: number;
@@ -75,7 +88,7 @@ function normalise(name: string): string {
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function findColumn(header: readonly string[], role: RunRole, explicit: string | undefined, required: boolean): number | null {
-  const list = header.map((h) => `'${h}'`).join(', ');
+  const list = columnList(header);
   if (explicit !== undefined) {
     let index = header.indexOf(explicit);
     if (index < 0) {
@@ -83,12 +96,12 @@ function findColumn(header: readonly string[], role: RunRole, explicit: string |
       const matches = header.flatMap((h, i) => (normalise(h) === normalise(explicit) ? [i] : []));
       if (matches.length === 1) index = matches[0];
     }
-    if (index < 0) throw new Error(`the ${WHAT[role]} column '${explicit}' (${FLAG[role]}) is not in the CSV; its columns are ${list}`);
+    if (index < 0) throw new Error(`the ${WHAT[role]} column ${cellText(explicit)} (${FLAG[role]}) is not in the CSV; its columns are ${list}`);
     return index;
   }
   const matches = header.flatMap((h, i) => (COLUMN_ALIASES[role].includes(normalise(h)) ? [i] : []));
   if (matches.length > 1) {
-    throw new Error(`several columns could be the ${WHAT[role]}: ${matches.map((i) => `'${header[i]}'`).join(', ')}; choose one with ${FLAG[role]}`);
+    throw new Error(`several columns could be the ${WHAT[role]}: ${columnList(matches.map((i) => header[i]))}; choose one with ${FLAG[role]}`);
   }
   if (matches.length === 0) {
     if (!required) return null;
@@ -105,14 +118,14 @@ export function parseRunsCsv(text: string, options: LoadRunsOptions = {}, source
   try {
     records = parse(text, { bom: true, info: true, skip_empty_lines: true, trim: true }) as unknown as { record: string[]; info: { lines: number } }[];
   } catch (error) {
-    throw new Error(`cannot parse ${source}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`cannot parse ${source}: ${truncateMessage(error instanceof Error ? error.message : String(error), 200)}`);
   }
   if (records.length === 0) throw new Error(`${source} is empty: expected a header row and one row per run`);
   const header = records[0].record;
   const seen = new Set<string>();
   for (const h of header) {
     if (h === '') throw new Error(`${source}: the header has an empty column name`);
-    if (seen.has(h)) throw new Error(`${source}: the header names column '${h}' twice`);
+    if (seen.has(h)) throw new Error(`${source}: the header names column ${cellText(h)} twice`);
     seen.add(h);
   }
   const format = header.length === SWEEP_HEADER.length && SWEEP_HEADER.every((h, i) => header[i] === h) ? 'tensorlm-sweep' : 'csv';
@@ -127,7 +140,7 @@ export function parseRunsCsv(text: string, options: LoadRunsOptions = {}, source
     throw where(error as Error);
   }
   if (iD === null && iC === null) {
-    throw new Error(`${source}: need a training-tokens (D) or a training-FLOPs (C) column, found neither among ${header.map((h) => `'${h}'`).join(', ')}; name one with --d-col or --c-col`);
+    throw new Error(`${source}: need a training-tokens (D) or a training-FLOPs (C) column, found neither among ${columnList(header)}; name one with --d-col or --c-col`);
   }
   const used = [iN, iLoss, iD, iC].filter((i): i is number => i !== null);
   if (new Set(used).size !== used.length) throw new Error(`${source}: one column was chosen for two roles (N, D, C, loss must be different columns)`);
@@ -139,16 +152,19 @@ export function parseRunsCsv(text: string, options: LoadRunsOptions = {}, source
     const value = (index: number, role: RunRole): number => {
       const cell = record[index];
       if (cell === '' || !NUMBER.test(cell)) {
-        throw new Error(`${source} line ${line}: column '${header[index]}' (${WHAT[role]}) must be a positive number, got ${cell === '' ? 'an empty cell' : `'${cell}'`}`);
+        throw new Error(`${source} line ${line}: column ${cellText(header[index])} (${WHAT[role]}) must be a positive number, got ${cell === '' ? 'an empty cell' : cellText(cell)}`);
       }
       const v = Number(cell);
-      if (!(v > 0) || !Number.isFinite(v)) throw new Error(`${source} line ${line}: column '${header[index]}' (${WHAT[role]}) must be a finite positive number, got ${cell}`);
+      if (!(v > 0) || !Number.isFinite(v)) throw new Error(`${source} line ${line}: column ${cellText(header[index])} (${WHAT[role]}) must be a finite positive number, got ${numberText(cell)}`);
       return v;
     };
     const N = value(iN, 'N');
     const loss = value(iLoss, 'loss');
     const D = iD !== null ? value(iD, 'D') : value(iC as number, 'C') / (6 * N);
     const C = iC !== null ? value(iC, 'C') : 6 * N * D;
+    // A derived value can overflow to Infinity or underflow to 0 although its inputs are fine.
+    if (!(D > 0) || !Number.isFinite(D)) throw new Error(`${source} line ${line}: D = C/(6N) = ${D} is not a finite positive number (C = ${numberText(record[iC as number])}, N = ${numberText(record[iN])})`);
+    if (!(C > 0) || !Number.isFinite(C)) throw new Error(`${source} line ${line}: C = 6ND = ${C} is not a finite positive number (N = ${numberText(record[iN])}, D = ${numberText(record[iD as number])})`);
     runs.push({ N, D, C, loss, line });
   }
   if (runs.length === 0) throw new Error(`${source} has a header but no runs`);

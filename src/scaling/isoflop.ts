@@ -194,13 +194,19 @@ function groupRuns<R extends IsoflopRun>(runs: readonly R[], options: IsoflopOpt
   };
 }
 
+/** ` (CSV line k)` for a run read from a CSV (data.ts Run.line), else nothing. */
+function lineOf(run: object): string {
+  const line = (run as { line?: unknown }).line;
+  return typeof line === 'number' ? ` (CSV line ${line})` : '';
+}
+
 export function fitApproach2<R extends IsoflopRun>(runs: readonly R[], options: IsoflopOptions = {}): Approach2Result<R> {
   const tolerance = options.tolerance ?? 0.05;
   if (!(tolerance > 0) || !Number.isFinite(tolerance)) throw new RangeError(`isoflop: tolerance must be a finite positive number of decades, got ${tolerance}`);
   runs.forEach((r, i) => {
     for (const key of ['N', 'D', 'C', 'loss'] as const) {
       const v = r[key];
-      if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new RangeError(`isoflop: run ${i} has ${key} = ${String(v)}; expected a finite positive number`);
+      if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new RangeError(`isoflop: run ${i}${lineOf(r)} has ${key} = ${String(v)}; expected a finite positive number`);
     }
   });
   const { groups, unassigned } = groupRuns(runs, options, tolerance);

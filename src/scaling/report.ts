@@ -55,6 +55,8 @@ export interface Approach3Report {
   /** Why there is no compute-optimal allocation although a budget was given (α or β ≤ 0). */
   computeOptimalError: string | null;
   bootstrap: BootstrapReport | null;
+  /** A fitted exponent outside the sane range (chinchilla.ts exponentWarnings), one sentence each. */
+  warnings: string[];
 }
 
 /** The bootstrap as fit.json holds it: its intervals without the per-resample fits, and its wall time. */
@@ -116,7 +118,13 @@ export function runScalingFit(options: ScalingFitOptions): ScalingFitResult {
   let a3: Approach3Report | null = null;
   if (approach !== '2') {
     let t = performance.now();
-    fit = fitApproach3(runs, { keepBestStarts: typeof options.bootstrapStarts === 'number' ? Math.max(32, options.bootstrapStarts) : 32 });
+    try {
+      fit = fitApproach3(runs, { keepBestStarts: typeof options.bootstrapStarts === 'number' ? Math.max(32, options.bootstrapStarts) : 32 });
+    } catch (error) {
+      // Name the file: the fit's own messages know only the runs (and their CSV lines).
+      if (error instanceof RangeError) throw new RangeError(`${table.source}: ${error.message}`);
+      throw error;
+    }
     const fitSeconds = (performance.now() - t) / 1000;
     let optimal: ComputeOptimal | null = null;
     let optimalError: string | null = null;
@@ -160,12 +168,18 @@ export function runScalingFit(options: ScalingFitOptions): ScalingFitResult {
       computeOptimal: optimal,
       computeOptimalError: optimalError,
       bootstrap: bootstrapReport,
+      warnings: fit.warnings,
     };
   }
   let approach2: Approach2Result<Run> | null = null;
   let a2: Approach2Report | null = null;
   if (approach !== '3') {
-    approach2 = fitApproach2(runs, { budgets: options.budgets, tolerance: options.budgetTolerance });
+    try {
+      approach2 = fitApproach2(runs, { budgets: options.budgets, tolerance: options.budgetTolerance });
+    } catch (error) {
+      if (error instanceof RangeError) throw new RangeError(`${table.source}: ${error.message}`);
+      throw error;
+    }
     a2 = {
       tolerance: approach2.tolerance,
       grouping: options.budgets !== undefined ? `runs assigned to the nearest given budget within ${approach2.tolerance} decades` : `runs bucketed by C, each bucket spanning at most ${approach2.tolerance} decades`,

@@ -92,12 +92,40 @@ export function isDenseRun(shape: Shape, strides: readonly number[]): boolean {
   return true;
 }
 
+/**
+ * Most elements one tensor may hold: 2^31 − 1, the int32 range of the element indices kernels
+ * compute (8 GiB of float32). A larger shape is almost always a mistake (a token count passed as a
+ * dimension); without this limit it would fail inside V8 with 'Invalid typed array length'.
+ */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
+/**
+ * Throws a RangeError naming `op` and the shape unless every dimension is a non-negative safe
+ * integer and the element count is at most MAX_TENSOR_ELEMENTS.
+ */
 export function checkShape(shape: Shape, op: string): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) {
+    if (!Number.isSafeInteger(d) || d < 0) {
       throw new RangeError(`${op}: invalid shape ${formatShape(shape)} (dimensions must be non-negative integers)`);
     }
   }
+  const size = shapeSize(shape);
+  if (size > MAX_TENSOR_ELEMENTS) {
+    throw new RangeError(`${op}: shape ${formatShape(shape)} has ${size} elements, more than the limit of ${MAX_TENSOR_ELEMENTS} (MAX_TENSOR_ELEMENTS)`);
+  }
+}
+
+/**
+ * The element count of a shape about to be allocated: shapeSize, plus one integer comparison that
+ * sends anything outside [0, MAX_TENSOR_ELEMENTS] (or fractional, or NaN) to checkShape's error.
+ */
+export function allocationSize(shape: Shape, op: string): number {
+  const size = shapeSize(shape);
+  if ((size | 0) !== size || size < 0) {
+    checkShape(shape, op);
+    throw new RangeError(`${op}: invalid shape ${formatShape(shape)} (${size} elements)`);
+  }
+  return size;
 }
 
 // ---- strided iteration ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import * as red from '../ops/reduce.js';
 import { logSoftmax, softmax } from '../ops/softmax.js';
 import * as views from '../ops/views.js';
 import { allocate, allocateUninitialized, type DType, type TypedArray } from './dtype.js';
-import { contiguousStrides, formatShape, isContiguous, shapeSize, type Shape } from './shape.js';
+import { allocationSize, contiguousStrides, formatShape, isContiguous, shapeSize, type Shape } from './shape.js';
 import { formatTensor } from './format.js';
 
 export type TensorLike = Tensor | number;
@@ -57,12 +57,12 @@ export class Tensor {
 
   /** A new contiguous tensor of zeros (the op layer's allocation primitive). */
   static empty(shape: Shape, dtype: DType = 'float32'): Tensor {
-    return new Tensor(allocate(dtype, shapeSize(shape)), shape);
+    return new Tensor(allocate(dtype, allocationSize(shape, 'Tensor.empty')), shape);
   }
 
   /** A new contiguous tensor with unspecified contents, for op outputs a kernel fully overwrites. */
   static uninitialized(shape: Shape, dtype: DType = 'float32'): Tensor {
-    return new Tensor(allocateUninitialized(dtype, shapeSize(shape)), shape);
+    return new Tensor(allocateUninitialized(dtype, allocationSize(shape, 'Tensor.uninitialized')), shape);
   }
 
   // ---- metadata -------------------------------------------------------------------------------
@@ -189,7 +189,14 @@ export class Tensor {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this.toString();
   }
-  /** A converted copy (or this tensor when the dtype already matches), like `tensor.to(dtype)`. */
+  /**
+   * A converted copy (or this tensor when the dtype already matches), like `tensor.to(dtype)`.
+   * As in PyTorch, a conversion is not checked element by element: float → int32 truncates toward
+   * zero, and NaN, ±Infinity or values outside int32's range come out as JavaScript's ToInt32 makes
+   * them (NaN → 0, 2^32 + k → k); → bool is `value !== 0` (NaN → true). Check the values first (a
+   * comparison with the range, `x.ne(x)` for NaN) where such values may occur. Creating a tensor from JS numbers
+   * (`tensor`, `full`, `arange`, …) checks instead and throws.
+   */
   to(dtype: DType): Tensor {
     return ew.cast(this, dtype);
   }

@@ -14,7 +14,7 @@
  */
 import { compareBytes, concatBytes, bytesKey, utf8Encode } from './bytes.js';
 import { MAX_TOKEN_ID, pairKey } from './bpe-merge.js';
-import { compilePattern, compileSpecialMatcher, forEachPiece, splitOnSpecial } from './pretokenize.js';
+import { compileSpecialMatcher, forEachPiece, resolveAny, splitOnSpecial, type Pretokenizer, type PretokenizerSpec } from './pretokenize.js';
 
 export interface TrainedBPE {
   /** Bytes of each ordinary token by id: ids 0–255 are the single bytes, merges follow. */
@@ -23,9 +23,17 @@ export interface TrainedBPE {
   merges: Array<[number, number, number]>;
 }
 
-/** Counts of pre-tokens over all texts; special tokens only separate text and are not counted. */
-export function countPretokens(texts: Iterable<string>, pattern: string, specialTokens: readonly string[]): Map<string, number> {
-  const regex = compilePattern(pattern);
+/**
+ * Counts of pre-tokens over all texts; special tokens only separate text and are not counted.
+ * The pre-tokenizer is the one encoding uses (a pattern string resolves as in `resolvePretokenizer`:
+ * a built-in's exact pattern selects the built-in, any other runs on RE2).
+ */
+export function countPretokens(
+  texts: Iterable<string>,
+  pretokenizer: string | PretokenizerSpec | Pretokenizer,
+  specialTokens: readonly string[],
+): Map<string, number> {
+  const pre = resolveAny(pretokenizer);
   const special = compileSpecialMatcher(specialTokens);
   const counts = new Map<string, number>();
   const add = (piece: string): void => {
@@ -35,7 +43,7 @@ export function countPretokens(texts: Iterable<string>, pattern: string, special
     splitOnSpecial(
       text,
       special,
-      (chunk) => forEachPiece(chunk, regex, add),
+      (chunk) => forEachPiece(chunk, pre, add),
       () => {},
     );
   }

@@ -6,12 +6,24 @@
  * read and write GPT-2's vocab.json + merges.txt, whose token spelling (bytes mapped to
  * printable characters, 'Ġ' for space) the JSON format reuses.
  */
-import { readJsonFile, readTextFile, writeFileAtomic } from '../data/files.js';
-import { applyMerges, MAX_TOKEN_ID, pairKey, type MergeTable } from './bpe-merge.js';
+import { readTextFile, writeFileAtomic } from '../data/files.js';
+import { applyMerges, pairKey, type MergeTable } from './bpe-merge.js';
 import { countPretokens, trainBPEFromCounts } from './bpe-train.js';
 import { bytesKey, bytesToGPT2String, concatBytes, gpt2StringToBytes, utf8Decode, utf8Encode } from './bytes.js';
-import { compilePattern, compileSpecialMatcher, GPT2_PATTERN, nextPiece, splitOnSpecial } from './pretokenize.js';
-import { formatJsonFile, IdBuffer, stringifyVocab, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { compileSpecialMatcher, resolvePretokenizer, splitOnSpecial, type Pretokenizer, type PretokenizerName } from './pretokenize.js';
+import {
+  checkRoundTrip,
+  formatJsonFile,
+  IdBuffer,
+  MAX_SPECIAL_TOKENS,
+  MAX_VOCAB_SIZE,
+  quoteShort,
+  specialTokenProblem,
+  stringifyVocab,
+  withTokenizerFile,
+  type EncodeOptions,
+  type Tokenizer,
+} from './tokenizer.js';
 
 /** The in-memory description of a BPE vocabulary, from which a tokenizer is built. */
 export interface BPEModel {
@@ -21,7 +33,12 @@ export interface BPEModel {
   merges: readonly (readonly [number, number])[];
   /** Special token text → id (ids not used by ordinary tokens). */
   specialTokens?: Readonly<Record<string, number>>;
-  /** Pre-tokenisation regex source (compiled with the `u` flag); GPT-2's by default. */
+  /** A built-in pre-tokenizer by name; GPT-2's by default. */
+  pretokenizer?: PretokenizerName;
+  /**
+   * A pre-tokenisation pattern instead: a built-in's exact pattern string selects that built-in
+   * (GPT2_PATTERN is `pretokenizer: 'gpt2'`); any other pattern is RE2 syntax and runs on RE2.
+   */
   pattern?: string;
 }
 
@@ -29,6 +46,9 @@ export interface BPEModel {
 export interface BPETokenizerJSON {
   type: 'bpe';
   version: 1;
+  /** The built-in pre-tokenizer; absent when `pattern` is a user pattern. */
+  pretokenizer?: PretokenizerName;
+  /** The built-in's pattern (kept so that older readers load the file), or the user pattern (RE2 syntax). */
   pattern: string;
   /** Ordinary tokens in GPT-2's vocab.json spelling → id. */
   vocab: Record<string, number>;
@@ -43,7 +63,9 @@ export interface BPETrainOptions {
   vocabSize: number;
   /** Tokens such as "<|endoftext|>": never split, never merged across, given the last ids. */
   specialTokens?: readonly string[];
-  /** Pre-tokenisation regex source; GPT-2's by default. */
+  /** A built-in pre-tokenizer by name; GPT-2's by default. */
+  pretokenizer?: PretokenizerName;
+  /** A pre-tokenisation pattern instead (RE2 syntax, unless it is a built-in's exact pattern). */
   pattern?: string;
 }
 
@@ -56,6 +78,7 @@ export interface GPT2LoadOptions {
    * its ids; the others get new ids after its largest one, in the order listed.
    */
   specialTokens?: readonly string[];
+  pretokenizer?: PretokenizerName;
   pattern?: string;
 }
 
@@ -65,7 +88,10 @@ const CACHE_MAX_ENTRIES = 200_000;
 
 export class BPETokenizer implements Tokenizer {
   readonly type = 'bpe';
+  /** The pattern the pre-tokenizer runs (a built-in's pattern, or the user pattern). */
   readonly pattern: string;
+  /** The built-in pre-tokenizer's name, or null for a user pattern (which runs on RE2). */
+  readonly pretokenizer: PretokenizerName | null;
   /** Largest id + 1. */
   readonly vocabSize: number;
   private readonly tokens: (Uint8Array | undefined)[];
@@ -76,24 +102,30 @@ export class BPETokenizer implements Tokenizer {
   private readonly table: MergeTable;
   private readonly specials: ReadonlyMap<string, number>;
   private readonly specialIds: ReadonlyMap<number, string>;
-  private readonly regex: RegExp;
+  private readonly pre: Pretokenizer;
   private readonly specialMatcher: RegExp | null;
   private readonly cache = new Map<string, readonly number[]>();
   /** Token bytes (as a `bytesKey` string) → id. */
   private readonly idOfBytes = new Map<string, number>();
 
   constructor(model: BPEModel) {
-    this.pattern = model.pattern ?? GPT2_PATTERN;
-    this.regex = compilePattern(this.pattern);
+    try {
+      this.pre = resolvePretokenizer({ pretokenizer: model.pretokenizer, pattern: model.pattern });
+    } catch (error) {
+      throw new Error(`BPETokenizer: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    this.pattern = this.pre.pattern;
+    this.pretokenizer = this.pre.name;
+    if (model.tokens.length > MAX_VOCAB_SIZE) throw new Error(`BPETokenizer: the vocabulary has ${model.tokens.length} ids, expected at most ${MAX_VOCAB_SIZE} (MAX_VOCAB_SIZE)`);
+    if (model.merges.length > MAX_VOCAB_SIZE) throw new Error(`BPETokenizer: ${model.merges.length} merges, expected at most ${MAX_VOCAB_SIZE} (MAX_VOCAB_SIZE)`);
     this.tokens = model.tokens.slice();
-    if (this.tokens.length > MAX_TOKEN_ID) throw new Error(`BPETokenizer: at most ${MAX_TOKEN_ID} ids are supported, got ${this.tokens.length}`);
 
     const idOfBytes = this.idOfBytes;
     this.tokens.forEach((bytes, id) => {
       if (bytes === undefined) return;
       const key = bytesKey(bytes);
       const other = idOfBytes.get(key);
-      if (other !== undefined) throw new Error(`BPETokenizer: ids ${other} and ${id} have the same bytes ${JSON.stringify(bytesToGPT2String(bytes))}`);
+      if (other !== undefined) throw new Error(`BPETokenizer: ids ${other} and ${id} have the same bytes ${quoteShort(bytesToGPT2String(bytes))}`);
       if (bytes.length === 0) throw new Error(`BPETokenizer: token ${id} is empty`);
       idOfBytes.set(key, id);
     });
@@ -105,10 +137,13 @@ export class BPETokenizer implements Tokenizer {
 
     const specials = new Map<string, number>();
     const specialIds = new Map<number, string>();
-    for (const [text, id] of Object.entries(model.specialTokens ?? {})) {
-      if (text.length === 0) throw new Error('BPETokenizer: a special token cannot be the empty string');
-      checkId(id, `special token ${JSON.stringify(text)}`);
-      if (this.tokens[id] !== undefined || specialIds.has(id)) throw new Error(`BPETokenizer: special token ${JSON.stringify(text)} reuses id ${id}`);
+    const specialEntries = Object.entries(model.specialTokens ?? {});
+    if (specialEntries.length > MAX_SPECIAL_TOKENS) throw new Error(`BPETokenizer: ${specialEntries.length} special tokens, expected at most ${MAX_SPECIAL_TOKENS}`);
+    for (const [text, id] of specialEntries) {
+      const problem = specialTokenProblem(text);
+      if (problem !== null) throw new Error(`BPETokenizer: ${problem}`);
+      checkId(id, `special token ${quoteShort(text)}`);
+      if (this.tokens[id] !== undefined || specialIds.has(id)) throw new Error(`BPETokenizer: special token ${quoteShort(text)} reuses id ${id}`);
       specials.set(text, id);
       specialIds.set(id, text);
     }
@@ -127,7 +162,7 @@ export class BPETokenizer implements Tokenizer {
       if (left === undefined || right === undefined) throw new Error(`BPETokenizer: merge ${rank} (${a}, ${b}) uses an id that is not an ordinary token`);
       const result = idOfBytes.get(bytesKey(concatBytes(left, right)));
       if (result === undefined) {
-        throw new Error(`BPETokenizer: merge ${rank} (${bytesToGPT2String(left)} ${bytesToGPT2String(right)}) produces a token missing from the vocabulary`);
+        throw new Error(`BPETokenizer: merge ${rank} ${quoteShort(`${bytesToGPT2String(left)} ${bytesToGPT2String(right)}`)} produces a token missing from the vocabulary`);
       }
       const key = pairKey(a, b);
       if (ranks.has(key)) return; // a repeated merge line never applies; the first rank wins
@@ -140,6 +175,15 @@ export class BPETokenizer implements Tokenizer {
     let maxId = this.tokens.length - 1;
     for (const id of specialIds.keys()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
+
+    // Every tokenizer proves it gives back what it is given, whatever built it (a file, GPT-2's
+    // files, training, new special tokens): a broken one is refused here, not found later as
+    // silently lost text.
+    try {
+      checkRoundTrip(this);
+    } catch (error) {
+      throw new Error(`BPETokenizer: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   // ---- training and loading ------------------------------------------------------------------
@@ -156,26 +200,87 @@ export class BPETokenizer implements Tokenizer {
     if (!Number.isInteger(vocabSize) || vocabSize < minimum) {
       throw new RangeError(`BPETokenizer.train: vocabSize must be an integer ≥ ${minimum} (256 bytes + ${specialTokens.length} special tokens), got ${vocabSize}`);
     }
-    const pattern = options.pattern ?? GPT2_PATTERN;
+    if (vocabSize > MAX_VOCAB_SIZE) throw new RangeError(`BPETokenizer.train: vocabSize must be at most ${MAX_VOCAB_SIZE} (MAX_VOCAB_SIZE), got ${vocabSize}`);
+    // The same pre-tokenizer that encoding uses, resolved once (an unknown name or a bad pattern
+    // fails before any text is read).
+    const pre = resolvePretokenizer({ pretokenizer: options.pretokenizer, pattern: options.pattern });
     const texts = typeof input === 'string' ? [input] : 'files' in input ? readFiles(input.files) : input;
-    const counts = countPretokens(texts, pattern, specialTokens);
+    const counts = countPretokens(texts, pre, specialTokens);
     const { tokens, merges } = trainBPEFromCounts(counts, vocabSize - specialTokens.length);
     const special = Object.fromEntries(specialTokens.map((s, i) => [s, tokens.length + i]));
-    return new BPETokenizer({ tokens, merges: merges.map(([a, b]) => [a, b] as const), specialTokens: special, pattern });
+    return new BPETokenizer({ tokens, merges: merges.map(([a, b]) => [a, b] as const), specialTokens: special, ...pretokenizerOf(pre) });
   }
 
-  /** Builds a tokenizer from TensorLM's JSON format (as produced by `toJSON`). */
+  /**
+   * Builds a tokenizer from TensorLM's JSON format (as produced by `toJSON`). Every field is
+   * checked before any table is built; errors are one line naming the field and what was expected.
+   */
   static fromJSON(json: unknown): BPETokenizer {
     const obj = expectObject(json, 'BPE tokenizer JSON');
-    if (obj.type !== 'bpe') throw new Error(`BPE tokenizer JSON: expected type "bpe", got ${JSON.stringify(obj.type)}`);
-    if (obj.version !== 1) throw new Error(`BPE tokenizer JSON: unsupported version ${JSON.stringify(obj.version)} (this TensorLM reads version 1)`);
-    if (typeof obj.pattern !== 'string') throw new Error('BPE tokenizer JSON: "pattern" must be a string');
-    const vocab = expectIdRecord(obj.vocab, 'BPE tokenizer JSON "vocab"');
-    const specialTokens = expectIdRecord(obj.specialTokens ?? {}, 'BPE tokenizer JSON "specialTokens"');
-    if (!Array.isArray(obj.merges) || !obj.merges.every((m): m is string => typeof m === 'string')) {
-      throw new Error('BPE tokenizer JSON: "merges" must be an array of strings');
+    if (obj.type !== 'bpe') throw new Error(`BPE tokenizer JSON: "type" is ${quoteShort(obj.type)}, expected "bpe"`);
+    if (obj.version !== 1) throw new Error(`BPE tokenizer JSON: unsupported version ${quoteShort(obj.version)} (this TensorLM reads version 1)`);
+    if (obj.pretokenizer !== undefined && typeof obj.pretokenizer !== 'string') {
+      throw new Error(`BPE tokenizer JSON: "pretokenizer" must be a string naming a built-in pre-tokenizer, got ${describeType(obj.pretokenizer)}`);
     }
-    return buildFromSpelledVocab(vocab, obj.merges, specialTokens, obj.pattern, { vocab: 'BPE tokenizer JSON "vocab"', merges: 'BPE tokenizer JSON "merges"' });
+    if (obj.pattern !== undefined && typeof obj.pattern !== 'string') throw new Error(`BPE tokenizer JSON: "pattern" must be a string, got ${describeType(obj.pattern)}`);
+    if (obj.pretokenizer === undefined && obj.pattern === undefined) {
+      throw new Error('BPE tokenizer JSON: "pretokenizer" (a built-in\'s name, e.g. "gpt2") or "pattern" (an RE2 pattern) is required');
+    }
+    let pre: Pretokenizer;
+    try {
+      pre = resolvePretokenizer({ pretokenizer: obj.pretokenizer as string | undefined, pattern: obj.pattern as string | undefined });
+    } catch (error) {
+      throw new Error(`BPE tokenizer JSON: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const vocab = expectIdRecord(obj.vocab, 'BPE tokenizer JSON "vocab"');
+    const specialTokens = obj.specialTokens === undefined ? {} : expectIdRecord(obj.specialTokens, 'BPE tokenizer JSON "specialTokens"', MAX_SPECIAL_TOKENS);
+    if (!Array.isArray(obj.merges)) throw new Error(`BPE tokenizer JSON: "merges" must be an array of "left right" strings, got ${describeType(obj.merges)}`);
+    if (obj.merges.length > MAX_VOCAB_SIZE) throw new Error(`BPE tokenizer JSON: "merges" has ${obj.merges.length} entries, expected at most ${MAX_VOCAB_SIZE} (MAX_VOCAB_SIZE)`);
+    const bad = obj.merges.findIndex((m) => typeof m !== 'string');
+    if (bad >= 0) throw new Error(`BPE tokenizer JSON: "merges" entry ${bad} must be a "left right" string, got ${describeType(obj.merges[bad])}`);
+    const merges = obj.merges as string[];
+    const firstRank = new Map<string, number>();
+    merges.forEach((line, i) => {
+      const earlier = firstRank.get(line);
+      if (earlier !== undefined) throw new Error(`BPE tokenizer JSON: "merges" entry ${i} ${quoteShort(line)} repeats entry ${earlier} (each merge is listed once, at its rank)`);
+      firstRank.set(line, i);
+    });
+    for (const text of Object.keys(specialTokens)) {
+      const problem = specialTokenProblem(text);
+      if (problem !== null) throw new Error(`BPE tokenizer JSON: "specialTokens": ${problem}`);
+      if (Object.hasOwn(vocab, text)) throw new Error(`BPE tokenizer JSON: special token ${quoteShort(text)} is spelled like the ordinary token of id ${vocab[text]}`);
+    }
+    // What TensorLM writes (train, withSpecialTokens) has contiguous ids, and every token longer
+    // than a byte is some merge's result; anything else is an edited file (a removed merge leaves
+    // a token BPE never produces, a moved id grows the embedding table). Checked on the text,
+    // before any table is built.
+    // (A shared id or a malformed merge line is left to buildFromSpelledVocab, which names it.)
+    const ids = [...Object.values(vocab), ...Object.values(specialTokens)];
+    const used = new Uint8Array(ids.length);
+    let precheck = true;
+    for (const id of ids) {
+      if (id >= ids.length) continue;
+      if (used[id] === 1) precheck = false;
+      used[id] = 1;
+    }
+    const unused = used.indexOf(0);
+    // (So is a missing single-byte token: 256 one-character spellings.)
+    let singles = 0;
+    for (const spelled of Object.keys(vocab)) if ([...spelled].length === 1) singles++;
+    if (singles < 256) precheck = false;
+    if (precheck && unused >= 0) throw new Error(`BPE tokenizer JSON: the ids are not contiguous: id ${unused} is unused (${ids.length} tokens, largest id ${Math.max(...ids.slice(0, 1 << 16), 0)}${ids.length > 1 << 16 ? ' or more' : ''})`);
+    const wellFormed = merges.every((line) => {
+      const parts = line.split(' ');
+      return parts.length === 2 && Object.hasOwn(vocab, parts[0]) && Object.hasOwn(vocab, parts[1]) && Object.hasOwn(vocab, parts[0] + parts[1]);
+    });
+    const produced = new Set(merges.map((line) => line.replace(' ', '')));
+    if (precheck && wellFormed) for (const [spelled, id] of Object.entries(vocab)) {
+      // GPT-2's spelling has one character per byte: a longer spelling is a token of several bytes.
+      if (spelled.length > 1 && [...spelled].length > 1 && !produced.has(spelled)) {
+        throw new Error(`BPE tokenizer JSON: token ${quoteShort(spelled)} (id ${id}) is no merge's result, so encoding never produces it (a merge removed?)`);
+      }
+    }
+    return buildFromSpelledVocab(vocab, merges, specialTokens, pretokenizerOf(pre), { vocab: 'BPE tokenizer JSON "vocab"', merges: 'BPE tokenizer JSON "merges"' });
   }
 
   /**
@@ -186,11 +291,12 @@ export class BPETokenizer implements Tokenizer {
     let parsed: unknown = vocabJson;
     if (typeof vocabJson === 'string') {
       try {
-        parsed = JSON.parse(vocabJson) as unknown;
+        parsed = JSON.parse(vocabJson.charCodeAt(0) === 0xfeff ? vocabJson.slice(1) : vocabJson) as unknown;
       } catch (error) {
-        throw new Error(`vocab.json: invalid JSON (${error instanceof Error ? error.message : String(error)})`);
+        throw new Error(`vocab.json: invalid JSON (${quoteShort(error instanceof Error ? error.message : String(error), 160)})`);
       }
     }
+    if (typeof mergesTxt !== 'string') throw new Error(`merges.txt: expected its text (a string), got ${describeType(mergesTxt)}`);
     const all = expectIdRecord(parsed, 'vocab.json');
     const specialNames = new Set(options.specialTokens ?? (Object.hasOwn(all, '<|endoftext|>') ? ['<|endoftext|>'] : []));
     const entries = Object.entries(all);
@@ -204,14 +310,17 @@ export class BPETokenizer implements Tokenizer {
       if (!Object.hasOwn(all, name)) specialEntries.push([name, next++]);
     }
     const specialTokens = Object.fromEntries(specialEntries);
-    const merges = mergesTxt
+    const merges = (mergesTxt.charCodeAt(0) === 0xfeff ? mergesTxt.slice(1) : mergesTxt)
       .split(/\r?\n/)
       .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith('#version')));
-    return buildFromSpelledVocab(vocab, merges, specialTokens, options.pattern ?? GPT2_PATTERN, { vocab: 'vocab.json', merges: 'merges.txt' });
+    if (merges.length > MAX_VOCAB_SIZE) throw new Error(`merges.txt: ${merges.length} merges, expected at most ${MAX_VOCAB_SIZE} (MAX_VOCAB_SIZE)`);
+    const pre = resolvePretokenizer({ pretokenizer: options.pretokenizer, pattern: options.pattern });
+    return buildFromSpelledVocab(vocab, merges, specialTokens, pretokenizerOf(pre), { vocab: 'vocab.json', merges: 'merges.txt' });
   }
 
+  /** Reads a file written by `save`; errors are one line and name the file. */
   static load(path: string): BPETokenizer {
-    return BPETokenizer.fromJSON(readJsonFile(path, 'tokenizer file'));
+    return withTokenizerFile(path, (json) => BPETokenizer.fromJSON(json));
   }
 
   /** Loads vocab.json + merges.txt files. */
@@ -231,7 +340,7 @@ export class BPETokenizer implements Tokenizer {
       if (!specials.has(text)) specials.set(text, next++);
     });
     if (specials.size === this.specials.size) return this;
-    return new BPETokenizer({ tokens: this.tokens, merges: this.mergePairs, specialTokens: Object.fromEntries(specials), pattern: this.pattern });
+    return new BPETokenizer({ tokens: this.tokens, merges: this.mergePairs, specialTokens: Object.fromEntries(specials), ...pretokenizerOf(this.pre) });
   }
 
   // ---- encoding --------------------------------------------------------------------------------
@@ -272,11 +381,11 @@ export class BPETokenizer implements Tokenizer {
   private encodeOrdinaryInto(text: string, out: IdBuffer): void {
     // The hot loop of encoding: written out (no per-piece callback) because it runs once per
     // pre-token, and almost every piece is a cache hit.
-    const regex = this.regex;
+    const pre = this.pre;
     const cache = this.cache;
-    regex.lastIndex = 0;
+    pre.start(text);
     let piece: string | null;
-    while ((piece = nextPiece(text, regex)) !== null) {
+    while ((piece = pre.next()) !== null) {
       let ids = cache.get(piece);
       if (ids === undefined) {
         ids = applyMerges(this.pieceBytes(piece), this.table);
@@ -383,7 +492,9 @@ export class BPETokenizer implements Tokenizer {
     // fromEntries (not `obj[k] = v`) so that a token spelled "__proto__" stays an ordinary key.
     const vocab: Record<string, number> = Object.fromEntries(this.vocabEntries());
     const merges = this.mergePairs.map(([a, b]) => `${this.idToToken(a)} ${this.idToToken(b)}`);
-    return { type: 'bpe', version: 1, pattern: this.pattern, vocab, merges, specialTokens: this.specialTokens };
+    // A built-in is written by name and with its pattern, which older TensorLM versions read.
+    const pre = this.pretokenizer === null ? {} : { pretokenizer: this.pretokenizer };
+    return { type: 'bpe', version: 1, ...pre, pattern: this.pattern, vocab, merges, specialTokens: this.specialTokens };
   }
 
   private vocabEntries(): Array<[string, number]> {
@@ -418,20 +529,37 @@ function readFiles(paths: readonly string[]): string[] {
   return paths.map((p) => readTextFile(p, 'training file'));
 }
 
+/** The model fields that select this pre-tokenizer again. */
+function pretokenizerOf(pre: Pretokenizer): { pretokenizer: PretokenizerName } | { pattern: string } {
+  return pre.name !== null ? { pretokenizer: pre.name } : { pattern: pre.pattern };
+}
+
 function checkId(id: number, what: string): void {
-  if (!Number.isInteger(id) || id < 0 || id >= MAX_TOKEN_ID) throw new Error(`BPETokenizer: ${what} has invalid id ${id} (ids are integers in [0, ${MAX_TOKEN_ID}))`);
+  if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB_SIZE) throw new Error(`BPETokenizer: ${what} has invalid id ${quoteShort(id)} (expected an integer in [0, ${MAX_VOCAB_SIZE}))`);
+}
+
+function describeType(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${quoteShort(value, 40)}`;
 }
 
 function expectObject(value: unknown, what: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${what}: expected an object`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${what}: expected an object, got ${describeType(value)}`);
   return value as Record<string, unknown>;
 }
 
-function expectIdRecord(value: unknown, what: string): Record<string, number> {
+/** An object of token → id, each id an integer in [0, MAX_VOCAB_SIZE), with at most `maxEntries` entries (checked first). */
+function expectIdRecord(value: unknown, what: string, maxEntries = MAX_VOCAB_SIZE): Record<string, number> {
   const obj = expectObject(value, what);
+  let count = 0;
+  for (const key in obj) {
+    if (Object.hasOwn(obj, key) && ++count > maxEntries) throw new Error(`${what}: more than ${maxEntries} entries, expected at most ${maxEntries}`);
+  }
   for (const [key, id] of Object.entries(obj)) {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_TOKEN_ID) {
-      throw new Error(`${what}: token ${JSON.stringify(key)} has invalid id ${JSON.stringify(id)}`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_VOCAB_SIZE) {
+      throw new Error(`${what}: token ${quoteShort(key)} has invalid id ${quoteShort(id)} (expected an integer in [0, ${MAX_VOCAB_SIZE}))`);
     }
   }
   return obj as Record<string, number>;
@@ -442,7 +570,7 @@ function buildFromSpelledVocab(
   vocab: Readonly<Record<string, number>>,
   mergeLines: readonly string[],
   specialTokens: Readonly<Record<string, number>>,
-  pattern: string,
+  pre: { pretokenizer: PretokenizerName } | { pattern: string },
   labels: { vocab: string; merges: string },
 ): BPETokenizer {
   const tokens: (Uint8Array | undefined)[] = [];
@@ -450,25 +578,25 @@ function buildFromSpelledVocab(
   for (const [spelled, id] of Object.entries(vocab)) {
     const bytes = gpt2StringToBytes(spelled);
     if (bytes === null || bytes.length === 0) {
-      throw new Error(`${labels.vocab}: token ${JSON.stringify(spelled)} (id ${id}) is not in GPT-2's byte-to-unicode spelling; if it is a special token, list it in specialTokens`);
+      throw new Error(`${labels.vocab}: token ${quoteShort(spelled)} (id ${id}) is not in GPT-2's byte-to-unicode spelling; if it is a special token, list it in specialTokens`);
     }
     const previous = seen.get(id);
-    if (previous !== undefined) throw new Error(`${labels.vocab}: tokens ${JSON.stringify(previous)} and ${JSON.stringify(spelled)} share id ${id}`);
+    if (previous !== undefined) throw new Error(`${labels.vocab}: tokens ${quoteShort(previous, 40)} and ${quoteShort(spelled, 40)} share id ${id} (expected one id per token)`);
     seen.set(id, spelled);
     tokens[id] = bytes;
   }
   const what = labels.merges;
   const merges = mergeLines.map((line, i): [number, number] => {
     const parts = line.split(' ');
-    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw new Error(`${what}: merge ${i + 1} ${JSON.stringify(line)} is not two tokens separated by one space`);
+    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw new Error(`${what}: merge ${i + 1} ${quoteShort(line)} is not two tokens separated by one space`);
     if (!Object.hasOwn(vocab, parts[0]) || !Object.hasOwn(vocab, parts[1])) {
-      throw new Error(`${what}: merge ${i + 1} ${JSON.stringify(line)} uses a token missing from the vocabulary`);
+      throw new Error(`${what}: merge ${i + 1} ${quoteShort(line)} uses a token missing from the vocabulary`);
     }
     const a = vocab[parts[0]];
     const b = vocab[parts[1]];
-    if (!Object.hasOwn(vocab, parts[0] + parts[1])) throw new Error(`${what}: merge ${i + 1} ${JSON.stringify(line)} produces ${JSON.stringify(parts[0] + parts[1])}, which is missing from the vocabulary`);
+    if (!Object.hasOwn(vocab, parts[0] + parts[1])) throw new Error(`${what}: merge ${i + 1} ${quoteShort(line)} produces ${quoteShort(parts[0] + parts[1])}, which is missing from the vocabulary`);
     return [a, b];
   });
   // Sparse arrays from `tokens[id] = …` are fine: unused ids stay undefined.
-  return new BPETokenizer({ tokens: Array.from(tokens), merges, specialTokens, pattern });
+  return new BPETokenizer({ tokens: Array.from(tokens), merges, specialTokens, ...pre });
 }

@@ -3,9 +3,23 @@
  * of characters (Unicode code points) of a text, and each character is one token. Optional
  * extra ids: an unknown-character token and special tokens (e.g. a chat template's markers).
  */
-import { readJsonFile, writeFileAtomic } from '../data/files.js';
+import { writeFileAtomic } from '../data/files.js';
 import { compileSpecialMatcher } from './pretokenize.js';
-import { formatJsonFile, IdBuffer, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import {
+  checkRoundTrip,
+  formatJsonFile,
+  IdBuffer,
+  MAX_SPECIAL_TOKEN_LENGTH,
+  MAX_SPECIAL_TOKENS,
+  MAX_VOCAB_SIZE,
+  hasLoneSurrogate,
+  quoteShort,
+  specialTokenProblem,
+  ROUND_TRIP_PROBE,
+  withTokenizerFile,
+  type EncodeOptions,
+  type Tokenizer,
+} from './tokenizer.js';
 
 export interface CharTokenizerOptions {
   /**
@@ -102,10 +116,11 @@ export class CharTokenizer implements Tokenizer {
     const specialList = Array.isArray(options.specialTokens) ? (options.specialTokens as readonly string[]) : [];
     if (options.specialTokens !== undefined && !Array.isArray(options.specialTokens)) {
       for (const [text, id] of Object.entries(options.specialTokens as Readonly<Record<string, number>>)) {
-        if (text.length === 0) throw new Error('CharTokenizer: a special token cannot be the empty string');
-        checkReservedId(id, `special token ${JSON.stringify(text)}`);
+        const problem = specialTokenProblem(text);
+        if (problem !== null) throw new Error(`CharTokenizer: ${problem}`);
+        checkReservedId(id, `special token ${quoteShort(text)}`);
         const other = reserved.get(id);
-        if (other !== undefined) throw new Error(`CharTokenizer: special token ${JSON.stringify(text)} reuses id ${id} (of ${JSON.stringify(other)})`);
+        if (other !== undefined) throw new Error(`CharTokenizer: special token ${quoteShort(text)} reuses id ${id} (of ${quoteShort(other)})`);
         reserved.set(id, text);
         this.specials.set(text, id);
       }
@@ -115,7 +130,7 @@ export class CharTokenizer implements Tokenizer {
     chars.forEach((ch, i) => {
       const cp = ch.codePointAt(0);
       if (cp === undefined || String.fromCodePoint(cp) !== ch) {
-        throw new Error(`CharTokenizer: vocabulary entry ${i} (${JSON.stringify(ch)}) must be exactly one character`);
+        throw new Error(`CharTokenizer: vocabulary entry ${i} (${quoteShort(ch)}) must be exactly one character`);
       }
       if (this.ids.has(cp)) throw new Error(`CharTokenizer: character ${describeChar(ch)} appears twice in the vocabulary`);
       while (reserved.has(next)) next++;
@@ -125,7 +140,8 @@ export class CharTokenizer implements Tokenizer {
     });
     for (const [id, text] of reserved) this.texts[id] = text;
     for (const text of specialList) {
-      if (text.length === 0) throw new Error('CharTokenizer: a special token cannot be the empty string');
+      const problem = typeof text === 'string' ? specialTokenProblem(text) : 'a special token must be a string';
+      if (problem !== null) throw new Error(`CharTokenizer: ${problem}`);
       if (this.specials.has(text)) continue; // a repeat in the list is the same token
       const id = this.texts.length;
       this.specials.set(text, id);
@@ -305,15 +321,29 @@ export class CharTokenizer implements Tokenizer {
     return json;
   }
 
+  /**
+   * Builds a tokenizer from its JSON (as `toJSON` writes it). Errors are one line naming the
+   * field and what was expected; the result must round-trip its own characters and those of the
+   * probe text it has (`checkRoundTrip`).
+   */
   static fromJSON(json: unknown): CharTokenizer {
     if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error('char tokenizer JSON: expected an object');
     const obj = json as Record<string, unknown>;
-    if (obj.type !== 'char') throw new Error(`char tokenizer JSON: expected type "char", got ${JSON.stringify(obj.type)}`);
-    if (obj.version !== 1) throw new Error(`char tokenizer JSON: unsupported version ${JSON.stringify(obj.version)} (this TensorLM reads version 1)`);
-    if (!Array.isArray(obj.chars) || !obj.chars.every((c): c is string => typeof c === 'string')) {
-      throw new Error('char tokenizer JSON: "chars" must be an array of strings');
-    }
+    if (obj.type !== 'char') throw new Error(`char tokenizer JSON: "type" is ${quoteShort(obj.type)}, expected "char"`);
+    if (obj.version !== 1) throw new Error(`char tokenizer JSON: unsupported version ${quoteShort(obj.version)} (this TensorLM reads version 1)`);
+    if (!Array.isArray(obj.chars)) throw new Error('char tokenizer JSON: "chars" must be an array of strings (one character each)');
+    if (obj.chars.length === 0) throw new Error('char tokenizer JSON: "chars" is empty (a char tokenizer needs at least one character)');
+    if (obj.chars.length > MAX_VOCAB_SIZE) throw new Error(`char tokenizer JSON: "chars" has ${obj.chars.length} entries, expected at most ${MAX_VOCAB_SIZE} (MAX_VOCAB_SIZE)`);
+    const bad = obj.chars.findIndex((c) => typeof c !== 'string');
+    if (bad >= 0) throw new Error(`char tokenizer JSON: "chars" entry ${bad} must be a one-character string, got ${quoteShort(obj.chars[bad], 40)}`);
+    // Text read from a UTF-8 file never holds a lone surrogate: a file with one is damaged.
+    const lone = (obj.chars as string[]).findIndex((c) => hasLoneSurrogate(c));
+    if (lone >= 0) throw new Error(`char tokenizer JSON: "chars" entry ${lone} is a lone surrogate (${quoteShort(obj.chars[lone])}), which no UTF-8 text holds`);
     if (obj.unk !== undefined && typeof obj.unk !== 'string') throw new Error('char tokenizer JSON: "unk" must be a string');
+    if (typeof obj.unk === 'string') {
+      if (obj.unk.length === 0 || obj.unk.includes('\u0000') || hasLoneSurrogate(obj.unk)) throw new Error(`char tokenizer JSON: "unk" must be non-empty text without NUL or lone surrogates, got ${quoteShort(obj.unk)}`);
+      if ((obj.chars as string[]).includes(obj.unk)) throw new Error(`char tokenizer JSON: "unk" ${quoteShort(obj.unk)} is also a vocabulary character, so decoding could not tell them apart`);
+    }
     if (obj.unkId !== undefined && (typeof obj.unkId !== 'number' || !Number.isInteger(obj.unkId) || obj.unkId < 0)) {
       throw new Error('char tokenizer JSON: "unkId" must be a non-negative integer');
     }
@@ -321,21 +351,47 @@ export class CharTokenizer implements Tokenizer {
     if (obj.specialTokens !== undefined) {
       const st = obj.specialTokens;
       if (st === null || typeof st !== 'object' || Array.isArray(st)) throw new Error('char tokenizer JSON: "specialTokens" must be an object of token → id');
-      for (const [text, id] of Object.entries(st)) {
+      const entries = Object.entries(st);
+      if (entries.length > MAX_SPECIAL_TOKENS) throw new Error(`char tokenizer JSON: "specialTokens" has ${entries.length} entries, expected at most ${MAX_SPECIAL_TOKENS}`);
+      for (const [text, id] of entries) {
         if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-          throw new Error(`char tokenizer JSON: special token ${JSON.stringify(text)} has invalid id ${JSON.stringify(id)} (expected a non-negative integer)`);
+          throw new Error(`char tokenizer JSON: "specialTokens": special token ${quoteShort(text)} has invalid id ${quoteShort(id)} (expected a non-negative integer)`);
         }
+        if (text.length > MAX_SPECIAL_TOKEN_LENGTH) throw new Error(`char tokenizer JSON: "specialTokens": special token ${quoteShort(text)} has ${text.length} characters, expected at most ${MAX_SPECIAL_TOKEN_LENGTH}`);
       }
       specialTokens = st as Record<string, number>;
     }
-    return new CharTokenizer(obj.chars, { unk: obj.unk, unkId: obj.unkId as number | undefined, specialTokens });
+    const tok = new CharTokenizer(obj.chars as string[], { unk: obj.unk, unkId: obj.unkId as number | undefined, specialTokens });
+    // The ids TensorLM writes are contiguous and start with a character: the unk and special
+    // tokens follow the characters (fromText, withSpecialTokens), or sit between characters
+    // added later (withCharacters). An unused id, or a token before the first character, is an
+    // edited file (it would silently renumber every character, or grow the embedding table).
+    const reservedCount = (tok.unkId !== undefined ? 1 : 0) + Object.keys(tok.specialTokens).length;
+    if (tok.idToToken(0) !== tok.chars[0]) throw new Error(`char tokenizer JSON: id 0 is ${quoteShort(tok.idToToken(0))}, but the first id belongs to the first character (${quoteShort(tok.chars[0])}); an unk or special token id of 0 renumbers every character`);
+    if (tok.vocabSize !== tok.chars.length + reservedCount) {
+      let unused = 0;
+      while (tok.idToToken(unused) !== undefined) unused++;
+      throw new Error(`char tokenizer JSON: the ids are not contiguous: id ${unused} is unused although the largest id is ${tok.vocabSize - 1} (an unk or special token id too large?)`);
+    }
+    // Its characters (the first 4096) and the probe's characters that it has; lone surrogates
+    // are left out, since two of them side by side would read as one astral character.
+    const known = new Set(tok.chars);
+    const sample = tok.chars.slice(0, 4096).filter((ch) => !/^[\uD800-\uDFFF]$/.test(ch));
+    const probe = sample.join('') + [...ROUND_TRIP_PROBE].filter((ch) => known.has(ch)).join('');
+    try {
+      checkRoundTrip(tok, probe);
+    } catch (error) {
+      throw new Error(`CharTokenizer: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return tok;
   }
 
   save(path: string): void {
     writeFileAtomic(path, formatJsonFile(this.toJSON()));
   }
 
+  /** Reads a file written by `save`; errors are one line and name the file. */
   static load(path: string): CharTokenizer {
-    return CharTokenizer.fromJSON(readJsonFile(path, 'tokenizer file'));
+    return withTokenizerFile(path, (json) => CharTokenizer.fromJSON(json));
   }
 }

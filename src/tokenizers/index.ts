@@ -8,7 +8,26 @@ export {
   type BPETrainInput,
   type GPT2LoadOptions,
 } from './bpe.js';
-export { type Tokenizer, type EncodeOptions } from './tokenizer.js';
+export {
+  type Tokenizer,
+  type EncodeOptions,
+  MAX_VOCAB_SIZE,
+  MAX_SPECIAL_TOKENS,
+  MAX_SPECIAL_TOKEN_LENGTH,
+  ROUND_TRIP_PROBE,
+  checkRoundTrip,
+} from './tokenizer.js';
 export { tokenizerFromJSON, loadTokenizer } from './load.js';
-export { GPT2_PATTERN, pretokenize } from './pretokenize.js';
+export {
+  GPT2_PATTERN,
+  KNOWN_PRETOKENIZERS,
+  MAX_PATTERN_LENGTH,
+  MAX_PATTERN_PROGRAM_SIZE,
+  MAX_PATTERN_WINDOW,
+  pretokenize,
+  resolvePretokenizer,
+  type Pretokenizer,
+  type PretokenizerName,
+  type PretokenizerSpec,
+} from './pretokenize.js';
 export { BYTE_TO_UNICODE, bytesToGPT2String, gpt2StringToBytes } from './bytes.js';

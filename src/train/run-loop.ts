@@ -6,9 +6,9 @@
  * the fine-tuning stages (posttrain/) — sets up its model, data and evaluation and calls
  * `runLoop`; none of them writes this loop again.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../data/files.js';
+import { removeStaleTempFiles, writeFileAtomic } from '../data/files.js';
 import type { AnyModule } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Generator } from '../tensor/random.js';
@@ -41,9 +41,11 @@ export function runFiles(outDir: string, name: string): RunFiles {
 
 /**
  * The checkpoint a run resumes from (`resume`: its latest), or null for a new run, which may not
- * overwrite a run that is already there.
+ * overwrite a run that is already there. Temporary files that a killed process left in the run
+ * directory (atomic writes it never renamed into place) are removed first.
  */
 export function openRun(files: RunFiles, resume: boolean): ReturnType<typeof readCheckpoint> | null {
+  removeStaleTempFiles(files.dir);
   if (resume) {
     if (!existsSync(files.latest)) throw new Error(`--resume: no checkpoint at ${files.latest}`);
     return readCheckpoint(files.latest);
@@ -55,14 +57,27 @@ export function openRun(files: RunFiles, resume: boolean): ReturnType<typeof rea
 /** Creates the run directory; a new run also gets its config.json, tokenizer.json and an empty metrics.jsonl. */
 export function prepareRunDirectory(files: RunFiles, runConfig: unknown, tokenizer: Tokenizer, resuming: boolean): void {
   mkdirSync(files.dir, { recursive: true });
-  if (resuming) return;
-  writeFileAtomic(files.config, JSON.stringify(runConfig, null, 2) + '\n');
+  removeStaleTempFiles(files.dir);
+  const configText = JSON.stringify(runConfig, null, 2) + '\n';
+  if (resuming) {
+    // A copied run directory resumes under its new name: its config.json says so too.
+    let current: string | null = null;
+    try {
+      current = readFileSync(files.config, 'utf8');
+    } catch {
+      current = null;
+    }
+    if (current !== configText) writeFileAtomic(files.config, configText);
+    return;
+  }
+  writeFileAtomic(files.config, configText);
   tokenizer.save(files.tokenizer);
   writeFileSync(files.metrics, '');
 }
 
 export interface RunHooks<C = unknown> {
-  onStart?(info: { config: C; startStep: number; plannedSteps: number; parameters: number; resumed: boolean; trainTokens: number; valTokens: number }): void;
+  /** `dir`: where the run directory actually is (a copied run's config still names the original). */
+  onStart?(info: { config: C; dir: string; startStep: number; plannedSteps: number; parameters: number; resumed: boolean; trainTokens: number; valTokens: number }): void;
   onTrainLog?(record: TrainRecord, plannedSteps: number): void;
   onPlanned?(plannedSteps: number): void;
   onEval?(record: EvalRecord): void;
@@ -131,6 +146,11 @@ export interface RunOutcome {
   elapsedSeconds: number;
   stoppedEarly: 'interrupted' | 'time' | null;
   trainLosses: { step: number; loss: number }[];
+  /**
+   * A resumed run that had already finished (its planned steps, or its time budget): nothing was
+   * trained, evaluated or written; the final losses are those of its last evaluation.
+   */
+  alreadyFinished?: boolean;
 }
 
 export async function runLoop<M extends AnyModule, B>(spec: RunLoopSpec<M, B>): Promise<RunOutcome> {
@@ -153,10 +173,28 @@ export async function runLoop<M extends AnyModule, B>(spec: RunLoopSpec<M, B>): 
     elapsedBefore = checkpoint.meta.elapsedSeconds;
     bestValLoss = checkpoint.meta.bestValLoss;
     schedule.maxSteps = checkpoint.meta.plannedSteps;
+    // Resuming a finished run trains nothing and appends no second final evaluation (as
+    // Lightning's "max_steps reached"): the caller says that it is finished.
+    if (core.step >= schedule.maxSteps || (settings.maxTime !== null && elapsedBefore >= settings.maxTime)) {
+      const last = metrics.read().filter((r): r is EvalRecord => r.kind === 'eval' && r.step <= core.step).pop();
+      return {
+        step: core.step,
+        plannedSteps: schedule.maxSteps,
+        finalTrainLoss: last?.trainLoss ?? null,
+        finalValLoss: last?.valLoss ?? null,
+        bestValLoss,
+        tokensPerSecond: 0,
+        elapsedSeconds: elapsedBefore,
+        stoppedEarly: null,
+        trainLosses: [],
+        alreadyFinished: true,
+      };
+    }
     metrics.truncateAfter(core.step);
   }
   hooks.onStart?.({
     config: spec.runConfig,
+    dir: files.dir,
     startStep: core.step,
     plannedSteps: schedule.maxSteps,
     parameters: model.numParameters(),

@@ -19,7 +19,8 @@ import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { readCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { checkCheckpointFitsModel, checkTokenizerBinding, readCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { truncateMessage } from '../io/json.js';
 import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { estimateLoss, languageModelLoss, LrSchedule, TrainingCore } from './loop.js';
 import { openRun, prepareRunDirectory, runFiles, runLoop, type Evaluation, type RunControl, type RunFiles, type RunHooks, type RunOutcome } from './run-loop.js';
@@ -74,20 +75,21 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   const resuming = options.resume === true;
   const checkpoint = openRun(files, resuming);
   // The run's own config wins: a resume continues the same experiment.
-  if (checkpoint) config = resolveTrainConfig((checkpoint.meta.config as RunConfig).train, pickResumeOverrides(input));
+  // Where the run is stays where it is: a copied run directory's checkpoint names the original.
+  if (checkpoint) config = resumeTrainConfig(checkpoint.meta.config as RunConfig, files.latest, { ...input, name: config.name, outDir: config.outDir });
 
   const text = await loadText(config.data, { dataDir: config.dataDir ?? undefined });
   const tokenizer = resuming && existsSync(files.tokenizer) ? loadTokenizer(files.tokenizer) : makeTokenizer(config.tokenizer, text);
+  if (checkpoint) checkTokenizerBinding(checkpoint, files.latest, tokenizer, existsSync(files.tokenizer) ? files.tokenizer : `'${config.tokenizer}'`);
   const dataset = TextDataset.fromText(text, tokenizer, { trainFraction: config.trainFraction });
   const modelConfig = buildModelConfig(config, tokenizer.vocabSize);
   const runConfig: RunConfig = { train: config, model: modelConfig };
   // Compared resolved, so a checkpoint from before a config field existed (e.g. `mup`) still matches.
-  if (checkpoint && JSON.stringify(resolveConfig((checkpoint.meta.config as RunConfig).model)) !== JSON.stringify(modelConfig)) {
-    throw new Error(`checkpoint ${files.latest} was made with a different model config than this run's`);
-  }
+  if (checkpoint) checkSameModelConfig(resolveConfig((checkpoint.meta.config as RunConfig).model), modelConfig, files.latest);
 
   prepareRunDirectory(files, runConfig, tokenizer, resuming);
   const { model, optimizer, generators: gens } = buildTrainingSetup(config, modelConfig);
+  if (checkpoint) checkCheckpointFitsModel(model, checkpoint, files.latest);
   const schedule = new LrSchedule({ kind: config.lrSchedule, lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
   const core = new TrainingCore({ model, optimizer, schedule, loss: languageModelLoss, gradClip: config.gradClip });
   const lossOn = (split: Split, seed: number) => estimateLoss(model, languageModelLoss, (rng) => dataset.getBatch(split, config.batchSize, config.blockSize, rng), config.evalIters, seed);
@@ -137,10 +139,31 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
 /** On resume only run-independent settings may change (where data lives); the rest comes from the run. */
 function pickResumeOverrides(input: Partial<TrainConfig>): Partial<TrainConfig> {
   const out: Partial<TrainConfig> = {};
+  // The run's name and directory are where it is now (a copy of runs/a resumed as runs/b is b).
+  if (input.name !== undefined) out.name = input.name;
+  if (input.outDir !== undefined) out.outDir = input.outDir;
   if (input.dataDir !== undefined) out.dataDir = input.dataDir;
   // How many threads compute a step changes speed, not the experiment.
   if (input.replicas !== undefined) out.replicas = input.replicas;
   return out;
+}
+
+/** The training config a resume continues with: the checkpoint's, validated, errors naming the file. */
+function resumeTrainConfig(runConfig: RunConfig, path: string, input: Partial<TrainConfig>): TrainConfig {
+  try {
+    return resolveTrainConfig(runConfig.train, pickResumeOverrides(input));
+  } catch (error) {
+    throw new Error(`checkpoint ${path}: meta.config.train: ${truncateMessage(error instanceof Error ? error.message : String(error), 240)}`);
+  }
+}
+
+/** A resume must build the model its checkpoint holds; the error names the file and the first differing field. */
+function checkSameModelConfig(saved: TransformerConfig, now: TransformerConfig, path: string): void {
+  if (JSON.stringify(saved) === JSON.stringify(now)) return;
+  const key = (Object.keys(now) as (keyof TransformerConfig)[]).find((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]));
+  const shown = (v: unknown) => truncateMessage(JSON.stringify(v) ?? 'undefined', 60);
+  const detail = key === undefined ? '' : ` (${key}: ${shown(saved[key])} in the checkpoint, ${shown(now[key])} now)`;
+  throw new Error(`checkpoint ${path} was made with a different model config than this run's${detail}`);
 }
 
 /** Loads a finished (or interrupted) run for sampling or evaluation. */
@@ -149,11 +172,17 @@ export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): { model
   if (!existsSync(files.config)) throw new Error(`${dir} is not a run directory (no config.json)`);
   let path = join(dir, `${which}.safetensors`);
   if (!existsSync(path)) path = join(dir, 'latest.safetensors');
+  // Validated before anything is built from it: the checksum, the metadata, and the model's size.
   const checkpoint = readCheckpoint(path);
   const config = checkpoint.meta.config as RunConfig;
   const tokenizer = loadTokenizer(files.tokenizer);
+  checkTokenizerBinding(checkpoint, path, tokenizer, files.tokenizer);
+  if (tokenizer.vocabSize > config.model.vocabSize) {
+    throw new Error(`tokenizer ${files.tokenizer} has ${tokenizer.vocabSize} tokens, more than the ${config.model.vocabSize} of the model in checkpoint ${path}`);
+  }
   const model = new TransformerLM(config.model);
   if (config.lora) applyLoRA(model, loraConfig(config.lora));
+  checkCheckpointFitsModel(model, checkpoint, path);
   model.loadStateDict(checkpoint.modelState);
   model.eval();
   return { model, tokenizer, config, meta: checkpoint.meta, checkpoint: path };

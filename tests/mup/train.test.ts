@@ -64,7 +64,7 @@ describe('μP in the training loop', () => {
     expect(warmupConstantLr(0, { baseLr: 1, warmupSteps: 3 })).toBe(0.25);
     expect(warmupConstantLr(3, { baseLr: 1, warmupSteps: 3 })).toBe(1);
     expect(warmupConstantLr(1000, { baseLr: 1, warmupSteps: 0 })).toBe(1);
-    expect(() => resolveTrainConfig({ lrSchedule: 'linear' as never })).toThrow(/lrSchedule must be 'cosine' or 'constant', got 'linear'/);
+    expect(() => resolveTrainConfig({ lrSchedule: 'linear' as never })).toThrow(/lrSchedule must be 'cosine' or 'constant', got the string "linear"/);
     expect(() => resolveTrainConfig({ lr: 1e-4, minLr: 1e-3 })).toThrow(/minLr/);
     expect(resolveTrainConfig({ lr: 1e-4, minLr: 1e-3, lrSchedule: 'constant' }).lrSchedule).toBe('constant');
     expect(resolveTrainConfig({}).lrSchedule).toBe('cosine');

@@ -307,6 +307,20 @@ describe('stateDict / loadStateDict', () => {
     expect(net.loadStateDict(state, { strict: false })).toEqual({ missingKeys: [], unexpectedKeys: ['extra.weight'] });
   });
 
+  it('keeps the message short however many keys are wrong', () => {
+    const net = new MLP([3, 4, 2]);
+    const state: Record<string, ReturnType<typeof zeros>> = { ...net.stateDict() };
+    for (let i = 0; i < 50_000; i++) state[`extra.${'x'.repeat(100)}.${i}`] = zeros([1]);
+    let message = '';
+    try {
+      net.loadStateDict(state);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^loadStateDict: unexpected key\(s\) in state dict: "extra\.x+…", .*, "extra\.x+…" … and 49997 more$/);
+    expect(message.length).toBeLessThan(300);
+  });
+
   it('names the key and both shapes on a size mismatch, and leaves the model untouched', () => {
     class TwoLayer extends Module {
       fc1: InstanceType<typeof Linear>;

@@ -100,8 +100,9 @@ describe('sft --pack', () => {
     const first = await cli([...common, '--task-examples', '40', '--eval-examples', '4', '--batch-size', '6', '--max-steps', '4', '--eval-interval', '2', '--eval-iters', '1', '--warmup-steps', '1', '--pack']);
     expect(first.stdout).toMatch(/finished 4 steps/);
     expect(JSON.parse(readFileSync(join(dir, 'cli-packed', 'config.json'), 'utf8')).sft.pack).toBe(true);
+    // The run is finished: a resume reads it back, trains nothing and says so (issue #20, item 6).
     const resumed = await cli([...common, '--resume']);
-    expect(resumed.stdout).toMatch(/finished 4 steps/);
+    expect(resumed.stdout).toMatch(/cli-packed has already finished \(step 4 of 4\); nothing to train/);
     expect(JSON.parse(readFileSync(join(dir, 'cli-packed', 'config.json'), 'utf8')).sft.pack).toBe(true);
   }, 120_000);
 });

@@ -113,7 +113,7 @@ describe('study settings', () => {
     expect(() => buildSettings({ space, budgetSteps: 10, pruner: 'median', minResource: 3 })).toThrow(/--min-resource does not apply to the 'median' pruner/);
     expect(() => buildSettings({ space, budgetSteps: 0 })).toThrow(/--budget-steps must be a positive integer, got 0/);
     expect(() => buildSettings({ space, budgetSteps: 10, base: { lr: -1 } })).toThrow(/--config: lr must be a positive number/);
-    expect(() => buildSettings({ space, budgetSteps: 10, base: { bogus: 1 } as never })).toThrow(/--config: unknown train config key 'bogus'/);
+    expect(() => buildSettings({ space, budgetSteps: 10, base: { bogus: 1 } as never })).toThrow(/--config: unknown train config key "bogus"/);
     expect(() => buildSettings({ space: parseSearchSpace({ warmupSteps: { type: 'int', low: 0, high: 5000 } }), budgetSteps: 10, sampler: 'grid' })).toThrow(/grid sampler: 'warmupSteps' has 5001 integer values/);
   });
 

@@ -18,6 +18,7 @@ import {
   type LoadedSafetensors,
   type Tokenizer,
 } from '../../src/browser.js';
+import { selfDigestInput } from '../../src/io/safetensors-bytes.js';
 import type { FromWorker, ModelSummary, ToWorker, TrainState } from './protocol.js';
 
 const scope = self as unknown as { postMessage(m: FromWorker): void; onmessage: ((e: MessageEvent<ToWorker>) => void) | null };
@@ -103,7 +104,15 @@ function start(text: string, settings: Extract<ToWorker, { type: 'start' }>['set
   void runLoop();
 }
 
-/** The SHA-256 a TensorLM checkpoint records over its tensors (train/checkpoint.ts dataHash), or null without WebCrypto. */
+/** SHA-256 (hex) of bytes, or null without WebCrypto. */
+async function sha256Hex(bytes: Uint8Array): Promise<string | null> {
+  const subtle = (globalThis.crypto as Crypto | undefined)?.subtle;
+  if (!subtle) return null;
+  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The SHA-256 a TensorLM checkpoint of format /1 records over its tensors (train/checkpoint.ts dataHash), or null without WebCrypto. */
 async function checkpointHash(tensors: LoadedSafetensors['tensors']): Promise<string | null> {
   const subtle = (globalThis.crypto as Crypto | undefined)?.subtle;
   if (!subtle) return null;
@@ -133,9 +142,18 @@ async function load(m: Extract<ToWorker, { type: 'load-model' }>): Promise<void>
   const model = new TransformerLM(modelConfig);
   if (tokenizer.vocabSize > model.config.vocabSize) throw new Error(`tokenizer.json has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`);
   const loaded = parseSafetensors(m.weights, { label: m.name });
-  const isCheckpoint = loaded.metadata.format === 'tensorlm-checkpoint/1';
+  // Format /2 records a SHA-256 of the whole file (train/checkpoint.ts); /1 one of the tensors only.
+  const format = loaded.metadata.format;
+  const isCheckpoint = format === 'tensorlm-checkpoint/1' || format === 'tensorlm-checkpoint/2';
   let verified: boolean | null = null;
-  if (isCheckpoint && loaded.metadata.dataSha256) {
+  if (format === 'tensorlm-checkpoint/2') {
+    const input = selfDigestInput(m.weights, 'fileSha256');
+    const hash = input === null ? 'missing' : await sha256Hex(input);
+    if (hash !== null) {
+      verified = hash === loaded.metadata.fileSha256;
+      if (!verified) throw new Error(`${m.name} is corrupted: its content does not match the checksum recorded when it was written`);
+    }
+  } else if (isCheckpoint && loaded.metadata.dataSha256) {
     const hash = await checkpointHash(loaded.tensors);
     if (hash !== null) {
       verified = hash === loaded.metadata.dataSha256;

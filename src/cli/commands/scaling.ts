@@ -90,6 +90,7 @@ function formatReport(r: ScalingReport): string {
     ];
     for (const [name, v, i] of rows) t.push([name, num(v), range(i)]);
     lines.push(t.toString());
+    for (const warning of a3.warnings) lines.push(`warning: ${warning}`);
     if (bs) lines.push(`bootstrap: ${bs.resamples} resamples of the runs (seed ${bs.seed}), percentile intervals; starts per resample: ${bs.startSet}; ${bs.seconds.toFixed(1)} s`);
     else lines.push('no intervals (--bootstrap 0)');
     if (a3.computeOptimal !== null) {
@@ -172,7 +173,10 @@ export function registerScalingCommands(program: Command): void {
         writeFileAtomic(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
         written.push(jsonPath);
       }
-      if (flags.json) console.log(JSON.stringify(report, null, 2));
+      if (flags.json) {
+        console.log(JSON.stringify(report, null, 2));
+        for (const warning of report.approach3?.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+      }
       else {
         console.log(formatReport(report));
         if (written.length > 0) console.log(`\nwrote ${written.join(', ')}`);
@@ -202,16 +206,18 @@ export function registerScalingCommands(program: Command): void {
         if (!flags.export) {
           console.log(`sweep '${flags.name}': ${studies.length} token budgets × ${studies[0].trials} model sizes in ${storage.location}`);
           const stop = { requested: false };
-          const onSignal = () => {
-            if (stop.requested) process.exit(130);
+          const onSignal = (signal: NodeJS.Signals) => {
+            if (stop.requested) process.exit(signal === 'SIGTERM' ? 143 : 130);
             stop.requested = true;
             process.stderr.write('\nstopping after this step; the running run goes back to the queue (continue with the same command)\n');
           };
           process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
           try {
             await runSweepWorker(storage, input, { outDir: out, dataDir, stop, log: (line) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`) });
           } finally {
             process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
           }
         }
         const rows = await sweepRows(storage, input, { dataDir });

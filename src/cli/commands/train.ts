@@ -1,18 +1,19 @@
 /** `tensorlm train`, `sample`, `eval` and `plot`: thin wrappers over src/train. */
 import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber, fraction } from '../args.js';
 import { TextDataset } from '../../data/dataset.js';
 import { loadText } from '../../data/resolve.js';
 import { generateText, streamText } from '../../models/generate.js';
-import { DEFAULT_TRAIN_CONFIG, parseDuration, type TrainConfig } from '../../train/config.js';
+import { DEFAULT_TRAIN_CONFIG, parseDuration, readTrainConfigFile, type TrainConfig } from '../../train/config.js';
 import { evaluateStream, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
 import { readMetrics } from '../../train/metrics.js';
 import { lossCurveSpec, writeLossCurve } from '../../train/plot.js';
 import { loadRun, SAMPLE_TEMPERATURE, train, type RunConfig, type TrainResult } from '../../train/trainer.js';
 import { formatSeconds, runProgress } from '../progress.js';
 import { dataDirEnv } from '../../env.js';
+import { parseJsonText } from '../../io/json.js';
 
 const d = DEFAULT_TRAIN_CONFIG;
 
@@ -93,30 +94,20 @@ function modelFromFlags(command: Command, opts: Record<string, unknown>, fileMod
   return any ? (model as TrainConfig['model']) : fileModel;
 }
 
-function readConfigFile(path: string): Partial<TrainConfig> {
-  if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
-  try {
-    const json = JSON.parse(readFileSync(path, 'utf8')) as Omit<Partial<TrainConfig>, 'maxTime'> & { maxTime?: string | number | null };
-    const { maxTime, ...rest } = json;
-    return maxTime === undefined ? rest : { ...rest, maxTime: maxTime === null ? null : parseDuration(maxTime) };
-  } catch (e) {
-    throw new Error(`config file ${path}: ${(e as Error).message}`);
-  }
-}
-
 async function runTrain(command: Command): Promise<void> {
   const opts = command.opts();
-  const fileConfig = opts.config ? readConfigFile(opts.config as string) : {};
+  const fileConfig = opts.config ? readTrainConfigFile(opts.config as string) : {};
   const input: Partial<TrainConfig> = { ...fileConfig, ...configFromFlags(command, opts) };
   const modelOverrides = modelFromFlags(command, opts, fileConfig.model);
   if (modelOverrides !== undefined) input.model = modelOverrides;
-  const progress = runProgress<RunConfig>(({ config, parameters, resumed, trainTokens, valTokens }) => {
+  const progress = runProgress<RunConfig>(({ config, dir, parameters, resumed, trainTokens, valTokens }) => {
     const m = config.model;
+    // Names and paths from where the run is (a copied run directory's config names the original).
     return [
-      `${resumed ? 'resuming' : 'training'} ${config.train.name}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
+      `${resumed ? 'resuming' : 'training'} ${basename(dir)}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
         `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads, vocab ${m.vocabSize}) on ${config.train.data} ` +
         `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
-      `batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${join(config.train.outDir, config.train.name)}`,
+      `batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${dir}`,
     ];
   });
   const started = performance.now();
@@ -127,8 +118,15 @@ async function runTrain(command: Command): Promise<void> {
     progress.stop();
   }
   const { model, tokenizer, dataset, config } = result;
+  const runDir = result.files.dir;
   if (result.stoppedEarly === 'interrupted') {
-    console.log(`stopped at step ${result.step}; checkpoint saved to ${result.files.latest}. Continue with: tensorlm train --name ${config.train.name} --out-dir ${config.train.outDir} --resume`);
+    console.log(`stopped at step ${result.step}; checkpoint saved to ${result.files.latest}. Continue with: tensorlm train --name ${basename(runDir)} --out-dir ${dirname(runDir)} --resume`);
+    return;
+  }
+  if (result.alreadyFinished === true) {
+    const losses = result.finalValLoss === null ? '' : `; its final val loss is ${result.finalValLoss.toFixed(4)}`;
+    const why = result.step >= result.plannedSteps ? `step ${result.step} of ${result.plannedSteps}` : `its time budget of ${formatSeconds(config.train.maxTime ?? 0)} is used up at step ${result.step}`;
+    console.log(`${runDir} has already finished (${why}); nothing to train${losses}. To train longer, start a new run with --name.`);
     return;
   }
   const unit = tokenizer.vocabSize <= 256 && config.train.tokenizer === 'char' ? 'char' : 'token';
@@ -195,7 +193,8 @@ async function runPlot(opts: Record<string, unknown>): Promise<void> {
   const out = (opts.out as string | undefined) ?? join(first[0], 'loss');
   let baseline: number | undefined;
   try {
-    const cfg = JSON.parse(readFileSync(join(first[0], 'config.json'), 'utf8')) as { model: { vocabSize: number } };
+    const path = join(first[0], 'config.json');
+    const cfg = parseJsonText(readFileSync(path, 'utf8'), `run config ${path}`) as { model: { vocabSize: number } };
     baseline = Math.log(cfg.model.vocabSize);
   } catch {
     baseline = undefined;
