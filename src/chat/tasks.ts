@@ -9,15 +9,23 @@
  * | task       | prompt              | answer    | problem space                                  |
  * |------------|---------------------|-----------|------------------------------------------------|
  * | `addition` | `12+345=`           | `357`     | a+b for a, b in 0..999 (1–3 digits, no padding) |
- * | `reverse`  | `reverse: cat`      | `tac`     | each word of WORDS                             |
- * | `sort`     | `sort: cat`         | `act`     | each word of WORDS; letters in a–z order       |
- * | `count`    | `count a in banana` | `3`       | each word × each of its letters, plus one letter it lacks (answer `0`) |
+ * | `reverse`  | `reverse: qatm`     | `mtaq`    | strings of 3–6 letters a–z                      |
+ * | `sort`     | `sort: qatm`        | `amqt`    | the same strings; letters in a–z order          |
+ * | `count`    | `count a in banana` | `3`       | a string and a letter of it, or (one time in five) a letter it lacks (answer `0`) |
  *
- * Held-out splits: a problem's split is a function of the problem alone (a hash of its canonical
- * form, TEST_FRACTION of the space goes to `test`), never of the seed or the count, so the train
- * and test splits of any two calls are disjoint. The canonical form folds problems that would leak
- * into each other's answers into one split: `a+b` and `b+a` (commutativity), a word and its
- * reversal when both are words, and anagrams for `sort` (they share the answer).
+ * The strings are random letters, not a list of English words: a few hundred words would be
+ * memorised in minutes of fine-tuning, and held-out accuracy would then measure how far the
+ * model generalises from the memorised words rather than how well it does the task; and RL,
+ * whose rewards come from training problems, would only polish answers it already knows. Over
+ * 321 million strings no problem is seen twice, so a training reward and a held-out accuracy
+ * measure the same thing. English words are strings too: `reverse: stone` is a valid prompt.
+ *
+ * Problems are drawn at random: the operands uniformly; a string's length uniformly in 3–6, then
+ * its letters. Held-out splits: a problem's split is a function of the problem alone (a hash of
+ * its canonical form, TEST_FRACTION of the space goes to `test`), never of the seed or the count,
+ * so the train and test splits of any two calls are disjoint. The canonical form folds problems
+ * that would leak into each other's answers into one split: `a+b` and `b+a` (commutativity), a
+ * string and its reversal for `reverse`, and anagrams for `sort` (they share the answer).
  *
  * Scoring is exact match after trimming, with Wilson intervals for one accuracy and Newcombe's
  * hybrid score interval for the difference of two.
@@ -41,60 +49,14 @@ export interface TaskExample {
 /** The share of every task's problem space that belongs to the `test` split. */
 export const TEST_FRACTION = 0.2;
 
-/**
- * Common short English words (3–6 lowercase letters, sorted, distinct) that `reverse`, `sort`
- * and `count` draw from. No two of them are reversals of each other, though the canonical form
- * would keep such a pair in one split anyway.
- */
-export const WORDS: readonly string[] = Object.freeze([
-  'able', 'about', 'above', 'act', 'add', 'age', 'ago', 'air', 'all', 'also', 'and', 'ant', 'any',
-  'apple', 'area', 'arm', 'army', 'art', 'ask', 'away', 'baby', 'back', 'bad', 'bag', 'ball',
-  'banana', 'band', 'bank', 'bar', 'base', 'bath', 'bear', 'beat', 'bed', 'bee', 'beef', 'bell',
-  'belt', 'best', 'big', 'bike', 'bird', 'bit', 'black', 'blue', 'boat', 'body', 'bone', 'book',
-  'born', 'both', 'bowl', 'box', 'boy', 'bread', 'break', 'brown', 'bus', 'busy', 'buy', 'cake',
-  'call', 'calm', 'camp', 'can', 'cap', 'car', 'card', 'care', 'case', 'cash', 'cat', 'cause',
-  'chair', 'cheap', 'child', 'city', 'class', 'clean', 'clear', 'clock', 'close', 'cloud', 'coat',
-  'cold', 'come', 'cook', 'cool', 'copy', 'corn', 'cost', 'cow', 'cup', 'cut', 'dark', 'day',
-  'dead', 'deal', 'dear', 'deep', 'desk', 'dig', 'dirt', 'dish', 'dog', 'door', 'down', 'draw',
-  'dream', 'dress', 'drink', 'drive', 'drop', 'dry', 'duck', 'dust', 'each', 'ear', 'early',
-  'earth', 'east', 'easy', 'eat', 'egg', 'eleven', 'end', 'enjoy', 'enter', 'even', 'event',
-  'ever', 'eye', 'face', 'fact', 'fair', 'fall', 'farm', 'fast', 'fat', 'fear', 'feel', 'few',
-  'field', 'fight', 'fill', 'find', 'fine', 'fire', 'fish', 'fit', 'five', 'flag', 'flat', 'floor',
-  'fly', 'food', 'foot', 'form', 'four', 'free', 'fresh', 'frog', 'fruit', 'full', 'fun', 'game',
-  'gate', 'gift', 'girl', 'give', 'glad', 'glass', 'goal', 'gold', 'good', 'grass', 'great',
-  'green', 'group', 'grow', 'gun', 'hair', 'half', 'hall', 'hand', 'happy', 'hard', 'hat', 'have',
-  'head', 'hear', 'heart', 'heat', 'help', 'hero', 'high', 'hill', 'hold', 'hole', 'home', 'hope',
-  'horse', 'hot', 'hour', 'house', 'huge', 'idea', 'ink', 'iron', 'jam', 'job', 'join', 'joke',
-  'juice', 'jump', 'just', 'keep', 'key', 'kid', 'kind', 'king', 'kiss', 'knee', 'know', 'lady',
-  'lake', 'lamp', 'land', 'large', 'last', 'late', 'laugh', 'law', 'lazy', 'leaf', 'learn', 'left',
-  'leg', 'lemon', 'light', 'like', 'line', 'lion', 'list', 'live', 'long', 'look', 'lose', 'loud',
-  'love', 'low', 'lucky', 'lunch', 'made', 'magic', 'main', 'make', 'man', 'many', 'map', 'mark',
-  'may', 'meat', 'meet', 'milk', 'mind', 'miss', 'money', 'month', 'moon', 'more', 'most', 'mouse',
-  'mouth', 'move', 'much', 'music', 'name', 'near', 'neck', 'need', 'nest', 'never', 'new', 'nice',
-  'night', 'nine', 'noise', 'north', 'nose', 'note', 'now', 'nut', 'ocean', 'offer', 'old', 'one',
-  'open', 'orange', 'other', 'owl', 'own', 'page', 'paint', 'paper', 'park', 'party', 'past',
-  'path', 'pay', 'peace', 'pen', 'pet', 'piano', 'pick', 'pig', 'pink', 'plan', 'plant', 'play',
-  'pool', 'poor', 'price', 'prize', 'pull', 'push', 'queen', 'quick', 'quiet', 'rain', 'read',
-  'real', 'red', 'rest', 'rice', 'rich', 'ride', 'right', 'ring', 'river', 'road', 'rock', 'roof',
-  'room', 'rope', 'rose', 'round', 'rule', 'run', 'sad', 'safe', 'salt', 'sand', 'save', 'say',
-  'school', 'sea', 'seat', 'seed', 'sell', 'send', 'seven', 'shape', 'sheep', 'shell', 'ship',
-  'shoe', 'shop', 'short', 'show', 'shut', 'sick', 'side', 'sign', 'silly', 'sing', 'sit', 'six',
-  'skin', 'sky', 'sleep', 'slow', 'small', 'smile', 'snake', 'snow', 'soap', 'sock', 'soft',
-  'song', 'soon', 'sound', 'soup', 'south', 'space', 'speak', 'spoon', 'star', 'start', 'stay',
-  'step', 'stick', 'stone', 'stop', 'store', 'storm', 'story', 'street', 'sugar', 'summer', 'sun',
-  'sweet', 'swim', 'table', 'tail', 'take', 'talk', 'tall', 'tea', 'teach', 'team', 'tell', 'ten',
-  'test', 'thank', 'thick', 'thin', 'thing', 'think', 'three', 'tiger', 'time', 'tiny', 'today',
-  'tooth', 'top', 'town', 'toy', 'train', 'tree', 'true', 'try', 'turn', 'two', 'uncle', 'under',
-  'until', 'use', 'very', 'visit', 'voice', 'wait', 'walk', 'wall', 'want', 'warm', 'wash',
-  'watch', 'water', 'wave', 'way', 'weak', 'wear', 'week', 'well', 'west', 'wet', 'whale', 'wheel',
-  'white', 'wide', 'wife', 'wild', 'win', 'wind', 'window', 'wing', 'winter', 'wise', 'wish',
-  'wolf', 'woman', 'wood', 'word', 'work', 'world', 'write', 'yard', 'year', 'yellow', 'young',
-  'zebra', 'zero', 'zoo',
-]);
-
 /** Addition operands run over 0..ADDITION_LIMIT-1, that is one to three digits. */
 const ADDITION_LIMIT = 1000;
+/** The strings of reverse, sort and count have MIN_LETTERS to MAX_LETTERS letters a–z. */
+const MIN_LETTERS = 3;
+const MAX_LETTERS = 6;
 const ALPHABET = [...'abcdefghijklmnopqrstuvwxyz'];
+/** One count problem in ABSENT_SHARE asks for a letter the string lacks (answer 0). */
+const ABSENT_SHARE = 0.2;
 
 /** The two-sided 95% normal quantile, Φ⁻¹(0.975), that the intervals default to. */
 export const Z_95 = 1.959963984540054;
@@ -123,8 +85,9 @@ function countLetter(word: string, letter: string): number {
 
 const FNV_OFFSET = 0x811c9dc5;
 
-/** 32-bit FNV-1a, continued from state `h`, so that a shared prefix is hashed once. */
-function fnv1a(h: number, text: string): number {
+/** 32-bit FNV-1a of `text`. */
+function fnv1a(text: string): number {
+  let h = FNV_OFFSET;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -133,144 +96,113 @@ function fnv1a(h: number, text: string): number {
 }
 
 /**
- * The murmur3 finaliser: FNV-1a alone mixes the last characters weakly into the high bits, and
- * the split compares the high bits against a threshold.
+ * The split of a problem, from its canonical form alone (salted by task so tasks split
+ * independently). The murmur3 finaliser follows FNV-1a, which alone mixes the last characters
+ * weakly into the high bits that the threshold compares.
  */
-const finish = fmix32;
-
-const hash32 = (text: string): number => finish(fnv1a(FNV_OFFSET, text));
-const splitOfHash = (hash: number): TaskSplit => (hash < TEST_FRACTION * 4294967296 ? 'test' : 'train');
-
-/** The split of a problem, from its canonical form alone (salted by task so tasks split independently). */
 function splitOfCanonical(task: TaskName, canonical: string): TaskSplit {
-  return splitOfHash(hash32(`${task}:${canonical}`));
+  return fmix32(fnv1a(`${task}:${canonical}`)) < TEST_FRACTION * 4294967296 ? 'test' : 'train';
 }
 
-/** A task's problem space: `size` problems in a fixed order, each with its split. */
+/** The canonical form of a problem, from the parts of its prompt (see exampleSplit). */
+const CANONICAL: Record<TaskName, (parts: string[]) => string> = {
+  addition: ([a, b]) => `${Math.min(Number(a), Number(b))}+${Math.max(Number(a), Number(b))}`,
+  reverse: ([word]) => lesser(word, reverseWord(word)),
+  sort: ([word]) => sortLetters(word),
+  count: ([letter, word]) => `${letter} in ${word}`,
+};
+
+/** The number of strings of MIN_LETTERS to MAX_LETTERS letters. */
+const STRINGS = Array.from({ length: MAX_LETTERS - MIN_LETTERS + 1 }, (_, k) => ALPHABET.length ** (MIN_LETTERS + k)).reduce((a, b) => a + b, 0);
+
+function drawString(generator: Generator): string {
+  const length = generator.randint(MIN_LETTERS, MAX_LETTERS + 1);
+  let word = '';
+  for (let i = 0; i < length; i++) word += ALPHABET[generator.randint(0, ALPHABET.length)];
+  return word;
+}
+
+/** A task's problems: how many distinct ones exist, and one drawn at random with its prompt's parts. */
 interface TaskSpace {
   size: number;
-  problem(index: number): { prompt: string; answer: string };
-  split(index: number): TaskSplit;
+  draw(generator: Generator): { prompt: string; answer: string; parts: string[] };
 }
 
-/** Addition's split hashes `addition:min+max` without building the string: a million of them. */
-const ADDITION_PREFIX = fnv1a(FNV_OFFSET, 'addition:');
-const OPERANDS = Array.from({ length: ADDITION_LIMIT }, (_, i) => String(i));
-
-/**
- * The `count` problems of one word: each distinct letter it has, then one letter it lacks, so
- * that `0` is a possible answer (about one problem in five) without dominating as it would if
- * all 26 letters were asked. The lacking letter is picked by hash, so it is fixed, not seeded.
- */
-let countPairs: Array<readonly [word: string, letter: string]> | undefined;
-function getCountPairs(): Array<readonly [string, string]> {
-  if (countPairs === undefined) {
-    countPairs = [];
-    for (const word of WORDS) {
-      for (const letter of [...new Set(word)].sort()) countPairs.push([word, letter]);
-      const absent = ALPHABET.filter((letter) => !word.includes(letter));
-      countPairs.push([word, absent[hash32(`count-absent:${word}`) % absent.length]]);
-    }
-  }
-  return countPairs;
-}
-
-const SPACES: Record<TaskName, () => TaskSpace> = {
-  addition: () => ({
+const SPACES: Record<TaskName, TaskSpace> = {
+  addition: {
     size: ADDITION_LIMIT * ADDITION_LIMIT,
-    problem: (i) => {
-      const a = Math.floor(i / ADDITION_LIMIT);
-      const b = i % ADDITION_LIMIT;
-      return { prompt: `${a}+${b}=`, answer: String(a + b) };
+    draw: (g) => {
+      const a = g.randint(0, ADDITION_LIMIT);
+      const b = g.randint(0, ADDITION_LIMIT);
+      return { prompt: `${a}+${b}=`, answer: String(a + b), parts: [String(a), String(b)] };
     },
-    split: (i) => {
-      const a = Math.floor(i / ADDITION_LIMIT);
-      const b = i % ADDITION_LIMIT;
-      return splitOfHash(finish(fnv1a(fnv1a(fnv1a(ADDITION_PREFIX, OPERANDS[Math.min(a, b)]), '+'), OPERANDS[Math.max(a, b)])));
+  },
+  reverse: {
+    size: STRINGS,
+    draw: (g) => {
+      const word = drawString(g);
+      return { prompt: `reverse: ${word}`, answer: reverseWord(word), parts: [word] };
     },
-  }),
-  reverse: () => ({
-    size: WORDS.length,
-    problem: (i) => ({ prompt: `reverse: ${WORDS[i]}`, answer: reverseWord(WORDS[i]) }),
-    split: (i) => splitOfCanonical('reverse', lesser(WORDS[i], reverseWord(WORDS[i]))),
-  }),
-  sort: () => ({
-    size: WORDS.length,
-    problem: (i) => ({ prompt: `sort: ${WORDS[i]}`, answer: sortLetters(WORDS[i]) }),
-    split: (i) => splitOfCanonical('sort', sortLetters(WORDS[i])),
-  }),
-  count: () => {
-    const pairs = getCountPairs();
-    return {
-      size: pairs.length,
-      problem: (i) => {
-        const [word, letter] = pairs[i];
-        return { prompt: `count ${letter} in ${word}`, answer: String(countLetter(word, letter)) };
-      },
-      split: (i) => splitOfCanonical('count', `${pairs[i][1]} in ${pairs[i][0]}`),
-    };
+  },
+  sort: {
+    size: STRINGS,
+    draw: (g) => {
+      const word = drawString(g);
+      return { prompt: `sort: ${word}`, answer: sortLetters(word), parts: [word] };
+    },
+  },
+  count: {
+    // Every (letter, string) pair is a possible problem.
+    size: STRINGS * ALPHABET.length,
+    draw: (g) => {
+      const word = drawString(g);
+      // A letter at a random position (so a repeated letter is asked in proportion), or one the
+      // string lacks, so that 0 is a possible answer without dominating as it would if all 26
+      // letters were equally likely.
+      const absent = ALPHABET.filter((letter) => !word.includes(letter));
+      const letter = g.random() < ABSENT_SHARE ? absent[g.randint(0, absent.length)] : word[g.randint(0, word.length)];
+      return { prompt: `count ${letter} in ${word}`, answer: String(countLetter(word, letter)), parts: [letter, word] };
+    },
   },
 };
 
-interface SplitPools {
-  space: TaskSpace;
-  train: Int32Array;
-  test: Int32Array;
-}
+const SPLIT_SHARE: Record<TaskSplit, number> = { train: 1 - TEST_FRACTION, test: TEST_FRACTION };
 
-/** Each task's problem indices by split, computed on first use (addition's million: tens of ms). */
-const pools = new Map<TaskName, SplitPools>();
-function getPools(task: TaskName): SplitPools {
-  let entry = pools.get(task);
-  if (entry === undefined) {
-    const space = SPACES[task]();
-    const train = new Int32Array(space.size);
-    const test = new Int32Array(space.size);
-    let nTrain = 0;
-    let nTest = 0;
-    for (let i = 0; i < space.size; i++) {
-      if (space.split(i) === 'test') test[nTest++] = i;
-      else train[nTrain++] = i;
-    }
-    entry = { space, train: train.slice(0, nTrain), test: test.slice(0, nTest) };
-    pools.set(task, entry);
-  }
-  return entry;
-}
-
-/** How many distinct problems a task's split holds: the most `generateTaskExamples` can return. */
-export function taskSplitSize(task: TaskName, split: TaskSplit): number {
-  checkTask(task, 'taskSplitSize');
-  checkSplit(split, 'taskSplitSize');
-  return getPools(task)[split].length;
+/**
+ * The most distinct problems `generateTaskExamples` returns for a task's split: half the split's
+ * expected size (TEST_FRACTION of the space, or the rest), so that drawing them without repeats
+ * stays fast (a draw that is in the other split or already taken is drawn again).
+ */
+export function taskCapacity(task: TaskName, split: TaskSplit): number {
+  checkTask(task, 'taskCapacity');
+  checkSplit(split, 'taskCapacity');
+  return Math.floor((SPACES[task].size * SPLIT_SHARE[split]) / 2);
 }
 
 /**
- * `count` distinct problems of one task's split, in a seeded random order: the same arguments
- * always give the same examples, and a smaller count gives a prefix of a larger one (same seed).
- * Throws when `count` exceeds the split's distinct problems (see taskSplitSize) rather than
- * repeating problems, so that an accuracy is never inflated by duplicates.
+ * `count` distinct problems of one task's split, drawn in a seeded random order: the same
+ * arguments always give the same examples, and a smaller count gives a prefix of a larger one
+ * (same seed). Throws when `count` exceeds taskCapacity rather than slowing down or repeating
+ * problems, so that an accuracy is never inflated by duplicates.
  */
 export function generateTaskExamples(task: TaskName, split: TaskSplit, count: number, seed: number): TaskExample[] {
   checkTask(task, 'generateTaskExamples');
   checkSplit(split, 'generateTaskExamples');
   if (!Number.isInteger(count) || count < 0) throw new Error(`generateTaskExamples: count must be a non-negative integer, got ${count}`);
   if (!Number.isFinite(seed)) throw new Error(`generateTaskExamples: seed must be a finite number, got ${seed}`);
-  const { space, [split]: pool } = getPools(task);
-  if (count > pool.length) {
-    throw new Error(`generateTaskExamples: ${count} ${task} ${split} examples requested but the split has only ${pool.length} distinct problems`);
+  const capacity = taskCapacity(task, split);
+  if (count > capacity) {
+    throw new Error(`generateTaskExamples: ${count} ${task} ${split} examples requested; at most ${capacity} (half the split's distinct problems, so that drawing without repeats stays fast)`);
   }
   const generator = new Generator(seed);
-  // A partial Fisher–Yates shuffle with its swaps in a map: drawing a few examples from
-  // addition's 800,000 training problems neither copies nor touches the whole pool.
-  const swapped = new Map<number, number>();
-  const at = (i: number): number => swapped.get(i) ?? pool[i];
+  const space = SPACES[task];
+  const seen = new Set<string>();
   const examples: TaskExample[] = [];
-  for (let i = 0; i < count; i++) {
-    const j = generator.randint(i, pool.length);
-    const picked = at(j);
-    swapped.set(j, at(i));
-    examples.push({ task, ...space.problem(picked) });
+  while (examples.length < count) {
+    const { prompt, answer, parts } = space.draw(generator);
+    if (seen.has(prompt) || splitOfCanonical(task, CANONICAL[task](parts)) !== split) continue;
+    seen.add(prompt);
+    examples.push({ task, prompt, answer });
   }
   return examples;
 }
@@ -290,23 +222,7 @@ export function exampleSplit(example: TaskExample): TaskSplit {
   checkTask(example.task, 'exampleSplit');
   const match = PROMPT_PATTERNS[example.task].exec(example.prompt);
   if (match === null) throw new Error(`exampleSplit: '${example.prompt}' is not a ${example.task} prompt`);
-  let canonical: string;
-  switch (example.task) {
-    case 'addition': {
-      const [a, b] = [Number(match[1]), Number(match[2])];
-      canonical = a <= b ? `${a}+${b}` : `${b}+${a}`;
-      break;
-    }
-    case 'reverse':
-      canonical = lesser(match[1], reverseWord(match[1]));
-      break;
-    case 'sort':
-      canonical = sortLetters(match[1]);
-      break;
-    case 'count':
-      canonical = `${match[1]} in ${match[2]}`;
-      break;
-  }
+  const canonical = CANONICAL[example.task](match.slice(1));
   return splitOfCanonical(example.task, canonical);
 }
 

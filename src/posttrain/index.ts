@@ -8,7 +8,7 @@ setBackendInstaller(installNodeBackends);
 
 export * from './losses.js';
 export { sft, resolveSftConfig, paddedBatch, packedBatch, scoreTask, DEFAULT_SFT_CONFIG, type SftConfig, type SftExample, type SftOptions, type SftResult } from './sft.js';
-export { rl, resolveRlConfig, sampleGroup, replyReward, rolloutLoss, DEFAULT_RL_CONFIG, type RlConfig, type RlOptions, type RlResult, type RolloutBatch } from './rl.js';
+export { rl, resolveRlConfig, sampleGroup, replyReward, rolloutLoss, DEFAULT_RL_CONFIG, DYNAMIC_SAMPLING_DRAWS, type RlConfig, type RlOptions, type RlResult, type RolloutBatch } from './rl.js';
 export {
   dpo,
   resolveDpoConfig,

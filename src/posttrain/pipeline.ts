@@ -12,7 +12,8 @@
  * drawn as the stages draw theirs): the chat models by `scoreTask` (greedy, chat template), the
  * base, which has no chat tokens, few-shot in plain text (`scoreFewShot`). Each consecutive pair
  * of stages gets the difference of accuracies with Newcombe's 95% interval. The report card is
- * report.md + report.json + accuracy.svg in `<outDir>/<name>/`, each written atomically.
+ * report.md + report.json + accuracy.svg + curves.svg (each stage's loss and held-out accuracy
+ * against steps) in `<outDir>/<name>/`, each written atomically.
  */
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -26,7 +27,7 @@ import type { TransformerLM } from '../models/transformer.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
-import { readMetrics } from '../train/metrics.js';
+import { readMetrics, type MetricRecord } from '../train/metrics.js';
 import { renderSvg } from '../train/plot.js';
 import type { RunHooks, RunOutcome } from '../train/run-loop.js';
 import { loadRun, runFiles, train, type RunConfig, type RunFiles } from '../train/trainer.js';
@@ -44,6 +45,12 @@ const PARENT: Record<Exclude<PipelineStage, 'base'>, PipelineStage> = { sft: 'ba
 /** Step ceiling of a time-budgeted stage: the budget decides (the stages' own defaults, e.g. SFT's 500, would cut it short). */
 const TIME_BUDGET_MAX_STEPS = 1_000_000;
 
+/**
+ * Steps between a stage's evaluations: each one answers every held-out problem greedily
+ * (4 tasks × 250 take a few seconds), so they are spaced to cost a few percent of the stage.
+ */
+const EVAL_INTERVAL: Record<Exclude<PipelineStage, 'base'>, number> = { sft: 250, rl: 100, dpo: 100 };
+
 export interface PipelineConfig {
   /** The pipeline lives in `<outDir>/<name>/`. */
   name: string;
@@ -60,6 +67,13 @@ export interface PipelineConfig {
   time: Record<PipelineStage, number>;
   /** Step counts that replace a stage's time budget (tests, exact reruns); absent: the time budget. */
   steps: Partial<Record<PipelineStage, number>>;
+  /**
+   * Worked examples per task that SFT learns from (its taskExamples). Few on purpose: in real
+   * post-training, demonstrations are the scarce, expensive data, while problems with a checker
+   * are cheap — RL draws fresh training problems (RlConfig.taskExamples) and needs no answers
+   * written out. With thousands of demonstrations SFT alone saturates the tasks it can learn.
+   */
+  demonstrations: number;
   /** Held-out problems per task that every model is scored on (fewer where a task's test split is smaller). */
   evalExamples: number;
   /** Solved examples in the base's few-shot prompt (fewer where the model's context is short). */
@@ -76,9 +90,10 @@ export const DEFAULT_PIPELINE_CONFIG: Readonly<PipelineConfig> = Object.freeze({
   baseData: 'tinyshakespeare',
   dataDir: null,
   replicas: 1,
-  time: { base: 480, sft: 480, rl: 480, dpo: 0 },
+  time: { base: 480, sft: 180, rl: 720, dpo: 0 },
   steps: {},
-  evalExamples: 100,
+  demonstrations: 500,
+  evalExamples: 250,
   fewShot: 3,
   seed: 1337,
   overrides: {},
@@ -96,7 +111,7 @@ export function resolvePipelineConfig(input: Partial<PipelineConfig>): PipelineC
   }
   // Everything after the base starts from it, and RL and DPO from SFT: those two cannot be skipped.
   for (const stage of ['base', 'sft'] as const) if (!stageRuns(c, stage)) throw new Error(`pipeline: no ${stage} stage time: give --${stage}-time (e.g. 8m); only rl and dpo may be skipped with 0`);
-  for (const k of ['evalExamples', 'replicas'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`pipeline: ${k} must be a positive integer, got ${c[k]}`);
+  for (const k of ['evalExamples', 'replicas', 'demonstrations'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`pipeline: ${k} must be a positive integer, got ${c[k]}`);
   if (!Number.isInteger(c.fewShot) || c.fewShot < 0) throw new Error(`pipeline: fewShot must be a non-negative integer, got ${c.fewShot}`);
   if (!/^[\w.-]+$/.test(c.name)) throw new Error(`pipeline: name '${c.name}' may only contain letters, digits, '.', '_' and '-'`);
   return c;
@@ -173,6 +188,40 @@ export interface StageCard {
   finalValLoss: number | null;
   /** Held-out exact match per task, and `all` (the tasks pooled). */
   scores: Record<string, TaskScore>;
+  /** Its learning curves (curves.svg). */
+  curves: CurvePoint[];
+}
+
+/** One point of a stage's learning curves (curves.svg): a loss or a held-out accuracy at a step. */
+export interface CurvePoint {
+  stage: PipelineStage;
+  step: number;
+  /** 'loss' (the stage's own: LM, masked SFT, 1 − RL reward/accuracy, DPO) or 'held-out exact match'. */
+  panel: 'loss' | 'held-out exact match';
+  /** 'train (batch)', 'train', 'val', or a task's name. */
+  series: string;
+  value: number;
+}
+
+/**
+ * A stage's learning curves from its metrics.jsonl: the logged batch losses, the train and
+ * validation losses at each evaluation, and each task's held-out exact match where the stage
+ * logs it (`TASK/accuracy`: SFT, RL and DPO on built-in tasks).
+ */
+export function stageCurves(stage: PipelineStage, records: readonly MetricRecord[], tasks: readonly string[]): CurvePoint[] {
+  const out: CurvePoint[] = [];
+  for (const r of records) {
+    if (r.kind === 'train') {
+      out.push({ stage, step: r.step, panel: 'loss', series: 'train (batch)', value: r.loss });
+      continue;
+    }
+    out.push({ stage, step: r.step, panel: 'loss', series: 'train', value: r.trainLoss }, { stage, step: r.step, panel: 'loss', series: 'val', value: r.valLoss });
+    for (const task of tasks) {
+      const accuracy = r.metrics?.[`${task}/accuracy`];
+      if (accuracy !== undefined) out.push({ stage, step: r.step, panel: 'held-out exact match', series: task, value: accuracy });
+    }
+  }
+  return out;
 }
 
 /** The difference of one task's accuracy (or `all`) between two stages, `to` − `from`. */
@@ -221,7 +270,7 @@ export interface PipelineResult {
   interrupted: PipelineStage | null;
   /** Null when interrupted. */
   report: PipelineReport | null;
-  /** report.md, report.json and accuracy.svg (empty when interrupted). */
+  /** report.md, report.json, accuracy.svg and curves.svg (empty when interrupted). */
   written: string[];
 }
 
@@ -251,9 +300,10 @@ export async function pipeline(input: Partial<PipelineConfig>, options: Pipeline
       outcome = await train({ ...c.overrides.base, ...b, name: 'base', outDir: dir, data: c.baseData, dataDir: c.dataDir, replicas: c.replicas, seed: c.seed }, control);
     } else {
       const from = { ...chatStage, ...b, name: stage, base: files(PARENT[stage]).dir };
-      if (stage === 'sft') outcome = await sft({ ...c.overrides.sft, ...from }, control);
-      else if (stage === 'rl') outcome = await rl({ ...c.overrides.rl, ...from }, control);
-      else outcome = await dpo({ ...c.overrides.dpo, ...from }, control);
+      const evalInterval = EVAL_INTERVAL[stage];
+      if (stage === 'sft') outcome = await sft({ evalInterval, ...c.overrides.sft, ...from, taskExamples: c.demonstrations }, control);
+      else if (stage === 'rl') outcome = await rl({ evalInterval, ...c.overrides.rl, ...from }, control);
+      else outcome = await dpo({ evalInterval, ...c.overrides.dpo, ...from }, control);
     }
     hooks.onStageEnd?.(stage, outcome);
     if (outcome.stoppedEarly === 'interrupted') return { dir, interrupted: stage, report: null, written: [] };
@@ -288,8 +338,9 @@ function stageCard(stage: PipelineStage, f: RunFiles, problems: ReturnType<typeo
   const correct = Object.values(scores).reduce((n, s) => n + s.correct, 0);
   const total = Object.values(scores).reduce((n, s) => n + s.total, 0);
   scores.all = { correct, total, accuracy: correct / total, ...wilsonInterval(correct, total) };
-  const evals = readMetrics(f.metrics).filter((r) => r.kind === 'eval');
-  return { stage, dir: f.dir, wallSeconds: run.meta.elapsedSeconds, steps: run.meta.step, finalValLoss: evals.length > 0 ? evals[evals.length - 1].valLoss : null, scores };
+  const records = readMetrics(f.metrics);
+  const evals = records.filter((r) => r.kind === 'eval');
+  return { stage, dir: f.dir, wallSeconds: run.meta.elapsedSeconds, steps: run.meta.step, finalValLoss: evals.length > 0 ? evals[evals.length - 1].valLoss : null, scores, curves: stageCurves(stage, records, c.tasks) };
 }
 
 /** base→SFT, SFT→RL and SFT→DPO for each task and all of them, where both stages ran. */
@@ -360,6 +411,12 @@ export function reportMarkdown(report: PipelineReport): string {
     '',
     '![held-out exact match per task and stage](accuracy.svg)',
     '',
+    '## Learning curves',
+    '',
+    "Each stage's own loss (the LM loss for the base, the masked loss for SFT, 1 − mean reward (train) and 1 − held-out accuracy (val) for RL, the DPO loss) and, where the stage measures it, held-out exact match per task at each evaluation.",
+    '',
+    '![each stage: loss and held-out exact match against steps](curves.svg)',
+    '',
     '## Commands',
     '',
     '```sh',
@@ -396,11 +453,43 @@ export function accuracySpec(report: PipelineReport): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+/**
+ * Each stage's learning curves, a column per stage (its own step axis and loss scale: the stages'
+ * losses measure different things), the loss above and held-out exact match below.
+ */
+export function curvesSpec(report: PipelineReport): TopLevelSpec {
+  // Explicit columns rather than a facet: the base has no accuracy panel, and Vega lays out a
+  // facet with an empty cell and independent scales wrongly.
+  const chart = (stage: PipelineStage, panel: CurvePoint['panel']) => ({
+    title: panel === 'loss' ? stage : '',
+    width: 200,
+    height: 150,
+    transform: [{ filter: { and: [{ field: 'stage', equal: stage }, { field: 'panel', equal: panel }] } }],
+    mark: { type: 'line' as const, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'step', type: 'quantitative' as const, title: 'step' },
+      y: { field: 'value', type: 'quantitative' as const, title: panel, scale: panel === 'loss' ? { zero: false } : { domain: [0, 1] } },
+      color: { field: 'series', type: 'nominal' as const, title: null },
+      opacity: { condition: { test: "datum.series === 'train (batch)'", value: 0.35 }, value: 1 },
+    },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `${report.name}: learning curves per stage`,
+    data: { values: report.stages.flatMap((s) => s.curves) },
+    hconcat: report.stages.map((s) => ({
+      vconcat: [chart(s.stage, 'loss'), ...(s.curves.some((p) => p.panel === 'held-out exact match') ? [chart(s.stage, 'held-out exact match')] : [])],
+    })),
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+  } as TopLevelSpec;
+}
+
 async function writeReport(dir: string, report: PipelineReport): Promise<string[]> {
-  const paths = { md: join(dir, 'report.md'), json: join(dir, 'report.json'), svg: join(dir, 'accuracy.svg') };
+  const paths = { md: join(dir, 'report.md'), json: join(dir, 'report.json'), svg: join(dir, 'accuracy.svg'), curves: join(dir, 'curves.svg') };
   writeFileAtomic(paths.svg, await renderSvg(accuracySpec(report)));
+  writeFileAtomic(paths.curves, await renderSvg(curvesSpec(report)));
   writeFileAtomic(paths.json, JSON.stringify(report, null, 2) + '\n');
   writeFileAtomic(paths.md, reportMarkdown(report));
-  return [paths.md, paths.json, paths.svg];
+  return [paths.md, paths.json, paths.svg, paths.curves];
 }
 

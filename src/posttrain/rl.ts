@@ -15,7 +15,9 @@
  *
  * Evaluation: greedy exact match on each task's held-out split (valLoss = 1 − the mean accuracy,
  * so the best checkpoint is the most accurate one) and the mean reward of the rollouts since the
- * last evaluation (trainLoss = 1 − that).
+ * last evaluation (trainLoss = 1 − that); `rollouts/groups` is the mean number of groups drawn a
+ * step and `rollouts/informative` the share of them whose rewards differ (the others have zero
+ * advantages: with dynamicSampling they are drawn past).
  */
 import { noGrad } from '../autograd/grad-mode.js';
 import { ChatTemplate } from '../chat/template.js';
@@ -49,7 +51,17 @@ export interface RlConfig extends StageConfig {
   clipEps: number;
   /** β of the KL penalty to the starting model (0: none, and no reference forward). */
   klBeta: number;
+  /**
+   * DAPO's dynamic sampling (Yu et al. 2025): a group whose replies all get the same reward has
+   * zero advantages and adds nothing to the gradient, so such groups are left out and more
+   * problems are drawn, up to `DYNAMIC_SAMPLING_DRAWS` × batchSize a step, until the step has
+   * batchSize groups that teach something. False: every drawn group is kept (plain GRPO).
+   */
+  dynamicSampling: boolean;
 }
+
+/** With dynamic sampling, the most problems a step draws, as a multiple of its batch size. */
+export const DYNAMIC_SAMPLING_DRAWS = 4;
 
 export const DEFAULT_RL_CONFIG: Readonly<RlConfig> = Object.freeze({
   name: 'rl',
@@ -58,7 +70,8 @@ export const DEFAULT_RL_CONFIG: Readonly<RlConfig> = Object.freeze({
   baseCheckpoint: 'best',
   data: null,
   tasks: [],
-  taskExamples: 10_000,
+  // Problems are cheap (only their answers are checked): enough that a run rarely sees one twice.
+  taskExamples: 100_000,
   evalExamples: 100,
   valFraction: 0.1,
   batchSize: 8,
@@ -78,6 +91,7 @@ export const DEFAULT_RL_CONFIG: Readonly<RlConfig> = Object.freeze({
   gradClip: DEFAULT_TRAIN_CONFIG.gradClip,
   clipEps: 0.2,
   klBeta: 0.04,
+  dynamicSampling: false,
   evalInterval: 25,
   evalIters: 1,
   logInterval: 5,
@@ -96,6 +110,7 @@ export function resolveRlConfig(...layers: Partial<RlConfig>[]): RlConfig {
   if (!(c.temperature > 0 && Number.isFinite(c.temperature))) throw new Error(`rl: temperature must be a positive number (the rollouts must explore), got ${c.temperature}`);
   if (!(c.clipEps > 0 && c.clipEps < 1)) throw new Error(`rl: clipEps must be in (0, 1), got ${c.clipEps}`);
   if (!(c.klBeta >= 0 && Number.isFinite(c.klBeta))) throw new Error(`rl: klBeta must be a non-negative number, got ${c.klBeta}`);
+  if (typeof c.dynamicSampling !== 'boolean') throw new Error(`rl: dynamicSampling must be true or false, got ${String(c.dynamicSampling)}`);
   return c;
 }
 
@@ -177,26 +192,50 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
 
   let rewardSum = 0;
   let rewardCount = 0;
-  /** Rollouts: problems drawn and replies sampled from gens.data, so a resumed run draws the same ones. */
+  // Since the last evaluation: steps, groups drawn, and those whose rewards differ (they teach something).
+  let rolloutSteps = 0;
+  let groupsDrawn = 0;
+  let groupsInformative = 0;
+  /**
+   * Rollouts: problems drawn and replies sampled from gens.data, so a resumed run draws the same
+   * ones. With dynamic sampling, groups whose rewards are all equal are drawn past (at most
+   * DYNAMIC_SAMPLING_DRAWS × batchSize problems); should none of them differ, the last group is
+   * kept, so the step still has its KL term. The mean reward counts every reply sampled.
+   */
   const rollouts = (): RolloutBatch => {
     const rows: SftExample[] = [];
     const rewards: number[] = [];
-    for (let p = 0; p < config.batchSize; p++) {
+    const draws = config.dynamicSampling ? DYNAMIC_SAMPLING_DRAWS * config.batchSize : config.batchSize;
+    let last: { rows: SftExample[]; rewards: number[] } | null = null;
+    for (let drawn = 0; drawn < draws && rewards.length < config.batchSize * config.groupSize; drawn++) {
       // A task, then one of its problems: each task gets its share (a pooled list would be mostly additions).
       const { train } = problems[gens.data.randint(0, problems.length)];
       const problem = train[gens.data.randint(0, train.length)];
       const prompt = promptIds(problem);
       const maxNewTokens = Math.min(config.maxNewTokens, context - prompt.length);
       if (maxNewTokens < 1) throw new Error(`rl: a prompt of ${prompt.length} tokens leaves no room in the model's context of ${context}`);
+      const group: { rows: SftExample[]; rewards: number[] } = { rows: [], rewards: [] };
       for (const reply of sampleGroup(model, prompt, config.groupSize, { maxNewTokens, temperature: config.temperature, end: template.assistantEnd, generator: gens.data })) {
         // The loss covers the reply's tokens (those the policy chose), as SFT's covers the assistant's.
         const ids = Int32Array.from([...prompt, ...reply]);
-        rows.push({ ids, lossMask: Uint8Array.from(ids, (_, t) => (t >= prompt.length ? 1 : 0)) });
-        rewards.push(replyReward(tokenizer, reply, template.assistantEnd, problem.answer));
+        group.rows.push({ ids, lossMask: Uint8Array.from(ids, (_, t) => (t >= prompt.length ? 1 : 0)) });
+        group.rewards.push(replyReward(tokenizer, reply, template.assistantEnd, problem.answer));
       }
+      for (const r of group.rewards) rewardSum += r;
+      rewardCount += group.rewards.length;
+      last = group;
+      groupsDrawn++;
+      const informative = group.rewards.some((r) => r !== group.rewards[0]);
+      if (informative) groupsInformative++;
+      if (config.dynamicSampling && !informative) continue;
+      rows.push(...group.rows);
+      rewards.push(...group.rewards);
     }
-    for (const r of rewards) rewardSum += r;
-    rewardCount += rewards.length;
+    rolloutSteps++;
+    if (rows.length === 0 && last !== null) {
+      rows.push(...last.rows);
+      rewards.push(...last.rewards);
+    }
     const padded = paddedBatch(rows, rows.map((_, i) => i));
     const batch = { ...padded, mask: targetMask(padded.y) };
     const referenceLogProbs = reference ? noGrad(() => tokenLogProbs(reference.forward(batch.x).logits, batch.y, batch.mask)) : null;
@@ -209,8 +248,13 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
     const accuracy = problems.reduce((sum, { task }) => sum + metrics[`${task}/accuracy`], 0) / problems.length;
     const meanReward = rewardCount > 0 ? rewardSum / rewardCount : 0;
     metrics['reward/mean'] = meanReward;
+    metrics['rollouts/groups'] = rolloutSteps > 0 ? groupsDrawn / rolloutSteps : 0;
+    metrics['rollouts/informative'] = groupsDrawn > 0 ? groupsInformative / groupsDrawn : 0;
     rewardSum = 0;
     rewardCount = 0;
+    rolloutSteps = 0;
+    groupsDrawn = 0;
+    groupsInformative = 0;
     return { trainLoss: 1 - meanReward, valLoss: 1 - accuracy, metrics };
   };
 

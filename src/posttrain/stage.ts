@@ -7,7 +7,7 @@
  */
 import type { ChatTemplate } from '../chat/template.js';
 import type { Batch } from '../data/dataset.js';
-import { generateTaskExamples, parseTaskList, scoreAnswers, taskConversation, taskSplitSize, type TaskExample, type TaskName, type TaskScore } from '../chat/tasks.js';
+import { generateTaskExamples, parseTaskList, scoreAnswers, taskConversation, taskCapacity, type TaskExample, type TaskName, type TaskScore } from '../chat/tasks.js';
 import type { TransformerConfig } from '../models/config.js';
 import { generateText } from '../models/generate.js';
 import { muParamGroups } from '../models/mup.js';
@@ -112,7 +112,8 @@ export function openStage<C extends StageConfig>(stage: string, resolve: (input:
   let config = resolve(input);
   const files = runFiles(config.outDir, config.name);
   const checkpoint = openRun(files, resume);
-  if (checkpoint) config = resolve((checkpoint.meta.config as Record<string, Partial<C>>)[stage]);
+  // The stage's own settings, except where the run is: a copied run directory keeps its new name.
+  if (checkpoint) config = resolve({ ...(checkpoint.meta.config as Record<string, Partial<C>>)[stage], name: config.name, outDir: config.outDir });
   return { config, files, checkpoint, resuming: resume };
 }
 
@@ -139,9 +140,8 @@ export interface TaskProblems {
 export function taskProblems(config: StageConfig): TaskProblems[] {
   return (config.tasks as TaskName[]).map((task, k) => {
     const seed = config.seed + 101 * (k + 1);
-    // A small task (one problem per word) may have fewer distinct problems than asked: all of them then.
-    const train = generateTaskExamples(task, 'train', Math.min(config.taskExamples, taskSplitSize(task, 'train')), seed);
-    const test = generateTaskExamples(task, 'test', Math.min(config.evalExamples, taskSplitSize(task, 'test')), seed + 1);
+    const train = generateTaskExamples(task, 'train', Math.min(config.taskExamples, taskCapacity(task, 'train')), seed);
+    const test = generateTaskExamples(task, 'test', Math.min(config.evalExamples, taskCapacity(task, 'test')), seed + 1);
     return { task, seed, train, test };
   });
 }

@@ -15,9 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate, type ChatMessage } from '../../src/chat/template.js';
 import { startDashboard } from '../../src/dashboard/server.js';
 import { generateText } from '../../src/models/generate.js';
-import { sft } from '../../src/posttrain/sft.js';
 import { loadRun } from '../../src/train/trainer.js';
-import { baseRun } from '../posttrain/helpers.js';
+import { baseRun, wordChatRun } from '../posttrain/helpers.js';
 import { artifactPath, chromiumSkipReason, launchChromium } from './chromium.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -47,7 +46,8 @@ describe.skipIf(chromiumSkipReason !== null)('dashboard chat panel in Chromium',
     const runs = join(dir, 'runs');
     mkdirSync(runs);
     const base = await baseRun(runs);
-    await sft({ base, outDir: runs, name: 'chat', tasks: ['reverse'], taskExamples: 60, evalExamples: 4, batchSize: 4, maxSteps: 20, warmupSteps: 1, evalInterval: 20, evalIters: 1 });
+    // Replies that repeat the word: longer than MAX_TOKENS, so the reply is cut there.
+    await wordChatRun(base, runs, (w) => [w, `${w} ${w} ${w}`]);
     await built;
     server = await startDashboard({ runs, host: '127.0.0.1', port: 0, assetsDir });
     browser = await launchChromium();

@@ -1,7 +1,7 @@
 /**
  * POST /api/runs/:name/chat on a real chat run made here (a tiny base trained for a few steps,
- * then a few sft steps on the `reverse` task): the reply streams like a generation and equals the
- * library's generateText on the rendered conversation; the request is validated field by field,
+ * then fine-tuned on conversations reversing a dozen words): the reply streams like a generation
+ * and equals the library's generateText on the rendered conversation; the request is validated field by field,
  * and a run that is not a chat model is a 409.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,9 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate, type ChatMessage } from '../../src/chat/template.js';
 import { startDashboard, type Dashboard } from '../../src/dashboard/server.js';
 import { generateText } from '../../src/models/generate.js';
-import { sft } from '../../src/posttrain/sft.js';
 import { loadRun } from '../../src/train/trainer.js';
-import { baseRun } from '../posttrain/helpers.js';
+import { baseRun, wordChatRun } from '../posttrain/helpers.js';
 import { httpSend, openEvents, postJson, type RawResponse } from './helpers.js';
 
 const json = (r: RawResponse): Record<string, unknown> => JSON.parse(r.body) as Record<string, unknown>;
@@ -26,8 +25,7 @@ describe('dashboard chat API', () => {
     // Both runs sit in one root: 'base' (a plain language model) and 'chat' (fine-tuned from it).
     dir = mkdtempSync(join(tmpdir(), 'tensorlm-dashboard-chat-'));
     const base = await baseRun(dir);
-    // 20 steps: enough that greedy replies are not blank (after 4 they are all spaces).
-    await sft({ base, outDir: dir, name: 'chat', tasks: ['reverse'], taskExamples: 60, evalExamples: 4, batchSize: 4, maxSteps: 20, warmupSteps: 1, evalInterval: 20, evalIters: 1 });
+    await wordChatRun(base, dir, (w) => [`reverse: ${w}`, [...w].reverse().join('')]);
     server = await startDashboard({ runs: dir, port: 0 });
   }, 60_000);
 
@@ -79,13 +77,15 @@ describe('dashboard chat API', () => {
   });
 
   it('renders the whole conversation each turn: a system message and earlier turns', async () => {
+    // 27 tokens with the template, so that all of it fits the model's 32 with the 5 of the reply.
     const messages: ChatMessage[] = [
-      { role: 'system', content: 'be brief' },
-      { role: 'user', content: 'reverse: ab' },
+      { role: 'system', content: 'x' },
+      { role: 'user', content: 'ab' },
       { role: 'assistant', content: 'ba' },
       { role: 'user', content: 'reverse: dog' },
     ];
-    const { tokens } = await chat(messages, { maxNewTokens: 5 });
+    const { tokens, done } = await chat(messages, { maxNewTokens: 5 });
+    expect(done.dropped).toBe(0);
     expect(tokens.map((t) => t.text).join('')).toBe(expected(messages, 5).text);
   });
 

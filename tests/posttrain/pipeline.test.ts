@@ -70,7 +70,7 @@ describe('pipeline', () => {
     ]);
     const root = join(dir, 'p');
     for (const s of ['base', 'sft', 'rl', 'dpo']) expect(existsSync(join(root, s, 'latest.safetensors'))).toBe(true);
-    for (const f of ['report.md', 'report.json', 'accuracy.svg']) expect(existsSync(join(root, f))).toBe(true);
+    for (const f of ['report.md', 'report.json', 'accuracy.svg', 'curves.svg']) expect(existsSync(join(root, f))).toBe(true);
 
     const report = JSON.parse(readFileSync(join(root, 'report.json'), 'utf8')) as PipelineReport;
     expect(report).toEqual(JSON.parse(JSON.stringify(done.report)));
@@ -102,6 +102,13 @@ describe('pipeline', () => {
     expect(md).toContain('| base → sft | reverse |');
     expect(md).toContain('tensorlm pipeline --name p');
     expect(readFileSync(join(root, 'accuracy.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(readFileSync(join(root, 'curves.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(md).toContain('![each stage: loss and held-out exact match against steps](curves.svg)');
+    // Each stage's curves come from its metrics: the losses everywhere, held-out accuracy where measured.
+    for (const card of report.stages) {
+      expect(card.curves.some((p) => p.panel === 'loss' && p.series === 'val'), card.stage).toBe(true);
+      expect(card.curves.some((p) => p.panel === 'held-out exact match' && p.series === 'reverse'), card.stage).toBe(card.stage !== 'base');
+    }
 
     // Third call: every stage is finished, none trains, no metrics file is touched.
     const mtimes = ['base', 'sft', 'rl', 'dpo'].map((s) => statSync(join(root, s, 'metrics.jsonl')).mtimeMs);

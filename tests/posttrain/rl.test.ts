@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHAT_SPECIAL_TOKENS, ChatTemplate } from '../../src/chat/template.js';
 import { groupAdvantages, tokenLogProbs } from '../../src/posttrain/losses.js';
-import { replyReward, rl, rolloutLoss, sampleGroup, type RolloutBatch } from '../../src/posttrain/rl.js';
+import { DYNAMIC_SAMPLING_DRAWS, replyReward, rl, rolloutLoss, sampleGroup, type RolloutBatch } from '../../src/posttrain/rl.js';
 import { sft } from '../../src/posttrain/sft.js';
 import { presetConfig } from '../../src/models/presets.js';
 import { TransformerLM } from '../../src/models/transformer.js';
@@ -107,7 +107,7 @@ describe('rl', () => {
     writeFileSync(data, Array.from({ length: 3000 }, () => Array.from({ length: 1 + g.randint(0, 6) }, () => 'abcdefghijklmnopqrstuvwxyz'[g.randint(0, 26)]).join('')).join(' '));
     await train(smallTrainConfig(dir, data, { name: 'base', maxSteps: 4, evalInterval: 4, sampleTokens: 0, model: { dModel: 32, nLayers: 1, nHeads: 2, dFF: 64, maxSeqLen: 48 } }));
     await sft({ base: join(dir, 'base'), outDir: dir, name: 'sft', tasks: ['reverse'], taskExamples: 40, evalExamples: 4, batchSize: 4, maxSteps: 4, warmupSteps: 1, evalInterval: 4, evalIters: 1 });
-    const settings = { base: join(dir, 'sft'), outDir: dir, tasks: ['reverse'], evalExamples: 4, batchSize: 2, groupSize: 3, maxNewTokens: 6, maxSteps: 4, warmupSteps: 1, evalInterval: 2 };
+    const settings = { base: join(dir, 'sft'), outDir: dir, tasks: ['reverse'], taskExamples: 200, evalExamples: 4, batchSize: 2, groupSize: 3, maxNewTokens: 6, maxSteps: 4, warmupSteps: 1, evalInterval: 2 };
     const full = await rl({ ...settings, name: 'rl' });
     expect(full.step).toBe(4);
     const evals = readFileSync(full.files.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'eval');
@@ -120,6 +120,24 @@ describe('rl', () => {
     const rest = await rl({ ...settings, name: 'rl-split' }, { resume: true });
     expect(rest.trainLosses.map((s) => s.loss)).toEqual(full.trainLosses.slice(2).map((s) => s.loss));
     expect(rest.finalValLoss).toBe(full.finalValLoss);
+    // Plain GRPO draws batchSize groups a step, whatever their rewards.
+    expect(evals.map((e) => e.metrics['rollouts/groups'])).toEqual([2, 2]);
+
+    // Dynamic sampling draws past groups whose rewards are all equal (an almost untrained model
+    // gets nearly every reply wrong), up to DYNAMIC_SAMPLING_DRAWS × batchSize, and resumes exactly.
+    const dynamic = { ...settings, dynamicSampling: true };
+    const ds = await rl({ ...dynamic, name: 'rl-ds' });
+    const dsEvals = readFileSync(ds.files.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'eval');
+    for (const e of dsEvals) {
+      const { 'rollouts/groups': groups, 'rollouts/informative': informative } = e.metrics;
+      expect(groups).toBeGreaterThanOrEqual(2);
+      expect(groups).toBeLessThanOrEqual(DYNAMIC_SAMPLING_DRAWS * 2);
+      // A step stops drawing once it has 2 informative groups: fewer than that means it drew all it may.
+      if (informative * groups < 2) expect(groups).toBe(DYNAMIC_SAMPLING_DRAWS * 2);
+    }
+    await rl({ ...dynamic, name: 'rl-ds-split' }, { stopAfterSteps: 2 });
+    const dsRest = await rl({ ...dynamic, name: 'rl-ds-split' }, { resume: true });
+    expect(dsRest.trainLosses.map((s) => s.loss)).toEqual(ds.trainLosses.slice(2).map((s) => s.loss));
   }, 120_000);
 
   it('says what is missing', async () => {

@@ -30,7 +30,7 @@ export function registerPipelineCommand(program: Command): void {
     new Option(`--${stage}-time <duration>`, help).default(d.time[stage], d.time[stage] > 0 ? formatSeconds(d.time[stage]) : '0: skipped').argParser(stageTime(`--${stage}-time`));
   program
     .command('pipeline')
-    .description('the whole run, nanochat-style: pretrain a base, SFT it, RL it (and optionally DPO it from the same SFT), each on its own time budget; then score every model on the same held-out problems and write a report card (report.md, report.json, accuracy.svg). Rerun the same command to continue where it stopped.')
+    .description('the whole run, nanochat-style: pretrain a base, SFT it, RL it (and optionally DPO it from the same SFT), each on its own time budget; then score every model on the same held-out problems and write a report card (report.md, report.json, accuracy.svg, curves.svg). Rerun the same command to continue where it stopped.')
     .requiredOption('--name <name>', 'the pipeline lives in <out-dir>/<name>/{base,sft,rl,dpo}')
     .option('--out-dir <dir>', 'directory of pipelines', d.outDir)
     .addOption(time('base', 'pretraining time budget'))
@@ -41,6 +41,7 @@ export function registerPipelineCommand(program: Command): void {
     .option('--base-data <name|path>', "the base's text: 'tinyshakespeare' or a text file / directory", d.baseData)
     .option('--data-dir <dir>', 'where named datasets are cached (default: TENSORLM_DATA_DIR or ~/.cache/tensorlm)')
     .addOption(new Option('--replicas <n>', "data-parallel replicas of the base's pretraining (2 uses both cores of a 2-core machine)").default(d.replicas).argParser(positiveInt('--replicas')))
+    .addOption(new Option('--demonstrations <n>', 'worked examples per task that SFT learns from (RL draws fresh problems and needs no answers written out)').default(d.demonstrations).argParser(positiveInt('--demonstrations')))
     .addOption(new Option('--eval-examples <n>', 'held-out problems per task that every model is scored on').default(d.evalExamples).argParser(positiveInt('--eval-examples')))
     .addOption(new Option('--few-shot <n>', "solved examples in the base's plain-text prompt").default(d.fewShot).argParser(nonNegativeInt('--few-shot')))
     .addOption(new Option('--seed <n>', 'random seed of every stage and of the held-out problems').default(d.seed).argParser(nonNegativeInt('--seed')))
@@ -56,6 +57,7 @@ export function registerPipelineCommand(program: Command): void {
           dataDir: (o.dataDir as string | undefined) ?? dataDirEnv() ?? null,
           replicas: o.replicas as number,
           time: { base: o.baseTime as number, sft: o.sftTime as number, rl: o.rlTime as number, dpo: o.dpoTime as number },
+          demonstrations: o.demonstrations as number,
           evalExamples: o.evalExamples as number,
           fewShot: o.fewShot as number,
           seed: o.seed as number,

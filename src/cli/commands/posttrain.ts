@@ -6,7 +6,7 @@ import { DEFAULT_SFT_CONFIG, sft, type SftConfig, type SftResult } from '../../p
 import { DEFAULT_DPO_CONFIG, dpo, type DpoConfig, type DpoRunResult } from '../../posttrain/dpo.js';
 import type { StageConfig, StageOptions, StageResult } from '../../posttrain/stage.js';
 import { mergeRun } from '../../posttrain/merge.js';
-import { DEFAULT_RL_CONFIG, rl, type RlConfig, type RlResult } from '../../posttrain/rl.js';
+import { DEFAULT_RL_CONFIG, DYNAMIC_SAMPLING_DRAWS, rl, type RlConfig, type RlResult } from '../../posttrain/rl.js';
 import { createInterface } from 'node:readline';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
 import { loadRun, type RunConfig } from '../../train/trainer.js';
@@ -106,12 +106,12 @@ async function runStage<C extends StageConfig, R extends StageResult & { config:
 ): Promise<void> {
   const settings = (config: unknown) => (config as Record<string, C>)[report.stage];
   const progress = runProgress<RunConfig>(
-    ({ config, parameters, resumed, trainTokens, valTokens }) => {
+    ({ config, dir, parameters, resumed, trainTokens, valTokens }) => {
       const c = settings(config);
       const lora = (config as RunConfig).lora;
       return [
-        `${resumed ? 'resuming' : report.verb} ${c.name} from ${c.base}${report.method?.(c) ?? ''} (${lora ? `LoRA r=${lora.rank} α=${lora.alpha} on ${Array.isArray(lora.targetModules) ? lora.targetModules.join(',') : lora.targetModules}` : 'full'}, ${parameters.toLocaleString('en-US')} parameters) on ${[c.data, ...c.tasks].filter(Boolean).join(', ')}`,
-        `${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} held-out tokens; batch ${c.batchSize}, AdamW lr ${c.lr} → ${c.minLr}; run directory ${join(c.outDir, c.name)}`,
+        `${resumed ? 'resuming' : report.verb} ${basename(dir)} from ${c.base}${report.method?.(c) ?? ''} (${lora ? `LoRA r=${lora.rank} α=${lora.alpha} on ${Array.isArray(lora.targetModules) ? lora.targetModules.join(',') : lora.targetModules}` : 'full'}, ${parameters.toLocaleString('en-US')} parameters) on ${[c.data, ...c.tasks].filter(Boolean).join(', ')}`,
+        `${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} held-out tokens; batch ${c.batchSize}, AdamW lr ${c.lr} → ${c.minLr}; run directory ${dir}`,
       ];
     },
     (r) => {
@@ -134,13 +134,15 @@ async function runStage<C extends StageConfig, R extends StageResult & { config:
   if (result.stoppedEarly === 'interrupted') {
     // The data flags too: a stage checks its flags before it reads the run's own settings back.
     const data = `${c.data ? ` --data ${c.data}` : ''}${c.tasks.length ? ` --task ${c.tasks.join(',')}` : ''}`;
-    console.log(`stopped at step ${result.step}; checkpoint saved to ${result.files.latest}. Continue with: tensorlm ${report.stage} --name ${c.name} --out-dir ${c.outDir} --base ${c.base}${data} --resume`);
+    // Where the run is: a copied run directory's config still names the original.
+    console.log(`stopped at step ${result.step}; checkpoint saved to ${result.files.latest}. Continue with: tensorlm ${report.stage} --name ${basename(result.files.dir)} --out-dir ${dirname(result.files.dir)} --base ${c.base}${data} --resume`);
     return;
   }
-  console.log(`\nfinished ${result.step} steps in ${formatSeconds((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? '–'}`);
+  if (result.alreadyFinished === true) console.log(`${result.files.dir} has already finished (step ${result.step} of ${result.plannedSteps}); nothing to train. Its held-out scores:`);
+  else console.log(`\nfinished ${result.step} steps in ${formatSeconds((performance.now() - started) / 1000)}; best val loss ${result.bestValLoss?.toFixed(4) ?? '–'}`);
   for (const line of report.finalLines?.(result) ?? []) console.log(line);
   for (const [task, s] of Object.entries(result.taskScores)) console.log(`  ${task}: exact match ${s.correct}/${s.total} = ${percent(s.accuracy)} (95% CI ${percent(s.low)}–${percent(s.high)})`);
-  console.log(`chat with it: tensorlm chat --run ${join(c.outDir, c.name)}`);
+  console.log(`chat with it: tensorlm chat --run ${result.files.dir}`);
 }
 
 export function registerPosttrainCommands(program: Command): void {
@@ -264,15 +266,16 @@ export function registerRlCommand(program: Command): void {
     .addOption(new Option('--group-size <n>', 'replies sampled per problem (GRPO group)').default(r.groupSize).argParser(positiveInt('--group-size')))
     .addOption(new Option('--max-new-tokens <n>', 'most tokens of a reply').default(r.maxNewTokens).argParser(positiveInt('--max-new-tokens')))
     .addOption(new Option('--temperature <t>', 'sampling temperature of the rollouts').default(r.temperature).argParser(positiveNumber('--temperature')))
+    .option('--dynamic-sampling', `draw past groups whose replies all get the same reward (they teach nothing), up to ${DYNAMIC_SAMPLING_DRAWS}× --batch-size problems a step (DAPO)`)
     .addOption(new Option('--clip-eps <x>', 'GRPO clipping ε of the policy ratio').default(r.clipEps).argParser(positiveNumber('--clip-eps')))
     .addOption(new Option('--kl-beta <x>', 'β of the KL penalty to the starting model (0 = none)').default(r.klBeta).argParser(nonNegativeNumber('--kl-beta')))
     .action(async (_opts: unknown, cmd: Command) => {
       const o = cmd.opts();
-      const input: Partial<RlConfig> = { ...stageInput(o), groupSize: o.groupSize as number, maxNewTokens: o.maxNewTokens as number, temperature: o.temperature as number, clipEps: o.clipEps as number, klBeta: o.klBeta as number };
+      const input: Partial<RlConfig> = { ...stageInput(o), groupSize: o.groupSize as number, maxNewTokens: o.maxNewTokens as number, temperature: o.temperature as number, clipEps: o.clipEps as number, klBeta: o.klBeta as number, dynamicSampling: o.dynamicSampling === true };
       await runStage<RlConfig, RlResult>(input, o.resume === true, rl, {
         stage: 'rl',
         verb: 'reinforcing',
-        method: (c) => ` with GRPO (${c.batchSize} problems × ${c.groupSize} samples a step, ε ${c.clipEps}, KL β ${c.klBeta})`,
+        method: (c) => ` with GRPO (${c.batchSize} problems × ${c.groupSize} samples a step${c.dynamicSampling ? ', dynamic sampling' : ''}, ε ${c.clipEps}, KL β ${c.klBeta})`,
         evalFigures: (m) => `mean reward ${percent(m['reward/mean'] ?? 0)}`,
       });
     });
