@@ -71,6 +71,20 @@ export {
   type LoRAConfig,
   type ApplyLoRAOptions,
 } from './lora.js';
+export {
+  RNNCell,
+  LSTMCell,
+  GRUCell,
+  RNN,
+  LSTM,
+  GRU,
+  type RecurrentMode,
+  type RNNNonlinearity,
+  type RNNCellBaseOptions,
+  type RNNCellOptions,
+  type RNNBaseOptions,
+  type RNNOptions,
+} from './recurrent.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
 export type {
