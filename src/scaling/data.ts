@@ -111,9 +111,16 @@ function findColumn(header: readonly string[], role: RunRole, explicit: string |
 }
 
 /** Parses CSV text; `source` names it in errors. */
+/** Most runs (data lines) a runs CSV may hold: parsing stays well under a second. */
+export const MAX_RUNS = 100_000;
+
 export function parseRunsCsv(text: string, options: LoadRunsOptions = {}, source = 'CSV'): RunsTable {
   const dropHighest = options.dropHighest ?? 0;
   if (!Number.isInteger(dropHighest) || dropHighest < 0) throw new RangeError(`dropHighest must be a non-negative integer, got ${dropHighest}`);
+  // Bounded work: counted before parsing (a line per run, and a header).
+  let lines = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && lines <= MAX_RUNS + 1; i = text.indexOf('\n', i + 1)) lines++;
+  if (lines > MAX_RUNS + 1) throw new Error(`${source} has more than ${MAX_RUNS.toLocaleString('en-US')} lines of runs; a runs CSV holds at most ${MAX_RUNS.toLocaleString('en-US')} (a scaling study has tens to thousands)`);
   let records: { record: string[]; info: { lines: number } }[];
   try {
     records = parse(text, { bom: true, info: true, skip_empty_lines: true, trim: true }) as unknown as { record: string[]; info: { lines: number } }[];

@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { describe, expect, it, vi } from 'vitest';
 import { registerScalingCommands } from '../../src/cli/commands/scaling.js';
 import { exponentWarnings, fitApproach3, predictLoss, type ScalingLaw } from '../../src/scaling/chinchilla.js';
-import { parseRunsCsv } from '../../src/scaling/data.js';
+import { MAX_RUNS, parseRunsCsv } from '../../src/scaling/data.js';
 import { fitApproach2 } from '../../src/scaling/isoflop.js';
 import { runScalingFit } from '../../src/scaling/report.js';
 
@@ -42,6 +42,14 @@ async function cli(args: string[]): Promise<{ stdout: string; stderr: string }> 
 const SMALL_STARTS = [[5, 5, 0.5, 0.5, 0.5], [10, 10, 0, 0.3, 0.3], [0, 0, 0.5, 1, 1]];
 
 describe('scaling fit input checks', () => {
+  it('refuses a CSV of more than MAX_RUNS runs before parsing it (bounded work: 200,000 rows took over 5 s)', () => {
+    const row = (i: number) => `${1e5 + i},${1e7 + i},${3 + 1 / (i + 1)}`;
+    const text = ['N,D,loss', ...Array.from({ length: MAX_RUNS + 1 }, (_, i) => row(i))].join('\n');
+    expect(() => parseRunsCsv(text, {}, 'big.csv')).toThrow('big.csv has more than 100,000 lines of runs; a runs CSV holds at most 100,000 (a scaling study has tens to thousands)');
+    // A file under the cap loads.
+    expect(parseRunsCsv(['N,D,loss', ...Array.from({ length: 1000 }, (_, i) => row(i))].join('\n'), {}, 'ok.csv').runs).toHaveLength(1000);
+  });
+
   it('30 identical runs are an error naming the file and the missing design, not α = −0.07', () => {
     const same = csvFile('same.csv', `N,D,loss\n${'1000000,20000000,3.5\n'.repeat(30)}`);
     expect(() => runScalingFit({ csv: same, approach: '3', bootstrap: 0 })).toThrow(
