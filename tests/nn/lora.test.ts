@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultGenerator, F, Generator, models, nn, noGrad, optim, randint, randn, tensor, Tensor, TransformerLM, zeros } from '../../src/index.js';
 import { expectClose, fromGolden, loadGolden, type GoldenTensor } from '../helpers/golden.js';
 import { gradcheck } from '../helpers/gradcheck.js';
+import { expectOneLineError } from '../helpers/errors.js';
 
 const { Linear, LoRALinear, MLP, Module, applyLoRA, mergeLoRA, loraStateDict, loadLoRAStateDict, loraParameters, loraConfig, init } = nn;
 type Linear = InstanceType<typeof Linear>;
@@ -47,18 +48,6 @@ function goldenLayer(c: LoRACase): LoRALinear {
   return layer;
 }
 
-/** Asserts `fn` throws one line (no newline) matching `pattern`. */
-function expectOneLineError(fn: () => unknown, pattern: RegExp): void {
-  let message: string | null = null;
-  try {
-    fn();
-  } catch (e) {
-    message = (e as Error).message;
-  }
-  expect(message, `expected an error matching ${pattern}`).not.toBeNull();
-  expect(message).toMatch(pattern);
-  expect(message).not.toContain('\n');
-}
 
 // The brief's model: one layer of the tiny preset (tied embeddings, GELU MLP, learned positions).
 const tinyConfig = models.presetConfig('tiny', { vocabSize: 20, dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 2, dFF: 64 });

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { F, Generator, nn, noGrad, randn, stack, Tensor } from '../../src/index.js';
 import { expectClose, fromGolden, loadGolden, type GoldenTensor } from '../helpers/golden.js';
 import { gradcheck } from '../helpers/gradcheck.js';
+import { expectOneLineError } from '../helpers/errors.js';
 
 const { RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell } = nn;
 type Mode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
@@ -319,17 +320,7 @@ describe('init and module conventions', () => {
 });
 
 describe('errors', () => {
-  function oneLine(fn: () => unknown, pattern: RegExp): void {
-    let message: string | null = null;
-    try {
-      fn();
-    } catch (e) {
-      message = (e as Error).message;
-    }
-    expect(message, `expected an error matching ${pattern}`).not.toBeNull();
-    expect(message).toMatch(pattern);
-    expect(message).not.toContain('\n');
-  }
+  const oneLine = expectOneLineError;
 
   it('names the argument, the shape got and the shape expected', () => {
     const lstm = new LSTM(3, 4, { numLayers: 2 });
