@@ -10,17 +10,15 @@ import type { Batch } from '../data/dataset.js';
 import { generateTaskExamples, parseTaskList, scoreAnswers, taskConversation, taskCapacity, type TaskExample, type TaskName, type TaskScore } from '../chat/tasks.js';
 import type { TransformerConfig } from '../models/config.js';
 import { generateText } from '../models/generate.js';
-import { muParamGroups } from '../models/mup.js';
 import type { TransformerLM } from '../models/transformer.js';
 import { loraConfig, type LoRAConfig } from '../nn/lora.js';
 import { adapterPath, saveAdapter } from './merge.js';
-import { AdamW } from '../optim/adam.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { DEFAULT_TRAIN_CONFIG, validateTrainConfig, type TrainConfig } from '../train/config.js';
 import { LrSchedule, TrainingCore, type LossFunction } from '../train/loop.js';
 import { openRun, runFiles, runLoop, type RunControl, type RunFiles, type RunHooks, type RunLoopSpec, type RunOutcome } from '../train/run-loop.js';
-import type { RunGenerators } from '../train/setup.js';
+import { modelOptimizer, type RunGenerators } from '../train/setup.js';
 import type { RunConfig } from '../train/trainer.js';
 
 /** The settings a stage shares with pretraining, meaning there what they mean here (one validator checks them). */
@@ -167,10 +165,7 @@ export interface StageSetup {
  */
 export function stageTraining<B extends Batch>(setup: StageSetup, loss: LossFunction<TransformerLM, B>) {
   const { files, config, runConfig, checkpoint, model, generators, options } = setup;
-  const optimizer = new AdamW(
-    muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay }).map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) })).filter((g) => g.params.length > 0),
-    { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay },
-  );
+  const optimizer = modelOptimizer(model, config);
   const schedule = new LrSchedule({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
   const core = new TrainingCore({ model, optimizer, schedule, loss, gradClip: config.gradClip });
   const run = async (spec: Pick<RunLoopSpec<TransformerLM, B>, 'nextBatches' | 'evaluate' | 'dataTokens'>): Promise<RunOutcome> => {

@@ -12,6 +12,7 @@ import { countPretokens, trainBPEFromCounts } from './bpe-train.js';
 import { bytesKey, bytesToGPT2String, concatBytes, gpt2StringToBytes, utf8Decode, utf8Encode } from './bytes.js';
 import { compileSpecialMatcher, resolvePretokenizer, splitOnSpecial, type Pretokenizer, type PretokenizerName } from './pretokenize.js';
 import {
+  addSpecialTokens,
   checkRoundTrip,
   formatJsonFile,
   IdBuffer,
@@ -333,14 +334,8 @@ export class BPETokenizer implements Tokenizer {
    * already has keep their ids); vocabulary, merges and every existing id are unchanged.
    */
   withSpecialTokens(tokens: readonly string[]): BPETokenizer {
-    const specials = new Map(this.specials);
-    let next = this.vocabSize;
-    tokens.forEach((text, i) => {
-      if (typeof text !== 'string' || text.length === 0) throw new Error(`BPETokenizer.withSpecialTokens: token ${i} must be a non-empty string, got ${JSON.stringify(text)}`);
-      if (!specials.has(text)) specials.set(text, next++);
-    });
-    if (specials.size === this.specials.size) return this;
-    return new BPETokenizer({ tokens: this.tokens, merges: this.mergePairs, specialTokens: Object.fromEntries(specials), ...pretokenizerOf(this.pre) });
+    const specialTokens = addSpecialTokens('BPETokenizer', this.specials, this.vocabSize, tokens);
+    return specialTokens === null ? this : new BPETokenizer({ tokens: this.tokens, merges: this.mergePairs, specialTokens, ...pretokenizerOf(this.pre) });
   }
 
   // ---- encoding --------------------------------------------------------------------------------

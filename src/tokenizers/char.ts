@@ -6,6 +6,7 @@
 import { writeFileAtomic } from '../data/files.js';
 import { compileSpecialMatcher } from './pretokenize.js';
 import {
+  addSpecialTokens,
   checkRoundTrip,
   formatJsonFile,
   IdBuffer,
@@ -213,14 +214,8 @@ export class CharTokenizer implements Tokenizer {
    * already has keep their ids); every existing id is unchanged.
    */
   withSpecialTokens(tokens: readonly string[]): CharTokenizer {
-    const specials = new Map(this.specials);
-    let next = this.vocabSize;
-    tokens.forEach((text, i) => {
-      if (typeof text !== 'string' || text.length === 0) throw new Error(`CharTokenizer.withSpecialTokens: token ${i} must be a non-empty string, got ${JSON.stringify(text)}`);
-      if (!specials.has(text)) specials.set(text, next++);
-    });
-    if (specials.size === this.specials.size) return this;
-    return new CharTokenizer(this.chars, { ...this.layout(), specialTokens: Object.fromEntries(specials) });
+    const specialTokens = addSpecialTokens('CharTokenizer', this.specials, this.vocabSize, tokens);
+    return specialTokens === null ? this : new CharTokenizer(this.chars, { ...this.layout(), specialTokens });
   }
 
   /** The options that rebuild this tokenizer's ids from `chars`. */

@@ -37,6 +37,21 @@ export function quoteShort(value: unknown, max = 60): string {
 }
 
 /**
+ * `existing` special tokens with `tokens` added at ids vocabSize, vocabSize + 1, … (tokens already
+ * there keep their ids), as `withSpecialTokens` of every tokenizer gives them; null when none is
+ * new. `owner` names the caller in the error for a token that is not a non-empty string.
+ */
+export function addSpecialTokens(owner: string, existing: ReadonlyMap<string, number>, vocabSize: number, tokens: readonly string[]): Record<string, number> | null {
+  const specials = new Map(existing);
+  let next = vocabSize;
+  tokens.forEach((text, i) => {
+    if (typeof text !== 'string' || text.length === 0) throw new Error(`${owner}.withSpecialTokens: token ${i} must be a non-empty string, got ${JSON.stringify(text)}`);
+    if (!specials.has(text)) specials.set(text, next++);
+  });
+  return specials.size === existing.size ? null : Object.fromEntries(specials);
+}
+
+/**
  * Why `text` cannot be a special token, or null when it can. A special token is matched whole
  * wherever it appears in text, so it must be a marker, not ordinary text: at least two
  * characters, at least one of them neither a letter, a digit nor whitespace ("<|eot|>", "[PAD]",

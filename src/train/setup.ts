@@ -35,7 +35,20 @@ export function buildTrainingSetup(
   const generators = runGenerators(config.seed);
   const model = new TransformerLM(modelConfig, { generator: generators.init, dropoutGenerator: generators.dropout });
   model.train();
-  const groups = muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay });
-  const optimizer = new AdamW(groups, { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay });
-  return { model, optimizer, generators };
+  return { model, optimizer: modelOptimizer(model, config), generators };
+}
+
+/**
+ * AdamW over the parameters of `model` that train (all of them, or a LoRA model's adapters and
+ * its grown embedding): matrices decay, biases and norm gains do not (nanoGPT); under μP the
+ * hidden matrices get their own groups at lr/m (models/mup.ts). Pretraining and every
+ * post-training stage build their optimizer here.
+ */
+export function modelOptimizer(model: TransformerLM, config: Pick<TrainConfig, 'lr' | 'weightDecay' | 'beta1' | 'beta2'>): AdamW {
+  const groups = muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay }).flatMap((g) => {
+    const params = g.params.filter((p) => p.requiresGrad);
+    // A group that frozen parameters emptied goes; the standard pair stays as muParamGroups makes it.
+    return params.length > 0 || g.params.length === 0 ? [{ ...g, params }] : [];
+  });
+  return new AdamW(groups, { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay });
 }
