@@ -159,8 +159,11 @@ const SPACES: Record<TaskName, TaskSpace> = {
       // A letter at a random position (so a repeated letter is asked in proportion), or one the
       // string lacks, so that 0 is a possible answer without dominating as it would if all 26
       // letters were equally likely.
-      const absent = ALPHABET.filter((letter) => !word.includes(letter));
-      const letter = g.random() < ABSENT_SHARE ? absent[g.randint(0, absent.length)] : word[g.randint(0, word.length)];
+      let letter: string;
+      if (g.random() < ABSENT_SHARE) {
+        const absent = ALPHABET.filter((l) => !word.includes(l));
+        letter = absent[g.randint(0, absent.length)];
+      } else letter = word[g.randint(0, word.length)];
       return { prompt: `count ${letter} in ${word}`, answer: String(countLetter(word, letter)), parts: [letter, word] };
     },
   },

@@ -191,8 +191,7 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
   const training = stageTraining({ files, config, runConfig, checkpoint, model, generators: gens, options }, rolloutLoss(config));
 
   let rewardSum = 0;
-  let rewardCount = 0;
-  // Since the last evaluation: steps, groups drawn, and those whose rewards differ (they teach something).
+  // Since the last evaluation: steps, groups drawn (each groupSize replies), and those whose rewards differ (they teach something).
   let rolloutSteps = 0;
   let groupsDrawn = 0;
   let groupsInformative = 0;
@@ -222,7 +221,6 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
         group.rewards.push(replyReward(tokenizer, reply, template.assistantEnd, problem.answer));
       }
       for (const r of group.rewards) rewardSum += r;
-      rewardCount += group.rewards.length;
       last = group;
       groupsDrawn++;
       const informative = group.rewards.some((r) => r !== group.rewards[0]);
@@ -246,12 +244,11 @@ export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Pro
   const evaluate = (step: number) => {
     const metrics = tasks.evaluate(step);
     const accuracy = problems.reduce((sum, { task }) => sum + metrics[`${task}/accuracy`], 0) / problems.length;
-    const meanReward = rewardCount > 0 ? rewardSum / rewardCount : 0;
+    const meanReward = groupsDrawn > 0 ? rewardSum / (groupsDrawn * config.groupSize) : 0;
     metrics['reward/mean'] = meanReward;
     metrics['rollouts/groups'] = rolloutSteps > 0 ? groupsDrawn / rolloutSteps : 0;
     metrics['rollouts/informative'] = groupsDrawn > 0 ? groupsInformative / groupsDrawn : 0;
     rewardSum = 0;
-    rewardCount = 0;
     rolloutSteps = 0;
     groupsDrawn = 0;
     groupsInformative = 0;
