@@ -281,6 +281,85 @@ export interface CrossEntropyBackwardArgs extends CrossEntropyInput {
   dlogits: Float32Array;
 }
 
+/** Which recurrence a cell kernel computes (torch's gate order: LSTM i, f, g, o; GRU r, z, n). */
+export type RecurrentCellMode = 'rnnTanh' | 'rnnRelu' | 'lstm' | 'gru';
+
+/**
+ * `recurrentCell`: one time step of B sequences from the two gate projections, G = gates·H wide
+ * (1 for RNN, 4 for LSTM, 3 for GRU):
+ *   RNN   h' = act(gi + gh)
+ *   LSTM  i, f, g, o = σ, σ, tanh, σ of the four H-blocks of gi + gh;  c' = f·c + i·g;  h' = o·tanh(c')
+ *   GRU   r, z = σ of the first two blocks of gi + gh;  n = tanh(gi_n + r·gh_n);  h' = (1 − z)·n + z·h
+ * Every buffer is a contiguous [B, width] block starting at its offset.
+ */
+export interface RecurrentCellArgs {
+  mode: RecurrentCellMode;
+  batch: number;
+  hidden: number;
+  /** x·W_ihᵀ + b_ih, [B, G]. */
+  gi: Float32Array;
+  giOffset: number;
+  /** h·W_hhᵀ + b_hh, [B, G]. */
+  gh: Float32Array;
+  ghOffset: number;
+  /** The previous hidden state [B, H] (GRU reads it). */
+  h: Float32Array;
+  hOffset: number;
+  /** LSTM: the previous cell state [B, H]; null otherwise. */
+  c: Float32Array | null;
+  cOffset: number;
+  /** The new hidden state [B, H]. */
+  hOut: Float32Array;
+  hOutOffset: number;
+  /** LSTM: the new cell state [B, H]; null otherwise. */
+  cOut: Float32Array | null;
+  cOutOffset: number;
+  /**
+   * What backward needs, [B, 4H]: LSTM the activated gates i, f, g, o; GRU r, z, n and gh_n
+   * (h·W_hnᵀ + b_hn). Null for RNN (its backward reads hOut) or when no backward will run.
+   */
+  saved: Float32Array | null;
+  savedOffset: number;
+}
+
+/**
+ * `recurrentCellBackward`: the adjoint of one recurrentCell step. From dh (the total gradient of
+ * h', [B, H]) and, for LSTM, dc (that of c', updated in place to the gradient of c), writes the
+ * gradients of the two gate projections and the part of dh_prev that does not go through W_hh
+ * (GRU: dh·z; zero otherwise; the caller adds dGh·W_hh).
+ */
+export interface RecurrentCellBackwardArgs {
+  mode: RecurrentCellMode;
+  batch: number;
+  hidden: number;
+  /** The forward's saved activations (LSTM, GRU). */
+  saved: Float32Array | null;
+  savedOffset: number;
+  /** The forward's h' (RNN's derivative reads it). */
+  hOut: Float32Array;
+  hOutOffset: number;
+  /** The previous hidden state (GRU). */
+  h: Float32Array;
+  hOffset: number;
+  /** LSTM: the previous and the new cell state. */
+  c: Float32Array | null;
+  cOffset: number;
+  cOut: Float32Array | null;
+  cOutOffset: number;
+  /** The gradient of h', [B, H] from 0. */
+  dh: Float32Array;
+  /** LSTM: the gradient of c' in, that of c out, [B, H] from 0, in place. */
+  dc: Float32Array | null;
+  /** The gradient of gi, [B, G] from dGiOffset. */
+  dGi: Float32Array;
+  dGiOffset: number;
+  /** The gradient of gh, [B, G] from dGhOffset (equal to dGi except GRU's n block). */
+  dGh: Float32Array;
+  dGhOffset: number;
+  /** dh_prev's direct part, [B, H] from 0 (overwritten). */
+  dhPrev: Float32Array;
+}
+
 export interface Kernels {
   /** out[i] = op(x[xOffset + i]) for i < n (contiguous). */
   unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void;
@@ -341,6 +420,10 @@ export interface Kernels {
   crossEntropy(args: CrossEntropyArgs): void;
   /** dlogits = scale_r · (softmax − (1−ε)·onehot(t) − ε/C), zero on ignored rows; scale per row. */
   crossEntropyBackward(args: CrossEntropyBackwardArgs): void;
+  /** One step of an RNN, LSTM or GRU from its gate projections (nn/recurrent.ts runs the sequence). */
+  recurrentCell(args: RecurrentCellArgs): void;
+  /** The adjoint of recurrentCell: gate-projection gradients and dh_prev's direct part. */
+  recurrentCellBackward(args: RecurrentCellBackwardArgs): void;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */
   sgdStep(args: SgdStepArgs): void;
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */

@@ -7,10 +7,11 @@
 import { statSync } from 'node:fs';
 import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
 import { attentionMaps } from '../models/inspect.js';
-import type { TransformerLM } from '../models/transformer.js';
+import type { LanguageModel } from '../models/language-model.js';
+import { TransformerLM } from '../models/transformer.js';
 import { promptIds, streamText, type GeneratedText, type TextChunk } from '../models/generate.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import type { TransformerConfigInput } from '../models/config.js';
+import type { ModelConfigInput } from '../models/config.js';
 import { countParameters } from '../models/params.js';
 import { loadRun } from '../train/trainer.js';
 import { clipMessage } from './json.js';
@@ -20,7 +21,7 @@ import { readCheckpointHeader, runFile, type RunEntry } from './runs.js';
 import type { SseStream } from './sse.js';
 
 export interface LoadedModel {
-  model: TransformerLM;
+  model: LanguageModel;
   tokenizer: Tokenizer;
   /** The checkpoint actually loaded (the other one when the requested one does not exist). */
   checkpoint: CheckpointChoice;
@@ -48,7 +49,7 @@ export function checkCheckpointModel(path: string, maxParameters = DEFAULT_MAX_M
   }
   const model = meta?.config?.model;
   if (model === null || typeof model !== 'object' || Array.isArray(model)) throw new Error('its metadata has no model config');
-  const declared = countParameters(model as TransformerConfigInput).total;
+  const declared = countParameters(model as ModelConfigInput).total;
   const layers = (model as { nLayers?: unknown }).nLayers;
   if (!(declared <= maxParameters)) throw new Error(`it declares a model of ${declared} parameters (nLayers ${String(layers)}), more than the ${maxParameters} the dashboard loads`);
   let stored = 0;
@@ -156,7 +157,9 @@ export function chatContext(loaded: LoadedModel, runName: string, messages: Chat
   } catch {
     throw new HttpError(409, `run '${runName}' is not a chat model: its tokenizer lacks the chat special tokens (<|user_start|>, <|assistant_end|>, …); fine-tune it in the chat format first (tensorlm sft --base <run>)`);
   }
-  const context = loaded.model.config.maxSeqLen;
+  const model = loaded.model;
+  if (!(model instanceof TransformerLM)) throw new HttpError(409, `run '${runName}' is not a chat model: it is a recurrent '${model.config.arch}' model, and chat fine-tuning needs a transformer`);
+  const context = model.config.maxSeqLen;
   // Each message is rendered once; an unencodable one is named (a char tokenizer knows only its alphabet).
   const rendered = messages.map((m, i) => {
     try {
@@ -248,6 +251,7 @@ function round(x: number): number {
 
 export function attentionResponse(loaded: LoadedModel, prompt: string): AttentionResponse {
   const { model, tokenizer } = loaded;
+  if (!(model instanceof TransformerLM)) throw new HttpError(409, `the attention view needs a transformer; this run is a recurrent '${model.config.arch}' model, which has no attention`);
   const ids = encodePrompt(tokenizer, prompt);
   const limit = Math.min(MAX_ATTENTION_TOKENS, model.config.maxSeqLen);
   if (ids.length < 1 || ids.length > limit) throw new HttpError(400, `prompt must encode to 1..${limit} tokens for the attention view, got ${ids.length}`);

@@ -250,3 +250,83 @@ function resolveMup(input: MupConfigInput, c: TransformerConfig, problems: strin
 export function headDim(c: TransformerConfig): number {
   return c.dModel / c.nHeads;
 }
+
+// ---- recurrent language models ------------------------------------------------------------------
+
+/** The recurrence of a RecurrentLM: torch.nn.LSTM, nn.GRU or nn.RNN (Elman). */
+export type RecurrentArch = 'lstm' | 'gru' | 'rnn';
+
+/**
+ * RecurrentLMConfig: a char-rnn-style language model (models/recurrent.ts) —
+ * token embedding → stacked LSTM/GRU/RNN → dropout → linear head. `arch` tells it apart from a
+ * TransformerConfig wherever a run's model config is read.
+ */
+export interface RecurrentLMConfig {
+  arch: RecurrentArch;
+  vocabSize: number;
+  /** Width of the token embedding (the first layer's input). */
+  embedDim: number;
+  hiddenSize: number;
+  nLayers: number;
+  /** The Elman RNN's activation (arch 'rnn' only). */
+  nonlinearity: 'tanh' | 'relu';
+  /** Dropout on the embeddings, between layers and before the head (training only). */
+  dropout: number;
+  /** The head is the embedding matrix (needs embedDim = hiddenSize; no head module, no head bias). */
+  tieWeights: boolean;
+}
+
+export type RecurrentLMConfigInput = Pick<RecurrentLMConfig, 'arch' | 'vocabSize' | 'hiddenSize'> & Partial<RecurrentLMConfig>;
+
+/** Any model config a run can hold. */
+export type ModelConfig = TransformerConfig | RecurrentLMConfig;
+export type ModelConfigInput = TransformerConfigInput | RecurrentLMConfigInput;
+/** Fields of a preset's config to override in a run (`model` in a training config). */
+export type ModelConfigOverrides = TransformerConfigOverrides | Partial<RecurrentLMConfig>;
+
+const RECURRENT_KEYS: readonly (keyof RecurrentLMConfig)[] = ['arch', 'vocabSize', 'embedDim', 'hiddenSize', 'nLayers', 'nonlinearity', 'dropout', 'tieWeights'];
+
+/** Whether a config (resolved or input) describes a recurrent model: it names an `arch`. */
+export function isRecurrentConfig<C extends ModelConfigInput | ModelConfig>(config: C): config is Extract<C, RecurrentLMConfig | RecurrentLMConfigInput> {
+  return typeof config === 'object' && config !== null && (config as { arch?: unknown }).arch !== undefined;
+}
+
+/**
+ * Fills in defaults (embedDim = hiddenSize, nLayers 1, nonlinearity 'tanh', dropout 0,
+ * tieWeights false) and validates; throws one Error listing every problem.
+ */
+export function resolveRecurrentConfig(input: RecurrentLMConfigInput): RecurrentLMConfig {
+  if (typeof input !== 'object' || input === null) throw new TypeError('RecurrentLMConfig: expected an object');
+  const problems: string[] = [];
+  for (const key of Object.keys(input)) {
+    if (!(RECURRENT_KEYS as readonly string[]).includes(key)) problems.push(`unknown config key '${key}' for a recurrent model (known: ${RECURRENT_KEYS.join(', ')})`);
+  }
+  const c: RecurrentLMConfig = {
+    arch: input.arch,
+    vocabSize: input.vocabSize,
+    embedDim: input.embedDim ?? input.hiddenSize,
+    hiddenSize: input.hiddenSize,
+    nLayers: input.nLayers ?? 1,
+    nonlinearity: input.nonlinearity ?? 'tanh',
+    dropout: input.dropout ?? 0,
+    tieWeights: input.tieWeights ?? false,
+  };
+  if (!['lstm', 'gru', 'rnn'].includes(c.arch)) problems.push(`arch must be 'lstm', 'gru' or 'rnn', got '${shown(c.arch)}'`);
+  for (const key of ['vocabSize', 'embedDim', 'hiddenSize', 'nLayers'] as const) {
+    const v = c[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) problems.push(`${key} must be a positive integer, got ${shown(v)}`);
+  }
+  if (c.nonlinearity !== 'tanh' && c.nonlinearity !== 'relu') problems.push(`nonlinearity must be 'tanh' or 'relu', got '${shown(c.nonlinearity)}'`);
+  // A resolved config carries the default 'tanh' whatever the arch; only asking for relu elsewhere is a mistake.
+  if (c.arch !== 'rnn' && c.nonlinearity === 'relu') problems.push(`nonlinearity 'relu' is for arch 'rnn' only, got arch '${shown(c.arch)}'`);
+  if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${shown(c.dropout)}`);
+  if (typeof c.tieWeights !== 'boolean') problems.push(`tieWeights must be true or false, got ${shown(c.tieWeights)}`);
+  else if (c.tieWeights && c.embedDim !== c.hiddenSize) problems.push(`tieWeights needs embedDim = hiddenSize, got embedDim ${shown(c.embedDim)} and hiddenSize ${shown(c.hiddenSize)}`);
+  if (problems.length > 0) throw new Error(`RecurrentLMConfig: ${problems.join('; ')}`);
+  return c;
+}
+
+/** Either kind of config, resolved: a recurrent one when it names an `arch`, else a transformer. */
+export function resolveModelConfig(input: ModelConfigInput): ModelConfig {
+  return isRecurrentConfig(input) ? resolveRecurrentConfig(input) : resolveConfig(input as TransformerConfigInput);
+}

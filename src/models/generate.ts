@@ -6,8 +6,8 @@
  *     process.stdout.write(chunk.text);
  *   const { text, stopReason } = generateText(model, tokenizer, 'Q: 2+2?\nA:', { maxNewTokens: 20, stop: ['\n'] });
  *
- * Tokens come from TransformerLM.generateStream (KV cache, sampling.ts's temperature → top-k →
- * top-p). Text is decoded incrementally and is UTF-8 safe: a byte-level BPE token may end inside
+ * Tokens come from the model's generateStream (a transformer's KV cache or a recurrent model's
+ * carried state; sampling.ts's temperature → top-k → top-p). Text is decoded incrementally and is UTF-8 safe: a byte-level BPE token may end inside
  * a multi-byte character, so decoded text ending in U+FFFD is held back until the next token
  * completes it (IncrementalDecoder). Stop strings end generation as soon as the text contains one;
  * like llama.cpp's and OpenAI's `stop`, the stop string itself is not part of the returned text,
@@ -17,7 +17,8 @@ import { Generator as RandomGenerator } from '../tensor/random.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { SamplingOptions } from './sampling.js';
-import type { KVCache, TransformerLM } from './transformer.js';
+import type { LanguageModel } from './language-model.js';
+import type { KVCache } from './transformer.js';
 
 /** A byte-level token may end inside a UTF-8 character: at most this many tokens are held back for it. */
 const MAX_PENDING_TOKENS = 8;
@@ -138,7 +139,7 @@ function partialStopLength(text: string, stops: readonly string[]): number {
  * return value is the whole result. Runs the model in eval mode without gradients (its modes are
  * restored afterwards, also when the caller stops iterating early).
  */
-export function* streamText(model: TransformerLM, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): Generator<TextChunk, GeneratedText, undefined> {
+export function* streamText(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): Generator<TextChunk, GeneratedText, undefined> {
   const stops = checkStops(options.stop);
   const stopTokens = new Set(options.stopTokens ?? []);
   const context = typeof prompt === 'string' ? promptIds(tokenizer, prompt) : Array.from(prompt);
@@ -223,7 +224,7 @@ class StopScanner {
 }
 
 /** The whole continuation at once (streamText run to the end). */
-export function generateText(model: TransformerLM, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): GeneratedText {
+export function generateText(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): GeneratedText {
   const it = streamText(model, tokenizer, prompt, options);
   for (;;) {
     const r = it.next();

@@ -3,7 +3,16 @@
  * (no weights are allocated, so a 1.1B model costs nothing to inspect). The formulas are in
  * docs/models.md; tests check the counts against allocated models of every config combination.
  */
-import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
+import {
+  isRecurrentConfig,
+  resolveConfig,
+  resolveRecurrentConfig,
+  type ModelConfigInput,
+  type RecurrentLMConfig,
+  type RecurrentLMConfigInput,
+  type TransformerConfig,
+  type TransformerConfigInput,
+} from './config.js';
 
 export interface ParameterBreakdown {
   /** Token embedding + learned position table. */
@@ -27,8 +36,41 @@ function normParams(c: TransformerConfig): number {
   return c.norm === 'layer' && c.bias ? 2 * c.dModel : c.dModel;
 }
 
+/** The parameters of a RecurrentLM, by component. */
+export interface RecurrentParameterBreakdown {
+  tokenEmbedding: number;
+  /** W_ih, W_hh, b_ih, b_hh of every layer (layer 0 reads embedDim, the others hiddenSize). */
+  recurrent: number;
+  perLayer: number[];
+  /** The untied head, weight and bias (0 when tied). */
+  head: number;
+  total: number;
+}
+
+const GATE_BLOCKS: Record<RecurrentLMConfig['arch'], number> = { lstm: 4, gru: 3, rnn: 1 };
+
+function countRecurrentParameters(config: RecurrentLMConfigInput): RecurrentParameterBreakdown {
+  const c = resolveRecurrentConfig(config);
+  const G = GATE_BLOCKS[c.arch] * c.hiddenSize;
+  const perLayer = Array.from({ length: c.nLayers }, (_, l) => G * ((l === 0 ? c.embedDim : c.hiddenSize) + c.hiddenSize) + 2 * G);
+  const tokenEmbedding = c.vocabSize * c.embedDim;
+  const recurrent = perLayer.reduce((a, b) => a + b, 0);
+  const head = c.tieWeights ? 0 : c.vocabSize * c.hiddenSize + c.vocabSize;
+  return { tokenEmbedding, recurrent, perLayer, head, total: tokenEmbedding + recurrent + head };
+}
+
+/** Bytes of a recurrent model's carried state per sequence (h, and c for LSTM, of every layer): the counterpart of a KV cache, constant in the context length. */
+export function recurrentStateBytes(config: RecurrentLMConfigInput): number {
+  const c = resolveRecurrentConfig(config);
+  return 4 * c.nLayers * c.hiddenSize * (c.arch === 'lstm' ? 2 : 1);
+}
+
 /** Exact parameter count of the model a config describes, by component. */
-export function countParameters(config: TransformerConfigInput): ParameterBreakdown {
+export function countParameters(config: RecurrentLMConfigInput): RecurrentParameterBreakdown;
+export function countParameters(config: TransformerConfigInput): ParameterBreakdown;
+export function countParameters(config: ModelConfigInput): ParameterBreakdown | RecurrentParameterBreakdown;
+export function countParameters(config: ModelConfigInput): ParameterBreakdown | RecurrentParameterBreakdown {
+  if (isRecurrentConfig(config)) return countRecurrentParameters(config);
   const c = resolveConfig(config);
   const d = c.dModel;
   const kv = c.nKvHeads * (d / c.nHeads);
@@ -122,18 +164,37 @@ export function activationElements(config: TransformerConfigInput, batch: number
   return { perLayerPerToken, scoresPerLayerPerSequence, modelPerToken, total };
 }
 
-/** Training memory for AdamW at a batch size, sequence length and precision. */
-export function estimateMemory(config: TransformerConfigInput, options: MemoryOptions = {}): MemoryEstimate {
-  const c = resolveConfig(config);
+/**
+ * Activation elements a RecurrentLM keeps for backward, following what it allocates: per layer and
+ * token the layer input's time-major copy, the gate projections (G), the packed states (h, and c
+ * for LSTM) and the saved gate activations (4H, LSTM and GRU); per token the embedding, the
+ * output's copy for the head and the logits (dropout adds a mask and an output where it applies).
+ */
+function recurrentActivationElements(c: RecurrentLMConfig, batch: number, seq: number): MemoryEstimate['activationElements'] {
+  const H = c.hiddenSize;
+  const G = GATE_BLOCKS[c.arch] * H;
+  const drop = c.dropout > 0 ? 1 : 0;
+  const perLayer = (input: number) => input + G + (c.arch === 'lstm' ? 2 : 1) * H + (c.arch === 'rnn' ? 0 : 4 * H);
+  const layers = Array.from({ length: c.nLayers }, (_, l) => perLayer(l === 0 ? c.embedDim : H) + (l < c.nLayers - 1 ? drop * 2 * H : 0));
+  const perLayerPerToken = layers.reduce((a, b) => a + b, 0) / c.nLayers;
+  const modelPerToken = c.embedDim + drop * 2 * (c.embedDim + H) + H + c.vocabSize;
+  const total = batch * seq * (layers.reduce((a, b) => a + b, 0) + modelPerToken);
+  return { perLayerPerToken, scoresPerLayerPerSequence: 0, modelPerToken, total };
+}
+
+/** Training memory for AdamW at a batch size, sequence length (default: a transformer's maxSeqLen, 128 for a recurrent model) and precision. */
+export function estimateMemory(config: ModelConfigInput, options: MemoryOptions = {}): MemoryEstimate {
+  const recurrent = isRecurrentConfig(config) ? resolveRecurrentConfig(config) : null;
+  const c = recurrent ?? resolveConfig(config as TransformerConfigInput);
   const batch = options.batch ?? 1;
-  const seq = options.seq ?? c.maxSeqLen;
+  const seq = options.seq ?? (recurrent ? 128 : (c as TransformerConfig).maxSeqLen);
   const dtype = options.dtype ?? 'fp32';
   if (!Number.isInteger(batch) || batch <= 0) throw new RangeError(`estimateMemory: batch must be a positive integer, got ${batch}`);
   if (!Number.isInteger(seq) || seq <= 0) throw new RangeError(`estimateMemory: seq must be a positive integer, got ${seq}`);
-  if (seq > c.maxSeqLen) throw new RangeError(`estimateMemory: seq ${seq} exceeds maxSeqLen ${c.maxSeqLen}`);
+  if (!recurrent && seq > (c as TransformerConfig).maxSeqLen) throw new RangeError(`estimateMemory: seq ${seq} exceeds maxSeqLen ${(c as TransformerConfig).maxSeqLen}`);
   if (dtype !== 'fp32' && dtype !== 'bf16') throw new Error(`estimateMemory: dtype must be 'fp32' or 'bf16', got '${String(dtype)}'`);
   const p = countParameters(c).total;
-  const act = activationElements(c, batch, seq);
+  const act = recurrent ? recurrentActivationElements(recurrent, batch, seq) : activationElements(c as TransformerConfig, batch, seq);
   const mixed = dtype === 'bf16';
   const weights = mixed ? (2 + 4) * p : 4 * p;
   const gradients = (mixed ? 2 : 4) * p;
@@ -160,23 +221,10 @@ export function formatBytes(bytes: number): string {
 }
 
 /** A human-readable report: the count, the breakdown and (optionally) the memory estimate. */
-export function describeModel(name: string, config: TransformerConfigInput, memory?: MemoryOptions): string {
-  const c = resolveConfig(config);
-  const p = countParameters(c);
-  const pct = (n: number) => `${((100 * n) / p.total).toFixed(1).padStart(5)}%`;
-  const row = (label: string, n: number, note = '') => `  ${label.padEnd(14)}${formatCount(n).padStart(16)}  ${pct(n)}${note ? `  ${note}` : ''}`;
-  const lines = [
-    `${name}: ${formatCount(p.total)} parameters`,
-    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''})`,
-    row('embedding', p.embedding, p.positionEmbedding > 0 ? `(tokens ${formatCount(p.tokenEmbedding)}, positions ${formatCount(p.positionEmbedding)})` : ''),
-    row('attention', p.attention, `(${c.nLayers} × ${formatCount(p.perLayer.attention)})`),
-    row('feed-forward', p.ffn, `(${c.nLayers} × ${formatCount(p.perLayer.ffn)})`),
-    row('norms', p.norms),
-    row('output head', p.head, c.tieWeights ? '(tied to the token embedding)' : ''),
-    `  ${'total'.padEnd(14)}${formatCount(p.total).padStart(16)}`,
-  ];
+export function describeModel(name: string, config: ModelConfigInput, memory?: MemoryOptions): string {
+  const lines = isRecurrentConfig(config) ? describeRecurrent(name, resolveRecurrentConfig(config)) : describeTransformer(name, resolveConfig(config as TransformerConfigInput));
   if (memory) {
-    const m = estimateMemory(c, memory);
+    const m = estimateMemory(config, memory);
     const mem = (label: string, bytes: number, note = '') => `  ${label.padEnd(14)}${formatBytes(bytes).padStart(12)}${note ? `  ${note}` : ''}`;
     lines.push(
       `training memory, AdamW, batch ${m.batch} × seq ${m.seq}, ${m.dtype === 'bf16' ? 'bf16 mixed precision (fp32 master weights)' : 'fp32'}:`,
@@ -188,4 +236,40 @@ export function describeModel(name: string, config: TransformerConfigInput, memo
     );
   }
   return lines.join('\n');
+}
+
+function breakdownRows(total: number): (label: string, n: number, note?: string) => string {
+  const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
+  return (label, n, note = '') => `  ${label.padEnd(14)}${formatCount(n).padStart(16)}  ${pct(n)}${note ? `  ${note}` : ''}`;
+}
+
+function describeRecurrent(name: string, c: RecurrentLMConfig): string[] {
+  const p = countRecurrentParameters(c);
+  const row = breakdownRows(p.total);
+  const kind = c.arch === 'lstm' ? 'LSTM' : c.arch === 'gru' ? 'GRU' : `Elman RNN (${c.nonlinearity})`;
+  return [
+    `${name}: ${formatCount(p.total)} parameters`,
+    `  (vocab ${c.vocabSize}, ${kind}, ${c.nLayers} layer${c.nLayers === 1 ? '' : 's'}, embedDim ${c.embedDim}, hiddenSize ${c.hiddenSize}, ${c.tieWeights ? 'tied' : 'untied'} head, no context limit)`,
+    row('embedding', p.tokenEmbedding),
+    row('recurrence', p.recurrent, `(${p.perLayer.map(formatCount).join(' + ')})`),
+    row('output head', p.head, c.tieWeights ? '(tied to the token embedding)' : '(weight and bias)'),
+    `  ${'total'.padEnd(14)}${formatCount(p.total).padStart(16)}`,
+    `state per sequence: ${formatBytes(recurrentStateBytes(c))} (h${c.arch === 'lstm' ? ' and c' : ''} of ${c.nLayers} layer${c.nLayers === 1 ? '' : 's'}, fp32), whatever the context length`,
+  ];
+}
+
+function describeTransformer(name: string, c: TransformerConfig): string[] {
+  const p = countParameters(c);
+  const row = breakdownRows(p.total);
+  const lines = [
+    `${name}: ${formatCount(p.total)} parameters`,
+    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''})`,
+    row('embedding', p.embedding, p.positionEmbedding > 0 ? `(tokens ${formatCount(p.tokenEmbedding)}, positions ${formatCount(p.positionEmbedding)})` : ''),
+    row('attention', p.attention, `(${c.nLayers} × ${formatCount(p.perLayer.attention)})`),
+    row('feed-forward', p.ffn, `(${c.nLayers} × ${formatCount(p.perLayer.ffn)})`),
+    row('norms', p.norms),
+    row('output head', p.head, c.tieWeights ? '(tied to the token embedding)' : ''),
+    `  ${'total'.padEnd(14)}${formatCount(p.total).padStart(16)}`,
+  ];
+  return lines;
 }

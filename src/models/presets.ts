@@ -1,13 +1,25 @@
 /**
  * Named model configurations (plain data). Parameter counts are exact (see params.ts and
- * docs/models.md): tiny 818,048; nano-trickster 5,180,672; tinyllama-1.1b 1,100,048,384.
+ * docs/models.md): tiny 818,048; nano-trickster 5,180,672; tinyllama-1.1b 1,100,048,384; and the
+ * recurrent models sized to tiny's budget (docs/recurrent.md): char-lstm 821,021, char-gru
+ * 822,849, char-rnn 818,873.
  */
-import { resolveConfig, type TransformerConfig, type TransformerConfigInput, type TransformerConfigOverrides } from './config.js';
+import {
+  isRecurrentConfig,
+  resolveConfig,
+  resolveModelConfig,
+  type ModelConfig,
+  type ModelConfigInput,
+  type ModelConfigOverrides,
+  type TransformerConfig,
+  type TransformerConfigInput,
+  type TransformerConfigOverrides,
+} from './config.js';
 
 export interface Preset {
   name: string;
   description: string;
-  config: TransformerConfigInput;
+  config: ModelConfigInput;
 }
 
 const PRESETS: readonly Preset[] = [
@@ -72,6 +84,23 @@ const PRESETS: readonly Preset[] = [
       dropout: 0,
     },
   },
+  // char-rnn's models (Karpathy 2015) at the tiny transformer's parameter budget, for the
+  // comparison in docs/recurrent.md: 2 layers, embedding as wide as the hidden state, untied head.
+  {
+    name: 'char-lstm',
+    description: 'character-level 2-layer LSTM (char-rnn) with about the parameters of tiny',
+    config: { arch: 'lstm', vocabSize: 65, embedDim: 222, hiddenSize: 222, nLayers: 2, dropout: 0, tieWeights: false },
+  },
+  {
+    name: 'char-gru',
+    description: 'character-level 2-layer GRU with about the parameters of tiny',
+    config: { arch: 'gru', vocabSize: 65, embedDim: 256, hiddenSize: 256, nLayers: 2, dropout: 0, tieWeights: false },
+  },
+  {
+    name: 'char-rnn',
+    description: 'character-level 2-layer Elman RNN (tanh) with about the parameters of tiny',
+    config: { arch: 'rnn', vocabSize: 65, embedDim: 436, hiddenSize: 436, nLayers: 2, nonlinearity: 'tanh', dropout: 0, tieWeights: false },
+  },
 ];
 
 /** The names of all presets, in a stable order. */
@@ -84,9 +113,16 @@ export function getPreset(name: string): Preset {
   return { ...p, config: { ...p.config } };
 }
 
-/** The fully resolved config of a preset, with optional overrides (e.g. { dropout: 0.2 }). */
+/** The fully resolved config of any preset, transformer or recurrent, with optional overrides. */
+export function presetModelConfig(name: string, overrides: ModelConfigOverrides = {}): ModelConfig {
+  return resolveModelConfig({ ...getPreset(name).config, ...overrides } as ModelConfigInput);
+}
+
+/** The fully resolved config of a transformer preset, with optional overrides (e.g. { dropout: 0.2 }). */
 export function presetConfig(name: string, overrides: TransformerConfigOverrides = {}): TransformerConfig {
-  return resolveConfig({ ...getPreset(name).config, ...overrides });
+  const config = presetModelConfig(name, overrides);
+  if (isRecurrentConfig(config)) throw new Error(`preset '${name}' is a recurrent model (arch '${config.arch}'), not a transformer`);
+  return config;
 }
 
 export function listPresets(): Preset[] {
@@ -97,8 +133,8 @@ export interface ModelSpec {
   /** A preset name. */
   preset: string;
   /** Fields of the preset to override (vocabSize always comes from the tokenizer). */
-  model: TransformerConfigOverrides;
-  /** Context length of training windows: at most the model's maxSeqLen. */
+  model: ModelConfigOverrides;
+  /** Context length of training windows: at most a transformer's maxSeqLen (a recurrent model has no limit). */
   blockSize: number;
   /** Overrides the preset's dropout when given (not null). */
   dropout?: number | null;
@@ -110,13 +146,24 @@ export interface ModelSpec {
  * attention stays MHA when only nHeads is given, and a narrower or wider model keeps the preset's
  * FFN ratio (tiny: dFF = 4·dModel) unless dFF is given.
  */
-export function buildModelConfig(spec: ModelSpec, vocabSize: number): TransformerConfig {
-  const overrides: TransformerConfigOverrides = { ...spec.model, vocabSize };
+function isJsonKey(value: object, key: string): value is Record<string, unknown> {
+  return Object.hasOwn(value, key);
+}
+
+export function buildModelConfig(spec: ModelSpec, vocabSize: number): ModelConfig {
+  const preset = getPreset(spec.preset).config;
+  if (isRecurrentConfig(preset)) {
+    if (isJsonKey(spec.model, 'arch') && (spec.model as Record<string, unknown>).arch !== preset.arch) throw new Error(`model.arch cannot change preset '${spec.preset}''s '${preset.arch}' (choose the preset of the other kind)`);
+    const dropout = spec.dropout !== undefined && spec.dropout !== null ? { dropout: spec.dropout } : {};
+    return presetModelConfig(spec.preset, { ...spec.model, vocabSize, ...dropout } as ModelConfigOverrides);
+  }
+  if (isJsonKey(spec.model, 'arch')) throw new Error(`model.arch is for recurrent presets (char-lstm, char-gru, char-rnn); preset '${spec.preset}' is a transformer`);
+  const overrides: TransformerConfigOverrides = { ...(spec.model as TransformerConfigOverrides), vocabSize };
   if (spec.dropout !== undefined && spec.dropout !== null) overrides.dropout = spec.dropout;
-  const base = presetConfig(spec.preset);
+  const base = resolveConfig(preset as TransformerConfigInput);
   if (overrides.nHeads !== undefined && overrides.nKvHeads === undefined && base.nKvHeads === base.nHeads) overrides.nKvHeads = overrides.nHeads;
   if (overrides.dModel !== undefined && overrides.dFF === undefined && overrides.dModel !== base.dModel) overrides.dFF = Math.max(1, Math.round((base.dFF * overrides.dModel) / base.dModel));
-  const model = presetConfig(spec.preset, overrides);
+  const model = resolveConfig({ ...preset, ...overrides } as TransformerConfigInput);
   if (spec.blockSize > model.maxSeqLen) {
     throw new Error(`blockSize ${spec.blockSize} is larger than the model's maxSeqLen ${model.maxSeqLen} (preset '${spec.preset}')`);
   }

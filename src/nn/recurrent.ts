@@ -14,12 +14,13 @@
  *
  * Every weight and bias starts U(−1/√H, 1/√H), as in torch. The layers compute the input
  * projection of a whole sequence as one matrix product per layer and direction
- * (x[T·B, I] · W_ihᵀ + b_ih), then run the recurrence step by step with the autograd ops.
+ * (x[T·B, I] · W_ihᵀ + b_ih), then run the recurrence as one fused op (ops/recurrent.ts: a GEMM
+ * and a gate kernel per step, backward through time without a graph node per step).
  */
 import { dropout as dropoutOp } from '../ops/dropout.js';
-import { add, mul, relu, sigmoid, sub, tanh } from '../ops/elementwise.js';
 import { cat, stack } from '../ops/indexing.js';
 import { linear } from '../ops/linear.js';
+import { recurrence, type RecurrentCellMode } from '../ops/recurrent.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
@@ -43,35 +44,19 @@ function checkNonlinearity(value: unknown, owner: string): RNNNonlinearity {
   return value;
 }
 
-// ---- one time step, shared by cells and layers ---------------------------------------------------
+// ---- the recurrence, shared by cells and layers -------------------------------------------------
+
+const CELL_MODE: Record<RecurrentMode, RecurrentCellMode> = { RNN_TANH: 'rnnTanh', RNN_RELU: 'rnnRelu', LSTM: 'lstm', GRU: 'gru' };
 
 /**
- * One step of the recurrence from the input projection `gi` = x·W_ihᵀ + b_ih [B, G·H] and the
- * previous state; returns the new h (and c for LSTM).
+ * Runs gi [T, B, G] (the input projection of every step) through the recurrence from h (and c
+ * for LSTM): the fused op of ops/recurrent.ts. Returns the outputs [T, B, H] and the final h and c.
  */
-function step(mode: RecurrentMode, gi: Tensor, h: Tensor, c: Tensor | null, wHh: Tensor, bHh: Tensor | null, H: number): [Tensor, Tensor | null] {
-  const gh = linear(h, wHh, bHh);
-  switch (mode) {
-    case 'RNN_TANH':
-      return [tanh(add(gi, gh)), null];
-    case 'RNN_RELU':
-      return [relu(add(gi, gh)), null];
-    case 'LSTM': {
-      const gates = add(gi, gh);
-      const i = sigmoid(gates.narrow(1, 0, H));
-      const f = sigmoid(gates.narrow(1, H, H));
-      const g = tanh(gates.narrow(1, 2 * H, H));
-      const o = sigmoid(gates.narrow(1, 3 * H, H));
-      const cNext = add(mul(f, c as Tensor), mul(i, g));
-      return [mul(o, tanh(cNext)), cNext];
-    }
-    case 'GRU': {
-      const r = sigmoid(add(gi.narrow(1, 0, H), gh.narrow(1, 0, H)));
-      const z = sigmoid(add(gi.narrow(1, H, H), gh.narrow(1, H, H)));
-      const n = tanh(add(gi.narrow(1, 2 * H, H), mul(r, gh.narrow(1, 2 * H, H))));
-      return [add(mul(sub(1, z), n), mul(z, h)), null];
-    }
-  }
+function runRecurrence(mode: RecurrentMode, gi: Tensor, h: Tensor, c: Tensor | null, wHh: Tensor, bHh: Tensor | null, reverse: boolean): [Tensor, Tensor, Tensor | null] {
+  const states = recurrence(CELL_MODE[mode], gi, h, wHh, { c0: c, biasHh: bHh, reverse });
+  const last = reverse ? 0 : gi.shape[0] - 1;
+  const out = states.select(0, 0);
+  return [out, out.select(0, last), mode === 'LSTM' ? states.select(0, 1).select(0, last) : null];
 }
 
 // ---- cells ---------------------------------------------------------------------------------------
@@ -134,7 +119,9 @@ abstract class RNNCellBase<In extends unknown[], Out> extends Module<In, Out> {
   }
 
   protected run(x: Tensor, h: Tensor, c: Tensor | null): [Tensor, Tensor | null] {
-    return step(this.mode, linear(x, this.weightIh, this.biasIh), h, c, this.weightHh, this.biasHh, this.hiddenSize);
+    const gi = linear(x, this.weightIh, this.biasIh).unsqueeze(0);
+    const [, hNext, cNext] = runRecurrence(this.mode, gi, h, c, this.weightHh, this.biasHh, false);
+    return [hNext, cNext];
   }
 
   override extraRepr(): string {
@@ -317,17 +304,12 @@ abstract class RNNBase<In extends unknown[], Out> extends Module<In, Out> {
         // One matrix product for the whole sequence: [T·B, I] · W_ihᵀ + b_ih → [T, B, G].
         const gi = linear(flat, wIh, bIh).reshape([T, B, wIh.shape[0]]);
         const k = l * D + d;
-        let h = h0b ? h0b.select(0, k) : zeros([B, H]);
-        let c: Tensor | null = isLSTM ? (c0b ? c0b.select(0, k) : zeros([B, H])) : null;
-        const steps: Tensor[] = new Array<Tensor>(T);
-        for (let s = 0; s < T; s++) {
-          const t = d === 0 ? s : T - 1 - s;
-          [h, c] = step(this.mode, gi.select(0, t), h, c, wHh, bHh, H);
-          steps[t] = h;
-        }
-        outs.push(stack(steps, 0));
-        hN.push(h);
-        if (c) cN.push(c);
+        const h = h0b ? h0b.select(0, k) : zeros([B, H]);
+        const c: Tensor | null = isLSTM ? (c0b ? c0b.select(0, k) : zeros([B, H])) : null;
+        const [out, hLast, cLast] = runRecurrence(this.mode, gi, h, c, wHh, bHh, d === 1);
+        outs.push(out);
+        hN.push(hLast);
+        if (cLast) cN.push(cLast);
       }
       input = D === 1 ? outs[0] : cat(outs, 2);
       if (l < L - 1 && this.dropout > 0 && this.training) input = dropoutOp(input, this.dropout, true, this.dropoutGenerator);

@@ -32,7 +32,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import { prepareRunDirectory, type Evaluation } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
-import { loadRun, type RunConfig } from '../train/trainer.js';
+import { loadTransformerRun, type RunConfig } from '../train/trainer.js';
 import { dpoLoss, sequenceLogProbs, type PreferenceLogProbs } from './losses.js';
 import { DEFAULT_SFT_CONFIG, paddedBatch, targetMask, type SftExample } from './sft.js';
 import { HeldOutTasks, holdOutTail, openStage, resolveStageConfig, stageRunConfig, stageTraining, taskProblems, type StageConfig, type StageOptions, type StageResult } from './stage.js';
@@ -203,7 +203,7 @@ export type DpoRunOptions = StageOptions;
 export async function dpo(input: Partial<DpoConfig>, options: DpoRunOptions = {}): Promise<DpoRunResult> {
   const { config, files, checkpoint, resuming } = openStage('dpo', resolveDpoConfig, input, options.resume === true);
 
-  const base = loadRun(config.base, config.baseCheckpoint);
+  const base = loadTransformerRun(config.base, config.baseCheckpoint, `tensorlm ${NAMES.stage}`);
   const missing = CHAT_SPECIAL_TOKENS.filter((t) => !Object.hasOwn(base.tokenizer.specialTokens, t));
   if (missing.length > 0) throw new Error(`dpo: ${config.base} is not a chat model (its tokenizer lacks ${missing.join(' ')}); run sft first: tensorlm sft --base ${config.base} …, then tensorlm dpo --base <the sft run>`);
   const tokenizer = resuming ? loadTokenizer(files.tokenizer) : base.tokenizer;
@@ -238,7 +238,7 @@ export async function dpo(input: Partial<DpoConfig>, options: DpoRunOptions = {}
     if (baseLora) throw new Error(`dpo: ${config.base} already has LoRA adapters (rank ${baseLora.rank}), which DPO trains; drop --lora-rank`);
     applyLoRA(model, { ...config.lora, generator: gens.init, dropoutGenerator: gens.dropout });
   }
-  const reference = loadRun(config.base, config.baseCheckpoint).model.requiresGrad_(false);
+  const reference = loadTransformerRun(config.base, config.baseCheckpoint, `tensorlm ${NAMES.stage}`).model.requiresGrad_(false);
   reference.eval();
   model.eval(); // deliberately: no dropout in the policy either (see the top of this file)
   const runConfig = stageRunConfig('dpo', config, model.config, config.lora ?? baseLora);

@@ -12,7 +12,7 @@ import type { AnyModule } from '../nn/module.js';
 import { AdamW } from '../optim/adam.js';
 import { saveCheckpoint } from '../train/checkpoint.js';
 import { prepareRunDirectory, runFiles, type RunFiles } from '../train/run-loop.js';
-import { loadRun, type RunConfig } from '../train/trainer.js';
+import { loadTransformerRun, type RunConfig } from '../train/trainer.js';
 
 /** The adapter file of a run directory. */
 export const ADAPTER_FILE = 'adapter.safetensors';
@@ -40,7 +40,7 @@ export function loadAdapter(model: AnyModule, path: string): LoRAConfig {
  * The merged logits equal the adapted ones up to float32 rounding.
  */
 export function mergeRun(runDir: string, outDir: string, name: string): { files: RunFiles; merged: string[] } {
-  const run = loadRun(runDir, 'best');
+  const run = loadTransformerRun(runDir, 'best', 'merge');
   if (!run.config.lora) throw new Error(`merge: ${runDir} has no LoRA adapters (its config.json has no 'lora'); nothing to merge`);
   const files = runFiles(outDir, name);
   if (existsSync(files.latest)) throw new Error(`merge: ${files.dir} already holds a run; choose another --name`);

@@ -30,7 +30,7 @@ import type { TrainConfig } from '../train/config.js';
 import { readMetrics, type MetricRecord } from '../train/metrics.js';
 import { renderSvg } from '../train/plot.js';
 import type { RunHooks, RunOutcome } from '../train/run-loop.js';
-import { loadRun, runFiles, train, type RunConfig, type RunFiles } from '../train/trainer.js';
+import { loadTransformerRun, runFiles, train, type RunConfig, type RunFiles } from '../train/trainer.js';
 import { dpo, type DpoConfig } from './dpo.js';
 import { rl, type RlConfig } from './rl.js';
 import { DEFAULT_SFT_CONFIG, sft, type SftConfig } from './sft.js';
@@ -329,7 +329,7 @@ export async function pipeline(input: Partial<PipelineConfig>, options: Pipeline
 }
 
 function stageCard(stage: PipelineStage, f: RunFiles, problems: ReturnType<typeof taskProblems>, c: PipelineConfig): StageCard {
-  const run = loadRun(f.dir, 'latest');
+  const run = loadTransformerRun(f.dir, 'latest', 'the pipeline report card');
   const scores: Record<string, TaskScore> = {};
   for (const { task, train: shots, test } of problems) {
     // The few-shot examples come from the train split: never one of the problems scored.

@@ -30,7 +30,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 import { prepareRunDirectory } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
-import { loadRun, type RunConfig } from '../train/trainer.js';
+import { loadTransformerRun, type RunConfig } from '../train/trainer.js';
 import { groupAdvantages, grpoLoss, tokenLogProbs } from './losses.js';
 import { paddedBatch, targetMask, type SftExample } from './sft.js';
 import { HeldOutTasks, openStage, resolveStageConfig, stageRunConfig, stageTraining, taskProblems, type StageConfig, type StageOptions, type StageResult } from './stage.js';
@@ -174,12 +174,12 @@ export type RlOptions = StageOptions;
 
 export async function rl(input: Partial<RlConfig>, options: RlOptions = {}): Promise<RlResult> {
   const { config, files, checkpoint, resuming } = openStage('rl', resolveRlConfig, input, options.resume === true);
-  const base = loadRun(config.base, config.baseCheckpoint);
+  const base = loadTransformerRun(config.base, config.baseCheckpoint, `tensorlm ${NAMES.stage}`);
   const tokenizer = base.tokenizer;
   const template = new ChatTemplate(tokenizer);
   // The policy starts as the base model; the reference is a second copy that never trains.
   const model = base.model;
-  const reference = config.klBeta > 0 ? loadRun(config.base, config.baseCheckpoint).model : null;
+  const reference = config.klBeta > 0 ? loadTransformerRun(config.base, config.baseCheckpoint, `tensorlm ${NAMES.stage}`).model : null;
   model.train();
   const problems = taskProblems(config);
   const promptIds = (ex: TaskExample) => template.renderForGeneration(taskConversation(ex).messages.slice(0, -1));

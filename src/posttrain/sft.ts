@@ -36,7 +36,7 @@ import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 import { estimateLoss, languageModelLoss } from '../train/loop.js';
 import { prepareRunDirectory } from '../train/run-loop.js';
 import { runGenerators } from '../train/setup.js';
-import { loadRun, type RunConfig } from '../train/trainer.js';
+import { loadTransformerRun, type RunConfig } from '../train/trainer.js';
 import { HeldOutTasks, holdOutTail, openStage, resolveStageConfig, stageRunConfig, stageTraining, taskProblems, type StageConfig, type StageOptions, type StageResult } from './stage.js';
 
 export { scoreTask } from './stage.js';
@@ -218,7 +218,7 @@ export async function sft(input: Partial<SftConfig>, options: SftOptions = {}): 
     valConvs.push(...test.map(taskConversation));
   }
 
-  const base = loadRun(config.base, config.baseCheckpoint);
+  const base = loadTransformerRun(config.base, config.baseCheckpoint, `tensorlm ${NAMES.stage}`);
   let tokenizer: Tokenizer;
   if (resuming) tokenizer = loadTokenizer(files.tokenizer);
   else {

@@ -20,6 +20,7 @@ import type { TuneStorage } from '../tune/storage/common.js';
 import { openStudy, runWorker, workerIdentity, type WorkerSummary } from '../tune/study.js';
 import type { TrainConfig } from '../train/config.js';
 import { buildModelConfig } from '../models/presets.js';
+import { isRecurrentConfig } from '../models/config.js';
 import { makeTokenizer } from '../train/trainer.js';
 
 export interface SweepInput {
@@ -108,7 +109,9 @@ export async function sweepRows(storage: TuneStorage, input: SweepInput, options
       if (trial.state !== 'complete' || trial.value === null) continue;
       const config = trialTrainConfig(study.settings, trial.params, 'runs', 'scaling-row', options.dataDir);
       if (vocabSize === null) vocabSize = makeTokenizer(config.tokenizer, await loadText(config.data, { dataDir: config.dataDir ?? undefined })).vocabSize;
-      const counts = countParameters(buildModelConfig(config, vocabSize));
+      const modelConfig = buildModelConfig(config, vocabSize);
+      if (isRecurrentConfig(modelConfig)) throw new Error(`scaling: preset '${config.preset}' is a recurrent model; scaling sweeps vary a transformer's dModel and nLayers`);
+      const counts = countParameters(modelConfig);
       const N = counts.total - counts.embedding - counts.head;
       const D = config.maxSteps * config.batchSize * config.blockSize;
       rows.push({ study: s.study, trial: trial.number, dModel: Number(trial.params['model.dModel']), nLayers: Number(trial.params['model.nLayers']), N, N_with_embeddings: counts.total, D, C: 6 * N * D, loss: trial.value });

@@ -9,7 +9,7 @@
  * trainer.ts builds them (buildTrainingSetup: same seeds, so the same text and settings start from
  * the same weights and batches), linear warmup + cosine decay, clipping, seeded evaluations.
  */
-import { resolveConfig, type TransformerConfig, type TransformerConfigOverrides } from '../models/config.js';
+import { isRecurrentConfig, resolveConfig, type TransformerConfig, type TransformerConfigOverrides } from '../models/config.js';
 import { generateText } from '../models/generate.js';
 import { buildModelConfig } from '../models/presets.js';
 import type { TransformerLM } from '../models/transformer.js';
@@ -122,9 +122,11 @@ export class TextTrainer {
     }
     if (this.val.length < 2) throw new Error(`the text is too short for a validation split (${this.val.length} tokens)`);
     this.#evalBlock = Math.min(c.blockSize, this.val.length - 1);
-    this.modelConfig = buildModelConfig(c, this.tokenizer.vocabSize);
+    const modelConfig = buildModelConfig(c, this.tokenizer.vocabSize);
+    if (isRecurrentConfig(modelConfig)) throw new Error(`preset '${c.preset}' is a recurrent model; the in-browser loop trains transformer presets (its views show attention)`);
+    this.modelConfig = modelConfig;
     const setup = buildTrainingSetup(c, this.modelConfig);
-    this.model = setup.model;
+    this.model = setup.model as TransformerLM;
     this.optimizer = setup.optimizer;
     this.#dataRng = setup.generators.data;
     const schedule = new LrSchedule({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, maxSteps: c.maxSteps });

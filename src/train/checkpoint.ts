@@ -34,7 +34,7 @@ import { freemem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeValue, isJsonObject, parseJsonText, quoteText, truncateList, truncateMessage } from '../io/json.js';
 import { loadSafetensors, saveSafetensors, type LoadedSafetensorsFile } from '../io/safetensors.js';
-import { resolveConfig, type TransformerConfig } from '../models/config.js';
+import { isRecurrentConfig, resolveModelConfig, type ModelConfig } from '../models/config.js';
 import { countParameters } from '../models/params.js';
 import { loraConfig } from '../nn/lora.js';
 import type { AnyModule } from '../nn/module.js';
@@ -57,13 +57,16 @@ const RUN_TOKENIZER_FILE = 'tokenizer.json';
 export const MAX_MODEL_PARAMETERS = 8_000_000_000;
 
 /** Upper bounds of a checkpoint's model config fields (resolveConfig checks they are positive integers). */
-export const MODEL_CONFIG_LIMITS: Readonly<Record<'vocabSize' | 'dModel' | 'nLayers' | 'nHeads' | 'dFF' | 'maxSeqLen', number>> = Object.freeze({
+export const MODEL_CONFIG_LIMITS: Readonly<Record<'vocabSize' | 'dModel' | 'nLayers' | 'nHeads' | 'dFF' | 'maxSeqLen' | 'embedDim' | 'hiddenSize', number>> = Object.freeze({
   vocabSize: 16_777_216,
   dModel: 65_536,
   nLayers: 1_024,
   nHeads: 4_096,
   dFF: 1_048_576,
   maxSeqLen: 16_777_216,
+  // a recurrent model's widths
+  embedDim: 65_536,
+  hiddenSize: 65_536,
 });
 
 export interface CheckpointMeta {
@@ -292,17 +295,17 @@ function checkMeta(value: unknown, s: ReturnType<typeof schema>): CheckpointMeta
 }
 
 /** The model config, resolved and within MODEL_CONFIG_LIMITS. */
-function checkModelConfig(value: unknown, s: ReturnType<typeof schema>): TransformerConfig {
+function checkModelConfig(value: unknown, s: ReturnType<typeof schema>): ModelConfig {
   const input = s.object(value, 'meta.config.model');
-  let config: TransformerConfig;
+  let config: ModelConfig;
   try {
-    config = resolveConfig(input as unknown as TransformerConfig);
+    config = resolveModelConfig(input as unknown as ModelConfig);
   } catch (error) {
-    return s.fail(`meta.config.model: ${truncateMessage((error as Error).message.replace(/^TransformerConfig: /, ''), 200)}`);
+    return s.fail(`meta.config.model: ${truncateMessage((error as Error).message.replace(/^(Transformer|RecurrentLM)Config: /, ''), 200)}`);
   }
   for (const [key, limit] of Object.entries(MODEL_CONFIG_LIMITS)) {
-    const v = config[key as keyof typeof MODEL_CONFIG_LIMITS];
-    if (v > limit) s.fail(`meta.config.model.${key} must be at most ${limit.toLocaleString('en-US')} (MODEL_CONFIG_LIMITS), got ${v}`);
+    const v = (config as unknown as Record<string, number | undefined>)[key];
+    if (v !== undefined && v > limit) s.fail(`meta.config.model.${key} must be at most ${limit.toLocaleString('en-US')} (MODEL_CONFIG_LIMITS), got ${v}`);
   }
   return config;
 }
@@ -373,12 +376,12 @@ function gigabytes(bytes: number): string {
  * add their own), is at most MAX_MODEL_PARAMETERS, and its float32 weights and position tables
  * fit the machine's free memory. Checked before any model is allocated from the config.
  */
-function checkModelSize(config: TransformerConfig, hasLoRA: boolean, stored: number, s: ReturnType<typeof schema>): void {
+function checkModelSize(config: ModelConfig, hasLoRA: boolean, stored: number, s: ReturnType<typeof schema>): void {
   const parameters = countParameters(config).total;
   const count = parameters.toLocaleString('en-US');
   if (parameters > MAX_MODEL_PARAMETERS) s.fail(`meta.config.model describes ${count} parameters, more than the limit of ${MAX_MODEL_PARAMETERS.toLocaleString('en-US')} (MAX_MODEL_PARAMETERS)`);
   // Position tables that are buffers, not parameters: sinusoidal [maxSeqLen, dModel], RoPE cos/sin [maxSeqLen, headDim/2] each.
-  const tables = config.pos === 'sinusoidal' ? config.maxSeqLen * config.dModel : config.pos === 'rope' ? config.maxSeqLen * (config.dModel / config.nHeads) : 0;
+  const tables = isRecurrentConfig(config) ? 0 : config.pos === 'sinusoidal' ? config.maxSeqLen * config.dModel : config.pos === 'rope' ? config.maxSeqLen * (config.dModel / config.nHeads) : 0;
   const bytes = 4 * (parameters + tables);
   const free = freemem();
   if (bytes > free) s.fail(`meta.config.model describes ${count} parameters (${gigabytes(bytes)} of float32), more than the ${gigabytes(free)} of free memory on this machine`);

@@ -3,7 +3,7 @@
  * JSON config file and then command-line flags (flags win), like nanoGPT's configurator.
  */
 import ms from 'ms';
-import type { TransformerConfigOverrides } from '../models/config.js';
+import type { ModelConfigOverrides } from '../models/config.js';
 import { buildModelConfig } from '../models/presets.js';
 import { readFileSync } from 'node:fs';
 import { describeValue, isJsonObject, parseJsonText, quoteText, truncateList, truncateMessage } from '../io/json.js';
@@ -24,7 +24,7 @@ export interface TrainConfig {
    * e.g. `{ dModel: 256, mup: { baseWidth: 128 } }` for μP relative to width 128.
    */
   preset: string;
-  model: TransformerConfigOverrides;
+  model: ModelConfigOverrides;
   batchSize: number;
   /**
    * Micro-batches of batchSize sequences whose gradients make one optimizer step (nanoGPT's
@@ -122,7 +122,7 @@ export function resolveTrainConfig(...layers: Partial<TrainConfig>[]): TrainConf
       if (!KEYS.includes(key as keyof TrainConfig)) throw new Error(`unknown train config key ${quoteText(key, 40)} (known: ${truncateList(KEYS, 8)})`);
       if (key === 'model') {
         if (!isJsonObject(value)) throw new Error(`model must be an object of model config overrides, got ${describeValue(value)}`);
-        merged.model = { ...merged.model, ...(value as TransformerConfigOverrides) };
+        merged.model = { ...merged.model, ...(value as ModelConfigOverrides) } as ModelConfigOverrides;
       }
       else (merged as unknown as Record<string, unknown>)[key] = value;
     }

@@ -1,7 +1,8 @@
 /** Evaluation figures: loss over a whole token stream, perplexity, bits, and simple baselines. */
 import { noGrad } from '../autograd/grad-mode.js';
 import type { TokenSequence } from '../data/dataset.js';
-import type { TransformerLM } from '../models/transformer.js';
+import type { LanguageModel } from '../models/language-model.js';
+import { crossEntropy } from '../ops/fused.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -23,7 +24,7 @@ function figures(loss: number, tokens: number): EvalFigures {
  * `blockSize` (each token predicted once, with up to blockSize − 1 tokens of context): a
  * deterministic figure, unlike the random-batch estimate used during training.
  */
-export function evaluateStream(model: TransformerLM, stream: TokenSequence, blockSize: number, batchSize = 16): EvalFigures {
+export function evaluateStream(model: LanguageModel, stream: TokenSequence, blockSize: number, batchSize = 16): EvalFigures {
   const predicted = stream.length - 1;
   const fullWindows = Math.floor(predicted / blockSize);
   const batches: { starts: number[]; len: number }[] = [];
@@ -51,6 +52,44 @@ export function evaluateStream(model: TransformerLM, stream: TokenSequence, bloc
   });
   model.train(wasTraining);
   return figures(total / count, count);
+}
+
+/**
+ * The mean loss at each position 0..blockSize − 1 of consecutive windows of `stream` (up to
+ * `maxWindows` of them, spread evenly over the stream): position p is predicted from p tokens of
+ * context before it plus itself, so the curve shows how much a model gains from far context.
+ */
+export function lossByPosition(model: LanguageModel, stream: TokenSequence, blockSize: number, options: { batchSize?: number; maxWindows?: number } = {}): Float64Array {
+  const batchSize = options.batchSize ?? 16;
+  const available = Math.floor((stream.length - 1) / blockSize);
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`lossByPosition: blockSize must be a positive integer, got ${blockSize}`);
+  if (available < 1) throw new RangeError(`lossByPosition: the stream of ${stream.length} tokens is shorter than one window of ${blockSize} + 1`);
+  const windows = Math.min(available, options.maxWindows ?? available);
+  const stride = Math.floor(available / windows) * blockSize;
+  const sums = new Float64Array(blockSize);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      for (let w = 0; w < windows; w += batchSize) {
+        const n = Math.min(batchSize, windows - w);
+        const x = new Int32Array(n * blockSize);
+        const y = new Int32Array(n * blockSize);
+        for (let b = 0; b < n; b++) {
+          const start = (w + b) * stride;
+          x.set(stream.subarray(start, start + blockSize), b * blockSize);
+          y.set(stream.subarray(start + 1, start + 1 + blockSize), b * blockSize);
+        }
+        const { logits } = model.forward(tensor(x, { shape: [n, blockSize] }));
+        const losses = crossEntropy(logits, tensor(y, { shape: [n, blockSize] }), { reduction: 'none' }).toTypedArray();
+        for (let i = 0; i < losses.length; i++) sums[i % blockSize] += losses[i];
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  for (let p = 0; p < blockSize; p++) sums[p] /= windows;
+  return sums;
 }
 
 /** A model that knows nothing: every token equally likely, loss ln V. */

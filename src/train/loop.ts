@@ -17,7 +17,7 @@
 import { backward } from '../autograd/engine.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import type { Batch } from '../data/dataset.js';
-import type { TransformerLM } from '../models/transformer.js';
+import type { LanguageModel } from '../models/language-model.js';
 import type { AnyModule } from '../nn/module.js';
 import { clipGradNorm } from '../optim/clip-grad.js';
 import { warmupConstantLr, warmupCosineLr } from '../optim/lr-scheduler.js';
@@ -32,7 +32,7 @@ export type LossFunction<M, B> = (model: M, batch: B) => Tensor;
  * Next-token cross-entropy of a language model on a batch of (ids, targets): pretraining's loss.
  * A packed batch (positions, documentIds) runs its documents apart within each row.
  */
-export function languageModelLoss(model: TransformerLM, batch: Batch): Tensor {
+export function languageModelLoss(model: LanguageModel, batch: Batch): Tensor {
   if (batch.positions || batch.documentIds) return model.forward(batch.x, batch.y, { positions: batch.positions, documentIds: batch.documentIds }).loss as Tensor;
   return model.forward(batch.x, batch.y).loss as Tensor;
 }

@@ -10,7 +10,7 @@
  * orders the plain writes to the shared buffers before the reads, whatever the message channel's
  * own ordering guarantees.
  */
-import type { TransformerConfig } from '../models/config.js';
+import type { ModelConfig } from '../models/config.js';
 
 /** Control words (Int32Array over a SharedArrayBuffer), one block per worker. */
 export const CTRL_POSTED = 0; // step number whose inputs and parameters the main thread has written
@@ -29,7 +29,7 @@ export interface ParamSlot {
 export interface WorkerInit {
   /** Replica index, 1..replicas−1 (the main thread is replica 0). */
   rank: number;
-  config: TransformerConfig;
+  config: ModelConfig;
   /** Parameters in the main model's `namedParameters()` order. */
   layout: ParamSlot[];
   /** Names of the main model's modules in `namedModules()` order (the replica must match). */

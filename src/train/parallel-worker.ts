@@ -1,7 +1,7 @@
 /**
  * The worker side of DataParallel (parallel.ts): one replica of the model on its own thread.
  *
- * It builds a TransformerLM from the main model's config, then for every step request copies the
+ * It builds a language model (createLanguageModel) from the main model's config, then for every step request copies the
  * main thread's parameter values in from shared memory, runs forward + backward on its shard of
  * the batch, writes the gradients to its shared gradient buffer and replies with the loss. The
  * replica's optimizer state does not exist: only the main thread's model is ever updated.
@@ -12,7 +12,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { getNumThreads, installNodeBackends, setNumThreads } from '../backends/node.js';
 import { backendUnavailableReason, fastestBackend, getBackend, setBackend, setBackendInstaller } from '../backends/registry.js';
-import { TransformerLM } from '../models/transformer.js';
+import { createLanguageModel, type LanguageModel } from '../models/language-model.js';
 import type { AnyModule } from '../nn/module.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -38,7 +38,7 @@ function chooseBackend(requested: string): string | null {
 }
 
 class Replica {
-  readonly model: TransformerLM;
+  readonly model: LanguageModel;
   readonly params: Tensor[];
   readonly modules: AnyModule[];
   readonly shared: Float32Array;
@@ -49,7 +49,7 @@ class Replica {
   constructor(readonly init: WorkerInit) {
     // The replica's initial weights never matter (every step overwrites them); a fixed generator
     // only makes its construction deterministic.
-    this.model = new TransformerLM(init.config, { generator: new Generator(0), dropoutGenerator: new Generator(init.dropoutSeed) });
+    this.model = createLanguageModel(init.config, { generator: new Generator(0), dropoutGenerator: new Generator(init.dropoutSeed) });
     const byName = new Map(this.model.namedParameters());
     if (byName.size !== init.layout.length) {
       throw new Error(`the replica built from the config has ${byName.size} parameters, the main model ${init.layout.length}: was the main model changed after construction?`);

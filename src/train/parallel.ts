@@ -51,7 +51,7 @@ import { Worker } from 'node:worker_threads';
 import { noGrad } from '../autograd/grad-mode.js';
 import { getNumThreads } from '../backends/node.js';
 import { getBackend } from '../backends/registry.js';
-import type { TransformerLM } from '../models/transformer.js';
+import type { LanguageModel } from '../models/language-model.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { accumulateGradients, languageModelLoss } from './loop.js';
@@ -283,12 +283,12 @@ function denseData<T extends Float32Array | Int32Array>(t: Tensor): T {
 }
 
 /**
- * Runs each training step's forward + backward on `replicas` copies of a TransformerLM: the
+ * Runs each training step's forward + backward on `replicas` copies of a language model: the
  * caller's model on the main thread plus replicas − 1 worker threads, gradients summed into the
  * caller's model. See the module comment for the contract.
  */
 export class DataParallel {
-  readonly model: TransformerLM;
+  readonly model: LanguageModel;
   readonly replicas: number;
   readonly #layout: ParamSlot[];
   readonly #moduleCount: number;
@@ -300,7 +300,7 @@ export class DataParallel {
   #busy = false;
   #closed = false;
 
-  constructor(model: TransformerLM, options: DataParallelOptions = {}) {
+  constructor(model: LanguageModel, options: DataParallelOptions = {}) {
     const threads = options.threads ?? getNumThreads();
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`DataParallel: threads must be a positive integer, got ${threads}`);
     const replicas = options.replicas ?? Math.max(1, Math.floor(availableParallelism() / threads));

@@ -3,11 +3,13 @@
  * (trainer.ts) and the in-memory loop (browser-loop.ts), so the same settings give the same
  * weights, batches and updates in both. No Node APIs: the browser bundle imports it.
  */
-import type { TransformerConfig } from '../models/config.js';
+import type { ModelConfig } from '../models/config.js';
+import { createLanguageModel, type LanguageModel } from '../models/language-model.js';
 import { muParamGroups } from '../models/mup.js';
 import { TransformerLM } from '../models/transformer.js';
 import { AdamW } from '../optim/adam.js';
 import { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { TrainConfig } from './config.js';
 
 /** Sampling temperature of the samples shown during and after training. */
@@ -30,10 +32,10 @@ export function runGenerators(seed: number): RunGenerators {
  */
 export function buildTrainingSetup(
   config: Pick<TrainConfig, 'seed' | 'lr' | 'weightDecay' | 'beta1' | 'beta2'>,
-  modelConfig: TransformerConfig,
-): { model: TransformerLM; optimizer: AdamW; generators: RunGenerators } {
+  modelConfig: ModelConfig,
+): { model: LanguageModel; optimizer: AdamW; generators: RunGenerators } {
   const generators = runGenerators(config.seed);
-  const model = new TransformerLM(modelConfig, { generator: generators.init, dropoutGenerator: generators.dropout });
+  const model = createLanguageModel(modelConfig, { generator: generators.init, dropoutGenerator: generators.dropout });
   model.train();
   return { model, optimizer: modelOptimizer(model, config), generators };
 }
@@ -44,11 +46,19 @@ export function buildTrainingSetup(
  * hidden matrices get their own groups at lr/m (models/mup.ts). Pretraining and every
  * post-training stage build their optimizer here.
  */
-export function modelOptimizer(model: TransformerLM, config: Pick<TrainConfig, 'lr' | 'weightDecay' | 'beta1' | 'beta2'>): AdamW {
-  const groups = muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay }).flatMap((g) => {
+export function modelOptimizer(model: LanguageModel, config: Pick<TrainConfig, 'lr' | 'weightDecay' | 'beta1' | 'beta2'>): AdamW {
+  const groups = (model instanceof TransformerLM ? muParamGroups(model, { lr: config.lr, weightDecay: config.weightDecay }) : standardGroups(model, config)).flatMap((g) => {
     const params = g.params.filter((p) => p.requiresGrad);
     // A group that frozen parameters emptied goes; the standard pair stays as muParamGroups makes it.
     return params.length > 0 || g.params.length === 0 ? [{ ...g, params }] : [];
   });
   return new AdamW(groups, { lr: config.lr, betas: [config.beta1, config.beta2], weightDecay: config.weightDecay });
+}
+
+/** A model without μP: matrices (embedding, recurrent and head weights) decay, vectors (biases) do not. */
+function standardGroups(model: LanguageModel, config: Pick<TrainConfig, 'lr' | 'weightDecay'>): { params: Tensor[]; lr: number; lrScale: number; weightDecay: number }[] {
+  const decay = { params: [] as Tensor[], lr: config.lr, lrScale: 1, weightDecay: config.weightDecay };
+  const noDecay = { params: [] as Tensor[], lr: config.lr, lrScale: 1, weightDecay: 0 };
+  for (const p of model.parameters()) (p.ndim >= 2 ? decay : noDecay).params.push(p);
+  return [decay, noDecay];
 }

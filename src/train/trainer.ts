@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { TextDataset, type Split } from '../data/dataset.js';
 import { loadText } from '../data/resolve.js';
 import { generateText } from '../models/generate.js';
+import { createLanguageModel, type LanguageModel } from '../models/language-model.js';
 import { TransformerLM } from '../models/transformer.js';
 import { buildModelConfig } from '../models/presets.js';
-import { resolveConfig, type TransformerConfig } from '../models/config.js';
+import { resolveModelConfig, type ModelConfig, type TransformerConfig } from '../models/config.js';
 import { applyLoRA, loraConfig, type LoRAConfig } from '../nn/lora.js';
 import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
@@ -37,7 +38,8 @@ export { runFiles, type RunFiles } from './run-loop.js';
  */
 export interface RunConfig {
   train: TrainConfig;
-  model: TransformerConfig;
+  /** A transformer's config, or a recurrent model's (it names an `arch`). */
+  model: ModelConfig;
   /** The stage that made the run ('pretrain' when absent). */
   stage?: string;
   lora?: LoRAConfig | null;
@@ -52,7 +54,7 @@ export interface TrainOptions extends RunControl {
 
 export interface TrainResult extends RunOutcome {
   files: RunFiles;
-  model: TransformerLM;
+  model: LanguageModel;
   tokenizer: Tokenizer;
   dataset: TextDataset<Tokenizer>;
   config: RunConfig;
@@ -85,7 +87,7 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   const modelConfig = buildModelConfig(config, tokenizer.vocabSize);
   const runConfig: RunConfig = { train: config, model: modelConfig };
   // Compared resolved, so a checkpoint from before a config field existed (e.g. `mup`) still matches.
-  if (checkpoint) checkSameModelConfig(resolveConfig((checkpoint.meta.config as RunConfig).model), modelConfig, files.latest);
+  if (checkpoint) checkSameModelConfig(resolveModelConfig((checkpoint.meta.config as RunConfig).model), modelConfig, files.latest);
 
   prepareRunDirectory(files, runConfig, tokenizer, resuming);
   const { model, optimizer, generators: gens } = buildTrainingSetup(config, modelConfig);
@@ -158,16 +160,37 @@ function resumeTrainConfig(runConfig: RunConfig, path: string, input: Partial<Tr
 }
 
 /** A resume must build the model its checkpoint holds; the error names the file and the first differing field. */
-function checkSameModelConfig(saved: TransformerConfig, now: TransformerConfig, path: string): void {
+function checkSameModelConfig(saved: ModelConfig, now: ModelConfig, path: string): void {
   if (JSON.stringify(saved) === JSON.stringify(now)) return;
-  const key = (Object.keys(now) as (keyof TransformerConfig)[]).find((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]));
+  const was = saved as unknown as Record<string, unknown>;
+  const is = now as unknown as Record<string, unknown>;
+  const key = [...new Set([...Object.keys(is), ...Object.keys(was)])].find((k) => JSON.stringify(was[k]) !== JSON.stringify(is[k]));
   const shown = (v: unknown) => truncateMessage(JSON.stringify(v) ?? 'undefined', 60);
-  const detail = key === undefined ? '' : ` (${key}: ${shown(saved[key])} in the checkpoint, ${shown(now[key])} now)`;
+  const detail = key === undefined ? '' : ` (${key}: ${shown(was[key])} in the checkpoint, ${shown(is[key])} now)`;
   throw new Error(`checkpoint ${path} was made with a different model config than this run's${detail}`);
 }
 
+/** What loadRun returns. */
+export interface LoadedRun<M extends LanguageModel = LanguageModel> {
+  model: M;
+  tokenizer: Tokenizer;
+  config: RunConfig;
+  meta: CheckpointMeta;
+  checkpoint: string;
+}
+
+/**
+ * loadRun for what needs a transformer (the post-training stages, chat, attention maps): the same
+ * run, or a one-line error naming `what` when the run holds a recurrent model.
+ */
+export function loadTransformerRun(dir: string, which: 'best' | 'latest', what: string): LoadedRun<TransformerLM> & { config: RunConfig & { model: TransformerConfig } } {
+  const run = loadRun(dir, which);
+  if (!(run.model instanceof TransformerLM)) throw new Error(`${what} needs a transformer model; run ${dir} holds a recurrent '${(run.config.model as { arch?: string }).arch}' model`);
+  return run as LoadedRun<TransformerLM> & { config: RunConfig & { model: TransformerConfig } };
+}
+
 /** Loads a finished (or interrupted) run for sampling or evaluation. */
-export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): { model: TransformerLM; tokenizer: Tokenizer; config: RunConfig; meta: CheckpointMeta; checkpoint: string } {
+export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): LoadedRun {
   const files = { config: join(dir, 'config.json'), tokenizer: join(dir, 'tokenizer.json') };
   if (!existsSync(files.config)) throw new Error(`${dir} is not a run directory (no config.json)`);
   let path = join(dir, `${which}.safetensors`);
@@ -180,8 +203,11 @@ export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): { model
   if (tokenizer.vocabSize > config.model.vocabSize) {
     throw new Error(`tokenizer ${files.tokenizer} has ${tokenizer.vocabSize} tokens, more than the ${config.model.vocabSize} of the model in checkpoint ${path}`);
   }
-  const model = new TransformerLM(config.model);
-  if (config.lora) applyLoRA(model, loraConfig(config.lora));
+  const model = createLanguageModel(config.model);
+  if (config.lora) {
+    if (!(model instanceof TransformerLM)) throw new Error(`checkpoint ${path}: LoRA adapters (meta.config.lora) need a transformer model, and this one is a recurrent '${(config.model as { arch?: string }).arch}' model`);
+    applyLoRA(model, loraConfig(config.lora));
+  }
   checkCheckpointFitsModel(model, checkpoint, path);
   model.loadStateDict(checkpoint.modelState);
   model.eval();

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { backendUnavailableReason, resolveKernels } from '../../src/backends/registry.js';
-import type { BinaryOp, GemmArgs, Kernels, ReduceOp, StridedArray, UnaryOp } from '../../src/backends/kernels.js';
+import type { BinaryOp, GemmArgs, Kernels, RecurrentCellMode, ReduceOp, StridedArray, UnaryOp } from '../../src/backends/kernels.js';
 import {
   binaryLayout,
   setWasmSizeThresholds,
@@ -522,6 +522,76 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
             return d;
           };
           expectClose(back(k), back(reference), `${label} dlogits`);
+        }
+      }
+    }
+  });
+
+  it.skipIf(skip)(`recurrentCell and its backward match the reference: all modes, odd B and H, offsets, no saved, dGh = dGi${note}`, () => {
+    const k = table();
+    const modes: RecurrentCellMode[] = ['rnnTanh', 'rnnRelu', 'lstm', 'gru'];
+    const gatesOf = { rnnTanh: 1, rnnRelu: 1, lstm: 4, gru: 3 };
+    for (const mode of modes) {
+      for (const [B, H] of [[1, 1], [3, 5], [4, 16], [7, 33], [2, 130]]) {
+        const G = gatesOf[mode] * H;
+        const BH = B * H;
+        const label = `${mode} B=${B} H=${H}`;
+        // gi, gh from big [T, B, G]-like buffers at odd offsets; saturated pre-activations included.
+        const gi = random(3 + B * G + 2, 2);
+        const gh = random(5 + B * G + 1, 2);
+        if (B * G > 4) {
+          gi[3] = 30;
+          gi[4] = -30;
+          gh[7] = 12;
+        }
+        // h and hOut (c and cOut) in one array at different offsets, as the op packs its states.
+        const states0 = random(1 + 3 * BH + 2);
+        const cells0 = random(2 + 3 * BH + 1, 2);
+        const fwd = (kk: Kernels, withSaved: boolean) => {
+          const states = states0.slice();
+          const cells = cells0.slice();
+          const saved = withSaved ? new Float32Array(4 + 4 * BH + 3).fill(7) : null;
+          kk.recurrentCell({
+            mode, batch: B, hidden: H, gi, giOffset: 3, gh, ghOffset: 5,
+            h: states, hOffset: 1, c: mode === 'lstm' ? cells : null, cOffset: 2,
+            hOut: states, hOutOffset: 1 + 2 * BH, cOut: mode === 'lstm' ? cells : null, cOutOffset: 2 + BH,
+            saved, savedOffset: 4,
+          });
+          return { states, cells, saved };
+        };
+        for (const withSaved of [true, false]) {
+          const e = fwd(reference, withSaved);
+          const a = fwd(k, withSaved);
+          const l = `${label} saved=${withSaved}`;
+          expectClose(a.states, e.states, `${l} hOut`, 1e-6, 1e-6);
+          expectClose(a.cells, e.cells, `${l} cOut`, 1e-6, 1e-6);
+          if (withSaved) expectClose(a.saved as Float32Array, e.saved as Float32Array, `${l} saved`, 1e-6, 1e-6);
+        }
+        // Backward from the reference's forward, so both read the same saved state.
+        const f = fwd(reference, true);
+        const dh = random(BH);
+        const dc0 = random(BH);
+        for (const alias of [false, true]) {
+          const bwd = (kk: Kernels) => {
+            const dGi = new Float32Array(2 + B * G + 3).fill(7);
+            const dGh = alias ? dGi : new Float32Array(6 + B * G + 1).fill(7);
+            const dc = mode === 'lstm' ? dc0.slice() : null;
+            const dhPrev = new Float32Array(BH).fill(7);
+            kk.recurrentCellBackward({
+              mode, batch: B, hidden: H, saved: f.saved, savedOffset: 4,
+              hOut: f.states, hOutOffset: 1 + 2 * BH, h: f.states, hOffset: 1,
+              c: mode === 'lstm' ? f.cells : null, cOffset: 2, cOut: mode === 'lstm' ? f.cells : null, cOutOffset: 2 + BH,
+              dh, dc, dGi, dGiOffset: 2, dGh, dGhOffset: alias ? 2 : 6, dhPrev,
+            });
+            return { dGi, dGh, dc, dhPrev };
+          };
+          const e = bwd(reference);
+          const a = bwd(k);
+          const l = `${label} backward dGh${alias ? ' = dGi' : ' apart'}`;
+          expectClose(a.dGi, e.dGi, `${l} dGi`, 2e-6, 1e-6);
+          expectClose(a.dGh, e.dGh, `${l} dGh`, 2e-6, 1e-6);
+          expectClose(a.dhPrev, e.dhPrev, `${l} dhPrev`, 2e-6, 1e-6);
+          if (mode === 'lstm') expectClose(a.dc as Float32Array, e.dc as Float32Array, `${l} dc`, 2e-6, 1e-6);
         }
       }
     }

@@ -16,6 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CharTokenizer, Generator, getBackend, io, listBackends, randn, setBackend, tensor, TransformerLM, type Tokenizer } from '../../src/index.js';
+import type { TransformerConfig } from '../../src/models/config.js';
 import { checkpointModelName, loadModuleFromSafetensors, parseSafetensors, serializeModuleSafetensors, serializeSafetensors } from '../../src/io/safetensors-bytes.js';
 import { generateText } from '../../src/models/generate.js';
 import { TextTrainer } from '../../src/train/browser-loop.js';
@@ -228,7 +229,7 @@ describe.skipIf(chromiumSkipReason !== null)('browser playground', () => {
     };
     // What the worker does with the bytes gives the weights loadRun reads from the file.
     const { model, config } = loadRun(run);
-    const fromBytes = new TransformerLM(config.model);
+    const fromBytes = new TransformerLM(config.model as TransformerConfig);
     loadModuleFromSafetensors(fromBytes, parseSafetensors(readFileSync(join(run, 'best.safetensors'))), { rename: checkpointModelName });
     for (const [name, t] of Object.entries(model.stateDict())) expect(fromBytes.stateDict()[name].toArray(), name).toEqual(t.toArray());
 

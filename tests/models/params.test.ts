@@ -43,9 +43,9 @@ describe('countParameters', () => {
     expect(tl.total).toBe(1_100_048_384);
     expect(tl).toMatchObject({ tokenEmbedding: 65_536_000, head: 65_536_000, attention: 22 * 9_437_184, ffn: 22 * 34_603_008, norms: 45 * 2048 });
     // the small presets also allocate to those counts
-    expect(new TransformerLM(models.getPreset('tiny').config).numParameters()).toBe(818_048);
-    expect(new TransformerLM(models.getPreset('nano-trickster').config).numParameters()).toBe(5_180_672);
-    expect(() => models.getPreset('gpt-5')).toThrow(/unknown preset 'gpt-5' \(known presets: tiny, nano-trickster, tinyllama-1.1b\)/);
+    expect(new TransformerLM(models.presetConfig('tiny')).numParameters()).toBe(818_048);
+    expect(new TransformerLM(models.presetConfig('nano-trickster')).numParameters()).toBe(5_180_672);
+    expect(() => models.getPreset('gpt-5')).toThrow(/unknown preset 'gpt-5' \(known presets: tiny, nano-trickster, tinyllama-1.1b, char-lstm, char-gru, char-rnn\)/);
   });
 });
 
@@ -62,7 +62,7 @@ describe('estimateMemory', () => {
   });
 
   it('activations grow linearly in batch and with the T² attention term in seq', () => {
-    const cfg = models.getPreset('nano-trickster').config;
+    const cfg = models.presetConfig('nano-trickster');
     const a = models.estimateMemory(cfg, { batch: 1, seq: 256 }).activationElements;
     const b = models.estimateMemory(cfg, { batch: 4, seq: 256 }).activationElements;
     expect(b.total).toBe(4 * a.total);

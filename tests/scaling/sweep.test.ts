@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { TransformerConfig } from '../../src/models/config.js';
 import { countParameters } from '../../src/models/params.js';
 import { TransformerLM } from '../../src/models/transformer.js';
 import { loadRunsCsv } from '../../src/scaling/data.js';
@@ -40,7 +41,7 @@ describe('scaling sweep', () => {
         expect(r.C).toBe(6 * r.N * r.D);
         expect(Number.isFinite(r.loss) && r.loss > 0).toBe(true);
         // N matches an allocated model of that size; dFF kept tiny's 4× ratio.
-        const config = buildModelConfig(resolveTrainConfig({ ...input.base, model: { dModel: r.dModel, nLayers: r.nLayers } }), vocab);
+        const config = buildModelConfig(resolveTrainConfig({ ...input.base, model: { dModel: r.dModel, nLayers: r.nLayers } }), vocab) as TransformerConfig;
         expect(config.dFF).toBe(4 * r.dModel);
         const model = new TransformerLM(config);
         expect(r.N_with_embeddings).toBe(model.numParameters());

@@ -18,10 +18,11 @@ const VOCAB = 40;
 const dataset = new TokenDataset(tokens(6000, VOCAB), { trainFraction: 0.9 });
 /** The CLI's settings for the tiny preset (its full size: 4 layers, dModel 128), with short batches for a test. */
 const config = resolveTrainConfig({ preset: 'tiny', batchSize: 4, blockSize: 32, maxSteps: 8, warmupSteps: 3, lr: 5e-3, minLr: 5e-4, maxTime: null });
-const modelConfig = buildModelConfig(config, VOCAB);
+const modelConfig = buildModelConfig(config, VOCAB) as T.models.TransformerConfig;
 
 function coreSetup(): { core: TrainingCore<T.TransformerLM, Batch>; data: T.Generator; model: T.TransformerLM } {
-  const { model, optimizer, generators } = buildTrainingSetup(config, modelConfig);
+  const { model: built, optimizer, generators } = buildTrainingSetup(config, modelConfig);
+  const model = built as T.TransformerLM;
   const schedule = new LrSchedule({ lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, maxSteps: config.maxSteps });
   return { core: new TrainingCore({ model, optimizer, schedule, loss: languageModelLoss, gradClip: config.gradClip }), data: generators.data, model };
 }

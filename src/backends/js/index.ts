@@ -5,6 +5,7 @@ import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackw
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
 import { gemm } from './matmul.js';
 import { argReduce, reduce } from './reduce.js';
+import { recurrentCell, recurrentCellBackward } from './recurrent.js';
 
 export const jsKernels: Kernels = {
   unary,
@@ -28,6 +29,8 @@ export const jsKernels: Kernels = {
   rmsNormBackward,
   crossEntropy,
   crossEntropyBackward,
+  recurrentCell,
+  recurrentCellBackward,
   sgdStep,
   adamStep,
 };

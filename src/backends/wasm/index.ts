@@ -1,6 +1,7 @@
 /**
  * The WebAssembly SIMD backend: gemm, elementwise, sum/max/min reductions, softmax (plain and
- * scaled/causal), LayerNorm, RMSNorm, cross-entropy (forward and backward) and the Adam step,
+ * scaled/causal), LayerNorm, RMSNorm, cross-entropy (forward and backward), the fused recurrent
+ * cells (RNN, LSTM, GRU; forward and backward) and the Adam step,
  * compiled from kernels.c (see tools/build-wasm.sh) and shipped as base64 in binary.ts, so it needs
  * no compiler at install and no file access at run time (browsers later).
  *
@@ -36,6 +37,9 @@ import type {
   Kernels,
   LayerNormArgs,
   LayerNormBackwardArgs,
+  RecurrentCellArgs,
+  RecurrentCellBackwardArgs,
+  RecurrentCellMode,
   ReduceArgs,
   ReduceOp,
   RmsNormArgs,
@@ -94,6 +98,10 @@ const BINARY_CODES: Partial<Record<BinaryOp, number>> = {
 };
 
 const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
+
+/** Recurrent cell modes (the R_* enum in kernels.c) and their gate counts (G = gates · H). */
+const RECURRENT_CODES: Record<RecurrentCellMode, number> = { rnnTanh: 0, rnnRelu: 1, lstm: 2, gru: 3 };
+const RECURRENT_GATES = [1, 1, 4, 3];
 
 /** Operand layouts of a [rows, cols] binary op (the K_* enum in kernels.c). */
 const FULL = 0;
@@ -191,6 +199,22 @@ interface KernelExports {
     classes: number,
     ignoreIndex: number,
     smoothing: number,
+  ): void;
+  recurrent_cell_f32(mode: number, gi: number, gh: number, h: number, c: number, hOut: number, cOut: number, saved: number, rows: number, hidden: number): void;
+  recurrent_cell_backward_f32(
+    mode: number,
+    saved: number,
+    hOut: number,
+    h: number,
+    c: number,
+    cOut: number,
+    dh: number,
+    dc: number,
+    dGi: number,
+    dGh: number,
+    dhPrev: number,
+    rows: number,
+    hidden: number,
   ): void;
   adam_f32(
     param: number,
@@ -680,6 +704,86 @@ class WasmModule {
     );
   }
 
+  /**
+   * One recurrent step: only the [B, width] blocks the step reads and writes travel (from their
+   * offsets), streamed in chunks of whole batch rows; outputs go back through views at their offsets.
+   */
+  recurrentCell(a: RecurrentCellArgs): void {
+    const { mode, batch: B, hidden: H } = a;
+    const code = RECURRENT_CODES[mode] as number | undefined;
+    const fallback = () => jsKernels.recurrentCell(a);
+    const isLSTM = code === 2;
+    if (code === undefined || B * H < MIN_ELEMENTWISE || B * H === 0 || (isLSTM && (!a.c || !a.cOut))) {
+      fallback();
+      return;
+    }
+    const G = RECURRENT_GATES[code] * H;
+    const saved = code >= 2 ? a.saved : null; // RNN saves nothing
+    this.stream(
+      {
+        rows: B,
+        buffers: {
+          gi: rowsIn(G, a.gi, a.giOffset),
+          gh: rowsIn(G, a.gh, a.ghOffset),
+          h: code === 3 ? rowsIn(H, a.h, a.hOffset) : null,
+          c: isLSTM ? rowsIn(H, a.c as Float32Array, a.cOffset) : null,
+          hOut: rowsOut(H, a.hOut.subarray(a.hOutOffset, a.hOutOffset + B * H)),
+          cOut: isLSTM ? rowsOut(H, (a.cOut as Float32Array).subarray(a.cOutOffset, a.cOutOffset + B * H)) : null,
+          saved: saved && rowsOut(4 * H, saved.subarray(a.savedOffset, a.savedOffset + B * 4 * H)),
+        },
+        call: (p, _r, nr) => this.x.recurrent_cell_f32(code, p.gi, p.gh, p.h, p.c, p.hOut, p.cOut, p.saved, nr, H),
+      },
+      fallback,
+    );
+  }
+
+  /**
+   * The adjoint step. dc is in place; dGh may be dGi itself (the same array and offset, as the op
+   * passes for all but GRU): then one arena buffer serves both, written dGi first like the reference.
+   */
+  recurrentCellBackward(a: RecurrentCellBackwardArgs): void {
+    const { mode, batch: B, hidden: H, dGi, dGh } = a;
+    const code = RECURRENT_CODES[mode] as number | undefined;
+    const fallback = () => jsKernels.recurrentCellBackward(a);
+    const G = code === undefined ? 0 : RECURRENT_GATES[code] * H;
+    const isLSTM = code === 2;
+    const isRNN = code === 0 || code === 1;
+    const shared = dGh === dGi && a.dGhOffset === a.dGiOffset;
+    if (
+      code === undefined ||
+      B * H < MIN_ELEMENTWISE ||
+      B * H === 0 ||
+      (!isRNN && !a.saved) ||
+      (isLSTM && (!a.c || !a.cOut || !a.dc)) ||
+      // Partly overlapping gradient blocks keep the reference's element order.
+      (dGh === dGi && !shared && Math.abs(a.dGhOffset - a.dGiOffset) < B * G)
+    ) {
+      fallback();
+      return;
+    }
+    const dc = a.dc as Float32Array;
+    this.stream(
+      {
+        rows: B,
+        buffers: {
+          saved: isRNN ? null : rowsIn(4 * H, a.saved as Float32Array, a.savedOffset),
+          hOut: isRNN ? rowsIn(H, a.hOut, a.hOutOffset) : null,
+          h: code === 3 ? rowsIn(H, a.h, a.hOffset) : null,
+          c: isLSTM ? rowsIn(H, a.c as Float32Array, a.cOffset) : null,
+          cOut: isLSTM ? rowsIn(H, a.cOut as Float32Array, a.cOutOffset) : null,
+          dh: rowsIn(H, a.dh),
+          dc: isLSTM ? rowsInOut(H, dc, dc) : null,
+          dGi: rowsOut(G, dGi.subarray(a.dGiOffset, a.dGiOffset + B * G)),
+          dGh: shared ? null : rowsOut(G, dGh.subarray(a.dGhOffset, a.dGhOffset + B * G)),
+          dhPrev: rowsOut(H, a.dhPrev),
+        },
+        call: (p, _r, nr) =>
+          this.x.recurrent_cell_backward_f32(code, p.saved, p.hOut, p.h, p.c, p.cOut, p.dh, p.dc, p.dGi, shared ? p.dGi : p.dGh, p.dhPrev, nr, H),
+      },
+      fallback,
+    );
+  }
+
   adamStep(s: AdamStepArgs): void {
     const n = s.param.length;
     if (n < MIN_ELEMENTWISE || n === 0) {
@@ -773,6 +877,8 @@ class WasmModule {
       rmsNormBackward: this.rmsNormBackward.bind(this),
       crossEntropy: this.crossEntropy.bind(this),
       crossEntropyBackward: this.crossEntropyBackward.bind(this),
+      recurrentCell: this.recurrentCell.bind(this),
+      recurrentCellBackward: this.recurrentCellBackward.bind(this),
       adamStep: this.adamStep.bind(this),
       gemm: this.gemm.bind(this),
     };

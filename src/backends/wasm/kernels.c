@@ -1054,6 +1054,205 @@ void cross_entropy_backward_f32(const float *logits, const int32_t *targets, con
   }
 }
 
+/* ---- recurrent cells: RNN, LSTM, GRU --------------------------------------------------------- */
+
+/* Modes: the order of RecurrentCellMode's codes in index.ts ('rnnTanh', 'rnnRelu', 'lstm', 'gru'). */
+enum { R_RNN_TANH, R_RNN_RELU, R_LSTM, R_GRU };
+
+/* Up to 4 lanes at p: a full vector when n = 4 (the main loop, folded away), else a tail. */
+INLINE v4 ld(const float *p, int n) { return n == 4 ? wasm_v128_load(p) : load_tail(p, n, 0.0f); }
+INLINE void st(float *p, v4 v, int n) {
+  if (n == 4) wasm_v128_store(p, v);
+  else store_tail(p, v, n);
+}
+
+/* 1 − y² as (1 − y)(1 + y): no cancellation when |y| is near 1 (a saturated tanh). */
+INLINE v4 one_minus_sq(v4 y) { return wasm_f32x4_mul(wasm_f32x4_sub(F(1.0f), y), wasm_f32x4_add(F(1.0f), y)); }
+
+/* σ'(x) from s = σ(x): s·(1 − s). */
+INLINE v4 sig_deriv(v4 s) { return wasm_f32x4_mul(s, wasm_f32x4_sub(F(1.0f), s)); }
+
+/*
+ * tanh'(x) = 1 − tanh²(x) = 4e/(1 + e)² with e = e^{−2|x|}: products and quotients only, so a few
+ * ulp relative for every x, where 1 − tanh² from a float32 tanh would lose all its digits as |x|
+ * grows (the reference has float64 there). Underflows gracefully to 0.
+ */
+INLINE v4 v_tanh_deriv(v4 x) {
+  v4 e = v_exp(wasm_f32x4_mul(F(-2.0f), v_abs(x)));
+  v4 q = wasm_f32x4_div(F(1.0f), wasm_f32x4_add(F(1.0f), e));
+  return wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_mul(F(4.0f), e), q), q);
+}
+
+/*
+ * Lanes k..k+n of one batch row of the forward step (n = 4 or a tail). gi/gh are the row's G-wide
+ * gate projections, the others H wide; saved is 4H wide (LSTM i, f, g, o; GRU r, z, n, gh_n).
+ * Every input is loaded before anything is stored.
+ */
+INLINE void cell_lanes(int mode, int hasSaved, const float *gi, const float *gh, const float *h, const float *c,
+                       float *hOut, float *cOut, float *saved, int H, int k, int n) {
+  if (mode == R_RNN_TANH || mode == R_RNN_RELU) {
+    v4 v = wasm_f32x4_add(ld(gi + k, n), ld(gh + k, n));
+    /* pmax(0, v) = 0 < v ? v : 0, the reference's relu. */
+    st(hOut + k, mode == R_RNN_TANH ? v_tanh(v) : wasm_f32x4_pmax(F(0.0f), v), n);
+  } else if (mode == R_LSTM) {
+    v4 ig = v_sigmoid(wasm_f32x4_add(ld(gi + k, n), ld(gh + k, n)));
+    v4 fg = v_sigmoid(wasm_f32x4_add(ld(gi + H + k, n), ld(gh + H + k, n)));
+    v4 gg = v_tanh(wasm_f32x4_add(ld(gi + 2 * H + k, n), ld(gh + 2 * H + k, n)));
+    v4 og = v_sigmoid(wasm_f32x4_add(ld(gi + 3 * H + k, n), ld(gh + 3 * H + k, n)));
+    /* h' from the float32 c' that is stored, as the reference does. */
+    v4 cn = MADD(fg, ld(c + k, n), wasm_f32x4_mul(ig, gg));
+    st(cOut + k, cn, n);
+    st(hOut + k, wasm_f32x4_mul(og, v_tanh(cn)), n);
+    if (hasSaved) {
+      st(saved + k, ig, n);
+      st(saved + H + k, fg, n);
+      st(saved + 2 * H + k, gg, n);
+      st(saved + 3 * H + k, og, n);
+    }
+  } else {
+    v4 r = v_sigmoid(wasm_f32x4_add(ld(gi + k, n), ld(gh + k, n)));
+    v4 z = v_sigmoid(wasm_f32x4_add(ld(gi + H + k, n), ld(gh + H + k, n)));
+    v4 ghn = ld(gh + 2 * H + k, n);
+    v4 nn = v_tanh(MADD(r, ghn, ld(gi + 2 * H + k, n)));
+    /* (1 − z)·n + z·h in the reference's form. */
+    v4 hn = MADD(z, ld(h + k, n), wasm_f32x4_mul(wasm_f32x4_sub(F(1.0f), z), nn));
+    st(hOut + k, hn, n);
+    if (hasSaved) {
+      st(saved + k, r, n);
+      st(saved + H + k, z, n);
+      st(saved + 2 * H + k, nn, n);
+      st(saved + 3 * H + k, ghn, n);
+    }
+  }
+}
+
+INLINE void cell_rows(int mode, int hasSaved, const float *gi, const float *gh, const float *h, const float *c,
+                      float *hOut, float *cOut, float *saved, int rows, int H) {
+  int G = (mode == R_LSTM ? 4 : mode == R_GRU ? 3 : 1) * H;
+  for (int b = 0; b < rows; b++) {
+    const float *gib = gi + (long)b * G, *ghb = gh + (long)b * G;
+    const float *hb = h ? h + (long)b * H : 0, *cb = c ? c + (long)b * H : 0;
+    float *hob = hOut + (long)b * H, *cob = cOut ? cOut + (long)b * H : 0;
+    float *sb = saved ? saved + (long)b * 4 * H : 0;
+    int k = 0;
+    for (; k + 4 <= H; k += 4) cell_lanes(mode, hasSaved, gib, ghb, hb, cb, hob, cob, sb, H, k, 4);
+    if (k < H) cell_lanes(mode, hasSaved, gib, ghb, hb, cb, hob, cob, sb, H, k, H - k);
+  }
+}
+
+/*
+ * One recurrent step (kernels.ts, RecurrentCellArgs) over `rows` batch rows, fused: the gate
+ * nonlinearities, the cell update and the saved activations in one pass, instead of a dozen
+ * elementwise ops per time step. Every buffer is a contiguous [rows, width] block: gi, gh [rows, G]
+ * (G = H, 4H, 3H for RNN, LSTM, GRU), h (GRU), c, cOut (LSTM) and hOut [rows, H], saved [rows, 4H]
+ * or 0 (not written). The sums gi + gh round to float32 before the activations, which the reference
+ * takes in float64; results stay within a few ulp (absolute ~1e-7 where the sum cancels).
+ */
+EXPORT(recurrent_cell_f32)
+void recurrent_cell_f32(int mode, const float *gi, const float *gh, const float *h, const float *c, float *hOut,
+                        float *cOut, float *saved, int rows, int hidden) {
+  int s = saved != 0;
+  switch (mode) {
+    case R_RNN_TANH: cell_rows(R_RNN_TANH, 0, gi, gh, h, c, hOut, cOut, saved, rows, hidden); break;
+    case R_RNN_RELU: cell_rows(R_RNN_RELU, 0, gi, gh, h, c, hOut, cOut, saved, rows, hidden); break;
+    case R_LSTM:
+      if (s) cell_rows(R_LSTM, 1, gi, gh, h, c, hOut, cOut, saved, rows, hidden);
+      else cell_rows(R_LSTM, 0, gi, gh, h, c, hOut, cOut, saved, rows, hidden);
+      break;
+    case R_GRU:
+      if (s) cell_rows(R_GRU, 1, gi, gh, h, c, hOut, cOut, saved, rows, hidden);
+      else cell_rows(R_GRU, 0, gi, gh, h, c, hOut, cOut, saved, rows, hidden);
+      break;
+  }
+}
+
+/*
+ * Lanes k..k+n of one batch row of the backward step. dGi is stored before dGh, so when the two
+ * are one buffer (the caller passes the same address) the result is the reference's: identical
+ * values, and for GRU's n block dGh's dN·r written last.
+ */
+INLINE void cell_backward_lanes(int mode, const float *saved, const float *hOut, const float *h, const float *c,
+                                const float *cOut, const float *dh, float *dc, float *dGi, float *dGh, float *dhPrev,
+                                int H, int k, int n) {
+  v4 dhk = ld(dh + k, n);
+  if (mode == R_RNN_TANH || mode == R_RNN_RELU) {
+    v4 y = ld(hOut + k, n);
+    /* relu' as the reference's dh·(y > 0 ? 1 : 0): 0·inf and 0·NaN stay NaN. */
+    v4 d = mode == R_RNN_TANH ? one_minus_sq(y) : v_select(wasm_f32x4_gt(y, F(0.0f)), F(1.0f), F(0.0f));
+    v4 da = wasm_f32x4_mul(dhk, d);
+    st(dGi + k, da, n);
+    st(dGh + k, da, n);
+    st(dhPrev + k, F(0.0f), n);
+  } else if (mode == R_LSTM) {
+    v4 ig = ld(saved + k, n), fg = ld(saved + H + k, n), gg = ld(saved + 2 * H + k, n), og = ld(saved + 3 * H + k, n);
+    v4 cn = ld(cOut + k, n);
+    v4 tc = v_tanh(cn);
+    /* dc' + dh·o·tanh'(c'), the gradient of c' through both paths. */
+    v4 dct = MADD(wasm_f32x4_mul(dhk, og), v_tanh_deriv(cn), ld(dc + k, n));
+    v4 dI = wasm_f32x4_mul(wasm_f32x4_mul(dct, gg), sig_deriv(ig));
+    v4 dF = wasm_f32x4_mul(wasm_f32x4_mul(dct, ld(c + k, n)), sig_deriv(fg));
+    v4 dG = wasm_f32x4_mul(wasm_f32x4_mul(dct, ig), one_minus_sq(gg));
+    v4 dO = wasm_f32x4_mul(wasm_f32x4_mul(dhk, tc), sig_deriv(og));
+    st(dGi + k, dI, n);
+    st(dGi + H + k, dF, n);
+    st(dGi + 2 * H + k, dG, n);
+    st(dGi + 3 * H + k, dO, n);
+    st(dGh + k, dI, n);
+    st(dGh + H + k, dF, n);
+    st(dGh + 2 * H + k, dG, n);
+    st(dGh + 3 * H + k, dO, n);
+    st(dc + k, wasm_f32x4_mul(dct, fg), n);
+    st(dhPrev + k, F(0.0f), n);
+  } else {
+    v4 r = ld(saved + k, n), z = ld(saved + H + k, n), nn = ld(saved + 2 * H + k, n), ghn = ld(saved + 3 * H + k, n);
+    v4 dN = wasm_f32x4_mul(wasm_f32x4_mul(dhk, wasm_f32x4_sub(F(1.0f), z)), one_minus_sq(nn));
+    v4 dZ = wasm_f32x4_mul(wasm_f32x4_mul(dhk, wasm_f32x4_sub(ld(h + k, n), nn)), sig_deriv(z));
+    v4 dR = wasm_f32x4_mul(wasm_f32x4_mul(dN, ghn), sig_deriv(r));
+    st(dGi + k, dR, n);
+    st(dGi + H + k, dZ, n);
+    st(dGi + 2 * H + k, dN, n);
+    st(dGh + k, dR, n);
+    st(dGh + H + k, dZ, n);
+    st(dGh + 2 * H + k, wasm_f32x4_mul(dN, r), n);
+    st(dhPrev + k, wasm_f32x4_mul(dhk, z), n);
+  }
+}
+
+INLINE void cell_backward_rows(int mode, const float *saved, const float *hOut, const float *h, const float *c,
+                               const float *cOut, const float *dh, float *dc, float *dGi, float *dGh, float *dhPrev,
+                               int rows, int H) {
+  int G = (mode == R_LSTM ? 4 : mode == R_GRU ? 3 : 1) * H;
+  for (int b = 0; b < rows; b++) {
+    long o = (long)b * H;
+    const float *sb = saved ? saved + 4 * o : 0, *hob = hOut ? hOut + o : 0, *hb = h ? h + o : 0;
+    const float *cb = c ? c + o : 0, *cob = cOut ? cOut + o : 0;
+    float *dcb = dc ? dc + o : 0, *dgib = dGi + (long)b * G, *dghb = dGh + (long)b * G;
+    int k = 0;
+    for (; k + 4 <= H; k += 4) cell_backward_lanes(mode, sb, hob, hb, cb, cob, dh + o, dcb, dgib, dghb, dhPrev + o, H, k, 4);
+    if (k < H) cell_backward_lanes(mode, sb, hob, hb, cb, cob, dh + o, dcb, dgib, dghb, dhPrev + o, H, k, H - k);
+  }
+}
+
+/*
+ * The adjoint of recurrent_cell_f32 (kernels.ts, RecurrentCellBackwardArgs), fused the same way.
+ * Contiguous blocks: saved [rows, 4H] (LSTM, GRU), hOut (RNN), h (GRU), c and cOut (LSTM), dh,
+ * dc (LSTM, in place: dc' in, dc out) and dhPrev [rows, H]; dGi, dGh [rows, G], which may be the
+ * same address. The derivatives avoid the cancellations of 1 − y² (see one_minus_sq and
+ * v_tanh_deriv), so the float32 arithmetic stays within a few ulp of the float64 reference except
+ * where sums of terms cancel (absolute ~1e-7 relative to the terms).
+ */
+EXPORT(recurrent_cell_backward_f32)
+void recurrent_cell_backward_f32(int mode, const float *saved, const float *hOut, const float *h, const float *c,
+                                 const float *cOut, const float *dh, float *dc, float *dGi, float *dGh, float *dhPrev,
+                                 int rows, int hidden) {
+  switch (mode) {
+    case R_RNN_TANH: cell_backward_rows(R_RNN_TANH, saved, hOut, h, c, cOut, dh, dc, dGi, dGh, dhPrev, rows, hidden); break;
+    case R_RNN_RELU: cell_backward_rows(R_RNN_RELU, saved, hOut, h, c, cOut, dh, dc, dGi, dGh, dhPrev, rows, hidden); break;
+    case R_LSTM: cell_backward_rows(R_LSTM, saved, hOut, h, c, cOut, dh, dc, dGi, dGh, dhPrev, rows, hidden); break;
+    case R_GRU: cell_backward_rows(R_GRU, saved, hOut, h, c, cOut, dh, dc, dGi, dGh, dhPrev, rows, hidden); break;
+  }
+}
+
 #endif /* TLM_GEMM_ONLY */
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */

@@ -9,7 +9,7 @@ import { mergeRun } from '../../posttrain/merge.js';
 import { DEFAULT_RL_CONFIG, DYNAMIC_SAMPLING_DRAWS, rl, type RlConfig, type RlResult } from '../../posttrain/rl.js';
 import { createInterface } from 'node:readline';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
-import { loadRun, type RunConfig } from '../../train/trainer.js';
+import { loadTransformerRun, type RunConfig } from '../../train/trainer.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../args.js';
 import { formatSeconds, runProgress } from '../progress.js';
 
@@ -195,7 +195,7 @@ async function readStdin(): Promise<string> {
 const CHAT_HELP = 'commands: /reset (forget the conversation), /temp <t> (sampling temperature; 0 = greedy), /help, /quit (or Ctrl-D)';
 
 async function runChat(opts: Record<string, unknown>): Promise<void> {
-  const { model, tokenizer } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest');
+  const { model, tokenizer } = loadTransformerRun(opts.run as string, opts.checkpoint as 'best' | 'latest', 'tensorlm chat');
   const session = new ChatSession(model, tokenizer, { system: opts.system as string | undefined });
   const reply: ChatReplyOptions = { maxNewTokens: opts.maxNewTokens as number, temperature: opts.temperature as number, topK: opts.topK as number | undefined, topP: opts.topP as number | undefined, seed: opts.seed as number };
   const answer = (text: string) => {

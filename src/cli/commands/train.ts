@@ -6,6 +6,8 @@ import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber, fractio
 import { TextDataset } from '../../data/dataset.js';
 import { loadText } from '../../data/resolve.js';
 import { generateText, streamText } from '../../models/generate.js';
+import { isRecurrentConfig } from '../../models/config.js';
+import { presetNames } from '../../models/presets.js';
 import { DEFAULT_TRAIN_CONFIG, parseDuration, readTrainConfigFile, type TrainConfig } from '../../train/config.js';
 import { evaluateStream, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
 import { readMetrics } from '../../train/metrics.js';
@@ -36,7 +38,7 @@ const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?:
   ['--out-dir <dir>', 'outDir', 'directory of runs'],
   ['--data <name|path>', 'data', "dataset name ('tinyshakespeare') or a text file / directory of text files"],
   ['--tokenizer <char|path>', 'tokenizer', "'char', or a BPE tokenizer JSON from 'tensorlm tokenizer train'"],
-  ['--preset <name>', 'preset', 'model preset (tiny, nano-trickster, tinyllama-1.1b)'],
+  ['--preset <name>', 'preset', `model preset (${presetNames.join(', ')})`],
   ['--batch-size <n>', 'batchSize', 'sequences per step', positiveInt('--batch-size')],
   ['--grad-accum-steps <n>', 'gradAccumSteps', 'micro-batches of --batch-size per optimizer step (gradient accumulation)', positiveInt('--grad-accum-steps')],
   ['--block-size <n>', 'blockSize', "context length of training windows (at most the model's maxSeqLen)", positiveInt('--block-size')],
@@ -75,7 +77,8 @@ function configFromFlags(command: Command, opts: Record<string, unknown>): Parti
 /** Model-size and μP flags (nanoGPT's n_embd / n_layer / n_head), merged into the config's `model`. */
 const MODEL_FLAGS: [flags: string, key: string, help: string][] = [
   ['--d-model <n>', 'dModel', "model width (default: the preset's; dFF keeps the preset's ratio)"],
-  ['--n-layers <n>', 'nLayers', "transformer blocks (default: the preset's)"],
+  ['--n-layers <n>', 'nLayers', "transformer blocks, or recurrent layers (default: the preset's)"],
+  ['--hidden-size <n>', 'hiddenSize', "hidden state width of a recurrent preset (char-lstm, char-gru, char-rnn; default: the preset's)"],
   ['--n-heads <n>', 'nHeads', "attention heads (default: the preset's)"],
   ['--mup-base-width <n>', 'mupBaseWidth', 'train in μP relative to this base width (docs/mup.md); tune the LR at the base width, reuse it here'],
 ];
@@ -88,7 +91,7 @@ function modelFromFlags(command: Command, opts: Record<string, unknown>, fileMod
   for (const [, key] of MODEL_FLAGS) {
     if (command.getOptionValueSource(key) !== 'cli') continue;
     any = true;
-    if (key === 'mupBaseWidth') model.mup = { ...((fileModel?.mup as object | null | undefined) ?? {}), baseWidth: opts[key] };
+    if (key === 'mupBaseWidth') model.mup = { ...(((fileModel as { mup?: object | null } | undefined)?.mup) ?? {}), baseWidth: opts[key] };
     else model[key] = opts[key];
   }
   return any ? (model as TrainConfig['model']) : fileModel;
@@ -105,7 +108,7 @@ async function runTrain(command: Command): Promise<void> {
     // Names and paths from where the run is (a copied run directory's config names the original).
     return [
       `${resumed ? 'resuming' : 'training'} ${basename(dir)}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
-        `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads, vocab ${m.vocabSize}) on ${config.train.data} ` +
+        `${isRecurrentConfig(m) ? `${m.nLayers} ${m.arch.toUpperCase()} layers, hidden ${m.hiddenSize}` : `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads`}, vocab ${m.vocabSize}) on ${config.train.data} ` +
         `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
       `batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${dir}`,
     ];
@@ -147,7 +150,8 @@ async function runSample(opts: Record<string, unknown>): Promise<void> {
   const prompt = (opts.prompt as string) || '\n';
   const context = tokenizer.encode(prompt);
   if (context.length === 0) throw new Error('--prompt encodes to no tokens');
-  if (context.length >= config.model.maxSeqLen) throw new Error(`--prompt is ${context.length} tokens; the model's context is ${config.model.maxSeqLen}`);
+  // A transformer's context is bounded; a recurrent model carries its state over any length.
+  if (!isRecurrentConfig(config.model) && context.length >= config.model.maxSeqLen) throw new Error(`--prompt is ${context.length} tokens; the model's context is ${config.model.maxSeqLen}`);
   if (opts.prompt) process.stdout.write(prompt);
   const stop = opts.stop as string[] | undefined;
   const stream = streamText(model, tokenizer, context, {
