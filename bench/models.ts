@@ -7,8 +7,8 @@ import Table from 'cli-table3';
 import { setNumThreads } from '../src/backends/node.js';
 import type { Kernels } from '../src/backends/kernels.js';
 import { getBackend, registerBackend, resolveKernels, setBackend } from '../src/backends/registry.js';
-import { presetConfig } from '../src/models/presets.js';
-import { TransformerLM } from '../src/models/transformer.js';
+import { createLanguageModel, type LanguageModel } from '../src/models/language-model.js';
+import { presetModelConfig } from '../src/models/presets.js';
 import { AdamW } from '../src/optim/adam.js';
 import { clipGradNorm } from '../src/optim/clip-grad.js';
 import { randint } from '../src/tensor/creation.js';
@@ -41,16 +41,18 @@ interface Workload {
 const WORKLOADS: Workload[] = [
   { name: 'tiny', batch: 16, seq: 128, generateTokens: 120 },
   { name: 'nano-trickster', batch: 4, seq: 512 },
+  // The recurrent model at tiny's parameter budget next to torch.nn.LSTM (docs/recurrent.md).
+  { name: 'char-lstm', batch: 16, seq: 128, generateTokens: 120 },
 ];
 
 /** The training core's step, as `tensorlm train` runs it (train/loop.ts), at a constant LR. */
-function makeCore(model: TransformerLM, opt: AdamW): TrainingCore<TransformerLM, Batch> {
+function makeCore(model: LanguageModel, opt: AdamW): TrainingCore<LanguageModel, Batch> {
   const schedule = new LrSchedule({ kind: 'constant', lr: 1e-3, warmupSteps: 0, maxSteps: 1 });
   return new TrainingCore({ model, optimizer: opt, schedule, loss: languageModelLoss, gradClip: 1.0 });
 }
 
 /** The README's loop through the public API (with or without the fast backward option). */
-function readmeStep(model: TransformerLM, opt: AdamW, x: Tensor, y: Tensor, recycleIntermediates: boolean): void {
+function readmeStep(model: LanguageModel, opt: AdamW, x: Tensor, y: Tensor, recycleIntermediates: boolean): void {
   const { loss } = model.forward(x, y);
   opt.zeroGrad();
   (loss as Tensor).backward({ recycleIntermediates });
@@ -58,10 +60,10 @@ function readmeStep(model: TransformerLM, opt: AdamW, x: Tensor, y: Tensor, recy
   opt.step();
 }
 
-function setupModel(w: Workload): { model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor } {
-  const config = presetConfig(w.name);
+function setupModel(w: Workload): { model: LanguageModel; opt: AdamW; x: Tensor; y: Tensor } {
+  const config = presetModelConfig(w.name);
   const gen = new Generator(0);
-  const model = new TransformerLM(config, { generator: gen });
+  const model = createLanguageModel(config, { generator: gen });
   const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.1 });
   const x = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
   const y = randint(0, config.vocabSize, [w.batch, w.seq], { generator: gen });
@@ -78,7 +80,7 @@ const median = (times: number[]) => times.slice().sort((a, b) => a - b)[Math.flo
  * (plain backward leaves much more), so each variant is timed on its own steady state while all
  * three see the same machine load.
  */
-function measureTraining(w: Workload, budgetSeconds: number, compareReadme = false): { tokensPerSecond: number; readme: number | null; readmePlain: number | null; model: TransformerLM; opt: AdamW; x: Tensor; y: Tensor; core: TrainingCore<TransformerLM, Batch> } {
+function measureTraining(w: Workload, budgetSeconds: number, compareReadme = false): { tokensPerSecond: number; readme: number | null; readmePlain: number | null; model: LanguageModel; opt: AdamW; x: Tensor; y: Tensor; core: TrainingCore<LanguageModel, Batch> } {
   const main = setupModel(w);
   const core = makeCore(main.model, main.opt);
   const batch = { x: main.x, y: main.y };
@@ -130,8 +132,8 @@ async function measureDataParallel(w: Workload, replicas: number, budgetSeconds:
 }
 
 function measureGeneration(w: Workload, budgetSeconds: number): number {
-  const config = presetConfig(w.name);
-  const model = new TransformerLM(config, { generator: new Generator(0) });
+  const config = presetModelConfig(w.name);
+  const model = createLanguageModel(config, { generator: new Generator(0) });
   model.eval();
   const prompt = randint(0, config.vocabSize, [1, 1], { generator: new Generator(1) });
   const n = w.generateTokens ?? 100;
@@ -193,7 +195,7 @@ export async function runModelBench(options: { budgetSeconds: number; threadCoun
   const torch: Record<number, TorchResult | null> = {};
   for (const threads of options.threadCounts) {
     torch[threads] = options.torchAvailable
-      ? runTorch({ threads, seconds: budget / 3, models: WORKLOADS.map((w) => ({ name: w.name, config: presetConfig(w.name) as unknown as Record<string, unknown>, batch: w.batch, seq: w.seq, generateTokens: w.generateTokens })) })
+      ? runTorch({ threads, seconds: budget / 3, models: WORKLOADS.map((w) => ({ name: w.name, config: presetModelConfig(w.name) as unknown as Record<string, unknown>, batch: w.batch, seq: w.seq, generateTokens: w.generateTokens })) })
       : null;
   }
   const figures: ModelFigures[] = [];
@@ -238,7 +240,7 @@ export async function runModelBench(options: { budgetSeconds: number; threadCoun
   const ratio = (a: number | null, b: number | null) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
   const table = new Table({
     style: { head: [], border: [] },
-    head: ['model (batch × seq)', 'threads', 'how', 'train tok/s', 'torch train tok/s', 'train vs torch', 'generate tok/s (KV cache, batch 1)', 'torch generate tok/s', 'generate vs torch'],
+    head: ['model (batch × seq)', 'threads', 'how', 'train tok/s', 'torch train tok/s', 'train vs torch', 'generate tok/s (batch 1; KV cache or recurrent state)', 'torch generate tok/s', 'generate vs torch'],
   });
   for (const f of figures) {
     const w = WORKLOADS.find((x) => x.name === f.name) as Workload;

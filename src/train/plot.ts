@@ -1,6 +1,6 @@
 /**
  * Loss curves as SVG (and PNG) with Vega-Lite: train and validation loss against steps and
- * against tokens seen, side by side.
+ * against tokens seen, side by side; and loss against position in the window (eval --by-position).
  */
 import { writeFileSync } from 'node:fs';
 import { Resvg } from '@resvg/resvg-js';
@@ -51,6 +51,24 @@ export function lossCurveSpec(runs: { name: string; records: readonly MetricReco
     title,
     data: { values },
     hconcat: [layer('step', 'step'), layer('tokens', 'tokens seen')],
+  } as TopLevelSpec;
+}
+
+/** Loss against position in the window (log scale: the first tokens change fastest), one line per run. */
+export function positionCurveSpec(curves: { name: string; losses: readonly number[] }[], title: string): TopLevelSpec {
+  const values = curves.flatMap((c) => c.losses.map((loss, i) => ({ position: i + 1, loss, series: c.name })));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 520,
+    height: 320,
+    data: { values },
+    mark: { type: 'line', strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'position', type: 'quantitative', title: 'position in the window (tokens of context + 1)', scale: { type: 'log', domain: [1, Math.max(2, ...curves.map((c) => c.losses.length))], nice: false } },
+      y: { field: 'loss', type: 'quantitative', title: 'mean loss (nats/token)', scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
   } as TopLevelSpec;
 }
 

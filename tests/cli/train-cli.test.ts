@@ -60,6 +60,33 @@ describe('tensorlm train / sample / eval / plot', () => {
     expect(existsSync(join(runDir, 'loss.png'))).toBe(true);
   }, 120_000);
 
+  it('a char-lstm run: trains, samples past any window, evaluates by position and plots the curves of two runs', async () => {
+    const t = await cli(['train', '--preset', 'char-lstm', '--hidden-size', '16', '--n-layers', '1', '--data', data, '--out-dir', dir, '--name', 'lstm', '--batch-size', '4', '--block-size', '32', '--max-steps', '6', '--max-time', 'none', '--eval-interval', '6', '--eval-iters', '2', '--sample-tokens', '10']);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/preset char-lstm \([\d,]+ parameters, 1 LSTM layers, hidden 16, vocab \d+\)/);
+    const lstm = join(dir, 'lstm');
+    const s = await cli(['sample', '--run', lstm, '--prompt', 'ROMEO:', '--max-new-tokens', '100', '--temperature', '0']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout.length).toBeGreaterThan(100);
+    const e = await cli(['eval', '--run', lstm, '--by-position', '--block-size', '64']);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout).toMatch(/in windows of 64/);
+    expect(e.stdout).toMatch(/loss by position \(\d+ windows; .*\n1: \d\.\d{3}, 2: \d\.\d{3}, 4: .* 64: \d\.\d{3}/);
+    expect(JSON.parse(readFileSync(join(lstm, 'loss-by-position-64.json'), 'utf8')).losses).toHaveLength(64);
+    // A transformer's windows stop at its context.
+    const tooLong = await cli(['eval', '--run', join(dir, 'small'), '--block-size', '64']);
+    expect(tooLong.code).not.toBe(0);
+    expect(tooLong.stderr).toMatch(/--block-size 64 is longer than the model's context \(maxSeqLen 32\)/);
+    const missing = await cli(['plot', '--run', lstm, join(dir, 'small'), '--by-position', '64']);
+    expect(missing.stderr).toMatch(/loss-by-position-64.json does not exist: run tensorlm eval --run .* --by-position --block-size 64 first/);
+    expect((await cli(['eval', '--run', lstm, '--by-position', '--block-size', '32'])).code).toBe(0);
+    expect((await cli(['eval', '--run', join(dir, 'small'), '--by-position'])).code).toBe(0);
+    const out = join(dir, 'positions');
+    const p = await cli(['plot', '--run', lstm, join(dir, 'small'), '--by-position', '32', '--out', out]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(readFileSync(`${out}.svg`, 'utf8')).toMatch(/^<svg/);
+  }, 120_000);
+
   it('Ctrl-C saves a checkpoint and exits cleanly', async () => {
     const child = spawn(process.execPath, [...CLI, 'train', '--config', config, '--data', data, '--out-dir', dir, '--name', 'interrupted', '--max-steps', '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

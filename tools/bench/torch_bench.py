@@ -3,6 +3,7 @@
 Reads one JSON request on stdin, prints one JSON result on stdout:
   {"threads": 1, "gemm": [[m, n, k], ...], "models": [config, ...], "seconds": 1.0}
 Each model config mirrors TensorLM's TransformerLM config (same shapes, same parameter count),
+or, when it names an "arch", its RecurrentLM (nn.Embedding -> nn.LSTM / nn.GRU / nn.RNN -> head),
 so both libraries train exactly the same network: forward, cross-entropy, backward, AdamW.
 Run with Debian's python3-torch: /usr/bin/python3 tools/bench/torch_bench.py < request.json
 """
@@ -203,9 +204,35 @@ class GPT(nn.Module):
         return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
 
 
+class CharRNN(nn.Module):
+    """TensorLM's RecurrentLM: embedding, stacked nn.LSTM/GRU/RNN (batch_first), dropout, head."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.tok_emb = nn.Embedding(c["vocabSize"], c["embedDim"])
+        kind = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[c["arch"]]
+        extra = {"nonlinearity": c.get("nonlinearity", "tanh")} if c["arch"] == "rnn" else {}
+        self.rnn = kind(c["embedDim"], c["hiddenSize"], num_layers=c["nLayers"], batch_first=True, dropout=c.get("dropout", 0.0), **extra)
+        self.drop = nn.Dropout(c.get("dropout", 0.0))
+        self.tied = c.get("tieWeights", False)
+        self.head = None if self.tied else nn.Linear(c["hiddenSize"], c["vocabSize"])
+
+    def forward(self, idx, targets=None, state=None):
+        y, state = self.rnn(self.drop(self.tok_emb(idx)), state)
+        y = self.drop(y)
+        logits = F.linear(y, self.tok_emb.weight) if self.tied else self.head(y)
+        if targets is None:
+            return logits, state
+        return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def make_model(c):
+    return CharRNN(c) if "arch" in c else GPT(c)
+
+
 def train_tokens_per_second(c, batch, seq, seconds):
     torch.manual_seed(0)
-    model = GPT(c)
+    model = make_model(c)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     x = torch.randint(0, c["vocabSize"], (batch, seq))
     y = torch.randint(0, c["vocabSize"], (batch, seq))
@@ -224,7 +251,18 @@ def train_tokens_per_second(c, batch, seq, seconds):
 @torch.no_grad()
 def generate_tokens_per_second(c, tokens, seconds):
     torch.manual_seed(0)
-    model = GPT(c).eval()
+    model = make_model(c).eval()
+
+    def run_recurrent():
+        # The carried state is the recurrent model's cache: one token in, one state update.
+        state = None
+        idx = torch.zeros(1, 1, dtype=torch.long)
+        for _ in range(tokens):
+            logits, state = model(idx, state=state)
+            idx = logits[:, -1].argmax(-1, keepdim=True)
+
+    if "arch" in c:
+        return tokens / timeit(run_recurrent, seconds)
 
     def run():
         caches = [dict() for _ in c_range(c)]

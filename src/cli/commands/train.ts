@@ -9,9 +9,10 @@ import { generateText, streamText } from '../../models/generate.js';
 import { isRecurrentConfig } from '../../models/config.js';
 import { presetNames } from '../../models/presets.js';
 import { DEFAULT_TRAIN_CONFIG, parseDuration, readTrainConfigFile, type TrainConfig } from '../../train/config.js';
-import { evaluateStream, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
+import { evaluateStream, lossByPosition, uniformBaseline, unigramBaseline } from '../../train/evaluate.js';
+import { readJsonFile, writeFileAtomic } from '../../data/files.js';
 import { readMetrics } from '../../train/metrics.js';
-import { lossCurveSpec, writeLossCurve } from '../../train/plot.js';
+import { lossCurveSpec, positionCurveSpec, writeLossCurve } from '../../train/plot.js';
 import { loadRun, SAMPLE_TEMPERATURE, train, type RunConfig, type TrainResult } from '../../train/trainer.js';
 import { formatSeconds, runProgress } from '../progress.js';
 import { dataDirEnv } from '../../env.js';
@@ -181,13 +182,47 @@ async function runEval(opts: Record<string, unknown>): Promise<void> {
     what = `${config.train.data} (validation split)`;
   }
   if (stream.length < 2) throw new Error(`${what} has fewer than 2 tokens`);
-  const f = evaluateStream(model, stream, config.train.blockSize, config.train.batchSize);
+  const blockSize = (opts.blockSize as number | undefined) ?? config.train.blockSize;
+  if (!isRecurrentConfig(config.model) && blockSize > config.model.maxSeqLen) throw new Error(`--block-size ${blockSize} is longer than the model's context (maxSeqLen ${config.model.maxSeqLen})`);
+  const f = evaluateStream(model, stream, blockSize, config.train.batchSize);
   const unit = config.train.tokenizer === 'char' ? 'char' : 'token';
-  console.log(`${checkpoint} on ${what}: ${f.tokens.toLocaleString('en-US')} ${unit}s`);
+  console.log(`${checkpoint} on ${what}: ${f.tokens.toLocaleString('en-US')} ${unit}s in windows of ${blockSize}`);
   console.log(`loss ${f.loss.toFixed(4)} nats/${unit}, perplexity ${f.perplexity.toFixed(2)}, ${f.bitsPerToken.toFixed(3)} bits/${unit} (uniform baseline ${uniformBaseline(tokenizer.vocabSize).toFixed(4)})`);
+  if (opts.byPosition) {
+    const windows = Math.floor((stream.length - 1) / blockSize);
+    if (windows < 1) throw new Error(`${what} is shorter than one window of ${blockSize} + 1 tokens`);
+    const losses = lossByPosition(model, stream, blockSize, { batchSize: config.train.batchSize });
+    const shown = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048].filter((p) => p < blockSize).concat(blockSize);
+    console.log(`loss by position (${windows.toLocaleString('en-US')} windows; position p predicts its token from the p − 1 before it):`);
+    console.log(shown.map((p) => `${p}: ${losses[p - 1].toFixed(3)}`).join(', '));
+    const path = join(opts.run as string, `loss-by-position-${blockSize}.json`);
+    writeFileAtomic(path, JSON.stringify({ checkpoint, data: what, blockSize, windows, losses: Array.from(losses, (v) => Math.round(v * 1e6) / 1e6) }) + '\n');
+    console.log(`wrote ${path}`);
+  }
 }
 
+/** A run's loss-by-position curve written by `tensorlm eval --by-position`. */
+function readPositionCurve(dir: string, blockSize: number): number[] {
+  const path = join(dir, `loss-by-position-${blockSize}.json`);
+  if (!existsSync(path)) throw new Error(`${path} does not exist: run tensorlm eval --run ${dir} --by-position --block-size ${blockSize} first`);
+  const json = readJsonFile(path, 'loss-by-position file') as { losses?: unknown };
+  if (!Array.isArray(json.losses) || json.losses.length !== blockSize || !json.losses.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new Error(`${path} must hold 'losses', ${blockSize} finite numbers`);
+  }
+  return json.losses as number[];
+}
+
+const DEFAULT_PLOT_TITLE = 'TensorLM loss curves';
+
 async function runPlot(opts: Record<string, unknown>): Promise<void> {
+  if (opts.byPosition !== undefined) {
+    const blockSize = opts.byPosition as number;
+    const curves = (opts.run as string[]).map((dir) => ({ name: dir.split('/').filter(Boolean).pop() ?? dir, losses: readPositionCurve(dir, blockSize) }));
+    const out = (opts.out as string | undefined) ?? join((opts.run as string[])[0], `loss-by-position-${blockSize}`);
+    const title = opts.title === DEFAULT_PLOT_TITLE ? `loss by position in windows of ${blockSize}` : (opts.title as string);
+    console.log(`wrote ${(await writeLossCurve(out, positionCurveSpec(curves, title))).join(', ')}`);
+    return;
+  }
   const runs = (opts.run as string[]).map((dir) => {
     const records = readMetrics(join(dir, 'metrics.jsonl'));
     if (records.length === 0) throw new Error(`${dir} has no metrics (metrics.jsonl is missing or empty)`);
@@ -245,6 +280,8 @@ export function registerTrainCommands(program: Command): void {
     .requiredOption('--run <dir>', 'run directory')
     .option('--data <name|path>', 'evaluate on this text instead of the validation split')
     .option('--data-dir <dir>', 'cache directory for named datasets')
+    .addOption(new Option('--block-size <n>', "window length (default: the run's training block size; a transformer's at most its maxSeqLen)").argParser(positiveInt('--block-size')))
+    .option('--by-position', 'also the mean loss at each position of the windows (how much the model gains from context), written to <run>/loss-by-position-<block-size>.json')
     .addOption(checkpointOption())
     .action(async (opts: Record<string, unknown>) => runEval(opts));
 
@@ -253,6 +290,7 @@ export function registerTrainCommands(program: Command): void {
     .description('loss curves (train and val, against steps and tokens) as SVG and PNG')
     .requiredOption('--run <dirs...>', 'run directories (several overlay their curves)')
     .option('--out <base>', 'output path without extension (default: <run>/loss)')
-    .option('--title <text>', 'chart title', 'TensorLM loss curves')
+    .option('--title <text>', 'chart title', DEFAULT_PLOT_TITLE)
+    .addOption(new Option('--by-position <block-size>', 'plot the runs\' loss by position (from tensorlm eval --by-position) instead of their training curves').argParser(positiveInt('--by-position')))
     .action(async (opts: Record<string, unknown>) => runPlot(opts));
 }
