@@ -13,6 +13,7 @@ import { registerScalingCommands } from './commands/scaling.js';
 import { registerTuneCommands } from './commands/tune.js';
 import { registerMupCommands } from './commands/mup.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
+import { registerInteropCommands } from './commands/interop.js';
 import { registerPipelineCommand } from './commands/pipeline.js';
 import { registerChatCommand, registerMergeCommand, registerPosttrainCommands, registerRlCommand } from './commands/posttrain.js';
 
@@ -32,6 +33,7 @@ function buildProgram(): Command {
   registerMergeCommand(program);
   registerChatCommand(program);
   registerPipelineCommand(program);
+  registerInteropCommands(program);
   registerScalingCommands(program);
   registerTuneCommands(program);
   registerMupCommands(program);
