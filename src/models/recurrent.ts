@@ -14,18 +14,16 @@
  * (torch's names in camelCase, see nn/recurrent.ts), head.weight, head.bias (untied only).
  */
 import { noGrad } from '../autograd/grad-mode.js';
-import { loadModuleSafetensors, saveModuleSafetensors, type LoadModuleOptions } from '../io/safetensors.js';
 import { Embedding } from '../nn/embedding.js';
 import * as F from '../nn/functional.js';
 import { Dropout, Linear } from '../nn/layers.js';
-import { Module, type LoadStateDictResult } from '../nn/module.js';
 import { GRU, LSTM, RNN } from '../nn/recurrent.js';
 import { crossEntropy } from '../ops/fused.js';
-import { cat } from '../ops/indexing.js';
 import { tensor, zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { CausalLM } from './causal-lm.js';
 import { resolveRecurrentConfig, type RecurrentLMConfig, type RecurrentLMConfigInput } from './config.js';
 import { checkSamplingOptions, sampleNext } from './sampling.js';
 import type { GenerateOptions, LMForwardOptions, LMOutput } from './transformer.js';
@@ -76,7 +74,7 @@ export interface RecurrentLMOptions {
   dropoutGenerator?: Generator;
 }
 
-export class RecurrentLM extends Module<[Tensor, (Tensor | null)?, RecurrentForwardOptions?], LMOutput> {
+export class RecurrentLM extends CausalLM<[Tensor, (Tensor | null)?, RecurrentForwardOptions?], LMOutput, RecurrentGenerateOptions> {
   readonly config: RecurrentLMConfig;
   tokEmb: Embedding;
   drop: Dropout;
@@ -189,26 +187,6 @@ export class RecurrentLM extends Module<[Tensor, (Tensor | null)?, RecurrentForw
     } finally {
       for (const [m, training] of modes) m.training = training;
     }
-  }
-
-  /** ids [B, T] (or [T]) followed by maxNewTokens generated tokens: [B, T + maxNewTokens] (or [T + n]). */
-  generate(ids: Tensor, options: RecurrentGenerateOptions): Tensor {
-    const context = ids.ndim === 1 ? ids.unsqueeze(0) : ids;
-    const b = context.shape[0];
-    const steps: Tensor[] = [];
-    for (const next of this.generateStream(ids, options)) steps.push(tensor(Int32Array.from(next), { shape: [b, 1] }));
-    const out = steps.length > 0 ? noGrad(() => cat([context, ...steps], 1)) : context;
-    return ids.ndim === 1 ? out.squeeze(0) : out;
-  }
-
-  /** Loads weights by state-dict name from a .safetensors file. */
-  loadSafetensors(path: string, options: LoadModuleOptions = {}): LoadStateDictResult {
-    return loadModuleSafetensors(this, path, options);
-  }
-
-  /** Saves the weights as F32 safetensors, atomically; the config goes into the metadata. */
-  saveSafetensors(path: string, metadata: Readonly<Record<string, string>> = {}): void {
-    saveModuleSafetensors(this, path, { config: JSON.stringify(this.config), ...metadata });
   }
 
   override extraRepr(): string {

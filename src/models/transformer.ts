@@ -21,22 +21,20 @@
  * Biases exist only with bias: true; RMSNorm has weight only.
  */
 import { noGrad } from '../autograd/grad-mode.js';
-import { loadModuleSafetensors, saveModuleSafetensors, type LoadModuleOptions } from '../io/safetensors.js';
 import { KVCache } from '../nn/attention.js';
 import { Embedding } from '../nn/embedding.js';
 import * as F from '../nn/functional.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { Dropout, Linear, ModuleList } from '../nn/layers.js';
-import { Module, type LoadStateDictResult } from '../nn/module.js';
 import { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import { LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding } from '../nn/positional.js';
 import { makeNorm, TransformerBlock } from '../nn/transformer.js';
 import { crossEntropy } from '../ops/fused.js';
-import { cat } from '../ops/indexing.js';
 import { tensor } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { CausalLM } from './causal-lm.js';
 import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
@@ -124,7 +122,7 @@ export interface GenerateOptions extends SamplingOptions {
   cache?: KVCache;
 }
 
-export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOptions?], LMOutput> {
+export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForwardOptions?], LMOutput, GenerateOptions> {
   readonly config: TransformerConfig;
   tokEmb: Embedding;
   posEmb: LearnedPositionalEmbedding | SinusoidalPositionalEncoding | null;
@@ -360,31 +358,6 @@ export class TransformerLM extends Module<[Tensor, (Tensor | null)?, LMForwardOp
     } finally {
       for (const [m, training] of modes) m.training = training;
     }
-  }
-
-  /** ids [B, T] (or [T]) followed by maxNewTokens generated tokens: [B, T + maxNewTokens] (or [T + n]). */
-  generate(ids: Tensor, options: GenerateOptions): Tensor {
-    const context = ids.ndim === 1 ? ids.unsqueeze(0) : ids;
-    const b = context.shape[0];
-    const steps: Tensor[] = [];
-    for (const next of this.generateStream(ids, options)) steps.push(tensor(Int32Array.from(next), { shape: [b, 1] }));
-    const out = steps.length > 0 ? noGrad(() => cat([context, ...steps], 1)) : context;
-    return ids.ndim === 1 ? out.squeeze(0) : out;
-  }
-
-  // ---- checkpoints ---------------------------------------------------------------------------
-
-  /**
-   * Loads weights by state-dict name from a .safetensors file (F32, or F16/BF16/F64 converted);
-   * `rename: huggingFaceLlamaName` reads Hugging Face Llama checkpoints.
-   */
-  loadSafetensors(path: string, options: LoadModuleOptions = {}): LoadStateDictResult {
-    return loadModuleSafetensors(this, path, options);
-  }
-
-  /** Saves the weights as F32 safetensors, atomically; the config goes into the metadata. */
-  saveSafetensors(path: string, metadata: Readonly<Record<string, string>> = {}): void {
-    saveModuleSafetensors(this, path, { config: JSON.stringify(this.config), ...metadata });
   }
 
   override extraRepr(): string {

@@ -18,6 +18,7 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import { loadRun, train } from '../../src/train/trainer.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 import { expectOneLineError } from '../helpers/errors.js';
 import { expectClose, fromGolden, loadGolden, type GoldenTensor } from '../helpers/golden.js';
 import { smallTrainConfig } from '../train/helpers.js';
@@ -42,14 +43,6 @@ function model(config: TransformerConfigInput, seed = 1): TransformerLM {
   const g = new Generator(seed + 100);
   for (const [name, p] of m.namedParameters()) if (p.ndim === 1) p.storage.set(Array.from({ length: p.size }, () => (name.endsWith('bias') ? 0.1 : 1) + 0.2 * g.normal()));
   m.eval();
-  return m;
-}
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  const x = a.toTypedArray();
-  const y = b.toTypedArray();
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
   return m;
 }
 

@@ -16,6 +16,7 @@ import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { evaluateStream, lossByPosition } from '../../src/train/evaluate.js';
 import { loadRun, loadTransformerRun, train } from '../../src/train/trainer.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 import { expectOneLineError } from '../helpers/errors.js';
 import { smallTrainConfig } from '../train/helpers.js';
 
@@ -25,14 +26,6 @@ function small(arch: 'lstm' | 'gru' | 'rnn', extra: Partial<RecurrentLMConfigInp
 
 function ids(rows: number[][]): Tensor {
   return tensor(Int32Array.from(rows.flat()), { shape: [rows.length, rows[0].length] });
-}
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  const x = a.toTypedArray();
-  const y = b.toTypedArray();
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
 }
 
 describe('RecurrentLM', () => {
