@@ -18,6 +18,7 @@
  * section exactly (no overlap, no gap, no trailing bytes: a file cannot hide a second payload).
  * Every error is one line naming the file (`label`), the tensor or field, and what was expected.
  */
+import { halfToFloat } from './half.js';
 import type { AnyModule, LoadStateDictResult } from '../nn/module.js';
 import { formatShape, shapeSize } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -252,15 +253,6 @@ export function selfDigestInput(bytes: SafetensorsBytes, key: string): Uint8Arra
   const copy = b.slice();
   copy.set(utf8Encoder.encode(DIGEST_PLACEHOLDER), 8 + at);
   return copy;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /**

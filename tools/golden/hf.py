@@ -416,11 +416,61 @@ def check(folder, ids_path):
     sys.stdout.write("\n")
 
 
+def write_random_folder(folder, config_path, dtype, shards):
+    """A random checkpoint in a Hugging Face layout (e.g. TinyLlama's config.json): config.json, the
+    weights in `dtype` over `shards` safetensors files with their index, a vocabulary-only
+    tokenizer.json. Matrices 0.02·N, norm gains 1 (TinyLlama's init), seeded by tensor name.
+    (Tensor.numpy() needs python3-numpy, which Debian's python3-torch depends on.)"""
+    with open(config_path) as f:
+        config = json.load(f)
+    shapes = {"llama": llama_shapes, "gpt2": gpt2_shapes}[config["model_type"]](config)
+    torch_dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    st_dtype = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[dtype]
+    os.makedirs(folder, exist_ok=False)
+    names = list(shapes)
+    per = (len(names) + shards - 1) // shards
+    weight_map = {}
+    for k in range(shards):
+        file = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+        for name in names[k * per:(k + 1) * per]:
+            shape = shapes[name]
+            g = gen_for("hf-random/" + name)
+            t = torch.ones(shape) if len(shape) == 1 else torch.randn(shape, generator=g) * 0.02
+            t = t.to(torch_dtype).contiguous()
+            raw = (t.view(torch.int16) if dtype != "f32" else t).numpy().tobytes()
+            header[name] = {"dtype": st_dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+            blobs.append(raw)
+            offset += len(raw)
+            weight_map[name] = file
+        text = json.dumps(header, separators=(",", ":"))
+        text += " " * ((8 - len(text.encode()) % 8) % 8)
+        with open(os.path.join(folder, file), "wb") as f:
+            f.write(len(text.encode()).to_bytes(8, "little"))
+            f.write(text.encode())
+            for b in blobs:
+                f.write(b)
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    chars = [chr(c) for c in range(0x21, 0x7f)]
+    tokenizer = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None, "post_processor": None,
+                 "decoder": {"type": "Fuse"}, "model": {"type": "BPE", "unk_token": None, "merges": [],
+                                                          "vocab": {ch: i for i, ch in enumerate(chars)}}}
+    with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+        json.dump(tokenizer, f)
+    print(f"wrote {folder}: {len(names)} tensors in {shards} {st_dtype} shards")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 1:
         main()
     elif len(sys.argv) == 4 and sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 6 and sys.argv[1] == "random":
+        write_random_folder(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         sys.exit("usage: hf.py                          (write tests/golden/hf.json)\n"
-                 "       hf.py check <folder> <ids.json>  (print the folder's logits as JSON)")
+                 "       hf.py check <folder> <ids.json>  (print the folder's logits as JSON)\n"
+                 "       hf.py random <folder> <config.json> f32|f16|bf16 <shards>  (a random checkpoint in that layout)")
