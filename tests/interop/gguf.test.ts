@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { exportGguf } from '../../src/interop/export.js';
 import { dequantizeQ8_0, quantizeQ8_0, writeGguf, type GgufTensorType } from '../../src/interop/gguf.js';
 import { resolveConfig } from '../../src/models/config.js';
@@ -43,8 +43,19 @@ interface LlamaSequence {
   controlledEvaluate(input: (number | [number, { generateNext: { probabilities: boolean } }])[]): Promise<({ next: { probabilities?: Map<number, number> } } | undefined)[]>;
 }
 
-let llama: Llama | null = null;
-let skipReason = '';
+/** llama.cpp through node-llama-cpp, or why it cannot run here (printed, and the tests skipped). */
+async function openLlama(): Promise<{ llama: Llama | null; reason: string }> {
+  try {
+    const mod = (await import('node-llama-cpp')) as unknown as { getLlama(o: object): Promise<Llama> };
+    return { llama: await mod.getLlama({ gpu: false, logLevel: 'error', build: 'never' }), reason: '' };
+  } catch (error) {
+    const reason = `node-llama-cpp cannot run here (${(error as Error).message.split('\n')[0]})`;
+    console.warn(`skipping the llama.cpp tests: ${reason}`);
+    return { llama: null, reason };
+  }
+}
+const { llama, reason: skipReason } = await openLlama();
+
 const runs: Record<'gpt2' | 'llama', string> = { gpt2: '', llama: '' };
 
 beforeAll(async () => {
@@ -61,18 +72,7 @@ beforeAll(async () => {
   );
   runs.gpt2 = gpt2.files.dir;
   runs.llama = llamaRun.files.dir;
-  try {
-    const mod = (await import('node-llama-cpp')) as unknown as { getLlama(o: object): Promise<Llama> };
-    llama = await mod.getLlama({ gpu: false, logLevel: 'error', build: 'never' });
-  } catch (error) {
-    skipReason = `node-llama-cpp cannot run here: ${(error as Error).message.split('\n')[0]}`;
-    console.warn(`skipping the llama.cpp tests: ${skipReason}`);
-  }
 }, 180_000);
-
-afterAll(() => {
-  llama = null;
-});
 
 /** TensorLM's log-probabilities of the next token after each prefix of `ids` (F32). */
 function ourLogProbs(model: TransformerLM, ids: number[]): Float32Array[] {
@@ -81,7 +81,7 @@ function ourLogProbs(model: TransformerLM, ids: number[]): Float32Array[] {
   return Array.from({ length: ids.length }, (_, t) => lp.select(0, t).toTypedArray() as Float32Array);
 }
 
-describe('GGUF in llama.cpp (node-llama-cpp 3.21.1)', () => {
+describe.skipIf(llama === null)(`GGUF in llama.cpp (node-llama-cpp 3.21.1)${skipReason ? ` — skipped: ${skipReason}` : ''}`, () => {
   const cases: ['gpt2' | 'llama', GgufTensorType, string][] = [
     ['gpt2', 'F32', 'ROMEO:\n'],
     ['gpt2', 'Q8_0', 'ROMEO:\n'],
@@ -89,7 +89,7 @@ describe('GGUF in llama.cpp (node-llama-cpp 3.21.1)', () => {
     ['llama', 'Q8_0', 'JULIET:\nmy'],
   ];
   it.each(cases)('%s %s: greedy continuation of 30 tokens and log-probabilities against TensorLM', async (arch, type, prompt) => {
-    if (!llama) return void console.warn(`skipped: ${skipReason}`);
+    if (!llama) return;
     const run = loadRun(runs[arch]);
     const model = run.model as TransformerLM;
     const path = join(dir, `${arch}-${type}.gguf`);
@@ -135,7 +135,7 @@ describe('GGUF in llama.cpp (node-llama-cpp 3.21.1)', () => {
   }, 60_000);
 
   it('tokenizes a multilingual text with special tokens exactly as TensorLM (BPE), and characters as the char tokenizer', async () => {
-    if (!llama) return void console.warn(`skipped: ${skipReason}`);
+    if (!llama) return;
     const bpe = loadRun(runs.llama).tokenizer;
     const lm = await llama.loadModel({ modelPath: join(dir, 'llama-F32.gguf') });
     try {

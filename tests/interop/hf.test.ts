@@ -17,6 +17,7 @@ import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { BPETokenizer } from '../../src/tokenizers/bpe.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
+import { sft } from '../../src/posttrain/sft.js';
 import { loadRun, train } from '../../src/train/trainer.js';
 import { maxAbsDiff } from '../helpers/compare.js';
 import { expectOneLineError } from '../helpers/errors.js';
@@ -266,6 +267,11 @@ describe('Hugging Face export and import', () => {
     expect(generateText(run.model, run.tokenizer, 'RO', { maxNewTokens: 20, temperature: 0 }).text).toBe(generateText(trained.model, trained.tokenizer, 'RO', { maxNewTokens: 20, temperature: 0 }).text);
     const resumed = await train({ outDir: base, name: 'back' }, { resume: true });
     expect(resumed.step).toBe(2);
+    // The post-training stages take it as their base.
+    const chats = join(base, 'chats.jsonl');
+    writeFileSync(chats, Array.from({ length: 8 }, () => JSON.stringify({ messages: [{ role: 'user', content: 'Romeo' }, { role: 'assistant', content: 'light' }] })).join('\n') + '\n');
+    const tuned = await sft({ base: imported.files.dir, outDir: base, name: 'chat', data: chats, maxSteps: 2, evalInterval: 2, evalIters: 1, batchSize: 2, evalExamples: 2, warmupSteps: 0 });
+    expect(tuned.step).toBe(2);
   }, 60_000);
 });
 
