@@ -35,6 +35,7 @@ import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CausalLM } from './causal-lm.js';
+import { DecodeEngine } from './decode.js';
 import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
@@ -314,8 +315,10 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
 
   /**
    * Generates tokens after ids [B, T] (or [T]), yielding the new token of every row at each step.
-   * Uses a KV cache: each new token costs one single-token forward pass. Runs in eval mode (dropout
-   * off) without gradients; the modules' modes are restored afterwards. Temperature 0 is greedy.
+   * Runs on the decode engine (models/decode.ts: no graph, buffers allocated once, the prompt in
+   * one pass, then one token per step), or, to continue a chat's `cache`, on the KV-cache path.
+   * Runs in eval mode (dropout off) without gradients; the modules' modes are restored afterwards.
+   * Temperature 0 is greedy.
    */
   *generateStream(ids: Tensor, options: GenerateOptions): IterableIterator<Int32Array> {
     const { maxNewTokens } = options;
@@ -331,7 +334,11 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     const modes = this.modules().map((m) => [m, m.training] as const);
     this.eval();
     try {
-      const cache = options.cache ?? this.createCache(b);
+      if (!options.cache) {
+        yield* this.#generateOnEngine(context, options, keep);
+        return;
+      }
+      const cache = options.cache;
       if (options.cache) {
         if (cache.batch !== b) throw new Error(`generate: the cache holds ${cache.batch} sequences, ids ${b}`);
         if (cache.length + t > cache.maxLen) throw new RangeError(`generate: ${t} tokens after the ${cache.length} in the cache exceed its length ${cache.maxLen}; reset it or start from a shorter context`);
@@ -357,6 +364,32 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       }
     } finally {
       for (const [m, training] of modes) m.training = training;
+    }
+  }
+
+  /** generateStream's loop on a DecodeEngine; a full context is rebuilt from the last `keep` tokens in one pass. */
+  *#generateOnEngine(context: Tensor, options: GenerateOptions, keep: number): IterableIterator<Int32Array> {
+    const c = this.config;
+    const [b, t] = context.shape;
+    const engine = new DecodeEngine(this, b);
+    const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
+    const start = Math.max(0, t - c.maxSeqLen);
+    const prompt = noGrad(() => context.narrow(1, start, t - start).contiguous()).toTypedArray() as Int32Array;
+    let logits = engine.forward(prompt, t - start);
+    for (let i = 0; i < options.maxNewTokens; i++) {
+      const next = sampleNext(tensor(logits.slice(), { shape: [b, c.vocabSize] }), options);
+      for (let r = 0; r < b; r++) rows[r].push(next[r]);
+      options.onToken?.(next, i);
+      yield next;
+      if (i === options.maxNewTokens - 1) break;
+      if (engine.length >= engine.maxLen) {
+        engine.reset();
+        const tail = new Int32Array(b * keep);
+        for (let r = 0; r < b; r++) tail.set(rows[r].slice(rows[r].length - keep), r * keep);
+        logits = engine.forward(tail, keep);
+      } else {
+        logits = engine.forward(Int32Array.from(next), 1);
+      }
     }
   }
 

@@ -1,0 +1,300 @@
+/**
+ * DecodeEngine: TransformerLM inference without the autograd graph — llm.c's style of flat
+ * buffers and one function per layer step. Every buffer is allocated once per engine (the KV
+ * cache of each layer in place, [B, Hkv, maxLen, D]; the activations of up to `maxLen` new tokens
+ * per row), each projection is one GEMM call (BLAS sgemm/sgemv on Node, the WASM GEMM elsewhere)
+ * that starts from the bias, norms are the fused kernels, and attention over the cache, RoPE,
+ * the activations and the residual adds are plain loops over the buffers. Prefill is the same
+ * code with T > 1 tokens per row: one pass for the whole prompt.
+ *
+ *   const engine = new DecodeEngine(model, 1);
+ *   let logits = engine.forward(promptIds, promptIds.length);   // [B, V] of each row's last token
+ *   logits = engine.forward(Int32Array.of(next), 1);             // one more token per row
+ *
+ * It reads the model's parameters at every call (no copies), so a model that keeps training is
+ * decoded with its current weights. Tokens and logits equal the graph path's (tests/models/decode.test.ts).
+ */
+import { kernels } from '../backends/registry.js';
+import { floatData } from '../ops/elementwise.js';
+import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { inputMultiplier, readoutMultiplier } from './mup.js';
+import type { TransformerLM } from './transformer.js';
+
+/** out[rows, n] = x[rows, k] · Wᵀ (+ b), W [n, k], all contiguous from 0. */
+function linear(x: Float32Array, rows: number, w: Tensor, b: Tensor | null, out: Float32Array): void {
+  const [n, k] = w.shape;
+  if (b) {
+    const bias = floatData(b);
+    for (let r = 0; r < rows; r++) out.set(bias, r * n);
+  }
+  kernels.gemm({ transA: false, transB: true, m: rows, n, k, alpha: 1, a: x, aOffset: 0, lda: k, strideA: 0, b: floatData(w), bOffset: 0, ldb: k, strideB: 0, beta: b ? 1 : 0, c: out, cOffset: 0, ldc: n, strideC: 0, batch: 1 });
+}
+
+/**
+ * One query over the first n cached positions of one (row, kv head): out = softmax(q·Kᵀ·scale)·V,
+ * K and V rows of D floats from `base`. A small function of its own, so V8 optimises it on its
+ * own typed arrays (the dot products are unrolled by 4).
+ */
+function attend(q: Float32Array, qo: number, K: Float32Array, V: Float32Array, base: number, n: number, D: number, scale: number, scores: Float32Array, out: Float32Array, oo: number): void {
+  let max = -Infinity;
+  const D4 = D - (D % 4);
+  for (let j = 0; j < n; j++) {
+    const ko = base + j * D;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let i = 0;
+    for (; i < D4; i += 4) {
+      s0 += q[qo + i] * K[ko + i];
+      s1 += q[qo + i + 1] * K[ko + i + 1];
+      s2 += q[qo + i + 2] * K[ko + i + 2];
+      s3 += q[qo + i + 3] * K[ko + i + 3];
+    }
+    for (; i < D; i++) s0 += q[qo + i] * K[ko + i];
+    const v = (s0 + s1 + (s2 + s3)) * scale;
+    scores[j] = v;
+    if (v > max) max = v;
+  }
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    const e = Math.exp(scores[j] - max);
+    scores[j] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  out.fill(0, oo, oo + D);
+  for (let j = 0; j < n; j++) {
+    const w = scores[j] * inv;
+    const vo = base + j * D;
+    for (let i = 0; i < D; i++) out[oo + i] += w * V[vo + i];
+  }
+}
+
+export class DecodeEngine {
+  readonly model: TransformerLM;
+  readonly batch: number;
+  readonly maxLen: number;
+  /** Tokens each row holds in the cache. */
+  length = 0;
+  readonly #k: Float32Array[];
+  readonly #v: Float32Array[];
+  #rows = 0;
+  #x = new Float32Array(0);
+  #h = new Float32Array(0);
+  #q = new Float32Array(0);
+  #kNew = new Float32Array(0);
+  #vNew = new Float32Array(0);
+  #att = new Float32Array(0);
+  #proj = new Float32Array(0);
+  #ff1 = new Float32Array(0);
+  #ff3 = new Float32Array(0);
+  #mean = new Float32Array(0);
+  #rstd = new Float32Array(0);
+  readonly #scores: Float32Array;
+  readonly #last: Float32Array;
+  readonly #lastNorm: Float32Array;
+  readonly #logits: Float32Array;
+
+  constructor(model: TransformerLM, batch = 1, maxLen = model.config.maxSeqLen) {
+    const c = model.config;
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`DecodeEngine: batch must be a positive integer, got ${batch}`);
+    if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > c.maxSeqLen) throw new RangeError(`DecodeEngine: maxLen must be an integer in [1, ${c.maxSeqLen}], got ${maxLen}`);
+    this.model = model;
+    this.batch = batch;
+    this.maxLen = maxLen;
+    const kvSize = batch * c.nKvHeads * maxLen * (c.dModel / c.nHeads);
+    this.#k = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
+    this.#v = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
+    this.#scores = new Float32Array(maxLen);
+    this.#last = new Float32Array(batch * c.dModel);
+    this.#lastNorm = new Float32Array(batch * c.dModel);
+    this.#logits = new Float32Array(batch * c.vocabSize);
+  }
+
+  /** Forgets every row's tokens (the buffers stay). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** Scratch for `rows` new tokens at once (grown, never shrunk). */
+  #reserve(rows: number): void {
+    if (rows <= this.#rows) return;
+    const c = this.model.config;
+    const d = c.dModel;
+    const kv = c.nKvHeads * (d / c.nHeads);
+    this.#rows = rows;
+    this.#x = new Float32Array(rows * d);
+    this.#h = new Float32Array(rows * d);
+    this.#q = new Float32Array(rows * d);
+    this.#kNew = new Float32Array(rows * kv);
+    this.#vNew = new Float32Array(rows * kv);
+    this.#att = new Float32Array(rows * d);
+    this.#proj = new Float32Array(rows * d);
+    this.#ff1 = new Float32Array(rows * c.dFF);
+    this.#ff3 = new Float32Array(rows * c.dFF);
+    this.#mean = new Float32Array(rows);
+    this.#rstd = new Float32Array(rows);
+  }
+
+  /**
+   * Appends `t` tokens to every row (ids: B·t, row-major) and returns the next-token logits of
+   * each row's last one, [B, V] (a view of the engine's buffer, valid until the next call).
+   */
+  forward(ids: Int32Array, t: number): Float32Array {
+    const m = this.model;
+    const c = m.config;
+    const B = this.batch;
+    if (!Number.isInteger(t) || t < 1 || ids.length !== B * t) throw new Error(`DecodeEngine: expected ${B} rows of t ≥ 1 tokens (${B}·t ids), got ${ids.length} ids for t = ${t}`);
+    if (this.length + t > this.maxLen) throw new RangeError(`DecodeEngine: ${t} tokens after the ${this.length} in the cache exceed its length ${this.maxLen}`);
+    for (let i = 0; i < ids.length; i++) if (!(ids[i] >= 0 && ids[i] < c.vocabSize)) throw new RangeError(`DecodeEngine: token ${ids[i]} is outside [0, ${c.vocabSize})`);
+    const rows = B * t;
+    this.#reserve(rows);
+    const d = c.dModel;
+    const x = this.#x;
+    // Embeddings (+ positions), times μP's input multiplier.
+    const emb = floatData(m.tokEmb.weight);
+    const pos = m.posEmb ? floatData('pe' in m.posEmb ? m.posEmb.pe : m.posEmb.weight) : null;
+    const inMul = inputMultiplier(c);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < t; s++) {
+        const r = b * t + s;
+        const tok = ids[r] * d;
+        const p = (this.length + s) * d;
+        for (let i = 0; i < d; i++) {
+          let v = emb[tok + i];
+          if (pos) v += pos[p + i];
+          x[r * d + i] = inMul === 1 ? v : v * inMul;
+        }
+      }
+    }
+    for (let l = 0; l < c.nLayers; l++) this.#layer(l, t);
+    // Each row's last token through the final norm and the head.
+    const last = this.#last;
+    for (let b = 0; b < B; b++) last.set(x.subarray((b * t + t - 1) * d, (b * t + t) * d), b * d);
+    let h = last;
+    if (m.norm) {
+      this.#norm(m.norm, last, B, this.#lastNorm);
+      h = this.#lastNorm;
+    }
+    const outMul = readoutMultiplier(c);
+    if (outMul !== 1) for (let i = 0; i < B * d; i++) h[i] *= outMul;
+    if (m.head) linear(h, B, m.head.weight, m.head.bias, this.#logits);
+    else linear(h, B, m.tokEmb.weight, null, this.#logits);
+    this.length += t;
+    return this.#logits;
+  }
+
+  #norm(norm: LayerNorm | RMSNorm, x: Float32Array, rows: number, out: Float32Array): void {
+    const cols = this.model.config.dModel;
+    const weight = norm.weight ? floatData(norm.weight) : null;
+    if ('bias' in norm) {
+      kernels.layerNorm({ x, rows, cols, weight, bias: norm.bias ? floatData(norm.bias) : null, eps: norm.eps, out, mean: this.#mean, rstd: this.#rstd });
+    } else {
+      kernels.rmsNorm({ x, rows, cols, weight, eps: norm.eps, out, rstd: this.#rstd });
+    }
+  }
+
+  /** One transformer block over the t new tokens of every row, in place on #x. */
+  #layer(l: number, t: number): void {
+    const m = this.model;
+    const c = m.config;
+    const block = m.layers.at(l);
+    const attn = block.attn;
+    const B = this.batch;
+    const rows = B * t;
+    const d = c.dModel;
+    const H = c.nHeads;
+    const Hkv = c.nKvHeads;
+    const D = d / H;
+    const g = H / Hkv;
+    const kvw = Hkv * D;
+    const pre = block.normPlacement === 'pre';
+    const x = this.#x;
+    const h = this.#h;
+    const input = pre ? h : x;
+    if (pre) this.#norm(block.attnNorm, x, rows, h);
+    linear(input, rows, attn.wq.weight, attn.wq.bias, this.#q);
+    linear(input, rows, attn.wk.weight, attn.wk.bias, this.#kNew);
+    linear(input, rows, attn.wv.weight, attn.wv.bias, this.#vNew);
+    const rope = attn.rope;
+    if (rope) {
+      const cos = floatData(rope.cos);
+      const sin = floatData(rope.sin);
+      const half = D / 2;
+      const interleaved = rope.pairing === 'interleaved';
+      const rotate = (buf: Float32Array, heads: number) => {
+        for (let r = 0; r < rows; r++) {
+          const p = (this.length + (r % t)) * half;
+          for (let hh = 0; hh < heads; hh++) {
+            const o = (r * heads + hh) * D;
+            for (let i = 0; i < half; i++) {
+              const ia = o + (interleaved ? 2 * i : i);
+              const ib = o + (interleaved ? 2 * i + 1 : i + half);
+              const a = buf[ia];
+              const bb = buf[ib];
+              buf[ia] = a * cos[p + i] - bb * sin[p + i];
+              buf[ib] = a * sin[p + i] + bb * cos[p + i];
+            }
+          }
+        }
+      };
+      rotate(this.#q, H);
+      rotate(this.#kNew, Hkv);
+    }
+    // Append k and v to the cache: [B, Hkv, maxLen, D].
+    const K = this.#k[l];
+    const V = this.#v[l];
+    const L = this.maxLen;
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < t; s++) {
+        const r = b * t + s;
+        for (let hk = 0; hk < Hkv; hk++) {
+          const at = ((b * Hkv + hk) * L + this.length + s) * D;
+          K.set(this.#kNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+          V.set(this.#vNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+        }
+      }
+    }
+    // Causal attention of each new token over the cache (its own position included).
+    const scale = attn.scale;
+    const q = this.#q;
+    const out = this.#att;
+    const scores = this.#scores;
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < t; s++) {
+        const r = b * t + s;
+        const n = this.length + s + 1;
+        for (let hh = 0; hh < H; hh++) {
+          const base = (b * Hkv + Math.floor(hh / g)) * L * D;
+          attend(q, r * d + hh * D, K, V, base, n, D, scale, scores, out, r * d + hh * D);
+        }
+      }
+    }
+    linear(out, rows, attn.wo.weight, attn.wo.bias, this.#proj);
+    const proj = this.#proj;
+    for (let i = 0; i < rows * d; i++) x[i] += proj[i];
+    if (!pre) this.#norm(block.attnNorm, x.slice(0, rows * d), rows, x);
+    // Feed-forward.
+    if (pre) this.#norm(block.ffnNorm, x, rows, h);
+    const ffIn = pre ? h : x;
+    const ffn = block.ffn;
+    const f1 = this.#ff1;
+    const F = c.dFF;
+    // The activations through the elementwise kernels (vectorised exp / erf in WASM).
+    const n = rows * F;
+    linear(ffIn, rows, ffn.w1.weight, ffn.w1.bias, f1);
+    if ('w3' in ffn) {
+      linear(ffIn, rows, ffn.w3.weight, ffn.w3.bias, this.#ff3);
+      kernels.unary('silu', f1, 0, n, f1);
+      const f3 = this.#ff3;
+      for (let i = 0; i < n; i++) f1[i] *= f3[i];
+    } else {
+      kernels.unary('gelu', f1, 0, n, f1);
+    }
+    linear(f1, rows, ffn.w2.weight, ffn.w2.bias, proj);
+    for (let i = 0; i < rows * d; i++) x[i] += proj[i];
+    if (!pre) this.#norm(block.ffnNorm, x.slice(0, rows * d), rows, x);
+  }
+}
