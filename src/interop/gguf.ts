@@ -73,28 +73,26 @@ class ByteWriter {
     this.#view = new DataView(next.buffer);
   }
 
+  #put(n: number, write: (view: DataView, at: number) => void): void {
+    this.#room(n);
+    write(this.#view, this.length);
+    this.length += n;
+  }
+
   u32(v: number): void {
-    this.#room(4);
-    this.#view.setUint32(this.length, v, true);
-    this.length += 4;
+    this.#put(4, (view, at) => view.setUint32(at, v, true));
   }
 
   i32(v: number): void {
-    this.#room(4);
-    this.#view.setInt32(this.length, v, true);
-    this.length += 4;
+    this.#put(4, (view, at) => view.setInt32(at, v, true));
   }
 
   u64(v: number): void {
-    this.#room(8);
-    this.#view.setBigUint64(this.length, BigInt(v), true);
-    this.length += 8;
+    this.#put(8, (view, at) => view.setBigUint64(at, BigInt(v), true));
   }
 
   f32(v: number): void {
-    this.#room(4);
-    this.#view.setFloat32(this.length, v, true);
-    this.length += 4;
+    this.#put(4, (view, at) => view.setFloat32(at, v, true));
   }
 
   bytes(b: Uint8Array): void {
