@@ -202,10 +202,19 @@ describe.skipIf(chromiumSkipReason !== null)('dashboard in Chromium', () => {
   it('stops a generation', async () => {
     const output = await page.textContent('[data-testid="generation-output"]');
     await page.fill('[data-testid="max-tokens-input"]', '1000');
-    await page.click('[data-testid="generate-button"]');
-    await page.waitForSelector('[data-testid="generated-text"][data-tokens]');
-    await page.click('[data-testid="stop-button"]');
-    await page.waitForSelector('[data-testid="generation-output"][data-state="stopped"]', { timeout: 5_000 });
+    // The decode engine writes 1,000 tokens of this small model faster than a click, so the
+    // stream is slowed to a trickle (Chromium's network emulation) to stop it half way.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 4000, uploadThroughput: -1 });
+    try {
+      await page.click('[data-testid="generate-button"]');
+      await page.waitForSelector('[data-testid="generated-text"][data-tokens]');
+      await page.click('[data-testid="stop-button"]');
+      await page.waitForSelector('[data-testid="generation-output"][data-state="stopped"]', { timeout: 5_000 });
+    } finally {
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      await cdp.detach();
+    }
     expect(await page.textContent('[data-testid="generation-status"]')).toMatch(/^stopped after \d+ tokens?$/);
     expect(await page.textContent('[data-testid="generation-output"]')).not.toBe(output);
     expect(await page.isDisabled('[data-testid="stop-button"]')).toBe(true);
