@@ -1,7 +1,7 @@
 /** The train / sample / eval / plot commands end to end on a small corpus, plus argument errors. */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,8 @@ describe('tensorlm train / sample / eval / plot', () => {
     expect(resolved.train.maxSteps).toBe(12);
     expect(resolved.train.batchSize).toBe(4);
     expect(resolved.train.maxTime).toBeNull();
+    // A new run uses one data-parallel replica per core (up to its 4 rows), and records the count.
+    expect(resolved.train.replicas).toBe(Math.min(availableParallelism(), 4, 8));
 
     const [s, e, p] = await Promise.all([
       cli(['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '0']),

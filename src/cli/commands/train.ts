@@ -1,6 +1,7 @@
 /** `tensorlm train`, `sample`, `eval` and `plot`: thin wrappers over src/train. */
 import { readFileSync, existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber, fraction } from '../args.js';
 import { TextDataset } from '../../data/dataset.js';
@@ -33,6 +34,16 @@ function duration(value: string): number | 'none' {
   }
 }
 
+/** One data-parallel replica per core (what `--replicas auto` means), at most the batch's rows and 8. */
+export function autoReplicas(batchSize: number): number {
+  return Math.max(1, Math.min(availableParallelism(), batchSize, 8));
+}
+
+function replicasArg(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  return positiveInt('--replicas')(value) as number;
+}
+
 /** Flags and the config key each sets; defaults come from DEFAULT_TRAIN_CONFIG so --help shows them. */
 const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?: (v: string) => unknown][] = [
   ['--name <name>', 'name', 'run name: the run lives in <out-dir>/<name>/'],
@@ -56,7 +67,7 @@ const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?:
   ['--log-interval <n>', 'logInterval', 'steps between metric records', positiveInt('--log-interval')],
   ['--sample-tokens <n>', 'sampleTokens', 'tokens of sample text at the end', nonNegativeInt('--sample-tokens')],
   ['--seed <n>', 'seed', 'random seed (init, data order, dropout)', nonNegativeInt('--seed')],
-  ['--replicas <n>', 'replicas', 'data-parallel replicas per step (worker threads + the main thread); 2 uses both cores of a 2-core machine', positiveInt('--replicas')],
+  ['--replicas <n|auto>', 'replicas', "data-parallel replicas per step (worker threads + the main thread); 'auto' (the default of a new run) is one per core, up to the batch size and 8", replicasArg],
   ['--lr-schedule <kind>', 'lrSchedule', "'cosine' (warmup, then cosine decay to --min-lr) or 'constant' (warmup, then --lr)", lrSchedule],
 ];
 
@@ -104,6 +115,12 @@ async function runTrain(command: Command): Promise<void> {
   const input: Partial<TrainConfig> = { ...fileConfig, ...configFromFlags(command, opts) };
   const modelOverrides = modelFromFlags(command, opts, fileConfig.model);
   if (modelOverrides !== undefined) input.model = modelOverrides;
+  // A new run uses every core unless told otherwise; a resumed run keeps the count it recorded
+  // (the count decides the order of float sums, so an exact resume needs the same one).
+  const resuming = opts.resume === true;
+  if (input.replicas === ('auto' as unknown) || (input.replicas === undefined && !resuming)) {
+    input.replicas = autoReplicas(input.batchSize ?? DEFAULT_TRAIN_CONFIG.batchSize);
+  }
   const progress = runProgress<RunConfig>(({ config, dir, parameters, resumed, trainTokens, valTokens }) => {
     const m = config.model;
     // Names and paths from where the run is (a copied run directory's config names the original).
@@ -246,7 +263,7 @@ export function registerTrainCommands(program: Command): void {
   const trainCommand = program.command('train').description('train a language model (default: the tiny char-level GPT on tiny-shakespeare, about 10 minutes on 2 CPU cores)');
   trainCommand.option('--config <file>', 'JSON file of train settings (camelCase keys); flags override it');
   for (const [flags, key, help, parse] of TRAIN_FLAGS) {
-    const option = new Option(flags, help).default(d[key]);
+    const option = new Option(flags, help).default(key === 'replicas' ? 'auto' : d[key]);
     if (parse) option.argParser(parse);
     trainCommand.addOption(option);
   }
