@@ -128,7 +128,7 @@ async function runTrain(command: Command): Promise<void> {
       `${resumed ? 'resuming' : 'training'} ${basename(dir)}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
         `${isRecurrentConfig(m) ? `${m.nLayers} ${m.arch.toUpperCase()} layers, hidden ${m.hiddenSize}` : `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads`}, vocab ${m.vocabSize}) on ${config.train.data} ` +
         `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
-      `batch ${config.train.batchSize} × block ${config.train.blockSize}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${dir}`,
+      `batch ${config.train.batchSize} × block ${config.train.blockSize}${config.train.replicas > 1 ? ` over ${config.train.replicas} data-parallel replicas` : ''}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${dir}`,
     ];
   });
   const started = performance.now();
