@@ -14,7 +14,8 @@
 import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { streamText, type GeneratedText, type TextChunk, type TextGenerationOptions } from './generate.js';
-import type { KVCache, TransformerLM } from './transformer.js';
+import { DecodeEngine } from './decode.js';
+import type { TransformerLM } from './transformer.js';
 
 export interface ChatSessionOptions {
   /** A system message that opens the conversation. */
@@ -33,7 +34,8 @@ export class ChatSession {
   readonly template: ChatTemplate;
   /** The conversation so far (the system message first, when there is one). */
   readonly messages: ChatMessage[] = [];
-  #cache: KVCache;
+  /** The conversation's KV cache, on the decode engine. */
+  #cache: DecodeEngine;
   /** Ids the cache holds, in order. */
   #fed: number[] = [];
   /** Ids of the last reply that were generated but not yet fed (the cache lags by one token). */
@@ -47,7 +49,7 @@ export class ChatSession {
     options: ChatSessionOptions = {},
   ) {
     this.template = new ChatTemplate(tokenizer);
-    this.#cache = model.createCache(1);
+    this.#cache = new DecodeEngine(model, 1);
     if (options.system !== undefined) this.messages.push({ role: 'system', content: options.system });
   }
 

@@ -18,6 +18,7 @@ import { tensor } from '../tensor/creation.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { SamplingOptions } from './sampling.js';
 import type { LanguageModel } from './language-model.js';
+import type { DecodeEngine } from './decode.js';
 import type { KVCache } from './transformer.js';
 
 /** A byte-level token may end inside a UTF-8 character: at most this many tokens are held back for it. */
@@ -68,7 +69,7 @@ export interface TextGenerationOptions extends SamplingOptions {
   /** Passed to TransformerLM.generateStream (how the context is rebuilt when it is full). */
   keepOnOverflow?: number;
   /** Continue the sequence in this KV cache (see GenerateOptions.cache): a chat keeps it between turns. */
-  cache?: KVCache;
+  cache?: KVCache | DecodeEngine;
 }
 
 export interface TextChunk {

@@ -118,9 +118,11 @@ export interface GenerateOptions extends SamplingOptions {
    * Continue a sequence already in this cache (a multi-turn chat): `ids` are appended to it and
    * the generated tokens too, except the last one yielded, which the caller feeds with its next
    * ids. It must have room for the ids; when it fills up while generating, it is rebuilt from the
-   * last keepOnOverflow tokens of this call (earlier ones are forgotten). Default: a fresh cache.
+   * last keepOnOverflow tokens of this call (earlier ones are forgotten). A DecodeEngine is the
+   * fast cache (ChatSession's); a KVCache (createCache) runs the graph path, the engine's
+   * reference. Default: a fresh engine.
    */
-  cache?: KVCache;
+  cache?: KVCache | DecodeEngine;
 }
 
 export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForwardOptions?], LMOutput, GenerateOptions> {
@@ -334,14 +336,14 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     const modes = this.modules().map((m) => [m, m.training] as const);
     this.eval();
     try {
-      if (!options.cache) {
-        yield* this.#generateOnEngine(context, options, keep);
-        return;
-      }
       const cache = options.cache;
-      if (options.cache) {
+      if (cache) {
         if (cache.batch !== b) throw new Error(`generate: the cache holds ${cache.batch} sequences, ids ${b}`);
         if (cache.length + t > cache.maxLen) throw new RangeError(`generate: ${t} tokens after the ${cache.length} in the cache exceed its length ${cache.maxLen}; reset it or start from a shorter context`);
+      }
+      if (!(cache instanceof KVCache)) {
+        yield* this.#generateOnEngine(context, options, keep, cache ?? null);
+        return;
       }
       // Rows of the full sequence so far, for rebuilding the cache when the context is full.
       const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
@@ -368,12 +370,13 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
   }
 
   /** generateStream's loop on a DecodeEngine; a full context is rebuilt from the last `keep` tokens in one pass. */
-  *#generateOnEngine(context: Tensor, options: GenerateOptions, keep: number): IterableIterator<Int32Array> {
+  *#generateOnEngine(context: Tensor, options: GenerateOptions, keep: number, continued: DecodeEngine | null): IterableIterator<Int32Array> {
     const c = this.config;
     const [b, t] = context.shape;
-    const engine = new DecodeEngine(this, b);
+    const engine = continued ?? new DecodeEngine(this, b);
     const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
-    const start = Math.max(0, t - c.maxSeqLen);
+    // A fresh engine takes the last maxSeqLen tokens of a longer prompt; a continued one was checked to have room.
+    const start = continued ? 0 : Math.max(0, t - c.maxSeqLen);
     const prompt = noGrad(() => context.narrow(1, start, t - start).contiguous()).toTypedArray() as Int32Array;
     let logits = engine.forward(prompt, t - start);
     for (let i = 0; i < options.maxNewTokens; i++) {

@@ -65,6 +65,25 @@ describe('DecodeEngine', () => {
     expect(sample()).toEqual(sample(m.createCache(1)));
   });
 
+  it('continues a sequence across calls (a chat\'s turns) as the KV-cache path does, overflow included', () => {
+    const m = model({ norm: 'rms', mlp: 'swiglu', pos: 'rope', nKvHeads: 2 });
+    const engine = new DecodeEngine(m, 1);
+    const cache = m.createCache(1);
+    const turns = [ids(6, 37, 21), ids(3, 37, 22), ids(4, 37, 23)];
+    let pendingE: number[] = [];
+    let pendingK: number[] = [];
+    // The third turn fills the 24-token context while generating: both rebuild from its last 8 tokens.
+    for (const [i, turn] of turns.entries()) {
+      const n = [5, 5, 12][i];
+      const a = Array.from(m.generate(tensor(Int32Array.from([...pendingE, ...turn]), { shape: [1, pendingE.length + turn.length] }), { maxNewTokens: n, temperature: 0, cache: engine, keepOnOverflow: 8 }).select(0, 0).toTypedArray()).slice(-n);
+      const k = Array.from(m.generate(tensor(Int32Array.from([...pendingK, ...turn]), { shape: [1, pendingK.length + turn.length] }), { maxNewTokens: n, temperature: 0, cache, keepOnOverflow: 8 }).select(0, 0).toTypedArray()).slice(-n);
+      expect(a).toEqual(k);
+      expect(engine.length).toBe(cache.length);
+      pendingE = [a[a.length - 1]];
+      pendingK = [k[k.length - 1]];
+    }
+  });
+
   it('batched rows decode independently: each row equals its own batch-1 run', () => {
     const m = model({ pos: 'rope', norm: 'rms', mlp: 'swiglu', nKvHeads: 2 });
     const rows = [ids(4, 37, 7), ids(4, 37, 8), ids(4, 37, 9)];
