@@ -28,7 +28,7 @@ import { bytesToGPT2String, utf8Encode } from '../tokenizers/bytes.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { GPT2_PATTERN } from '../tokenizers/pretokenize.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { hfArchitecture } from './hf-model.js';
+import { hfArchitecture, permuteRopeRows } from './hf-model.js';
 import { specialIds } from './hf-tokenizer.js';
 
 export type GgufTensorType = 'F32' | 'F16' | 'Q8_0';
@@ -215,12 +215,6 @@ function encodeTensor(name: string, t: Tensor, wanted: GgufTensorType): GgufTens
 
 // ---- the model ---------------------------------------------------------------------------------------
 
-/** Rows of q or k from TensorLM's 'half' pairing (i, i + D/2) to llama.cpp's adjacent pairs (2i, 2i + 1), per head. */
-function toAdjacentPairs(w: Tensor, heads: number, headDim: number): Tensor {
-  const rest = w.shape.slice(1);
-  return w.reshape([heads, 2, headDim / 2, ...rest]).transpose(1, 2).contiguous().reshape(w.shape);
-}
-
 function tensorsFor(state: Readonly<Record<string, Tensor>>, c: TransformerConfig, arch: 'llama' | 'gpt2'): [string, Tensor][] {
   const get = (name: string): Tensor => {
     const t = state[name];
@@ -246,8 +240,8 @@ function tensorsFor(state: Readonly<Record<string, Tensor>>, c: TransformerConfi
       const q = get(`${l}.attn.wq.weight`);
       const k = get(`${l}.attn.wk.weight`);
       const interleaved = c.ropePairing === 'interleaved';
-      out.push([`${b}.attn_q.weight`, interleaved ? q : toAdjacentPairs(q, c.nHeads, headDim)]);
-      out.push([`${b}.attn_k.weight`, interleaved ? k : toAdjacentPairs(k, c.nKvHeads, headDim)]);
+      out.push([`${b}.attn_q.weight`, interleaved ? q : permuteRopeRows(q, c.nHeads, headDim, 'interleaved')]);
+      out.push([`${b}.attn_k.weight`, interleaved ? k : permuteRopeRows(k, c.nKvHeads, headDim, 'interleaved')]);
       out.push([`${b}.attn_v.weight`, get(`${l}.attn.wv.weight`)]);
       linear('attn_output', 'attn.wo');
       norm('ffn_norm', 'ffnNorm');

@@ -15,6 +15,7 @@
  */
 import { cat } from '../ops/indexing.js';
 import { resolveConfig, type TransformerConfig } from '../models/config.js';
+import type { RopePairing } from '../ops/rotary.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export type HfArchitecture = 'LlamaForCausalLM' | 'GPT2LMHeadModel';
@@ -190,15 +191,15 @@ export function configFromHf(json: Record<string, unknown>, what: string): { arc
 }
 
 /**
- * Rows of a q or k projection (or its bias) from one RoPE pairing to the other, per head of
- * `headDim`: interleaved pairs (2i, 2i+1) ⇄ half pairs (i, i + D/2).
+ * Rows of a q or k projection from one RoPE pairing to the other, per head of `headDim`:
+ * to 'half' takes interleaved pairs (2i, 2i+1) to (i, i + D/2) (Hugging Face's rotate-half order);
+ * to 'interleaved' is the inverse (llama.cpp's adjacent pairs, as convert_hf_to_gguf.py permutes).
  */
-function permuteRope(w: Tensor, heads: number, headDim: number, toHalf: boolean): Tensor {
+export function permuteRopeRows(w: Tensor, heads: number, headDim: number, to: RopePairing): Tensor {
   const rest = w.shape.slice(1);
-  const split = w.reshape([heads, headDim / 2, 2, ...rest]);
-  // [heads, D/2, 2, …] → [heads, 2, D/2, …] is interleaved → half; the inverse view goes back.
-  if (toHalf) return split.transpose(1, 2).contiguous().reshape(w.shape);
-  return w.reshape([heads, 2, headDim / 2, ...rest]).transpose(1, 2).contiguous().reshape(w.shape);
+  // View each head's rows in the source order's grouping, swap the two axes, read them out flat.
+  const split = to === 'half' ? [headDim / 2, 2] : [2, headDim / 2];
+  return w.reshape([heads, ...split, ...rest]).transpose(1, 2).contiguous().reshape(w.shape);
 }
 
 /** TensorLM state dict → Hugging Face tensors (names and layouts of `arch`); tied weights appear once. */
@@ -212,7 +213,7 @@ export function toHfTensors(state: Readonly<Record<string, Tensor>>, config: Tra
   const out: Record<string, Tensor> = {};
   const headDim = c.dModel / c.nHeads;
   if (arch === 'LlamaForCausalLM') {
-    const rope = (t: Tensor, heads: number) => (c.ropePairing === 'interleaved' ? permuteRope(t, heads, headDim, true) : t);
+    const rope = (t: Tensor, heads: number) => (c.ropePairing === 'interleaved' ? permuteRopeRows(t, heads, headDim, 'half') : t);
     out['model.embed_tokens.weight'] = get('tokEmb.weight');
     for (let i = 0; i < c.nLayers; i++) {
       const p = `model.layers.${i}`;

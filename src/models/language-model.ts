@@ -2,7 +2,7 @@
  * The language models a run can hold — a TransformerLM or a RecurrentLM — and the one place that
  * builds either from its config. The training core, evaluation, sampling and checkpoints take a
  * LanguageModel; what only a transformer has (KV-cache chat, attention maps, μP, LoRA, the
- * post-training stages) asks for one with `requireTransformer`, which names what is missing.
+ * post-training stages) loads its run with `loadTransformerRun` (train/trainer.ts), which names what is missing.
  */
 import { isRecurrentConfig, type ModelConfig, type ModelConfigInput } from './config.js';
 import { RecurrentLM } from './recurrent.js';
@@ -21,10 +21,4 @@ export interface LanguageModelOptions {
 /** The model a config describes: a RecurrentLM when it names an `arch`, else a TransformerLM. */
 export function createLanguageModel(config: ModelConfigInput | ModelConfig, options: LanguageModelOptions = {}): LanguageModel {
   return isRecurrentConfig(config) ? new RecurrentLM(config, options) : new TransformerLM(config, options);
-}
-
-/** `model` as a TransformerLM, or a one-line error saying that `what` needs one. */
-export function requireTransformer(model: LanguageModel, what: string): TransformerLM {
-  if (model instanceof TransformerLM) return model;
-  throw new Error(`${what} needs a transformer model; this one is a recurrent '${model.config.arch}' model (RecurrentLM)`);
 }

@@ -3,6 +3,7 @@
  * (no weights are allocated, so a 1.1B model costs nothing to inspect). The formulas are in
  * docs/models.md; tests check the counts against allocated models of every config combination.
  */
+import { RECURRENT_GATES } from '../ops/recurrent.js';
 import {
   isRecurrentConfig,
   resolveConfig,
@@ -47,11 +48,12 @@ export interface RecurrentParameterBreakdown {
   total: number;
 }
 
-const GATE_BLOCKS: Record<RecurrentLMConfig['arch'], number> = { lstm: 4, gru: 3, rnn: 1 };
+/** Gate blocks of each arch (the RNN's tanh/relu both have one). */
+const gateBlocks = (arch: RecurrentLMConfig['arch']): number => RECURRENT_GATES[arch === 'rnn' ? 'rnnTanh' : arch];
 
 function countRecurrentParameters(config: RecurrentLMConfigInput): RecurrentParameterBreakdown {
   const c = resolveRecurrentConfig(config);
-  const G = GATE_BLOCKS[c.arch] * c.hiddenSize;
+  const G = gateBlocks(c.arch) * c.hiddenSize;
   const perLayer = Array.from({ length: c.nLayers }, (_, l) => G * ((l === 0 ? c.embedDim : c.hiddenSize) + c.hiddenSize) + 2 * G);
   const tokenEmbedding = c.vocabSize * c.embedDim;
   const recurrent = perLayer.reduce((a, b) => a + b, 0);
@@ -172,7 +174,7 @@ export function activationElements(config: TransformerConfigInput, batch: number
  */
 function recurrentActivationElements(c: RecurrentLMConfig, batch: number, seq: number): MemoryEstimate['activationElements'] {
   const H = c.hiddenSize;
-  const G = GATE_BLOCKS[c.arch] * H;
+  const G = gateBlocks(c.arch) * H;
   const drop = c.dropout > 0 ? 1 : 0;
   const perLayer = (input: number) => input + G + (c.arch === 'lstm' ? 2 : 1) * H + (c.arch === 'rnn' ? 0 : 4 * H);
   const layers = Array.from({ length: c.nLayers }, (_, l) => perLayer(l === 0 ? c.embedDim : H) + (l < c.nLayers - 1 ? drop * 2 * H : 0));

@@ -336,19 +336,21 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     const modes = this.modules().map((m) => [m, m.training] as const);
     this.eval();
     try {
-      const cache = options.cache;
-      if (cache) {
-        if (cache.batch !== b) throw new Error(`generate: the cache holds ${cache.batch} sequences, ids ${b}`);
-        if (cache.length + t > cache.maxLen) throw new RangeError(`generate: ${t} tokens after the ${cache.length} in the cache exceed its length ${cache.maxLen}; reset it or start from a shorter context`);
+      if (options.cache) {
+        const { batch, length, maxLen } = options.cache;
+        if (batch !== b) throw new Error(`generate: the cache holds ${batch} sequences, ids ${b}`);
+        if (length + t > maxLen) throw new RangeError(`generate: ${t} tokens after the ${length} in the cache exceed its length ${maxLen}; reset it or start from a shorter context`);
       }
-      if (!(cache instanceof KVCache)) {
-        yield* this.#generateOnEngine(context, options, keep, cache ?? null);
-        return;
-      }
+      // The decode engine (a fresh one, or the caller's), or the graph path on a KVCache: both
+      // append b rows of n ids and give the next-token logits [b, V].
+      const cache = options.cache ?? new DecodeEngine(this, b);
+      const feed = (rowIds: Int32Array, n: number): Tensor =>
+        cache instanceof KVCache ? this.step(tensor(rowIds, { shape: [b, n] }), cache) : tensor(cache.forward(rowIds, n).slice(), { shape: [b, c.vocabSize] });
       // Rows of the full sequence so far, for rebuilding the cache when the context is full.
       const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
+      // A fresh cache takes the last maxSeqLen tokens of a longer prompt; a continued one was checked to have room.
       const start = options.cache ? 0 : Math.max(0, t - c.maxSeqLen);
-      let logits = this.step(context.narrow(1, start, t - start), cache);
+      let logits = feed(noGrad(() => context.narrow(1, start, t - start).contiguous()).toTypedArray() as Int32Array, t - start);
       for (let i = 0; i < maxNewTokens; i++) {
         const next = sampleNext(logits, options);
         for (let r = 0; r < b; r++) rows[r].push(next[r]);
@@ -359,40 +361,13 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
           cache.reset();
           const tail = new Int32Array(b * keep);
           for (let r = 0; r < b; r++) tail.set(rows[r].slice(rows[r].length - keep), r * keep);
-          logits = this.step(tensor(tail, { shape: [b, keep] }), cache);
+          logits = feed(tail, keep);
         } else {
-          logits = this.step(tensor(Int32Array.from(next), { shape: [b, 1] }), cache);
+          logits = feed(Int32Array.from(next), 1);
         }
       }
     } finally {
       for (const [m, training] of modes) m.training = training;
-    }
-  }
-
-  /** generateStream's loop on a DecodeEngine; a full context is rebuilt from the last `keep` tokens in one pass. */
-  *#generateOnEngine(context: Tensor, options: GenerateOptions, keep: number, continued: DecodeEngine | null): IterableIterator<Int32Array> {
-    const c = this.config;
-    const [b, t] = context.shape;
-    const engine = continued ?? new DecodeEngine(this, b);
-    const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
-    // A fresh engine takes the last maxSeqLen tokens of a longer prompt; a continued one was checked to have room.
-    const start = continued ? 0 : Math.max(0, t - c.maxSeqLen);
-    const prompt = noGrad(() => context.narrow(1, start, t - start).contiguous()).toTypedArray() as Int32Array;
-    let logits = engine.forward(prompt, t - start);
-    for (let i = 0; i < options.maxNewTokens; i++) {
-      const next = sampleNext(tensor(logits.slice(), { shape: [b, c.vocabSize] }), options);
-      for (let r = 0; r < b; r++) rows[r].push(next[r]);
-      options.onToken?.(next, i);
-      yield next;
-      if (i === options.maxNewTokens - 1) break;
-      if (engine.length >= engine.maxLen) {
-        engine.reset();
-        const tail = new Int32Array(b * keep);
-        for (let r = 0; r < b; r++) tail.set(rows[r].slice(rows[r].length - keep), r * keep);
-        logits = engine.forward(tail, keep);
-      } else {
-        logits = engine.forward(Int32Array.from(next), 1);
-      }
     }
   }
 

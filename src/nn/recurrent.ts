@@ -20,7 +20,7 @@
 import { dropout as dropoutOp } from '../ops/dropout.js';
 import { cat, stack } from '../ops/indexing.js';
 import { linear } from '../ops/linear.js';
-import { recurrence, type RecurrentCellMode } from '../ops/recurrent.js';
+import { RECURRENT_GATES, recurrence, type RecurrentCellMode } from '../ops/recurrent.js';
 import { zeros } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
@@ -31,8 +31,6 @@ import { Module, parameter } from './module.js';
 /** Which recurrence: torch's mode names. */
 export type RecurrentMode = 'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU';
 export type RNNNonlinearity = 'tanh' | 'relu';
-
-const GATES: Record<RecurrentMode, number> = { RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 3 };
 
 function checkSize(value: unknown, what: string, owner: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new RangeError(`${owner}: ${what} must be a positive integer, got ${String(value)}`);
@@ -87,7 +85,7 @@ abstract class RNNCellBase<In extends unknown[], Out> extends Module<In, Out> {
     this.inputSize = checkSize(inputSize, 'inputSize', name);
     this.hiddenSize = checkSize(hiddenSize, 'hiddenSize', name);
     this.mode = mode;
-    const G = GATES[mode] * hiddenSize;
+    const G = RECURRENT_GATES[CELL_MODE[mode]] * hiddenSize;
     const bound = 1 / Math.sqrt(hiddenSize);
     const make = (shape: number[]): Tensor => parameter(uniform_(zeros(shape), -bound, bound, options.generator));
     this.weightIh = make([G, inputSize]);
@@ -233,7 +231,7 @@ abstract class RNNBase<In extends unknown[], Out> extends Module<In, Out> {
     if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`${name}: dropout must be a probability in [0, 1], got ${String(p)}`);
     this.dropout = p;
     this.dropoutGenerator = options.dropoutGenerator;
-    const G = GATES[mode] * hiddenSize;
+    const G = RECURRENT_GATES[CELL_MODE[mode]] * hiddenSize;
     const D = this.bidirectional ? 2 : 1;
     const bound = 1 / Math.sqrt(hiddenSize);
     // torch's order: per layer, per direction, weight_ih, weight_hh, bias_ih, bias_hh.
