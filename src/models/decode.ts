@@ -196,6 +196,12 @@ export class DecodeEngine {
     }
   }
 
+  /** Post-norm: x = norm(x), through #h (free at that point), so no buffer is allocated per token. */
+  #postNorm(norm: LayerNorm | RMSNorm, rows: number): void {
+    this.#h.set(this.#x.subarray(0, rows * this.model.config.dModel));
+    this.#norm(norm, this.#h, rows, this.#x);
+  }
+
   /** One transformer block over the t new tokens of every row, in place on #x. */
   #layer(l: number, t: number): void {
     const m = this.model;
@@ -275,7 +281,7 @@ export class DecodeEngine {
     linear(out, rows, attn.wo.weight, attn.wo.bias, this.#proj);
     const proj = this.#proj;
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
-    if (!pre) this.#norm(block.attnNorm, x.slice(0, rows * d), rows, x);
+    if (!pre) this.#postNorm(block.attnNorm, rows);
     // Feed-forward.
     if (pre) this.#norm(block.ffnNorm, x, rows, h);
     const ffIn = pre ? h : x;
@@ -295,6 +301,6 @@ export class DecodeEngine {
     }
     linear(f1, rows, ffn.w2.weight, ffn.w2.bias, proj);
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
-    if (!pre) this.#norm(block.ffnNorm, x.slice(0, rows * d), rows, x);
+    if (!pre) this.#postNorm(block.ffnNorm, rows);
   }
 }
