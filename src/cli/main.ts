@@ -15,6 +15,8 @@ import { registerMupCommands } from './commands/mup.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
 import { registerInteropCommands } from './commands/interop.js';
 import { registerPipelineCommand } from './commands/pipeline.js';
+import { registerDataCommands } from './commands/data.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerChatCommand, registerMergeCommand, registerPosttrainCommands, registerRlCommand } from './commands/posttrain.js';
 
 function buildProgram(): Command {
@@ -33,6 +35,8 @@ function buildProgram(): Command {
   registerMergeCommand(program);
   registerChatCommand(program);
   registerPipelineCommand(program);
+  registerDataCommands(program);
+  registerReportCommand(program);
   registerInteropCommands(program);
   registerScalingCommands(program);
   registerTuneCommands(program);

@@ -55,6 +55,21 @@ export class TokenDataset {
     return this.tokens.length;
   }
 
+  /** Tokens in the train split (ShardDataset has the same two figures). */
+  get trainTokens(): number {
+    return this.train.length;
+  }
+
+  get valTokens(): number {
+    return this.val.length;
+  }
+
+  /** A split's first `maxTokens` tokens (all by default), as ShardDataset.readSplit gives them. */
+  readSplit(split: Split, maxTokens = Infinity): TokenSequence {
+    const data = this.split(split);
+    return maxTokens >= data.length ? data : data.subarray(0, maxTokens);
+  }
+
   split(split: Split): TokenSequence {
     if (split === 'train') return this.train;
     if (split === 'val') return this.val;

@@ -1,4 +1,8 @@
-/** Data: named datasets and local text, the encoded-corpus cache, and batching for LM training. */
+/**
+ * Data: named datasets and local text, the encoded-corpus cache, batching for LM training, and
+ * token shards. Document cleaning and deduplication are the `tensorlm/prepare` entry
+ * (data/prepare/), kept out of this one so that importing TensorLM does not load their libraries.
+ */
 export {
   DATASETS,
   resolveDataset,
@@ -15,3 +19,22 @@ export {
 export { encodeCorpus, tokenArrayFor, type EncodeCorpusOptions, type EncodedCorpus, type TextEncoderLike, type TokenArray } from './cache.js';
 export { TokenDataset, TextDataset, type Batch, type Split, type SplitOptions, type TokenSequence, type TextDatasetLoadOptions } from './dataset.js';
 export { writeFileAtomic, readTextFile } from './files.js';
+export {
+  ShardDataset,
+  ShardSetWriter,
+  writeShardSet,
+  writeShardsFromDocuments,
+  readShardManifest,
+  readShardHeader,
+  encodeShardHeader,
+  shardDtypeFor,
+  DEFAULT_SHARD_TOKENS,
+  SHARD_HEADER_BYTES,
+  SHARD_MAGIC,
+  SHARD_MANIFEST,
+  type ShardDocumentsOptions,
+  type ShardDtype,
+  type ShardFileInfo,
+  type ShardHeader,
+  type ShardManifest,
+} from './shards.js';

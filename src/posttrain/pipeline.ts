@@ -236,7 +236,7 @@ export interface StageGain extends AccuracyDifference {
 export interface PipelineReport {
   name: string;
   date: string;
-  machine: { cores: number; cpu: string; platform: string; node: string };
+  machine: MachineSummary;
   commands: string[];
   tasks: string[];
   /** Held-out problems per task that every model answered. */
@@ -318,7 +318,7 @@ export async function pipeline(input: Partial<PipelineConfig>, options: Pipeline
   const report: PipelineReport = {
     name: c.name,
     date: new Date().toISOString(),
-    machine: machine(),
+    machine: machineSummary(),
     commands: options.commands ?? [],
     tasks: c.tasks,
     problems: Object.fromEntries(problems.map((p) => [p.task, p.test.length])),
@@ -360,33 +360,73 @@ export function stageGains(cards: readonly StageCard[]): StageGain[] {
   return gains;
 }
 
-function machine(): PipelineReport['machine'] {
+// The report-card helpers below are shared with evals/report.ts (`tensorlm report`), which sits
+// above this layer: one path for report writing, so both cards format tables, percentages, times
+// and the machine the same way.
+
+/** The machine a report card was written on (no git, nothing slow: os and process only). */
+export interface MachineSummary {
+  cores: number;
+  cpu: string;
+  platform: string;
+  node: string;
+}
+
+export function machineSummary(): MachineSummary {
   const list = cpus();
   return { cores: list.length, cpu: list[0]?.model.trim() ?? 'unknown', platform: `${process.platform} ${process.arch}`, node: process.version };
 }
 
-function pct(x: number): string {
+/** A fraction as a percentage with one decimal: 0.375 → '37.5%'. */
+export function formatPercent(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
-function scoreCell(s: TaskScore): string {
-  return `${s.correct}/${s.total} = ${pct(s.accuracy)} [${pct(s.low)}, ${pct(s.high)}]`;
+/** A duration for a report card: '45s' under a minute, else '1m 15s'. */
+export function formatWallTime(seconds: number): string {
+  return seconds < 60 ? `${seconds.toFixed(0)}s` : `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
 }
 
-function minutes(seconds: number): string {
-  return seconds < 60 ? `${seconds.toFixed(0)}s` : `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
+export type ColumnAlign = 'left' | 'right' | 'center';
+
+const ALIGN_RULE: Record<ColumnAlign, string> = { left: '---', right: '---:', center: ':---:' };
+
+/**
+ * A GitHub-flavoured markdown table. Cells are written as given: a caller whose text may hold
+ * '|' or a newline escapes it (`markdownCell`), since only it knows which cells are free text.
+ */
+export function markdownTable(header: readonly string[], align: readonly ColumnAlign[], rows: readonly (readonly string[])[]): string {
+  if (align.length !== header.length) throw new Error(`markdownTable: ${header.length} columns but ${align.length} alignments`);
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), `|${align.map((a) => ALIGN_RULE[a]).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** Free text made safe for one table cell: pipes escaped, line breaks as spaces. */
+export function markdownCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function scoreCell(s: TaskScore): string {
+  return `${s.correct}/${s.total} = ${formatPercent(s.accuracy)} [${formatPercent(s.low)}, ${formatPercent(s.high)}]`;
 }
 
 /** The stages' table: time, steps, loss and held-out exact match per task (what the CLI prints too). */
 export function stageTable(report: PipelineReport): string {
   const columns = [...report.tasks, 'all'];
-  const lines = [`| stage | wall time | steps | final val loss | ${columns.join(' | ')} |`, `|---|---:|---:|---:|${columns.map(() => '---:|').join('')}`];
-  for (const s of report.stages) lines.push(`| ${s.stage} | ${minutes(s.wallSeconds)} | ${s.steps} | ${s.finalValLoss?.toFixed(4) ?? '–'} | ${columns.map((t) => scoreCell(s.scores[t])).join(' | ')} |`);
-  return lines.join('\n');
+  return markdownTable(
+    ['stage', 'wall time', 'steps', 'final val loss', ...columns],
+    ['left', 'right', 'right', 'right', ...columns.map((): ColumnAlign => 'right')],
+    report.stages.map((s) => [s.stage, formatWallTime(s.wallSeconds), String(s.steps), s.finalValLoss?.toFixed(4) ?? '–', ...columns.map((t) => scoreCell(s.scores[t]))]),
+  );
 }
 
 export function reportMarkdown(report: PipelineReport): string {
-  const gains = report.gains.map((g) => `| ${g.from} → ${g.to} | ${g.task} | ${g.difference >= 0 ? '+' : ''}${pct(g.difference)} | [${pct(g.low)}, ${pct(g.high)}] | ${g.significant ? '✓' : '✗'} |`);
+  const pct = formatPercent;
+  const gains = markdownTable(
+    ['stages', 'task', 'difference', '95% interval', 'lower bound > 0'],
+    ['left', 'left', 'right', 'left', 'center'],
+    report.gains.map((g) => [`${g.from} → ${g.to}`, g.task, `${g.difference >= 0 ? '+' : ''}${pct(g.difference)}`, `[${pct(g.low)}, ${pct(g.high)}]`, g.significant ? '✓' : '✗']),
+  );
   const m = report.machine;
   return [
     `# Report card: ${report.name}`,
@@ -405,9 +445,7 @@ export function reportMarkdown(report: PipelineReport): string {
     '',
     "Each stage minus the one it started from, with Newcombe's 95% interval (conservative: the samples are paired). ✓: the lower bound is above 0.",
     '',
-    '| stages | task | difference | 95% interval | lower bound > 0 |',
-    '|---|---|---:|---|:---:|',
-    ...gains,
+    gains,
     '',
     '![held-out exact match per task and stage](accuracy.svg)',
     '',

@@ -20,6 +20,7 @@ export {
 export { tokenizerFromJSON, loadTokenizer } from './load.js';
 export {
   GPT2_PATTERN,
+  CL100K_PATTERN,
   KNOWN_PRETOKENIZERS,
   MAX_PATTERN_LENGTH,
   MAX_PATTERN_PROGRAM_SIZE,
@@ -31,3 +32,15 @@ export {
   type PretokenizerSpec,
 } from './pretokenize.js';
 export { BYTE_TO_UNICODE, bytesToGPT2String, gpt2StringToBytes } from './bytes.js';
+export {
+  TIKTOKEN_ENCODINGS,
+  mergesFromRanks,
+  pretokenizerForTiktokenPattern,
+  tiktokenNameOf,
+  tiktokenTokenizer,
+  tokenizerFromTiktoken,
+  type TiktokenEncodingName,
+  type TiktokenRanks,
+} from './tiktoken.js';
+export { encodeChunks, encodeChunksAsync, StreamEncoder, type StreamEncodeOptions } from './stream.js';
+export { EncoderPool, encodeBatch, encodeDocuments, type EncoderPoolOptions, type ParallelEncodeOptions } from './parallel.js';

@@ -1,6 +1,7 @@
 /** Loading a tokenizer file of either kind, by its "type" field. */
 import { BPETokenizer } from './bpe.js';
 import { CharTokenizer } from './char.js';
+import { isTiktokenEncodingName, tiktokenTokenizer } from './tiktoken.js';
 import { quoteShort, withTokenizerFile, type Tokenizer } from './tokenizer.js';
 
 /**
@@ -17,9 +18,16 @@ export function tokenizerFromJSON(json: unknown): CharTokenizer | BPETokenizer {
   throw new Error(`not a TensorLM tokenizer: "type" is ${type === undefined ? 'missing' : quoteShort(type, 40)}, expected "bpe" or "char"`);
 }
 
-/** Reads a tokenizer saved by `save()`; a leading UTF-8 BOM is skipped, and errors are one line naming the file. */
-export function loadTokenizer(path: string): CharTokenizer | BPETokenizer {
-  return withTokenizerFile(path, tokenizerFromJSON);
+/**
+ * A tokenizer by spec: the name of a tiktoken encoding (`gpt2`, `r50k_base`, `p50k_base`,
+ * `p50k_edit`, `cl100k_base`: ids exactly tiktoken's, built once per process and cached), or
+ * the path of a file saved by `save()` (a leading UTF-8 BOM is skipped, and errors are one line
+ * naming the file). A file that happens to be named like an encoding is read as a path when
+ * written with a directory (`./gpt2`).
+ */
+export function loadTokenizer(spec: string): CharTokenizer | BPETokenizer {
+  if (isTiktokenEncodingName(spec)) return tiktokenTokenizer(spec);
+  return withTokenizerFile(spec, tokenizerFromJSON);
 }
 
 export type { Tokenizer };

@@ -21,12 +21,29 @@ export const GPT2_PATTERN =
   String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+`;
 
 /**
+ * cl100k_base's pattern (GPT-3.5/GPT-4), as tiktoken runs it, for JavaScript's RegExp (`u` flag):
+ * - `(?i:'s|'t|'re|'ve|'m|'ll|'d)` has its case variants spelled out (Node 20's RegExp has no
+ *   inline `(?i:…)`), including U+017F LATIN SMALL LETTER LONG S, which Unicode case folding
+ *   makes equal to `s` (tiktoken's Rust regex folds it; JavaScript's `/i` would too);
+ * - `\s` and `\S` are Unicode White_Space, as in Rust's regex (see GPT2_PATTERN);
+ * - tiktoken's newer spelling with possessive quantifiers (`?+`, `++`) and `\s*[\r\n]` gives the
+ *   same matches: what the possessive parts hold can never be given back usefully (the class
+ *   after them is disjoint from theirs), and a greedy `\s*` ends at the run's last newline either way.
+ */
+export const CL100K_PATTERN =
+  String.raw`'(?:[sSſ]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^
+\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\p{White_Space}\p{L}\p{N}]+[
+]*|\p{White_Space}*[
+]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+`;
+
+/**
  * The built-in pre-tokenizers by name, with the pattern each runs (on JavaScript's RegExp, `u`
  * flag). A file names one in its `pretokenizer` field; a file whose `pattern` is exactly one of
  * these strings (as files written before names existed are) gets that built-in.
  */
 export const KNOWN_PRETOKENIZERS = {
   gpt2: GPT2_PATTERN,
+  cl100k: CL100K_PATTERN,
 } as const satisfies Record<string, string>;
 
 export type PretokenizerName = keyof typeof KNOWN_PRETOKENIZERS;

@@ -17,6 +17,11 @@ export interface TrainConfig {
   data: string;
   /** Where named datasets are cached (TENSORLM_DATA_DIR, else ~/.cache/tensorlm). */
   dataDir: string | null;
+  /**
+   * A token shard directory (`tensorlm data shard`) to train on instead of `data`: windows are
+   * read from its files on demand, its splits are train and val, and its tokenizer is the run's.
+   */
+  dataShards: string | null;
   /** 'char', or a path to a trained BPE tokenizer JSON. */
   tokenizer: string;
   /**
@@ -73,6 +78,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   outDir: 'runs',
   data: 'tinyshakespeare',
   dataDir: null,
+  dataShards: null,
   tokenizer: 'char',
   preset: 'tiny',
   model: {},
@@ -146,6 +152,7 @@ export function validateTrainConfig(c: TrainConfig): void {
     if (typeof c[k] !== 'string' || c[k] === '') problems.push(`${k} must be a non-empty string, got ${describeValue(c[k])}`);
   }
   if (c.dataDir !== null && typeof c.dataDir !== 'string') problems.push(`dataDir must be a string or null, got ${describeValue(c.dataDir)}`);
+  if (c.dataShards !== null && (typeof c.dataShards !== 'string' || c.dataShards === '')) problems.push(`dataShards must be a shard directory or null, got ${describeValue(c.dataShards)}`);
   if (!isJsonObject(c.model)) problems.push(`model must be an object, got ${describeValue(c.model)}`);
   for (const k of ['lr', 'beta1', 'beta2', 'trainFraction', 'seed'] as const) if (!number(k)) problems.push(`${k} must be a number, got ${describeValue(c[k])}`);
   if (c.dropout !== null && !number('dropout')) problems.push(`dropout must be a number or null, got ${describeValue(c.dropout)}`);

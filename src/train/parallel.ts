@@ -42,12 +42,9 @@
  * Workers are unref'd (an idle DataParallel never keeps the process alive; a step in flight does),
  * and terminated when the DataParallel is garbage-collected; `close()` ends them explicitly.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../io/worker.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { getNumThreads } from '../backends/node.js';
 import { getBackend } from '../backends/registry.js';
@@ -104,38 +101,9 @@ interface Reply {
 
 const WORKER_KIND = 'tensorlm-data-parallel';
 
-/**
- * The file URL of tsx's ESM API (`tsx/esm/api`, whose `register()` installs its loader hooks in the
- * calling thread). createRequire resolves the CommonJS variant of that export, which cannot
- * register ESM hooks, so the `import` target is read from tsx's package.json exports.
- */
-function tsxEsmApi(from: string): string {
-  const pkgPath = createRequire(from).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports?: Record<string, unknown> };
-  const entry = pkg.exports?.['./esm/api'] as { import?: string | { default?: string } } | undefined;
-  const target = typeof entry?.import === 'string' ? entry.import : entry?.import?.default;
-  if (typeof target !== 'string') throw new Error(`${pkgPath} has no ESM export './esm/api'`);
-  return pathToFileURL(join(dirname(pkgPath), target)).href;
-}
-
-/** How a worker thread is started: compiled JS directly; TypeScript sources through tsx. */
+/** A replica's worker thread (parallel-worker.ts), from compiled JS or through tsx. */
 function startWorker(init: WorkerInit): Worker {
-  const here = import.meta.url;
-  const workerData = { kind: WORKER_KIND, init };
-  if (!here.endsWith('.ts')) return new Worker(new URL('./parallel-worker.js', here), { workerData });
-  // Running from sources (tsx, vitest): the worker must be able to load .ts modules. On Node 20
-  // neither `execArgv: ['--import', 'tsx']` nor importing tsx's loader module in the worker makes
-  // the .ts entry loadable (both fail with ERR_UNKNOWN_FILE_EXTENSION, measured on Node 20.20), so
-  // an eval'd bootstrap calls register() from tsx's ESM API and then imports the entry.
-  let api: string;
-  try {
-    api = tsxEsmApi(here);
-  } catch (e) {
-    throw new Error(`DataParallel: running from TypeScript sources, the worker threads need the 'tsx' package to load them (${(e as Error).message}); install it or run the compiled dist/`);
-  }
-  const entry = new URL('./parallel-worker.ts', here).href;
-  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return startModuleWorker(import.meta.url, './parallel-worker', { kind: WORKER_KIND, init }, 'DataParallel');
 }
 
 /** One worker thread and the shared memory it writes; knows nothing of the DataParallel that owns it. */

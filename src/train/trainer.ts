@@ -8,8 +8,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TextDataset, type Split } from '../data/dataset.js';
+import { TextDataset, type Batch, type Split, type TokenSequence } from '../data/dataset.js';
 import { loadText } from '../data/resolve.js';
+import { ShardDataset } from '../data/shards.js';
+import type { Generator } from '../tensor/random.js';
 import { generateText } from '../models/generate.js';
 import { createLanguageModel, type LanguageModel } from '../models/language-model.js';
 import { TransformerLM } from '../models/transformer.js';
@@ -56,8 +58,48 @@ export interface TrainResult extends RunOutcome {
   files: RunFiles;
   model: LanguageModel;
   tokenizer: Tokenizer;
-  dataset: TextDataset<Tokenizer>;
+  /** The text in memory, or the token shards read on demand (`dataShards`). */
+  dataset: TrainingData;
   config: RunConfig;
+}
+
+/** What training draws batches from: a TextDataset in memory or a ShardDataset on disk. */
+export interface TrainingData {
+  getBatch(split: Split, batchSize: number, blockSize: number, rng: Generator): Batch;
+  /** A split's first `maxTokens` tokens (a shard set's splits may not fit in memory whole). */
+  readSplit(split: Split, maxTokens?: number): TokenSequence;
+  readonly trainTokens: number;
+  readonly valTokens: number;
+}
+
+/**
+ * A run's data encoded with its tokenizer: the shard set it trained on (`dataShards`), or its
+ * text split at `trainFraction`. `dataDir` overrides where named datasets are looked for.
+ * Used by training, `tensorlm eval` and the report card, so all three see the same splits.
+ */
+export async function openRunData(config: TrainConfig, tokenizer: Tokenizer, options: { dataDir?: string } = {}): Promise<TrainingData> {
+  if (config.dataShards) return new ShardDataset(config.dataShards);
+  const text = await loadText(config.data, { dataDir: options.dataDir ?? config.dataDir ?? undefined });
+  return TextDataset.fromText(text, tokenizer, { trainFraction: config.trainFraction });
+}
+
+/**
+ * The run's data and tokenizer: a shard set brings its own tokenizer; a text is read whole and
+ * encoded with `config.tokenizer` (or, on resume, the run's tokenizer file).
+ */
+async function openTrainingData(config: TrainConfig, files: RunFiles, resuming: boolean): Promise<{ dataset: TrainingData; tokenizer: Tokenizer }> {
+  const runTokenizer = resuming && existsSync(files.tokenizer) ? loadTokenizer(files.tokenizer) : null;
+  if (config.dataShards !== null) {
+    const shards = new ShardDataset(config.dataShards);
+    const tokenizer = runTokenizer ?? loadTokenizer(join(config.dataShards, shards.manifest.tokenizer));
+    if (tokenizer.vocabSize < shards.manifest.vocabSize) {
+      throw new Error(`shards ${config.dataShards} hold ids up to ${shards.manifest.vocabSize - 1}, but the tokenizer has only ${tokenizer.vocabSize} tokens`);
+    }
+    return { dataset: shards, tokenizer };
+  }
+  const text = await loadText(config.data, { dataDir: config.dataDir ?? undefined });
+  const tokenizer = runTokenizer ?? makeTokenizer(config.tokenizer, text);
+  return { dataset: TextDataset.fromText(text, tokenizer, { trainFraction: config.trainFraction }), tokenizer };
 }
 
 export { NonFiniteLossError } from './loop.js';
@@ -80,10 +122,8 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   // Where the run is stays where it is: a copied run directory's checkpoint names the original.
   if (checkpoint) config = resumeTrainConfig(checkpoint.meta.config as RunConfig, files.latest, { ...input, name: config.name, outDir: config.outDir });
 
-  const text = await loadText(config.data, { dataDir: config.dataDir ?? undefined });
-  const tokenizer = resuming && existsSync(files.tokenizer) ? loadTokenizer(files.tokenizer) : makeTokenizer(config.tokenizer, text);
+  const { dataset, tokenizer } = await openTrainingData(config, files, resuming);
   if (checkpoint) checkTokenizerBinding(checkpoint, files.latest, tokenizer, existsSync(files.tokenizer) ? files.tokenizer : `'${config.tokenizer}'`);
-  const dataset = TextDataset.fromText(text, tokenizer, { trainFraction: config.trainFraction });
   const modelConfig = buildModelConfig(config, tokenizer.vocabSize);
   const runConfig: RunConfig = { train: config, model: modelConfig };
   // Compared resolved, so a checkpoint from before a config field existed (e.g. `mup`) still matches.
@@ -130,7 +170,7 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
       resumeFrom: checkpoint,
       hooks: options.hooks as RunHooks,
       control: options,
-      dataTokens: { train: dataset.train.length, val: dataset.val.length },
+      dataTokens: { train: dataset.trainTokens, val: dataset.valTokens },
     });
     return { files, model, tokenizer, dataset, config: runConfig, ...outcome };
   } finally {
@@ -145,6 +185,8 @@ function pickResumeOverrides(input: Partial<TrainConfig>): Partial<TrainConfig> 
   if (input.name !== undefined) out.name = input.name;
   if (input.outDir !== undefined) out.outDir = input.outDir;
   if (input.dataDir !== undefined) out.dataDir = input.dataDir;
+  // The same shards may have moved (a copied run, another disk); their tokenizer binding is checked.
+  if (input.dataShards !== undefined && input.dataShards !== null) out.dataShards = input.dataShards;
   // How many threads compute a step changes speed, not the experiment.
   if (input.replicas !== undefined) out.replicas = input.replicas;
   return out;

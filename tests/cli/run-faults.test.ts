@@ -2,30 +2,17 @@
  * Faults around a training run on disk (issue #20, item 6): SIGTERM, temporary files a killed
  * writer left behind, resuming a finished run, and a copied run directory.
  */
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import '../../src/index.js';
 import { removeStaleTempFiles, tempFileWriterPid, tempPathFor } from '../../src/data/files.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { train } from '../../src/train/trainer.js';
 import { smallTrainConfig } from '../train/helpers.js';
-
-const run = promisify(execFile);
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
-
-async function cli(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { maxBuffer: 1 << 24 });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
+import { CLI_ARGS as CLI, runCli as cli } from '../helpers/cli.js';
 
 function setup(): { dir: string; data: string } {
   const dir = mkdtempSync(join(tmpdir(), 'tensorlm-faults-'));

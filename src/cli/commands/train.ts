@@ -14,10 +14,12 @@ import { evaluateStream, lossByPosition, uniformBaseline, unigramBaseline } from
 import { readJsonFile, writeFileAtomic } from '../../data/files.js';
 import { readMetrics } from '../../train/metrics.js';
 import { lossCurveSpec, positionCurveSpec, writeLossCurve } from '../../train/plot.js';
-import { loadRun, SAMPLE_TEMPERATURE, train, type RunConfig, type TrainResult } from '../../train/trainer.js';
+import { loadRun, openRunData, SAMPLE_TEMPERATURE, train, type RunConfig, type TrainResult } from '../../train/trainer.js';
 import { formatSeconds, runProgress } from '../progress.js';
 import { dataDirEnv } from '../../env.js';
 import { parseJsonText } from '../../io/json.js';
+import { predictedBytes } from '../../evals/bits-per-byte.js';
+import { runEvalTasks } from './eval-tasks.js';
 
 const d = DEFAULT_TRAIN_CONFIG;
 
@@ -49,6 +51,7 @@ const TRAIN_FLAGS: [flags: string, key: keyof TrainConfig, help: string, parse?:
   ['--name <name>', 'name', 'run name: the run lives in <out-dir>/<name>/'],
   ['--out-dir <dir>', 'outDir', 'directory of runs'],
   ['--data <name|path>', 'data', "dataset name ('tinyshakespeare') or a text file / directory of text files"],
+  ['--data-shards <dir>', 'dataShards', "train on a token shard directory from 'tensorlm data shard' instead of --data (read window by window; its tokenizer is used)"],
   ['--tokenizer <char|path>', 'tokenizer', "'char', or a BPE tokenizer JSON from 'tensorlm tokenizer train'"],
   ['--preset <name>', 'preset', `model preset (${presetNames.join(', ')})`],
   ['--batch-size <n>', 'batchSize', 'sequences per step', positiveInt('--batch-size')],
@@ -109,6 +112,9 @@ function modelFromFlags(command: Command, opts: Record<string, unknown>, fileMod
   return any ? (model as TrainConfig['model']) : fileModel;
 }
 
+/** The end-of-run evaluation and `tensorlm eval` read at most this many tokens of a shard set's split. */
+const EVAL_MAX_TOKENS = 500_000;
+
 async function runTrain(command: Command): Promise<void> {
   const opts = command.opts();
   const fileConfig = opts.config ? readTrainConfigFile(opts.config as string) : {};
@@ -126,7 +132,7 @@ async function runTrain(command: Command): Promise<void> {
     // Names and paths from where the run is (a copied run directory's config names the original).
     return [
       `${resumed ? 'resuming' : 'training'} ${basename(dir)}: preset ${config.train.preset} (${parameters.toLocaleString('en-US')} parameters, ` +
-        `${isRecurrentConfig(m) ? `${m.nLayers} ${m.arch.toUpperCase()} layers, hidden ${m.hiddenSize}` : `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads`}, vocab ${m.vocabSize}) on ${config.train.data} ` +
+        `${isRecurrentConfig(m) ? `${m.nLayers} ${m.arch.toUpperCase()} layers, hidden ${m.hiddenSize}` : `${m.nLayers} layers, dModel ${m.dModel}, ${m.nHeads} heads`}, vocab ${m.vocabSize}) on ${config.train.dataShards ?? config.train.data} ` +
         `(${trainTokens.toLocaleString('en-US')} train / ${valTokens.toLocaleString('en-US')} val tokens)`,
       `batch ${config.train.batchSize} × block ${config.train.blockSize}${config.train.replicas > 1 ? ` over ${config.train.replicas} data-parallel replicas` : ''}, AdamW lr ${config.train.lr} → ${config.train.minLr}, ` + `${config.train.maxTime ? `time budget ${formatSeconds(config.train.maxTime)}, ` : ''}run directory ${dir}`,
     ];
@@ -152,10 +158,13 @@ async function runTrain(command: Command): Promise<void> {
   }
   const unit = tokenizer.vocabSize <= 256 && config.train.tokenizer === 'char' ? 'char' : 'token';
   console.log(`\nfinished ${result.step} steps in ${formatSeconds((performance.now() - started) / 1000)} (${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s)`);
-  const full = evaluateStream(model, dataset.val, config.train.blockSize, config.train.batchSize);
+  // A shard set's splits can be far larger than memory: its final figures use their first tokens.
+  const val = dataset.readSplit('val', EVAL_MAX_TOKENS);
+  const full = evaluateStream(model, val, config.train.blockSize, config.train.batchSize);
   const uniform = uniformBaseline(tokenizer.vocabSize);
-  const unigram = unigramBaseline(dataset.train, dataset.val, tokenizer.vocabSize);
-  console.log(`validation loss ${full.loss.toFixed(4)} nats/${unit} (whole val split, ${full.tokens.toLocaleString('en-US')} ${unit}s), perplexity ${full.perplexity.toFixed(2)}, ${full.bitsPerToken.toFixed(3)} bits/${unit}`);
+  const unigram = unigramBaseline(dataset.readSplit('train', EVAL_MAX_TOKENS), val, tokenizer.vocabSize);
+  const span = val.length < dataset.valTokens ? `first ${full.tokens.toLocaleString('en-US')} ${unit}s of the val split` : `whole val split, ${full.tokens.toLocaleString('en-US')} ${unit}s`;
+  console.log(`validation loss ${full.loss.toFixed(4)} nats/${unit} (${span}), perplexity ${full.perplexity.toFixed(2)}, ${full.bitsPerToken.toFixed(3)} bits/${unit}`);
   console.log(`  baselines: uniform ln ${tokenizer.vocabSize} = ${uniform.toFixed(4)}, unigram ${unigram.toFixed(4)} nats/${unit}`);
   if (config.train.sampleTokens > 0) {
     const sample = generateText(model, tokenizer, '', { maxNewTokens: config.train.sampleTokens, temperature: SAMPLE_TEMPERATURE, seed: config.train.seed });
@@ -193,10 +202,11 @@ async function runEval(opts: Record<string, unknown>): Promise<void> {
     stream = Int32Array.from(tokenizer.encode(text));
     what = opts.data as string;
   } else {
-    const text = await loadText(config.train.data, { dataDir: (opts.dataDir as string | undefined) ?? config.train.dataDir ?? dataDirEnv() });
-    const dataset = TextDataset.fromText(text, tokenizer, { trainFraction: config.train.trainFraction });
-    stream = dataset.val;
-    what = `${config.train.data} (validation split)`;
+    // The run's own validation split: the tail of its text, or its shard set's val files.
+    const data = await openRunData(config.train, tokenizer, { dataDir: (opts.dataDir as string | undefined) ?? config.train.dataDir ?? dataDirEnv() });
+    stream = data.readSplit('val', EVAL_MAX_TOKENS);
+    const part = stream.length < data.valTokens ? `, first ${stream.length.toLocaleString('en-US')} tokens` : '';
+    what = config.train.dataShards ? `shards ${config.train.dataShards} (validation split${part})` : `${config.train.data} (validation split)`;
   }
   if (stream.length < 2) throw new Error(`${what} has fewer than 2 tokens`);
   const blockSize = (opts.blockSize as number | undefined) ?? config.train.blockSize;
@@ -204,7 +214,9 @@ async function runEval(opts: Record<string, unknown>): Promise<void> {
   const f = evaluateStream(model, stream, blockSize, config.train.batchSize);
   const unit = config.train.tokenizer === 'char' ? 'char' : 'token';
   console.log(`${checkpoint} on ${what}: ${f.tokens.toLocaleString('en-US')} ${unit}s in windows of ${blockSize}`);
-  console.log(`loss ${f.loss.toFixed(4)} nats/${unit}, perplexity ${f.perplexity.toFixed(2)}, ${f.bitsPerToken.toFixed(3)} bits/${unit} (uniform baseline ${uniformBaseline(tokenizer.vocabSize).toFixed(4)})`);
+  // Bits per byte: tokenizer-independent (src/evals/bits-per-byte.ts: the UTF-8 bytes of the predicted tokens stream[1..]).
+  const bpb = (f.loss * f.tokens) / (Math.LN2 * predictedBytes(tokenizer, stream));
+  console.log(`loss ${f.loss.toFixed(4)} nats/${unit}, perplexity ${f.perplexity.toFixed(2)}, ${f.bitsPerToken.toFixed(3)} bits/${unit}, ${bpb.toFixed(3)} bits/byte (uniform baseline ${uniformBaseline(tokenizer.vocabSize).toFixed(4)})`);
   if (opts.byPosition) {
     const windows = Math.floor((stream.length - 1) / blockSize);
     if (windows < 1) throw new Error(`${what} is shorter than one window of ${blockSize} + 1 tokens`);
@@ -299,8 +311,15 @@ export function registerTrainCommands(program: Command): void {
     .option('--data-dir <dir>', 'cache directory for named datasets')
     .addOption(new Option('--block-size <n>', "window length (default: the run's training block size; a transformer's at most its maxSeqLen)").argParser(positiveInt('--block-size')))
     .option('--by-position', 'also the mean loss at each position of the windows (how much the model gains from context), written to <run>/loss-by-position-<block-size>.json')
+    .option('--tasks <list>', 'score tasks instead (docs/evaluation.md): shakespeare-speaker, shakespeare-continuation, addition, reverse, sort, count (SFT runs), path/to/task.jsonl; comma-separated; writes <run>/eval-tasks.json')
+    .addOption(new Option('--limit <n>', 'most examples per task (default: 500 per built-in task, all of a file)').argParser(positiveInt('--limit')))
+    .addOption(new Option('--seed <n>', "seed of the built-in tasks' examples").default(1337).argParser(nonNegativeInt('--seed')))
     .addOption(checkpointOption())
-    .action(async (opts: Record<string, unknown>) => runEval(opts));
+    .action(async (opts: Record<string, unknown>) => {
+      if (opts.tasks === undefined) return runEval(opts);
+      if (opts.data !== undefined || opts.byPosition) throw new Error('--tasks cannot be combined with --data or --by-position');
+      await runEvalTasks({ run: opts.run as string, tasks: opts.tasks as string, checkpoint: opts.checkpoint as 'best' | 'latest', limit: opts.limit as number | undefined, seed: opts.seed as number, dataDir: opts.dataDir as string | undefined, blockSize: opts.blockSize as number | undefined });
+    });
 
   program
     .command('plot')
