@@ -31,10 +31,7 @@ export const GPT2_PATTERN =
  *   after them is disjoint from theirs), and a greedy `\s*` ends at the run's last newline either way.
  */
 export const CL100K_PATTERN =
-  String.raw`'(?:[sSſ]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^
-\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\p{White_Space}\p{L}\p{N}]+[
-]*|\p{White_Space}*[
-]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+`;
+  String.raw`'(?:[sS\u{17F}]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\p{White_Space}\p{L}\p{N}]+[\r\n]*|\p{White_Space}*[\r\n]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+`;
 
 /**
  * The built-in pre-tokenizers by name, with the pattern each runs (on JavaScript's RegExp, `u`
