@@ -54,6 +54,11 @@ export function hfArchitecture(config: TransformerConfig): HfArchitecture {
   const common: string[] = [];
   if (config.mup) common.push('μP (its multipliers have no Hugging Face config field; train without mup to export)');
   if (config.normPlacement !== 'pre') common.push(`normPlacement '${config.normPlacement}' (both are pre-norm)`);
+  // A window as long as the context hides nothing; a shorter one is Mistral's sliding_window,
+  // which neither architecture has (Llama would silently attend to everything).
+  if (config.slidingWindow !== null && config.slidingWindow < config.maxSeqLen) {
+    common.push(`slidingWindow ${config.slidingWindow} (neither has sliding-window attention; MistralForCausalLM's sliding_window is not written yet)`);
+  }
   const llama = llamaMismatches(config);
   const gpt2 = gpt2Mismatches(config);
   if (common.length === 0 && llama.length === 0) return 'LlamaForCausalLM';

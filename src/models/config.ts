@@ -101,6 +101,13 @@ export interface TransformerConfig {
   initStd: number;
   /** μP relative to a base width, or null for the standard parametrization (the default). */
   mup: MupConfig | null;
+  /**
+   * Sliding-window (local causal) attention in every layer: key j is visible from query i iff
+   * i − W < j ≤ i (the token itself and the W − 1 before it; Hugging Face Mistral's
+   * `sliding_window`). Null (the default) is full causal attention; W ≥ maxSeqLen behaves like it.
+   * The KV cache then keeps min(W, maxSeqLen) positions per layer (a ring).
+   */
+  slidingWindow: number | null;
 }
 
 /** Fields of a config to override, with `mup` as its input form (base width, the rest defaulted). */
@@ -129,6 +136,7 @@ const KEYS: readonly (keyof TransformerConfig)[] = [
   'normPlacement',
   'initStd',
   'mup',
+  'slidingWindow',
 ];
 
 function closestKey(key: string): string | null {
@@ -142,7 +150,9 @@ function closestKey(key: string): string | null {
  * "dModel 250 is not divisible by nHeads 8" or "nHeads 8 not divisible by nKvHeads 3".
  * Defaults: nKvHeads = nHeads, dFF = 4·dModel, norm 'layer', mlp 'gelu', pos 'learned',
  * ropeTheta 10000, ropePairing 'half', tieWeights true, bias true, dropout 0, normEps 1e-5
- * (layer) / 1e-6 (rms), normPlacement 'pre', initStd 0.02, mup null (see resolveMup for its defaults).
+ * (layer) / 1e-6 (rms), normPlacement 'pre', initStd 0.02, mup null (see resolveMup for its defaults),
+ * slidingWindow null. A missing key takes its default, so configs saved before a key existed
+ * (checkpoints' config.json) still resolve.
  */
 export function resolveConfig(input: TransformerConfigInput): TransformerConfig {
   if (typeof input !== 'object' || input === null) throw new TypeError('TransformerConfig: expected an object');
@@ -174,6 +184,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
     normPlacement: input.normPlacement ?? 'pre',
     initStd: input.initStd ?? 0.02,
     mup: null,
+    slidingWindow: input.slidingWindow ?? null,
   };
   const positiveInts: (keyof TransformerConfig)[] = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKvHeads', 'dFF', 'maxSeqLen'];
   for (const key of positiveInts) {
@@ -202,6 +213,8 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   if (!(typeof c.ropeTheta === 'number' && c.ropeTheta > 0)) problems.push(`ropeTheta must be positive, got ${shown(c.ropeTheta)}`);
   if (!(typeof c.normEps === 'number' && c.normEps >= 0)) problems.push(`normEps must be non-negative, got ${shown(c.normEps)}`);
   if (!(typeof c.initStd === 'number' && c.initStd >= 0)) problems.push(`initStd must be non-negative, got ${shown(c.initStd)}`);
+  const w = c.slidingWindow;
+  if (w !== null && !(typeof w === 'number' && Number.isSafeInteger(w) && w > 0)) problems.push(`slidingWindow must be a positive integer (the number of tokens each query sees, itself included) or null, got ${shown(w)}`);
   if (input.mup !== undefined && input.mup !== null) c.mup = resolveMup(input.mup, c, problems);
   if (problems.length > 0) throw new Error(`TransformerConfig: ${problems.join('; ')}`);
   return c;

@@ -76,7 +76,12 @@ export class DecodeEngine {
   readonly model: TransformerLM;
   readonly batch: number;
   readonly maxLen: number;
-  /** Tokens each row holds in the cache. */
+  /**
+   * Positions stored per layer: maxLen, or min(W, maxLen) with a sliding window W — then the cache
+   * is a ring (position p in slot p mod slots) that always holds the last W positions.
+   */
+  readonly slots: number;
+  /** Tokens each row has been fed (the absolute position of the next one; ≤ maxLen). */
   length = 0;
   readonly #k: Float32Array[];
   readonly #v: Float32Array[];
@@ -104,13 +109,23 @@ export class DecodeEngine {
     this.model = model;
     this.batch = batch;
     this.maxLen = maxLen;
-    const kvSize = batch * c.nKvHeads * maxLen * (c.dModel / c.nHeads);
+    this.slots = c.slidingWindow === null ? maxLen : Math.min(c.slidingWindow, maxLen);
+    const kvSize = batch * c.nKvHeads * this.slots * (c.dModel / c.nHeads);
     this.#k = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
     this.#v = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
-    this.#scores = new Float32Array(maxLen);
+    this.#scores = new Float32Array(this.slots);
     this.#last = new Float32Array(batch * c.dModel);
     this.#lastNorm = new Float32Array(batch * c.dModel);
     this.#logits = new Float32Array(batch * c.vocabSize);
+  }
+
+  /**
+   * Layer l's cached keys and values, [B, Hkv, slots, D] row-major (position p in slot p mod
+   * slots); the engine's own buffers, for inspection only.
+   */
+  layerCache(l: number): { k: Float32Array; v: Float32Array } {
+    if (!(Number.isInteger(l) && l >= 0 && l < this.#k.length)) throw new RangeError(`DecodeEngine: layer must be an integer in [0, ${this.#k.length}), got ${l}`);
+    return { k: this.#k[l], v: this.#v[l] };
   }
 
   /** Forgets every row's tokens (the buffers stay). */
@@ -249,21 +264,12 @@ export class DecodeEngine {
       rotate(this.#q, H);
       rotate(this.#kNew, Hkv);
     }
-    // Append k and v to the cache: [B, Hkv, maxLen, D].
+    // Each new token in order: store its k and v in the cache [B, Hkv, slots, D], then attend over
+    // the cache (its own position included). Storing token s + 1 only after token s has attended
+    // matters for a ring: it overwrites a position that token s may still see.
     const K = this.#k[l];
     const V = this.#v[l];
-    const L = this.maxLen;
-    for (let b = 0; b < B; b++) {
-      for (let s = 0; s < t; s++) {
-        const r = b * t + s;
-        for (let hk = 0; hk < Hkv; hk++) {
-          const at = ((b * Hkv + hk) * L + this.length + s) * D;
-          K.set(this.#kNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
-          V.set(this.#vNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
-        }
-      }
-    }
-    // Causal attention of each new token over the cache (its own position included).
+    const S = this.slots;
     const scale = attn.scale;
     const q = this.#q;
     const out = this.#att;
@@ -271,9 +277,17 @@ export class DecodeEngine {
     for (let b = 0; b < B; b++) {
       for (let s = 0; s < t; s++) {
         const r = b * t + s;
-        const n = this.length + s + 1;
+        const p = this.length + s;
+        for (let hk = 0; hk < Hkv; hk++) {
+          const at = ((b * Hkv + hk) * S + (p % S)) * D;
+          K.set(this.#kNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+          V.set(this.#vNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+        }
+        // Positions 0..p while they fit (slot = position); after that the ring holds exactly the
+        // last S ≤ W positions, all visible, and softmax over a set does not depend on their order.
+        const n = Math.min(p + 1, S);
         for (let hh = 0; hh < H; hh++) {
-          const base = (b * Hkv + Math.floor(hh / g)) * L * D;
+          const base = (b * Hkv + Math.floor(hh / g)) * S * D;
           attend(q, r * d + hh * D, K, V, base, n, D, scale, scores, out, r * d + hh * D);
         }
       }

@@ -42,6 +42,8 @@ export {
   countParameters,
   estimateMemory,
   activationElements,
+  kvCacheBytes,
+  type KVCacheEstimate,
   describeModel,
   formatCount,
   formatBytes,

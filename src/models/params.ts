@@ -184,6 +184,30 @@ function recurrentActivationElements(c: RecurrentLMConfig, batch: number, seq: n
   return { perLayerPerToken, scoresPerLayerPerSequence: 0, modelPerToken, total };
 }
 
+/** What a KV cache (TransformerLM.createCache, DecodeEngine) holds for inference, fp32. */
+export interface KVCacheEstimate {
+  /** Positions each layer stores per sequence: min(seq, slidingWindow) — a ring once it is full. */
+  positions: number;
+  /** Bytes one more cached token adds to a sequence (k and v of every layer), until the window is full. */
+  bytesPerToken: number;
+  /** Bytes per sequence: positions × bytesPerToken. */
+  bytesPerSequence: number;
+}
+
+/**
+ * The KV cache of one sequence of `seq` tokens (default maxSeqLen): keys and values of nKvHeads ×
+ * headDim floats per layer and position, at most slidingWindow positions per layer (the rolling
+ * cache). This is what TransformerLM.createCache(1) and new DecodeEngine(model, 1) allocate.
+ */
+export function kvCacheBytes(config: TransformerConfigInput, seq?: number): KVCacheEstimate {
+  const c = resolveConfig(config);
+  const t = seq ?? c.maxSeqLen;
+  if (!Number.isInteger(t) || t <= 0) throw new RangeError(`kvCacheBytes: seq must be a positive integer, got ${t}`);
+  const positions = c.slidingWindow === null ? t : Math.min(t, c.slidingWindow);
+  const bytesPerToken = 2 * c.nLayers * c.nKvHeads * (c.dModel / c.nHeads) * 4;
+  return { positions, bytesPerToken, bytesPerSequence: positions * bytesPerToken };
+}
+
 /** Training memory for AdamW at a batch size, sequence length (default: a transformer's maxSeqLen, 128 for a recurrent model) and precision. */
 export function estimateMemory(config: ModelConfigInput, options: MemoryOptions = {}): MemoryEstimate {
   const recurrent = isRecurrentConfig(config) ? resolveRecurrentConfig(config) : null;
@@ -265,7 +289,7 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
   const row = breakdownRows(p.total);
   const lines = [
     `${name}: ${formatCount(p.total)} parameters`,
-    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''})`,
+    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''}${c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}`})`,
     row('embedding', p.embedding, p.positionEmbedding > 0 ? `(tokens ${formatCount(p.tokenEmbedding)}, positions ${formatCount(p.positionEmbedding)})` : ''),
     row('attention', p.attention, `(${c.nLayers} × ${formatCount(p.perLayer.attention)})`),
     row('feed-forward', p.ffn, `(${c.nLayers} × ${formatCount(p.perLayer.ffn)})`),
@@ -273,5 +297,8 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
     row('output head', p.head, c.tieWeights ? '(tied to the token embedding)' : ''),
     `  ${'total'.padEnd(14)}${formatCount(p.total).padStart(16)}`,
   ];
+  const kv = kvCacheBytes(c);
+  const window = c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}: a ring of the last ${kv.positions} positions`;
+  lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions, fp32${window})`);
   return lines;
 }

@@ -1,6 +1,6 @@
 /**
  * Named model configurations (plain data). Parameter counts are exact (see params.ts and
- * docs/models.md): tiny 818,048; nano-trickster 5,180,672; tinyllama-1.1b 1,100,048,384; and the
+ * docs/models.md): tiny 818,048; nano-trickster and nano-swa 5,180,672; tinyllama-1.1b 1,100,048,384; and the
  * recurrent models sized to tiny's budget (docs/recurrent.md): char-lstm 821,021, char-gru
  * 822,849, char-rnn 818,873.
  */
@@ -60,6 +60,27 @@ const PRESETS: readonly Preset[] = [
       tieWeights: true,
       bias: false,
       dropout: 0,
+    },
+  },
+  {
+    name: 'nano-swa',
+    description: 'nano-trickster with sliding-window attention (each token sees the last 128 of its 512-token context; the KV cache keeps 128 positions)',
+    config: {
+      vocabSize: 256,
+      dModel: 256,
+      nLayers: 6,
+      nHeads: 8,
+      nKvHeads: 8,
+      dFF: 768,
+      maxSeqLen: 512,
+      norm: 'rms',
+      mlp: 'swiglu',
+      pos: 'rope',
+      ropeTheta: 10000,
+      tieWeights: true,
+      bias: false,
+      dropout: 0,
+      slidingWindow: 128,
     },
   },
   {

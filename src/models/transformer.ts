@@ -77,10 +77,10 @@ export interface LMForwardOptions extends LMSequenceOptions {
 
 /**
  * The attention mask of packed rows: documentIds int32 [B, T] → bool [B, 1, T, T], true where
- * query i may see key j (j ≤ i and the same document). Every token sees at least itself, so no
- * softmax row is empty.
+ * query i may see key j (j ≤ i and the same document; with a sliding window W also j > i − W).
+ * Every token sees at least itself, so no softmax row is empty.
  */
-export function packedAttentionMask(documentIds: Tensor): Tensor {
+export function packedAttentionMask(documentIds: Tensor, window: number | null = null): Tensor {
   if (documentIds.dtype !== 'int32' || documentIds.ndim !== 2) throw new Error(`packedAttentionMask: documentIds must be an int32 tensor [B, T], got ${documentIds.dtype} ${formatShape(documentIds.shape)}`);
   const [b, t] = documentIds.shape;
   const doc = documentIds.contiguous().toTypedArray() as Int32Array;
@@ -89,7 +89,7 @@ export function packedAttentionMask(documentIds: Tensor): Tensor {
     for (let i = 0; i < t; i++) {
       const d = doc[r * t + i];
       const row = (r * t + i) * t;
-      for (let j = 0; j <= i; j++) if (doc[r * t + j] === d) mask[row + j] = 1;
+      for (let j = window === null ? 0 : Math.max(0, i - window + 1); j <= i; j++) if (doc[r * t + j] === d) mask[row + j] = 1;
     }
   }
   return tensor(mask, { shape: [b, 1, t, t] });
@@ -172,6 +172,8 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
           dropoutGenerator: options.dropoutGenerator,
         }),
       );
+      // Set after construction so that the block (and its random draws) is the same with or without a window.
+      this.layers.at(i).attn.slidingWindow = c.slidingWindow;
     }
     // Post-norm blocks already end with a norm; pre-norm needs one before the head.
     this.norm = c.normPlacement === 'pre' ? makeNorm(c.norm, c.dModel, { bias: c.bias, eps: c.normEps }) : null;
@@ -271,7 +273,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       throw new RangeError(`TransformerLM: ${t} tokens at position ${offset} exceed maxSeqLen ${c.maxSeqLen}`);
     }
     // Built once for all layers; with it attention takes the explicit-mask path, causal included.
-    const mask = documentIds ? packedAttentionMask(documentIds) : null;
+    const mask = documentIds ? packedAttentionMask(documentIds, c.slidingWindow) : null;
     let x = this.tokEmb.forward(ids);
     if (this.posEmb) x = this.posEmb.forward(x, positions ?? offset);
     // μP's input multiplier α_in on the embeddings (TP5 Table 3's tunable "input weights multiplier").
@@ -373,6 +375,6 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
 
   override extraRepr(): string {
     const c = this.config;
-    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
+    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${c.slidingWindow}`}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
   }
 }

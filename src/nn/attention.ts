@@ -31,11 +31,19 @@ import type { RotaryEmbedding } from './positional.js';
 
 /**
  * Keys and values of the tokens seen so far by one attention layer, preallocated as
- * [batch, nKvHeads, maxLen, headDim]; `length` tokens are filled. Keys are stored after RoPE.
+ * [batch, nKvHeads, slots, headDim]; `length` tokens have been appended (the absolute position of
+ * the next one). Keys are stored after RoPE.
+ *
+ * Without a window, slots = maxLen and position p lives in slot p. With a sliding window W the
+ * cache is a ring of slots = min(W, maxLen): position p lives in slot p mod slots, so a new token
+ * overwrites the oldest one and the ring always holds exactly the last min(length, W) positions —
+ * the keys a window-W query can see. `maxLen` still bounds the positions (RoPE / position tables).
  */
 export class KVCacheLayer {
   readonly k: Tensor;
   readonly v: Tensor;
+  /** Stored positions: min(window, maxLen) for a rolling cache, maxLen otherwise. */
+  readonly slots: number;
   length = 0;
 
   constructor(
@@ -43,12 +51,15 @@ export class KVCacheLayer {
     readonly nKvHeads: number,
     readonly maxLen: number,
     readonly headDim: number,
+    readonly window: number | null = null,
   ) {
     for (const [what, n] of [['batch', batch], ['nKvHeads', nKvHeads], ['maxLen', maxLen], ['headDim', headDim]] as const) {
       if (!Number.isInteger(n) || n <= 0) throw new RangeError(`KVCacheLayer: ${what} must be a positive integer, got ${n}`);
     }
-    this.k = zeros([batch, nKvHeads, maxLen, headDim]);
-    this.v = zeros([batch, nKvHeads, maxLen, headDim]);
+    if (window !== null && !(Number.isSafeInteger(window) && window > 0)) throw new RangeError(`KVCacheLayer: window must be a positive integer or null, got ${String(window)}`);
+    this.slots = window === null ? maxLen : Math.min(window, maxLen);
+    this.k = zeros([batch, nKvHeads, this.slots, headDim]);
+    this.v = zeros([batch, nKvHeads, this.slots, headDim]);
   }
 
   /** Forgets every cached token (the memory is kept and overwritten). */
@@ -57,10 +68,16 @@ export class KVCacheLayer {
   }
 
   /**
-   * Stores k, v [batch, nKvHeads, t, headDim] at positions length .. length+t−1 and returns views
-   * of all cached keys and values [batch, nKvHeads, length + t, headDim] (no copies).
+   * Stores k, v [batch, nKvHeads, t, headDim] at positions length .. length+t−1 and returns the
+   * keys and values the new tokens attend over, [batch, nKvHeads, n, headDim], with `offset`: the
+   * number of them before the new tokens (the causal offset of the first new query).
+   * Without a window (or before a rolling cache wraps) these are views of positions
+   * 0 .. length+t−1, offset = length (no copies). Once a ring has wrapped, one new token gets the
+   * whole ring (every slot is within its window; softmax over a set ignores the slots' order),
+   * and t > 1 tokens get a chronological copy of the cached ones followed by the new ones, to be
+   * masked with the window.
    */
-  append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+  append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor; offset: number } {
     const t = k.shape[2];
     if (this.length + t > this.maxLen) {
       throw new RangeError(`KVCacheLayer: ${t} new tokens after ${this.length} cached ones exceed the cache length ${this.maxLen}`);
@@ -71,12 +88,54 @@ export class KVCacheLayer {
         throw new Error(`KVCacheLayer: ${name} has shape ${formatShape(x.shape)}, expected ${formatShape(expect)}`);
       }
     }
-    noGrad(() => {
-      this.k.narrow(2, this.length, t).copy_(k);
-      this.v.narrow(2, this.length, t).copy_(v);
+    const past = this.length;
+    const S = this.slots;
+    if (past + t <= S) {
+      // Nothing is overwritten yet: slot = position, as in a plain cache.
+      noGrad(() => {
+        this.k.narrow(2, past, t).copy_(k);
+        this.v.narrow(2, past, t).copy_(v);
+      });
+      this.length += t;
+      return { k: this.k.narrow(2, 0, this.length), v: this.v.narrow(2, 0, this.length), offset: past };
+    }
+    return noGrad(() => {
+      // The cached positions the new queries may still see, oldest first, before the ring is overwritten.
+      const keep = Math.min(past, S);
+      const seq = (ring: Tensor, fresh: Tensor): Tensor => {
+        const out = zeros([this.batch, this.nKvHeads, keep + t, this.headDim]);
+        let at = 0;
+        for (const [start, n] of this.#ranges(past - keep, keep)) {
+          out.narrow(2, at, n).copy_(ring.narrow(2, start, n));
+          at += n;
+        }
+        out.narrow(2, keep, t).copy_(fresh);
+        return out;
+      };
+      const single = t === 1;
+      const kk = single ? null : seq(this.k, k);
+      const vv = single ? null : seq(this.v, v);
+      // Only the last S new tokens survive in the ring.
+      const skip = Math.max(0, t - S);
+      let from = skip;
+      for (const [start, n] of this.#ranges(past + skip, t - skip)) {
+        this.k.narrow(2, start, n).copy_(k.narrow(2, from, n));
+        this.v.narrow(2, start, n).copy_(v.narrow(2, from, n));
+        from += n;
+      }
+      this.length += t;
+      // One token: the ring holds exactly its window (S ≤ W positions, itself included).
+      if (single) return { k: this.k, v: this.v, offset: S - 1 };
+      return { k: kk as Tensor, v: vv as Tensor, offset: keep };
     });
-    this.length += t;
-    return { k: this.k.narrow(2, 0, this.length), v: this.v.narrow(2, 0, this.length) };
+  }
+
+  /** The ring's slot ranges [start, n] of positions first .. first+count−1 (count ≤ slots), in order. */
+  #ranges(first: number, count: number): [number, number][] {
+    if (count === 0) return [];
+    const start = first % this.slots;
+    const n = Math.min(count, this.slots - start);
+    return n === count ? [[start, n]] : [[start, n], [0, count - n]];
   }
 }
 
@@ -113,6 +172,8 @@ export interface GroupedAttentionOptions {
   causal?: boolean;
   /** Query i (of the new tokens) sees keys j ≤ i + causalOffset; a cache of n tokens uses n. */
   causalOffset?: number;
+  /** Sliding window W (with causal): query i also sees only keys j > i + causalOffset − W. */
+  window?: number | null;
   /** Bool (true = attend) or additive mask broadcasting against the scores [B, Hkv, G, Tq, Tk]; replaces `causal`. */
   mask?: Tensor | null;
   /** Default 1/√D. */
@@ -140,7 +201,7 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: Group
   }
   const [b, hkv, g, tq, d] = q.shape;
   const tk = k.shape[2];
-  const { causal = false, causalOffset = 0, dropoutP = 0, mask = null } = options;
+  const { causal = false, causalOffset = 0, dropoutP = 0, mask = null, window = null } = options;
   if (mask && causal) throw new Error('groupedAttention: pass either mask or causal, not both');
   const scale = options.scale ?? 1 / Math.sqrt(d);
   // Scaling q (B·T·D elements) instead of the scores (B·H·T·Tk) keeps the softmax backward one pass.
@@ -149,7 +210,7 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: Group
   const scores = matmul(qm, k.transpose(-2, -1)).view([b, hkv, g, tq, tk]);
   // A mask applies to the scaled scores, as in scaledDotProductAttention (here q carries the scale).
   const masked = !mask ? scores : mask.dtype === 'bool' ? where(mask, scores, -Infinity) : scores.add(mask);
-  let probs = scaledSoftmax(masked, 1, causal, causalOffset);
+  let probs = scaledSoftmax(masked, 1, causal, causalOffset, window);
   if (options.applyToProbs) probs = options.applyToProbs(probs);
   else if (dropoutP > 0) probs = dropout(probs, dropoutP, true, options.generator);
   // One query head per group (MHA): the output goes straight into [B, Tq, H, D] order (see forward).
@@ -168,6 +229,12 @@ export interface MultiHeadAttentionOptions {
   dropout?: number;
   /** Causal self-attention (each token sees itself and earlier tokens) — default true. */
   causal?: boolean;
+  /**
+   * Sliding-window (local causal) attention: each token sees itself and the W − 1 tokens before
+   * it (key j visible from query i iff i − W < j ≤ i, Hugging Face Mistral's `sliding_window`).
+   * Null (default) is full causal attention. An explicit `mask` in forward replaces it, like causal.
+   */
+  slidingWindow?: number | null;
   /** Rotary embedding applied to q and k (shared by the layers of a model; not a child module). */
   rope?: RotaryEmbedding | null;
   /**
@@ -207,6 +274,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
   readonly headDim: number;
   readonly dropoutP: number;
   readonly causal: boolean;
+  #slidingWindow: number | null = null;
   /** Multiplier of the attention logits (1/√headDim unless given). */
   readonly scale: number;
   wq: Linear;
@@ -240,6 +308,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     this.headDim = dModel / nHeads;
     this.dropoutP = p;
     this.causal = options.causal ?? true;
+    this.slidingWindow = options.slidingWindow ?? null;
     const scale = options.scale ?? 1 / Math.sqrt(this.headDim);
     if (!(typeof scale === 'number' && Number.isFinite(scale) && scale > 0)) throw new RangeError(`MultiHeadAttention: scale must be a positive number, got ${String(scale)}`);
     this.scale = scale;
@@ -255,13 +324,27 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     this.attnDropout = new Dropout(p, { generator: options.dropoutGenerator });
   }
 
+  /**
+   * Sliding window W, or null for full (causal) attention. Settable so that a model can switch its
+   * blocks' attention to local without the block constructors knowing about it (TransformerLM
+   * sets it from config.slidingWindow); caches created before a change keep their old size.
+   */
+  get slidingWindow(): number | null {
+    return this.#slidingWindow;
+  }
+
+  set slidingWindow(w: number | null) {
+    if (w !== null && !(Number.isSafeInteger(w) && w > 0)) throw new RangeError(`MultiHeadAttention: slidingWindow must be a positive integer or null, got ${String(w)}`);
+    this.#slidingWindow = w;
+  }
+
   get rope(): RotaryEmbedding | null {
     return this.#rope;
   }
 
-  /** An empty KV cache for this layer. */
+  /** An empty KV cache for this layer: a ring of min(W, maxLen) slots with a sliding window W. */
   createCache(batch: number, maxLen: number): KVCacheLayer {
-    return new KVCacheLayer(batch, this.nKvHeads, maxLen, this.headDim);
+    return new KVCacheLayer(batch, this.nKvHeads, maxLen, this.headDim, this.causal ? this.slidingWindow : null);
   }
 
   forward(x: Tensor, options: AttentionForwardOptions = {}): Tensor {
@@ -294,7 +377,10 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
       q = this.#rope.forward(q, positions ?? offset, qIsScaled ? this.scale : 1);
       k = this.#rope.forward(k, positions ?? offset);
     }
-    if (cache) ({ k, v } = cache.append(k, v));
+    // RoPE took the absolute positions above; attention's causal offset is where the new tokens
+    // sit in what the cache returns (fewer than `offset` once a rolling cache has wrapped).
+    let causalOffset = offset;
+    if (cache) ({ k, v, offset: causalOffset } = cache.append(k, v));
     const p = this.training ? this.dropoutP : 0;
     let y: Tensor;
     // Hooks on attnDropout must see the probabilities, so a hooked layer takes the grouped path,
@@ -306,7 +392,8 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     } else {
       y = groupedAttention(q, k, v, {
         causal: this.causal && !mask,
-        causalOffset: offset,
+        causalOffset,
+        window: mask ? null : this.slidingWindow,
         mask: mask ? this.#groupedMask(mask, b) : null,
         scale: this.scale,
         qIsScaled,
@@ -344,6 +431,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
 
   override extraRepr(): string {
     const scale = this.scale === 1 / Math.sqrt(this.headDim) ? '' : `, scale=${this.scale}`;
-    return `dModel=${this.dModel}, nHeads=${this.nHeads}, nKvHeads=${this.nKvHeads}, causal=${this.causal}${this.#rope ? ', rope' : ''}${scale}`;
+    const window = this.slidingWindow === null ? '' : `, slidingWindow=${this.slidingWindow}`;
+    return `dModel=${this.dModel}, nHeads=${this.nHeads}, nKvHeads=${this.nKvHeads}, causal=${this.causal}${window}${this.#rope ? ', rope' : ''}${scale}`;
   }
 }

@@ -244,6 +244,9 @@ describe('Hugging Face export and import', () => {
     // Configs no Hugging Face architecture expresses.
     expectOneLineError(() => hfArchitecture(resolveConfig({ ...LLAMA_STYLE, mlp: 'gelu' })), /cannot be written as LlamaForCausalLM or GPT2LMHeadModel: mlp 'gelu' \(Llama uses 'swiglu'\) — the nearer one is LlamaForCausalLM/);
     expectOneLineError(() => hfArchitecture(resolveConfig({ ...GPT2_STYLE, mup: { baseWidth: 16 } })), /μP/);
+    // A sliding window shorter than the context is not Llama's attention; one as long hides nothing.
+    expectOneLineError(() => hfArchitecture(resolveConfig({ ...LLAMA_STYLE, slidingWindow: 4 })), /slidingWindow 4 \(neither has sliding-window attention/);
+    expect(hfArchitecture(resolveConfig({ ...LLAMA_STYLE, slidingWindow: resolveConfig(LLAMA_STYLE).maxSeqLen }))).toBe('LlamaForCausalLM');
     // The target must be new; a failed export leaves no folder and no temporary folder.
     expectOneLineError(() => writeHfFolder(dir, model(LLAMA_STYLE), bpe()), /already exists and is not an empty folder/);
     const failed = join(base, 'failed');

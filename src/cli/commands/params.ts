@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { describeModel, estimateMemory, countParameters } from '../../models/params.js';
+import { isRecurrentConfig, type TransformerConfigInput } from '../../models/config.js';
+import { describeModel, estimateMemory, countParameters, kvCacheBytes } from '../../models/params.js';
 import { getPreset, presetNames } from '../../models/presets.js';
 
 function positiveInt(value: string, flag: string): number {
@@ -23,7 +24,8 @@ export function registerParamsCommand(program: Command): void {
       const preset = getPreset(opts.preset);
       const memory = { batch: opts.batch, seq: opts.seq, dtype: opts.dtype as 'fp32' | 'bf16' };
       if (opts.json) {
-        console.log(JSON.stringify({ preset: preset.name, parameters: countParameters(preset.config), memory: estimateMemory(preset.config, memory) }, null, 2));
+        const kvCache = isRecurrentConfig(preset.config) ? undefined : kvCacheBytes(preset.config as TransformerConfigInput);
+        console.log(JSON.stringify({ preset: preset.name, parameters: countParameters(preset.config), memory: estimateMemory(preset.config, memory), kvCache }, null, 2));
       } else {
         console.log(describeModel(preset.name, preset.config, memory));
       }

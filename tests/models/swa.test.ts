@@ -1,0 +1,306 @@
+/**
+ * Sliding-window attention (config.slidingWindow = W: key j visible from query i iff i − W < j ≤ i):
+ * the config option, the banded fused softmax and its gradients, the PyTorch golden
+ * (tests/golden/swa.json from tools/golden/swa.py), the rolling KV cache of the graph path and of
+ * the DecodeEngine against uncached forwards, and generation.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KVCache, KVCacheLayer, groupedAttention } from '../../src/nn/attention.js';
+import { scaledSoftmax } from '../../src/ops/attention.js';
+import { softmax } from '../../src/ops/softmax.js';
+import { where } from '../../src/ops/elementwise.js';
+import { resolveConfig, type TransformerConfigInput } from '../../src/models/config.js';
+import { DecodeEngine } from '../../src/models/decode.js';
+import { TransformerLM } from '../../src/models/transformer.js';
+import { randn, tensor } from '../../src/tensor/creation.js';
+import { Generator } from '../../src/tensor/random.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { getBackend, listBackends, noGrad, setBackend } from './imports.js';
+import { fromGolden, goldenPath, stateFromGolden, type ModelCase } from './helpers.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+import { expectOneLineError } from '../helpers/errors.js';
+
+const BASE: TransformerConfigInput = { vocabSize: 29, dModel: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, dFF: 24, maxSeqLen: 20, norm: 'rms', mlp: 'swiglu', pos: 'rope', bias: false };
+
+function model(overrides: Partial<TransformerConfigInput> = {}): TransformerLM {
+  const m = new TransformerLM({ ...BASE, slidingWindow: 4, ...overrides }, { generator: new Generator(5) });
+  // Sharper than the default init, so that greedy choices are clear and a slip would show.
+  for (const p of m.parameters()) if (p.ndim === 2) p.storage.set(p.toTypedArray().map((v) => v * 4));
+  m.eval();
+  return m;
+}
+
+function ids(n: number, vocab: number, seed = 1): number[] {
+  const g = new Generator(seed);
+  return Array.from({ length: n }, () => g.randint(0, vocab));
+}
+
+/** Uncached logits [T, V] of one row: the full windowed forward over all of it. */
+function fullLogits(m: TransformerLM, row: number[]): Float32Array {
+  return noGrad(() => m.forward(tensor(Int32Array.from(row), { shape: [1, row.length] })).logits.contiguous().toTypedArray() as Float32Array);
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function argmax(a: ArrayLike<number>, from = 0, n = a.length): number {
+  let best = from;
+  for (let i = from; i < from + n; i++) if (a[i] > a[best]) best = i;
+  return best - from;
+}
+
+describe('config.slidingWindow', () => {
+  it('defaults to null, also for configs saved before the key existed', () => {
+    expect(resolveConfig({ vocabSize: 5, dModel: 8, nLayers: 1, nHeads: 2, maxSeqLen: 8 }).slidingWindow).toBeNull();
+    expect(resolveConfig({ ...BASE, slidingWindow: 4 }).slidingWindow).toBe(4);
+    // W ≥ maxSeqLen is allowed (it is full causal attention).
+    expect(resolveConfig({ ...BASE, slidingWindow: 1000 }).slidingWindow).toBe(1000);
+  });
+
+  it('rejects anything but a positive integer or null, in one line', () => {
+    for (const bad of [0, -2, 1.5, '4', Number.NaN]) {
+      expectOneLineError(() => resolveConfig({ ...BASE, slidingWindow: bad as number }), /slidingWindow must be a positive integer/);
+    }
+  });
+
+  it('W ≥ T gives the same logits as full causal attention', () => {
+    const row = ids(12, 29);
+    expect(maxDiff(fullLogits(model({ slidingWindow: 12 }), row), fullLogits(model({ slidingWindow: null }), row))).toBe(0);
+    expect(maxDiff(fullLogits(model({ slidingWindow: 4 }), row), fullLogits(model({ slidingWindow: null }), row))).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('banded fused softmax', () => {
+  const initial = getBackend();
+  afterAll(() => setBackend(initial));
+
+  for (const backend of listBackends()) {
+    it(`equals softmax with the explicit band mask i − W < j ≤ i + offset, forward and backward (${backend})`, () => {
+      setBackend(backend);
+      // Big enough for the WASM kernel's streaming path; offsets as a cache would give them.
+      for (const [tq, tk, offset, w] of [[12, 12, 0, 4], [5, 9, 4, 3], [40, 40, 0, 7], [3, 10, 7, 1]]) {
+        const x = randn([2, 3, tq, tk], { generator: new Generator(tq * tk + w) });
+        const m = new Uint8Array(tq * tk);
+        for (let i = 0; i < tq; i++) for (let j = 0; j < tk; j++) m[i * tk + j] = j <= i + offset && j > i + offset - w ? 1 : 0;
+        const mask = tensor(m, { shape: [tq, tk] });
+        const g = randn([2, 3, tq, tk], { generator: new Generator(3) });
+        const a = x.detach().clone();
+        a.requiresGrad = true;
+        const ya = scaledSoftmax(a, 0.7, true, offset, w);
+        ya.backward(g);
+        const b = x.detach().clone();
+        b.requiresGrad = true;
+        const yb = softmax(where(mask, b.mul(0.7), -Infinity), -1);
+        yb.backward(g);
+        expect(maxDiff(ya.toTypedArray() as Float32Array, yb.toTypedArray() as Float32Array)).toBeLessThan(1e-6);
+        expect(maxDiff(a.grad!.toTypedArray() as Float32Array, b.grad!.toTypedArray() as Float32Array)).toBeLessThan(1e-6);
+        // Outside the band the probabilities are exactly 0.
+        const p = ya.toTypedArray() as Float32Array;
+        for (let i = 0; i < p.length; i++) if (m[i % (tq * tk)] === 0) expect(p[i]).toBe(0);
+      }
+    });
+  }
+
+  it('passes a finite-difference gradcheck of grouped attention with a window (GQA, offset)', () => {
+    const gen = new Generator(9);
+    const q = randn([1, 2, 2, 6, 4], { generator: gen });
+    const k = randn([1, 2, 8, 4], { generator: gen });
+    const v = randn([1, 2, 8, 4], { generator: gen });
+    gradcheck('groupedAttention window 3', (qq, kk, vv) => groupedAttention(qq, kk, vv, { causal: true, causalOffset: 2, window: 3 }), [q, k, v]);
+  });
+});
+
+interface SwaGolden {
+  cases: (ModelCase & { config: TransformerConfigInput })[];
+}
+
+describe('PyTorch golden (tests/golden/swa.json)', () => {
+  const golden = JSON.parse(readFileSync(goldenPath('swa.json'), 'utf8')) as SwaGolden;
+  const initial = getBackend();
+  beforeAll(() => undefined);
+  afterAll(() => setBackend(initial));
+  for (const backend of listBackends()) {
+    for (const c of golden.cases) {
+      it(`${c.name} (${backend}): logits, loss and every gradient within 1e-5 relative`, () => {
+        setBackend(backend);
+        const m = new TransformerLM(c.config);
+        m.loadStateDict(stateFromGolden(c.params));
+        const { logits, loss } = m.forward(fromGolden(c.ids), fromGolden(c.targets));
+        // Relative to the tensor's largest value, floored at a tenth of the largest gradient of the
+        // model: some gradients are exactly 0 analytically (a key bias shifts a softmax row; with
+        // W = 1 the query never matters) and only rounding noise is left of them.
+        const floor = 0.1 * Math.max(...Object.values(c.grads).flatMap((g) => g.data.map(Math.abs)));
+        const rel = (a: Tensor, g: { data: number[] }, min = 0): number => {
+          const scale = Math.max(min, ...g.data.map(Math.abs));
+          return maxDiff(a.contiguous().toTypedArray() as Float32Array, g.data) / scale;
+        };
+        expect(rel(logits, c.logits)).toBeLessThan(1e-5);
+        expect(Math.abs(loss!.item() - c.loss) / Math.abs(c.loss)).toBeLessThan(1e-5);
+        loss!.backward();
+        const params = Object.fromEntries(m.namedParameters());
+        expect(Object.keys(params).sort()).toEqual(Object.keys(c.grads).sort());
+        for (const [name, g] of Object.entries(c.grads)) expect(rel(params[name].grad!, g, floor), `${c.name} grad ${name}`).toBeLessThan(1e-5);
+      });
+    }
+  }
+});
+
+/** Reference for a cache's content: the same model with a plain (non-rolling) cache of every position. */
+function plainCache(m: TransformerLM): KVCache {
+  const c = m.config;
+  return new KVCache(Array.from({ length: c.nLayers }, () => new KVCacheLayer(1, c.nKvHeads, c.maxSeqLen, c.dModel / c.nHeads, null)));
+}
+
+describe('rolling KV cache (graph path)', () => {
+  it('holds min(W, maxLen) slots; token by token and in chunks it gives the uncached logits, and the ring holds exactly the last W keys', () => {
+    const m = model();
+    const c = m.config;
+    const W = 4;
+    const row = ids(c.maxSeqLen, c.vocabSize, 3);
+    const full = fullLogits(m, row);
+    const V = c.vocabSize;
+    // Chunks of 1 (decode) and of several tokens that wrap the ring (prefill after a wrap, t > W).
+    for (const chunks of [Array(row.length).fill(1), [3, 1, 5, 2, 6, 1, 2], [20]]) {
+      const cache = m.createCache(1);
+      expect(cache.layers[0].slots).toBe(W);
+      expect(cache.layers[0].k.shape).toEqual([1, c.nKvHeads, W, c.dModel / c.nHeads]);
+      const ref = plainCache(m);
+      let at = 0;
+      for (const n of chunks as number[]) {
+        const chunk = tensor(Int32Array.from(row.slice(at, at + n)), { shape: [1, n] });
+        const logits = noGrad(() => m.forward(chunk, null, { cache }).logits.contiguous().toTypedArray() as Float32Array);
+        noGrad(() => m.forward(chunk, null, { cache: ref }));
+        at += n;
+        expect(maxDiff(logits, full.subarray((at - n) * V, at * V))).toBeLessThan(1e-5);
+        expect(cache.length).toBe(at);
+        // Element by element: slot p mod W of every layer holds position p's key and value, for the last W positions.
+        for (let l = 0; l < c.nLayers; l++) {
+          for (let p = Math.max(0, at - W); p < at; p++) {
+            for (const which of ['k', 'v'] as const) {
+              const got = cache.layers[l][which].narrow(2, p % W, 1).contiguous().toTypedArray() as Float32Array;
+              const want = ref.layers[l][which].narrow(2, p, 1).contiguous().toTypedArray() as Float32Array;
+              expect(maxDiff(got, want), `layer ${l} ${which} position ${p}`).toBeLessThan(1e-5);
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('W ≥ maxLen keeps a plain cache (slot = position)', () => {
+    const m = model({ slidingWindow: 64 });
+    expect(m.createCache(1).layers[0].slots).toBe(m.config.maxSeqLen);
+    expect(model({ slidingWindow: null }).createCache(1).layers[0].slots).toBe(m.config.maxSeqLen);
+  });
+
+  it('packed rows apply the window inside each document', () => {
+    const m = model({ slidingWindow: 3 });
+    const a = ids(7, 29, 4);
+    const b = ids(6, 29, 5);
+    const packed = noGrad(() =>
+      m.forward(tensor(Int32Array.from([...a, ...b]), { shape: [1, 13] }), null, {
+        positions: tensor(Int32Array.from([...a.keys(), ...b.keys()]), { shape: [1, 13] }),
+        documentIds: tensor(Int32Array.from([...a.map(() => 0), ...b.map(() => 1)]), { shape: [1, 13] }),
+      }).logits.contiguous().toTypedArray() as Float32Array,
+    );
+    const V = m.config.vocabSize;
+    expect(maxDiff(packed.subarray(0, 7 * V), fullLogits(m, a))).toBeLessThan(1e-5);
+    expect(maxDiff(packed.subarray(7 * V), fullLogits(m, b))).toBeLessThan(1e-5);
+  });
+});
+
+describe('rolling KV cache (DecodeEngine)', () => {
+  for (const [label, overrides] of [
+    ['RoPE, GQA, W 4', {}],
+    ['learned positions, LayerNorm, GELU, MHA, W 3, batch 2', { pos: 'learned', norm: 'layer', mlp: 'gelu', nKvHeads: 4, bias: true, slidingWindow: 3 }],
+  ] as [string, Partial<TransformerConfigInput>][]) {
+    it(`${label}: logits equal the uncached forward, and its ring equals the graph path's`, () => {
+      const m = model(overrides);
+      const c = m.config;
+      const W = c.slidingWindow!;
+      const B = label.includes('batch 2') ? 2 : 1;
+      const rows = Array.from({ length: B }, (_, r) => ids(c.maxSeqLen, c.vocabSize, 7 + r));
+      const full = rows.map((row) => fullLogits(m, row));
+      const V = c.vocabSize;
+      for (const chunks of [Array(c.maxSeqLen).fill(1), [5, 1, 6, 8]]) {
+        const engine = new DecodeEngine(m, B);
+        expect(engine.slots).toBe(W);
+        const graph = m.createCache(B);
+        let at = 0;
+        for (const n of chunks as number[]) {
+          const flat = Int32Array.from(rows.flatMap((row) => row.slice(at, at + n)));
+          const logits = engine.forward(flat, n);
+          noGrad(() => m.forward(tensor(flat, { shape: [B, n] }), null, { cache: graph }));
+          at += n;
+          for (let r = 0; r < B; r++) expect(maxDiff(logits.subarray(r * V, (r + 1) * V), full[r].subarray((at - 1) * V, at * V))).toBeLessThan(1e-5);
+          for (let l = 0; l < c.nLayers; l++) {
+            const ring = engine.layerCache(l);
+            expect(maxDiff(ring.k, graph.layers[l].k.contiguous().toTypedArray() as Float32Array)).toBeLessThan(1e-5);
+            expect(maxDiff(ring.v, graph.layers[l].v.contiguous().toTypedArray() as Float32Array)).toBeLessThan(1e-5);
+          }
+        }
+      }
+    });
+  }
+});
+
+describe('generation with a window', () => {
+  it('greedy tokens from the DecodeEngine and the KVCache path equal the uncached argmax, token for token', () => {
+    const m = model();
+    const c = m.config;
+    const prompt = ids(5, c.vocabSize, 11);
+    const n = c.maxSeqLen - prompt.length;
+    // Uncached: the full windowed forward over the whole sequence each step.
+    const seq = prompt.slice();
+    for (let i = 0; i < n; i++) {
+      const logits = fullLogits(m, seq);
+      seq.push(argmax(logits, (seq.length - 1) * c.vocabSize, c.vocabSize));
+    }
+    const want = seq.slice(prompt.length);
+    const input = tensor(Int32Array.from(prompt), { shape: [1, prompt.length] });
+    const engineTokens = [...m.generateStream(input, { maxNewTokens: n, temperature: 0 })].map((t) => t[0]);
+    const graphTokens = [...m.generateStream(input, { maxNewTokens: n, temperature: 0, cache: m.createCache(1) })].map((t) => t[0]);
+    expect(engineTokens).toEqual(want);
+    expect(graphTokens).toEqual(want);
+  });
+});
+
+describe('accounting and the nano-swa preset', () => {
+  it('kvCacheBytes caps the positions at W and matches what createCache and the DecodeEngine allocate', async () => {
+    const { kvCacheBytes } = await import('../../src/models/params.js');
+    for (const w of [4, null, 64]) {
+      const m = model({ slidingWindow: w });
+      const est = kvCacheBytes(m.config);
+      const cache = m.createCache(1);
+      const graphBytes = cache.layers.reduce((s, l) => s + 4 * (l.k.size + l.v.size), 0);
+      const engine = new DecodeEngine(m, 1);
+      let engineBytes = 0;
+      for (let l = 0; l < m.config.nLayers; l++) engineBytes += engine.layerCache(l).k.byteLength + engine.layerCache(l).v.byteLength;
+      expect(est.positions).toBe(Math.min(w ?? Infinity, m.config.maxSeqLen));
+      expect(est.bytesPerSequence).toBe(graphBytes);
+      expect(est.bytesPerSequence).toBe(engineBytes);
+      expect(est.bytesPerToken).toBe(2 * m.config.nLayers * m.config.nKvHeads * (m.config.dModel / m.config.nHeads) * 4);
+    }
+    // A sequence shorter than the window caches all of its tokens.
+    expect(kvCacheBytes({ ...BASE, slidingWindow: 8 }, 5).positions).toBe(5);
+  });
+
+  it("nano-swa is nano-trickster with a window of 128, and `params` reports its capped KV cache", async () => {
+    const { getPreset } = await import('../../src/models/presets.js');
+    const { describeModel, countParameters } = await import('../../src/models/params.js');
+    const swa = getPreset('nano-swa').config as TransformerConfigInput;
+    const base = getPreset('nano-trickster').config as TransformerConfigInput;
+    expect({ ...swa, slidingWindow: undefined }).toEqual({ ...base, slidingWindow: undefined });
+    expect(swa.slidingWindow).toBe(128);
+    expect(countParameters(swa).total).toBe(5_180_672);
+    const text = describeModel('nano-swa', swa);
+    // 2 (k, v) × 6 layers × 256 floats × 4 B = 12 KiB per token; 128 positions = 1.5 MiB (full causal: 6 MiB).
+    expect(text).toMatch(/KV cache per sequence: 1\.50 MiB \(12\.00 KiB per token × 128 positions, fp32, sliding window 128/);
+    expect(describeModel('nano-trickster', base)).toMatch(/KV cache per sequence: 6\.00 MiB \(12\.00 KiB per token × 512 positions, fp32\)/);
+  });
+});
