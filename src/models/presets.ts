@@ -22,6 +22,24 @@ export interface Preset {
   config: ModelConfigInput;
 }
 
+/** nano-trickster's config, which nano-swa extends. */
+const NANO_TRICKSTER: TransformerConfigInput = {
+  vocabSize: 256,
+  dModel: 256,
+  nLayers: 6,
+  nHeads: 8,
+  nKvHeads: 8,
+  dFF: 768,
+  maxSeqLen: 512,
+  norm: 'rms',
+  mlp: 'swiglu',
+  pos: 'rope',
+  ropeTheta: 10000,
+  tieWeights: true,
+  bias: false,
+  dropout: 0,
+};
+
 const PRESETS: readonly Preset[] = [
   {
     name: 'tiny',
@@ -45,43 +63,12 @@ const PRESETS: readonly Preset[] = [
   {
     name: 'nano-trickster',
     description: 'byte-level Llama-style model: RMSNorm, SwiGLU, RoPE, tied embeddings',
-    config: {
-      vocabSize: 256,
-      dModel: 256,
-      nLayers: 6,
-      nHeads: 8,
-      nKvHeads: 8,
-      dFF: 768,
-      maxSeqLen: 512,
-      norm: 'rms',
-      mlp: 'swiglu',
-      pos: 'rope',
-      ropeTheta: 10000,
-      tieWeights: true,
-      bias: false,
-      dropout: 0,
-    },
+    config: NANO_TRICKSTER,
   },
   {
     name: 'nano-swa',
     description: 'nano-trickster with sliding-window attention (each token sees the last 128 of its 512-token context; the KV cache keeps 128 positions)',
-    config: {
-      vocabSize: 256,
-      dModel: 256,
-      nLayers: 6,
-      nHeads: 8,
-      nKvHeads: 8,
-      dFF: 768,
-      maxSeqLen: 512,
-      norm: 'rms',
-      mlp: 'swiglu',
-      pos: 'rope',
-      ropeTheta: 10000,
-      tieWeights: true,
-      bias: false,
-      dropout: 0,
-      slidingWindow: 128,
-    },
+    config: { ...NANO_TRICKSTER, slidingWindow: 128 },
   },
   {
     name: 'tinyllama-1.1b',

@@ -6,6 +6,7 @@ import { TransformerLM } from '../../src/models/transformer.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { expectOneLineError } from '../helpers/errors.js';
+import { randomIds, sharpened } from './helpers.js';
 
 const BASE: TransformerConfigInput = { vocabSize: 37, dModel: 32, nLayers: 2, nHeads: 4, dFF: 48, maxSeqLen: 24 };
 const VARIANTS: [string, Partial<TransformerConfigInput>][] = [
@@ -17,17 +18,10 @@ const VARIANTS: [string, Partial<TransformerConfigInput>][] = [
 ];
 
 function model(overrides: Partial<TransformerConfigInput>): TransformerLM {
-  const m = new TransformerLM(resolveConfig({ ...BASE, ...overrides } as TransformerConfigInput), { generator: new Generator(11) });
-  // Sharper than the default init, so that greedy choices are clear and a slip would show.
-  for (const p of m.parameters()) if (p.ndim === 2) p.storage.set(p.toTypedArray().map((v) => v * 4));
-  m.eval();
-  return m;
+  return sharpened(new TransformerLM(resolveConfig({ ...BASE, ...overrides } as TransformerConfigInput), { generator: new Generator(11) }));
 }
 
-function ids(n: number, vocab: number, seed = 1): number[] {
-  const g = new Generator(seed);
-  return Array.from({ length: n }, () => g.randint(0, vocab));
-}
+const ids = randomIds;
 
 describe('DecodeEngine', () => {
   it.each(VARIANTS)('%s: prefill and step-by-step logits equal the graph forward within 1e-5', (_name, overrides) => {

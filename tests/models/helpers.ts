@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { tensor, type Tensor } from '../../src/index.js';
+import { TransformerLM } from '../../src/models/transformer.js';
+import { Generator } from '../../src/tensor/random.js';
 import type { GoldenTensor } from '../helpers/golden.js';
 
 export type { GoldenTensor } from '../helpers/golden.js';
@@ -93,4 +95,17 @@ export function expectRelClose(actual: Tensor | null | undefined, expected: Gold
     }
   }
   if (worst >= 0) expect.fail(`${label}: element ${worst} is ${values[worst]}, expected ${expected.data[worst]} (rtol ${rtol}, ${worstRatio.toFixed(2)}× the tolerance)`);
+}
+
+/** `m` in eval mode with its matrices scaled ×4: sharper than the default init, so greedy choices are clear and a slip would show. */
+export function sharpened<M extends TransformerLM>(m: M): M {
+  for (const p of m.parameters()) if (p.ndim === 2) p.storage.set(p.toTypedArray().map((v) => v * 4));
+  m.eval();
+  return m;
+}
+
+/** `n` seeded random token ids below `vocab`. */
+export function randomIds(n: number, vocab: number, seed = 1): number[] {
+  const g = new Generator(seed);
+  return Array.from({ length: n }, () => g.randint(0, vocab));
 }

@@ -17,24 +17,17 @@ import { randn, tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { getBackend, listBackends, noGrad, setBackend } from './imports.js';
-import { fromGolden, goldenPath, stateFromGolden, type ModelCase } from './helpers.js';
+import { fromGolden, goldenPath, stateFromGolden, type ModelCase, randomIds, sharpened } from './helpers.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { expectOneLineError } from '../helpers/errors.js';
 
 const BASE: TransformerConfigInput = { vocabSize: 29, dModel: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, dFF: 24, maxSeqLen: 20, norm: 'rms', mlp: 'swiglu', pos: 'rope', bias: false };
 
 function model(overrides: Partial<TransformerConfigInput> = {}): TransformerLM {
-  const m = new TransformerLM({ ...BASE, slidingWindow: 4, ...overrides }, { generator: new Generator(5) });
-  // Sharper than the default init, so that greedy choices are clear and a slip would show.
-  for (const p of m.parameters()) if (p.ndim === 2) p.storage.set(p.toTypedArray().map((v) => v * 4));
-  m.eval();
-  return m;
+  return sharpened(new TransformerLM({ ...BASE, slidingWindow: 4, ...overrides }, { generator: new Generator(5) }));
 }
 
-function ids(n: number, vocab: number, seed = 1): number[] {
-  const g = new Generator(seed);
-  return Array.from({ length: n }, () => g.randint(0, vocab));
-}
+const ids = randomIds;
 
 /** Uncached logits [T, V] of one row: the full windowed forward over all of it. */
 function fullLogits(m: TransformerLM, row: number[]): Float32Array {
