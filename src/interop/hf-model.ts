@@ -59,6 +59,7 @@ export function hfArchitecture(config: TransformerConfig): HfArchitecture {
   if (config.slidingWindow !== null && config.slidingWindow < config.maxSeqLen) {
     common.push(`slidingWindow ${config.slidingWindow} (neither has sliding-window attention; MistralForCausalLM's sliding_window is not written yet)`);
   }
+  if (config.attention === 'linear') common.push(`attention 'linear' (neither has linear attention; the weights would be read as softmax attention)`);
   const llama = llamaMismatches(config);
   const gpt2 = gpt2Mismatches(config);
   if (common.length === 0 && llama.length === 0) return 'LlamaForCausalLM';

@@ -19,6 +19,8 @@ function shown(value: unknown): string {
 
 export type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
 export type PosKind = 'learned' | 'sinusoidal' | 'rope';
+/** Softmax attention, or causal linear attention (elu + 1 feature map; ops/linear-attention.ts). */
+export type AttentionKind = 'softmax' | 'linear';
 
 /**
  * How μP treats weight decay of the hidden matrices, whose Adam LR is divided by m:
@@ -108,6 +110,13 @@ export interface TransformerConfig {
    * The KV cache then keeps min(W, maxSeqLen) positions per layer (a ring).
    */
   slidingWindow: number | null;
+  /**
+   * 'softmax' (the default) or 'linear': causal linear attention (Katharopoulos et al. 2020,
+   * φ(x) = elu(x) + 1, no 1/√D scale, normaliser eps 1e-6), whose cache is a constant-size state
+   * (S [B, Hkv, D, D], z [B, Hkv, D]) per layer instead of growing keys and values. Not with pos
+   * 'rope' (RoPE before φ is not implemented) or a slidingWindow.
+   */
+  attention: AttentionKind;
 }
 
 /** Fields of a config to override, with `mup` as its input form (base width, the rest defaulted). */
@@ -137,6 +146,7 @@ const KEYS: readonly (keyof TransformerConfig)[] = [
   'initStd',
   'mup',
   'slidingWindow',
+  'attention',
 ];
 
 function closestKey(key: string): string | null {
@@ -151,7 +161,7 @@ function closestKey(key: string): string | null {
  * Defaults: nKvHeads = nHeads, dFF = 4·dModel, norm 'layer', mlp 'gelu', pos 'learned',
  * ropeTheta 10000, ropePairing 'half', tieWeights true, bias true, dropout 0, normEps 1e-5
  * (layer) / 1e-6 (rms), normPlacement 'pre', initStd 0.02, mup null (see resolveMup for its defaults),
- * slidingWindow null. A missing key takes its default, so configs saved before a key existed
+ * slidingWindow null, attention 'softmax'. A missing key takes its default, so configs saved before a key existed
  * (checkpoints' config.json) still resolve.
  */
 export function resolveConfig(input: TransformerConfigInput): TransformerConfig {
@@ -185,6 +195,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
     initStd: input.initStd ?? 0.02,
     mup: null,
     slidingWindow: input.slidingWindow ?? null,
+    attention: input.attention ?? 'softmax',
   };
   const positiveInts: (keyof TransformerConfig)[] = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKvHeads', 'dFF', 'maxSeqLen'];
   for (const key of positiveInts) {
@@ -208,6 +219,12 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   oneOf('pos', ['learned', 'sinusoidal', 'rope']);
   oneOf('ropePairing', ['half', 'interleaved']);
   oneOf('normPlacement', ['pre', 'post']);
+  oneOf('attention', ['softmax', 'linear']);
+  if (c.attention === 'linear') {
+    // RoPE would have to rotate q and k before φ, which no reference checks yet; positions go in the embeddings instead.
+    if (c.pos === 'rope') problems.push(`attention 'linear' does not take pos 'rope' (use 'learned' or 'sinusoidal')`);
+    if (c.slidingWindow !== null) problems.push(`attention 'linear' cannot be combined with slidingWindow ${shown(c.slidingWindow)} (its state sums over every earlier token)`);
+  }
   for (const key of ['tieWeights', 'bias'] as const) if (typeof c[key] !== 'boolean') problems.push(`${key} must be true or false, got ${shown(c[key])}`);
   if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${shown(c.dropout)}`);
   if (!(typeof c.ropeTheta === 'number' && c.ropeTheta > 0)) problems.push(`ropeTheta must be positive, got ${shown(c.ropeTheta)}`);

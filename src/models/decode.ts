@@ -16,6 +16,7 @@
  */
 import { kernels } from '../backends/registry.js';
 import { floatData } from '../ops/elementwise.js';
+import { LINEAR_ATTENTION_EPS } from '../ops/linear-attention.js';
 import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputMultiplier, readoutMultiplier } from './mup.js';
@@ -78,13 +79,17 @@ export class DecodeEngine {
   readonly maxLen: number;
   /**
    * Positions stored per layer: maxLen, or min(W, maxLen) with a sliding window W — then the cache
-   * is a ring (position p in slot p mod slots) that always holds the last W positions.
+   * is a ring (position p in slot p mod slots) that always holds the last W positions. 0 for
+   * linear attention, which keeps a constant-size state instead (layerState).
    */
   readonly slots: number;
   /** Tokens each row has been fed (the absolute position of the next one; ≤ maxLen). */
   length = 0;
   readonly #k: Float32Array[];
   readonly #v: Float32Array[];
+  /** Linear attention's state per layer: S [B, Hkv, D, D] = Σ φ(k)vᵀ and z [B, Hkv, D] = Σ φ(k); empty for softmax. */
+  readonly #s: Float32Array[];
+  readonly #z: Float32Array[];
   #rows = 0;
   #x = new Float32Array(0);
   #h = new Float32Array(0);
@@ -109,8 +114,13 @@ export class DecodeEngine {
     this.model = model;
     this.batch = batch;
     this.maxLen = maxLen;
-    this.slots = c.slidingWindow === null ? maxLen : Math.min(c.slidingWindow, maxLen);
-    const kvSize = batch * c.nKvHeads * this.slots * (c.dModel / c.nHeads);
+    const linear = c.attention === 'linear';
+    this.slots = linear ? 0 : c.slidingWindow === null ? maxLen : Math.min(c.slidingWindow, maxLen);
+    const D = c.dModel / c.nHeads;
+    const kvSize = batch * c.nKvHeads * this.slots * D;
+    // Allocated once: the state does not grow with the sequence.
+    this.#s = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D * D));
+    this.#z = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D));
     this.#k = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
     this.#v = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
     this.#scores = new Float32Array(this.slots);
@@ -128,9 +138,20 @@ export class DecodeEngine {
     return { k: this.#k[l], v: this.#v[l] };
   }
 
-  /** Forgets every row's tokens (the buffers stay). */
+  /**
+   * Layer l's linear-attention state, S [B, Hkv, D, D] and z [B, Hkv, D] row-major; the engine's
+   * own buffers, for inspection only.
+   */
+  layerState(l: number): { s: Float32Array; z: Float32Array } {
+    if (!(Number.isInteger(l) && l >= 0 && l < this.#s.length)) throw new RangeError(`DecodeEngine: layerState needs linear attention and a layer in [0, ${this.#s.length}), got ${l}`);
+    return { s: this.#s[l], z: this.#z[l] };
+  }
+
+  /** Forgets every row's tokens (the buffers stay; a linear-attention state is zeroed). */
   reset(): void {
     this.length = 0;
+    for (const a of this.#s) a.fill(0);
+    for (const a of this.#z) a.fill(0);
   }
 
   /** Scratch for `rows` new tokens at once (grown, never shrunk). */
@@ -229,8 +250,6 @@ export class DecodeEngine {
     const H = c.nHeads;
     const Hkv = c.nKvHeads;
     const D = d / H;
-    const g = H / Hkv;
-    const kvw = Hkv * D;
     const pre = block.normPlacement === 'pre';
     const x = this.#x;
     const h = this.#h;
@@ -264,35 +283,9 @@ export class DecodeEngine {
       rotate(this.#q, H);
       rotate(this.#kNew, Hkv);
     }
-    // Each new token in order: store its k and v in the cache [B, Hkv, slots, D], then attend over
-    // the cache (its own position included). Storing token s + 1 only after token s has attended
-    // matters for a ring: it overwrites a position that token s may still see.
-    const K = this.#k[l];
-    const V = this.#v[l];
-    const S = this.slots;
-    const scale = attn.scale;
-    const q = this.#q;
-    const out = this.#att;
-    const scores = this.#scores;
-    for (let b = 0; b < B; b++) {
-      for (let s = 0; s < t; s++) {
-        const r = b * t + s;
-        const p = this.length + s;
-        for (let hk = 0; hk < Hkv; hk++) {
-          const at = ((b * Hkv + hk) * S + (p % S)) * D;
-          K.set(this.#kNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
-          V.set(this.#vNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
-        }
-        // Positions 0..p while they fit (slot = position); after that the ring holds exactly the
-        // last S ≤ W positions, all visible, and softmax over a set does not depend on their order.
-        const n = Math.min(p + 1, S);
-        for (let hh = 0; hh < H; hh++) {
-          const base = (b * Hkv + Math.floor(hh / g)) * S * D;
-          attend(q, r * d + hh * D, K, V, base, n, D, scale, scores, out, r * d + hh * D);
-        }
-      }
-    }
-    linear(out, rows, attn.wo.weight, attn.wo.bias, this.#proj);
+    if (c.attention === 'linear') this.#linearAttention(l, t);
+    else this.#softmaxAttention(l, t, attn.scale);
+    linear(this.#att, rows, attn.wo.weight, attn.wo.bias, this.#proj);
     const proj = this.#proj;
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
     if (!pre) this.#postNorm(block.attnNorm, rows);
@@ -316,5 +309,100 @@ export class DecodeEngine {
     linear(f1, rows, ffn.w2.weight, ffn.w2.bias, proj);
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
     if (!pre) this.#postNorm(block.ffnNorm, rows);
+  }
+
+  /**
+   * Causal linear attention of the t new tokens of every row, in order (the recurrent form):
+   * token p first adds φ(k_p)v_pᵀ to S and φ(k_p) to z (in place), then each of its query heads
+   * reads out φ(q)ᵀS / (φ(q)ᵀz + eps) — the parallel form's sum over j ≤ p, itself included.
+   */
+  #linearAttention(l: number, t: number): void {
+    const c = this.model.config;
+    const B = this.batch;
+    const H = c.nHeads;
+    const Hkv = c.nKvHeads;
+    const d = c.dModel;
+    const D = d / H;
+    const g = H / Hkv;
+    const kvw = Hkv * D;
+    const S = this.#s[l];
+    const Z = this.#z[l];
+    const q = this.#q;
+    const kn = this.#kNew;
+    const vn = this.#vNew;
+    const out = this.#att;
+    const phi = (v: number): number => (v > 0 ? v + 1 : Math.exp(v));
+    for (let i = 0; i < B * t * d; i++) q[i] = phi(q[i]);
+    for (let i = 0; i < B * t * kvw; i++) kn[i] = phi(kn[i]);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < t; s++) {
+        const r = b * t + s;
+        for (let hk = 0; hk < Hkv; hk++) {
+          const ko = r * kvw + hk * D;
+          const so = (b * Hkv + hk) * D * D;
+          const zo = (b * Hkv + hk) * D;
+          for (let i = 0; i < D; i++) {
+            const ki = kn[ko + i];
+            Z[zo + i] += ki;
+            const row = so + i * D;
+            for (let j = 0; j < D; j++) S[row + j] += ki * vn[ko + j];
+          }
+        }
+        for (let hh = 0; hh < H; hh++) {
+          const hk = Math.floor(hh / g);
+          const qo = r * d + hh * D;
+          const so = (b * Hkv + hk) * D * D;
+          const zo = (b * Hkv + hk) * D;
+          let den = 0;
+          for (let i = 0; i < D; i++) den += q[qo + i] * Z[zo + i];
+          const inv = 1 / (den + LINEAR_ATTENTION_EPS);
+          out.fill(0, qo, qo + D);
+          for (let i = 0; i < D; i++) {
+            const qi = q[qo + i] * inv;
+            const row = so + i * D;
+            for (let j = 0; j < D; j++) out[qo + j] += qi * S[row + j];
+          }
+        }
+      }
+    }
+  }
+
+  /** Softmax attention of the t new tokens of every row over the KV cache (into #att). */
+  #softmaxAttention(l: number, t: number, scale: number): void {
+    const c = this.model.config;
+    const B = this.batch;
+    const H = c.nHeads;
+    const Hkv = c.nKvHeads;
+    const d = c.dModel;
+    const D = d / H;
+    const g = H / Hkv;
+    const kvw = Hkv * D;
+    // Each new token in order: store its k and v in the cache [B, Hkv, slots, D], then attend over
+    // the cache (its own position included). Storing token s + 1 only after token s has attended
+    // matters for a ring: it overwrites a position that token s may still see.
+    const K = this.#k[l];
+    const V = this.#v[l];
+    const S = this.slots;
+    const q = this.#q;
+    const out = this.#att;
+    const scores = this.#scores;
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < t; s++) {
+        const r = b * t + s;
+        const p = this.length + s;
+        for (let hk = 0; hk < Hkv; hk++) {
+          const at = ((b * Hkv + hk) * S + (p % S)) * D;
+          K.set(this.#kNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+          V.set(this.#vNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+        }
+        // Positions 0..p while they fit (slot = position); after that the ring holds exactly the
+        // last S ≤ W positions, all visible, and softmax over a set does not depend on their order.
+        const n = Math.min(p + 1, S);
+        for (let hh = 0; hh < H; hh++) {
+          const base = (b * Hkv + Math.floor(hh / g)) * S * D;
+          attend(q, r * d + hh * D, K, V, base, n, D, scale, scores, out, r * d + hh * D);
+        }
+      }
+    }
   }
 }

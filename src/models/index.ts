@@ -22,6 +22,7 @@ export {
   type NormKind,
   type MlpKind,
   type PosKind,
+  type AttentionKind,
   type NormPlacement,
 } from './config.js';
 export {

@@ -190,22 +190,34 @@ export interface KVCacheEstimate {
   positions: number;
   /** Bytes one more cached token adds to a sequence (k and v of every layer), until the window is full. */
   bytesPerToken: number;
-  /** Bytes per sequence: positions × bytesPerToken. */
+  /**
+   * Linear attention's state per sequence (S [Hkv, D, D] and z [Hkv, D] per layer), the same for
+   * every length; 0 for softmax attention (whose positions and bytesPerToken are then 0).
+   */
+  stateBytes: number;
+  /** Bytes per sequence: positions × bytesPerToken + stateBytes. */
   bytesPerSequence: number;
 }
 
 /**
  * The KV cache of one sequence of `seq` tokens (default maxSeqLen): keys and values of nKvHeads ×
  * headDim floats per layer and position, at most slidingWindow positions per layer (the rolling
- * cache). This is what TransformerLM.createCache(1) and new DecodeEngine(model, 1) allocate.
+ * cache). With linear attention no keys or values are kept, only the state, nLayers · nKvHeads ·
+ * (headDim² + headDim) floats, independent of `seq`. This is what TransformerLM.createCache(1) and
+ * new DecodeEngine(model, 1) allocate.
  */
 export function kvCacheBytes(config: TransformerConfigInput, seq?: number): KVCacheEstimate {
   const c = resolveConfig(config);
   const t = seq ?? c.maxSeqLen;
   if (!Number.isInteger(t) || t <= 0) throw new RangeError(`kvCacheBytes: seq must be a positive integer, got ${t}`);
+  const D = c.dModel / c.nHeads;
+  if (c.attention === 'linear') {
+    const stateBytes = c.nLayers * c.nKvHeads * (D * D + D) * 4;
+    return { positions: 0, bytesPerToken: 0, stateBytes, bytesPerSequence: stateBytes };
+  }
   const positions = c.slidingWindow === null ? t : Math.min(t, c.slidingWindow);
-  const bytesPerToken = 2 * c.nLayers * c.nKvHeads * (c.dModel / c.nHeads) * 4;
-  return { positions, bytesPerToken, bytesPerSequence: positions * bytesPerToken };
+  const bytesPerToken = 2 * c.nLayers * c.nKvHeads * D * 4;
+  return { positions, bytesPerToken, stateBytes: 0, bytesPerSequence: positions * bytesPerToken };
 }
 
 /** Training memory for AdamW at a batch size, sequence length (default: a transformer's maxSeqLen, 128 for a recurrent model) and precision. */
@@ -289,7 +301,7 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
   const row = breakdownRows(p.total);
   const lines = [
     `${name}: ${formatCount(p.total)} parameters`,
-    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''}${c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}`})`,
+    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''}${c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}`}${c.attention === 'linear' ? ', linear attention' : ''})`,
     row('embedding', p.embedding, p.positionEmbedding > 0 ? `(tokens ${formatCount(p.tokenEmbedding)}, positions ${formatCount(p.positionEmbedding)})` : ''),
     row('attention', p.attention, `(${c.nLayers} × ${formatCount(p.perLayer.attention)})`),
     row('feed-forward', p.ffn, `(${c.nLayers} × ${formatCount(p.perLayer.ffn)})`),
@@ -299,6 +311,10 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
   ];
   const kv = kvCacheBytes(c);
   const window = c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}: a ring of the last ${kv.positions} positions`;
-  lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions, fp32${window})`);
+  if (c.attention === 'linear') {
+    lines.push(`Linear-attention state per sequence: ${formatBytes(kv.stateBytes)} (${c.nLayers} layers × ${c.nKvHeads} kv heads × (${c.dModel / c.nHeads}² + ${c.dModel / c.nHeads}) floats, fp32, any length)`);
+  } else {
+    lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions, fp32${window})`);
+  }
   return lines;
 }

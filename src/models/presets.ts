@@ -1,6 +1,7 @@
 /**
  * Named model configurations (plain data). Parameter counts are exact (see params.ts and
- * docs/models.md): tiny 818,048; nano-trickster and nano-swa 5,180,672; tinyllama-1.1b 1,100,048,384; and the
+ * docs/models.md): tiny 818,048; nano-trickster and nano-swa 5,180,672; nano-linear 5,311,744
+ * (learned positions); tinyllama-1.1b 1,100,048,384; and the
  * recurrent models sized to tiny's budget (docs/recurrent.md): char-lstm 821,021, char-gru
  * 822,849, char-rnn 818,873.
  */
@@ -22,7 +23,7 @@ export interface Preset {
   config: ModelConfigInput;
 }
 
-/** nano-trickster's config, which nano-swa extends. */
+/** nano-trickster's config, which nano-swa and nano-linear extend. */
 const NANO_TRICKSTER: TransformerConfigInput = {
   vocabSize: 256,
   dModel: 256,
@@ -69,6 +70,11 @@ const PRESETS: readonly Preset[] = [
     name: 'nano-swa',
     description: 'nano-trickster with sliding-window attention (each token sees the last 128 of its 512-token context; the KV cache keeps 128 positions)',
     config: { ...NANO_TRICKSTER, slidingWindow: 128 },
+  },
+  {
+    name: 'nano-linear',
+    description: 'nano-trickster with causal linear attention (elu + 1 feature map) and learned positions (linear attention takes no RoPE); its cache is a 198 KiB state of any length',
+    config: { ...NANO_TRICKSTER, attention: 'linear', pos: 'learned' },
   },
   {
     name: 'tinyllama-1.1b',

@@ -174,6 +174,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       );
       // Set after construction so that the block (and its random draws) is the same with or without a window.
       this.layers.at(i).attn.slidingWindow = c.slidingWindow;
+      this.layers.at(i).attn.attention = c.attention;
     }
     // Post-norm blocks already end with a norm; pre-norm needs one before the head.
     this.norm = c.normPlacement === 'pre' ? makeNorm(c.norm, c.dModel, { bias: c.bias, eps: c.normEps }) : null;
@@ -375,6 +376,6 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
 
   override extraRepr(): string {
     const c = this.config;
-    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${c.slidingWindow}`}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
+    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${c.slidingWindow}`}${c.attention === 'linear' ? ", attention='linear'" : ''}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
   }
 }

@@ -15,6 +15,7 @@
  */
 import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
 import { scaledDotProductAttention, scaledSoftmax } from '../ops/attention.js';
+import { causalLinearAttention, eluFeatureMap, LINEAR_ATTENTION_EPS } from '../ops/linear-attention.js';
 import { dropout } from '../ops/dropout.js';
 import { where } from '../ops/elementwise.js';
 import { matmul, matmulInLayout } from '../ops/matmul.js';
@@ -38,12 +39,19 @@ import type { RotaryEmbedding } from './positional.js';
  * cache is a ring of slots = min(W, maxLen): position p lives in slot p mod slots, so a new token
  * overwrites the oldest one and the ring always holds exactly the last min(length, W) positions —
  * the keys a window-W query can see. `maxLen` still bounds the positions (RoPE / position tables).
+ *
+ * For causal linear attention (`attention` 'linear') it keeps no keys or values (slots = 0) but
+ * the recurrent state of ops/linear-attention.ts, constant in size: S [batch, nKvHeads, headDim,
+ * headDim] = Σ φ(k_j) v_jᵀ and z [batch, nKvHeads, headDim] = Σ φ(k_j) over the `length` tokens
+ * seen (see `absorb`). `maxLen` still bounds the positions (learned position tables).
  */
 export class KVCacheLayer {
   readonly k: Tensor;
   readonly v: Tensor;
-  /** Stored positions: min(window, maxLen) for a rolling cache, maxLen otherwise. */
+  /** Stored positions: min(window, maxLen) for a rolling cache, 0 for a linear-attention state, maxLen otherwise. */
   readonly slots: number;
+  /** Linear attention's running sums S = Σ φ(k)vᵀ and z = Σ φ(k); null for softmax attention. */
+  readonly state: { s: Tensor; z: Tensor } | null;
   length = 0;
 
   constructor(
@@ -52,19 +60,55 @@ export class KVCacheLayer {
     readonly maxLen: number,
     readonly headDim: number,
     readonly window: number | null = null,
+    readonly attention: 'softmax' | 'linear' = 'softmax',
   ) {
     for (const [what, n] of [['batch', batch], ['nKvHeads', nKvHeads], ['maxLen', maxLen], ['headDim', headDim]] as const) {
       if (!Number.isInteger(n) || n <= 0) throw new RangeError(`KVCacheLayer: ${what} must be a positive integer, got ${n}`);
     }
     if (window !== null && !(Number.isSafeInteger(window) && window > 0)) throw new RangeError(`KVCacheLayer: window must be a positive integer or null, got ${String(window)}`);
-    this.slots = window === null ? maxLen : Math.min(window, maxLen);
+    if (attention !== 'softmax' && attention !== 'linear') throw new RangeError(`KVCacheLayer: attention must be 'softmax' or 'linear', got ${String(attention)}`);
+    if (attention === 'linear' && window !== null) throw new Error('KVCacheLayer: a linear-attention state has no window');
+    this.slots = attention === 'linear' ? 0 : window === null ? maxLen : Math.min(window, maxLen);
+    this.state = attention === 'linear' ? { s: zeros([batch, nKvHeads, headDim, headDim]), z: zeros([batch, nKvHeads, headDim]) } : null;
     this.k = zeros([batch, nKvHeads, this.slots, headDim]);
     this.v = zeros([batch, nKvHeads, this.slots, headDim]);
   }
 
-  /** Forgets every cached token (the memory is kept and overwritten). */
+  /** Forgets every cached token (the memory is kept and overwritten; a linear state is zeroed). */
   reset(): void {
     this.length = 0;
+    if (this.state) {
+      this.state.s.storage.fill(0);
+      this.state.z.storage.fill(0);
+    }
+  }
+
+  /**
+   * Linear attention: adds t new tokens' φ(k) [batch, nKvHeads, t, headDim] and v (same shape) to
+   * the state — S += φ(K)ᵀV, z += Σ_t φ(K) — in place, and advances `length`.
+   */
+  absorb(fk: Tensor, v: Tensor): void {
+    const state = this.state;
+    if (!state) throw new Error('KVCacheLayer: absorb is for a linear-attention state; softmax attention appends keys and values');
+    this.#checkNew(fk, v);
+    noGrad(() => {
+      state.s.copy_(state.s.add(matmul(fk.transpose(-2, -1), v)));
+      state.z.copy_(state.z.add(fk.sum(2)));
+    });
+    this.length += fk.shape[2];
+  }
+
+  #checkNew(k: Tensor, v: Tensor): void {
+    const t = k.shape[2];
+    if (this.length + t > this.maxLen) {
+      throw new RangeError(`KVCacheLayer: ${t} new tokens after ${this.length} cached ones exceed the cache length ${this.maxLen}`);
+    }
+    const expect = [this.batch, this.nKvHeads, t, this.headDim];
+    for (const [name, x] of [['k', k], ['v', v]] as const) {
+      if (x.ndim !== 4 || x.shape.some((d, i) => d !== expect[i])) {
+        throw new Error(`KVCacheLayer: ${name} has shape ${formatShape(x.shape)}, expected ${formatShape(expect)}`);
+      }
+    }
   }
 
   /**
@@ -78,16 +122,9 @@ export class KVCacheLayer {
    * masked with the window.
    */
   append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor; offset: number } {
+    if (this.state) throw new Error('KVCacheLayer: a linear-attention state keeps no keys and values (use absorb)');
     const t = k.shape[2];
-    if (this.length + t > this.maxLen) {
-      throw new RangeError(`KVCacheLayer: ${t} new tokens after ${this.length} cached ones exceed the cache length ${this.maxLen}`);
-    }
-    const expect = [this.batch, this.nKvHeads, t, this.headDim];
-    for (const [name, x] of [['k', k], ['v', v]] as const) {
-      if (x.ndim !== 4 || x.shape.some((d, i) => d !== expect[i])) {
-        throw new Error(`KVCacheLayer: ${name} has shape ${formatShape(x.shape)}, expected ${formatShape(expect)}`);
-      }
-    }
+    this.#checkNew(k, v);
     const past = this.length;
     const S = this.slots;
     if (past + t <= S) {
@@ -235,6 +272,12 @@ export interface MultiHeadAttentionOptions {
    * Null (default) is full causal attention. An explicit `mask` in forward replaces it, like causal.
    */
   slidingWindow?: number | null;
+  /**
+   * 'softmax' (default) or 'linear': causal linear attention, φ(x) = elu(x) + 1, no scale
+   * (ops/linear-attention.ts). Not with RoPE or a sliding window; no attention dropout (there
+   * are no probabilities to drop).
+   */
+  attention?: 'softmax' | 'linear';
   /** Rotary embedding applied to q and k (shared by the layers of a model; not a child module). */
   rope?: RotaryEmbedding | null;
   /**
@@ -275,6 +318,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
   readonly dropoutP: number;
   readonly causal: boolean;
   #slidingWindow: number | null = null;
+  #attention: 'softmax' | 'linear' = 'softmax';
   /** Multiplier of the attention logits (1/√headDim unless given). */
   readonly scale: number;
   wq: Linear;
@@ -322,6 +366,21 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     this.wv = new Linear(dModel, nKvHeads * this.headDim, lin);
     this.wo = new Linear(nHeads * this.headDim, dModel, lin);
     this.attnDropout = new Dropout(p, { generator: options.dropoutGenerator });
+    this.attention = options.attention ?? 'softmax';
+  }
+
+  /**
+   * 'softmax' or 'linear' attention; settable like slidingWindow (TransformerLM sets it from
+   * config.attention after building the block, so the weights drawn do not depend on it).
+   */
+  get attention(): 'softmax' | 'linear' {
+    return this.#attention;
+  }
+
+  set attention(kind: 'softmax' | 'linear') {
+    if (kind !== 'softmax' && kind !== 'linear') throw new RangeError(`MultiHeadAttention: attention must be 'softmax' or 'linear', got ${String(kind)}`);
+    if (kind === 'linear' && (this.#rope || this.#slidingWindow !== null)) throw new Error('MultiHeadAttention: linear attention takes neither RoPE nor a sliding window');
+    this.#attention = kind;
   }
 
   /**
@@ -335,6 +394,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
 
   set slidingWindow(w: number | null) {
     if (w !== null && !(Number.isSafeInteger(w) && w > 0)) throw new RangeError(`MultiHeadAttention: slidingWindow must be a positive integer or null, got ${String(w)}`);
+    if (w !== null && this.#attention === 'linear') throw new Error('MultiHeadAttention: linear attention takes no sliding window');
     this.#slidingWindow = w;
   }
 
@@ -342,8 +402,9 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     return this.#rope;
   }
 
-  /** An empty KV cache for this layer: a ring of min(W, maxLen) slots with a sliding window W. */
+  /** An empty KV cache for this layer: a ring of min(W, maxLen) slots with a sliding window W, a constant-size state for linear attention. */
   createCache(batch: number, maxLen: number): KVCacheLayer {
+    if (this.#attention === 'linear') return new KVCacheLayer(batch, this.nKvHeads, maxLen, this.headDim, null, 'linear');
     return new KVCacheLayer(batch, this.nKvHeads, maxLen, this.headDim, this.causal ? this.slidingWindow : null);
   }
 
@@ -365,7 +426,11 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
       if (cache.batch !== b || cache.nKvHeads !== hkv || cache.headDim !== d) {
         throw new Error(`MultiHeadAttention: cache [${cache.batch}, ${cache.nKvHeads}, ·, ${cache.headDim}] does not fit input batch ${b} with ${hkv} kv heads of dim ${d}`);
       }
+      if ((cache.attention === 'linear') !== (this.#attention === 'linear')) {
+        throw new Error(`MultiHeadAttention: a ${cache.attention} cache does not fit ${this.#attention} attention`);
+      }
     }
+    if (this.#attention === 'linear') return this.#linearForward(x, mask, cache);
     const offset = cache ? cache.length : 0;
     const x2 = x.reshape([b * t, this.dModel]);
     let q = project(this.wq, x2).view([b, t, hkv, g, d]).permute(0, 2, 3, 1, 4);
@@ -407,6 +472,27 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
     return project(this.wo, merged).view([b, t, this.dModel]);
   }
 
+  /**
+   * Causal linear attention: φ(q), φ(k) per head, then the parallel form over the new tokens plus
+   * the cached state's share; the state then absorbs the new keys and values. No causal flag:
+   * a non-causal layer is refused, as the recurrence is causal by construction.
+   */
+  #linearForward(x: Tensor, mask: Tensor | null, cache: KVCacheLayer | null): Tensor {
+    if (!this.causal) throw new Error('MultiHeadAttention: linear attention is causal only');
+    const [b, t] = x.shape;
+    const { nHeads: h, nKvHeads: hkv, headDim: d } = this;
+    const g = h / hkv;
+    if (mask && mask.dtype !== 'bool') throw new Error('MultiHeadAttention: linear attention takes a bool mask only');
+    const x2 = x.reshape([b * t, this.dModel]);
+    const fq = eluFeatureMap(project(this.wq, x2).view([b, t, hkv, g, d]).permute(0, 2, 3, 1, 4));
+    const fk = eluFeatureMap(project(this.wk, x2).view([b, t, hkv, d]).permute(0, 2, 1, 3));
+    const v = project(this.wv, x2).view([b, t, hkv, d]).permute(0, 2, 1, 3);
+    const y = causalLinearAttention(fq, fk, v, { eps: LINEAR_ATTENTION_EPS, state: cache?.state ?? null, mask: mask ? this.#groupedMask(mask, b) : null });
+    if (cache) cache.absorb(fk, v);
+    const merged = y.permute(0, 3, 1, 2, 4).reshape([b * t, h * d]);
+    return project(this.wo, merged).view([b, t, this.dModel]);
+  }
+
   /** Runs probs [B, Hkv, G, Tq, Tk] through attnDropout (and so its hooks) as [B, H, Tq, Tk]. */
   #hookedProbs(probs: Tensor): Tensor {
     const [b, hkv, g, tq, tk] = probs.shape;
@@ -431,7 +517,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
 
   override extraRepr(): string {
     const scale = this.scale === 1 / Math.sqrt(this.headDim) ? '' : `, scale=${this.scale}`;
-    const window = this.slidingWindow === null ? '' : `, slidingWindow=${this.slidingWindow}`;
+    const window = (this.slidingWindow === null ? '' : `, slidingWindow=${this.slidingWindow}`) + (this.#attention === 'linear' ? ', attention=linear' : '');
     return `dModel=${this.dModel}, nHeads=${this.nHeads}, nKvHeads=${this.nKvHeads}, causal=${this.causal}${window}${this.#rope ? ', rope' : ''}${scale}`;
   }
 }

@@ -247,6 +247,8 @@ describe('Hugging Face export and import', () => {
     // A sliding window shorter than the context is not Llama's attention; one as long hides nothing.
     expectOneLineError(() => hfArchitecture(resolveConfig({ ...LLAMA_STYLE, slidingWindow: 4 })), /slidingWindow 4 \(neither has sliding-window attention/);
     expect(hfArchitecture(resolveConfig({ ...LLAMA_STYLE, slidingWindow: resolveConfig(LLAMA_STYLE).maxSeqLen }))).toBe('LlamaForCausalLM');
+    // Linear attention has the same weights as softmax attention, so an export would be silently wrong.
+    expectOneLineError(() => hfArchitecture(resolveConfig({ ...GPT2_STYLE, attention: 'linear' })), /attention 'linear' \(neither has linear attention/);
     // The target must be new; a failed export leaves no folder and no temporary folder.
     expectOneLineError(() => writeHfFolder(dir, model(LLAMA_STYLE), bpe()), /already exists and is not an empty folder/);
     const failed = join(base, 'failed');

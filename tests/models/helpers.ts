@@ -1,8 +1,9 @@
 /** Shared helpers of the model tests: golden tensors from tests/golden/models.json, and tolerances. */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
-import { tensor, type Tensor } from '../../src/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { getBackend, listBackends, noGrad, setBackend, tensor, type Tensor } from '../../src/index.js';
+import type { TransformerConfigInput } from '../../src/models/config.js';
 import { TransformerLM } from '../../src/models/transformer.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { GoldenTensor } from '../helpers/golden.js';
@@ -108,4 +109,72 @@ export function sharpened<M extends TransformerLM>(m: M): M {
 export function randomIds(n: number, vocab: number, seed = 1): number[] {
   const g = new Generator(seed);
   return Array.from({ length: n }, () => g.randint(0, vocab));
+}
+
+/** Logits [T·V] of one row, uncached: the model's full forward over all of it. */
+export function uncachedLogits(m: TransformerLM, row: readonly number[]): Float32Array {
+  return noGrad(() => m.forward(tensor(Int32Array.from(row), { shape: [1, row.length] })).logits.contiguous().toTypedArray() as Float32Array);
+}
+
+/** The largest absolute difference of two equally long arrays. */
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Index of the largest of a[from .. from + n), counted from `from`. */
+export function argmax(a: ArrayLike<number>, from = 0, n = a.length): number {
+  let best = from;
+  for (let i = from; i < from + n; i++) if (a[i] > a[best]) best = i;
+  return best - from;
+}
+
+/**
+ * Greedy generation to the end of the context through the DecodeEngine and through the KVCache
+ * graph path gives the tokens of an uncached argmax loop (the full forward each step).
+ */
+export function expectCachedGreedyMatchesUncached(m: TransformerLM, prompt: readonly number[]): void {
+  const n = m.config.maxSeqLen - prompt.length;
+  const V = m.config.vocabSize;
+  const seq = prompt.slice();
+  for (let i = 0; i < n; i++) seq.push(argmax(uncachedLogits(m, seq), (seq.length - 1) * V, V));
+  const want = seq.slice(prompt.length);
+  const input = tensor(Int32Array.from(prompt), { shape: [1, prompt.length] });
+  expect([...m.generateStream(input, { maxNewTokens: n, temperature: 0 })].map((t) => t[0])).toEqual(want);
+  expect([...m.generateStream(input, { maxNewTokens: n, temperature: 0, cache: m.createCache(1) })].map((t) => t[0])).toEqual(want);
+}
+
+/**
+ * Replays a golden file of whole models (tests/golden/<file>: cases of config, parameters, ids,
+ * targets, logits, loss and gradients from a PyTorch reference) on every backend: logits, loss and
+ * every gradient within 1e-5 relative. Gradients are relative to the tensor's largest value,
+ * floored at a tenth of the model's largest gradient: some are exactly 0 analytically (a key bias
+ * shifts a softmax row; with a window of 1 the query never matters) and only rounding is left.
+ */
+export function describeModelGolden(file: string): void {
+  describe(`PyTorch golden (tests/golden/${file})`, () => {
+    const golden = JSON.parse(readFileSync(goldenPath(file), 'utf8')) as { cases: (ModelCase & { config: TransformerConfigInput })[] };
+    const initial = getBackend();
+    afterAll(() => setBackend(initial));
+    for (const backend of listBackends()) {
+      for (const c of golden.cases) {
+        it(`${c.name} (${backend}): logits, loss and every gradient within 1e-5 relative`, () => {
+          setBackend(backend);
+          const m = new TransformerLM(c.config);
+          m.loadStateDict(stateFromGolden(c.params));
+          const { logits, loss } = m.forward(fromGolden(c.ids), fromGolden(c.targets));
+          const floor = 0.1 * Math.max(...Object.values(c.grads).flatMap((g) => g.data.map(Math.abs)));
+          const rel = (a: Tensor, g: { data: number[] }, min = 0): number => maxDiff(a.contiguous().toTypedArray(), g.data) / Math.max(min, ...g.data.map(Math.abs));
+          expect(rel(logits, c.logits)).toBeLessThan(1e-5);
+          expect(Math.abs(loss!.item() - c.loss) / Math.abs(c.loss)).toBeLessThan(1e-5);
+          loss!.backward();
+          const params = Object.fromEntries(m.namedParameters());
+          expect(Object.keys(params).sort()).toEqual(Object.keys(c.grads).sort());
+          for (const [name, g] of Object.entries(c.grads)) expect(rel(params[name].grad!, g, floor), `${c.name} grad ${name}`).toBeLessThan(1e-5);
+        });
+      }
+    }
+  });
 }

@@ -4,8 +4,7 @@
  * (tests/golden/swa.json from tools/golden/swa.py), the rolling KV cache of the graph path and of
  * the DecodeEngine against uncached forwards, and generation.
  */
-import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { KVCache, KVCacheLayer, groupedAttention } from '../../src/nn/attention.js';
 import { scaledSoftmax } from '../../src/ops/attention.js';
 import { softmax } from '../../src/ops/softmax.js';
@@ -15,9 +14,8 @@ import { DecodeEngine } from '../../src/models/decode.js';
 import { TransformerLM } from '../../src/models/transformer.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
 import { getBackend, listBackends, noGrad, setBackend } from './imports.js';
-import { fromGolden, goldenPath, stateFromGolden, type ModelCase, randomIds, sharpened } from './helpers.js';
+import { randomIds, sharpened, argmax, expectCachedGreedyMatchesUncached, maxDiff, uncachedLogits, describeModelGolden } from './helpers.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { expectOneLineError } from '../helpers/errors.js';
 
@@ -28,24 +26,6 @@ function model(overrides: Partial<TransformerConfigInput> = {}): TransformerLM {
 }
 
 const ids = randomIds;
-
-/** Uncached logits [T, V] of one row: the full windowed forward over all of it. */
-function fullLogits(m: TransformerLM, row: number[]): Float32Array {
-  return noGrad(() => m.forward(tensor(Int32Array.from(row), { shape: [1, row.length] })).logits.contiguous().toTypedArray() as Float32Array);
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function argmax(a: ArrayLike<number>, from = 0, n = a.length): number {
-  let best = from;
-  for (let i = from; i < from + n; i++) if (a[i] > a[best]) best = i;
-  return best - from;
-}
 
 describe('config.slidingWindow', () => {
   it('defaults to null, also for configs saved before the key existed', () => {
@@ -63,8 +43,8 @@ describe('config.slidingWindow', () => {
 
   it('W ≥ T gives the same logits as full causal attention', () => {
     const row = ids(12, 29);
-    expect(maxDiff(fullLogits(model({ slidingWindow: 12 }), row), fullLogits(model({ slidingWindow: null }), row))).toBe(0);
-    expect(maxDiff(fullLogits(model({ slidingWindow: 4 }), row), fullLogits(model({ slidingWindow: null }), row))).toBeGreaterThan(1e-3);
+    expect(maxDiff(uncachedLogits(model({ slidingWindow: 12 }), row), uncachedLogits(model({ slidingWindow: null }), row))).toBe(0);
+    expect(maxDiff(uncachedLogits(model({ slidingWindow: 4 }), row), uncachedLogits(model({ slidingWindow: null }), row))).toBeGreaterThan(1e-3);
   });
 });
 
@@ -108,40 +88,7 @@ describe('banded fused softmax', () => {
   });
 });
 
-interface SwaGolden {
-  cases: (ModelCase & { config: TransformerConfigInput })[];
-}
-
-describe('PyTorch golden (tests/golden/swa.json)', () => {
-  const golden = JSON.parse(readFileSync(goldenPath('swa.json'), 'utf8')) as SwaGolden;
-  const initial = getBackend();
-  beforeAll(() => undefined);
-  afterAll(() => setBackend(initial));
-  for (const backend of listBackends()) {
-    for (const c of golden.cases) {
-      it(`${c.name} (${backend}): logits, loss and every gradient within 1e-5 relative`, () => {
-        setBackend(backend);
-        const m = new TransformerLM(c.config);
-        m.loadStateDict(stateFromGolden(c.params));
-        const { logits, loss } = m.forward(fromGolden(c.ids), fromGolden(c.targets));
-        // Relative to the tensor's largest value, floored at a tenth of the largest gradient of the
-        // model: some gradients are exactly 0 analytically (a key bias shifts a softmax row; with
-        // W = 1 the query never matters) and only rounding noise is left of them.
-        const floor = 0.1 * Math.max(...Object.values(c.grads).flatMap((g) => g.data.map(Math.abs)));
-        const rel = (a: Tensor, g: { data: number[] }, min = 0): number => {
-          const scale = Math.max(min, ...g.data.map(Math.abs));
-          return maxDiff(a.contiguous().toTypedArray() as Float32Array, g.data) / scale;
-        };
-        expect(rel(logits, c.logits)).toBeLessThan(1e-5);
-        expect(Math.abs(loss!.item() - c.loss) / Math.abs(c.loss)).toBeLessThan(1e-5);
-        loss!.backward();
-        const params = Object.fromEntries(m.namedParameters());
-        expect(Object.keys(params).sort()).toEqual(Object.keys(c.grads).sort());
-        for (const [name, g] of Object.entries(c.grads)) expect(rel(params[name].grad!, g, floor), `${c.name} grad ${name}`).toBeLessThan(1e-5);
-      });
-    }
-  }
-});
+describeModelGolden('swa.json');
 
 /** Reference for a cache's content: the same model with a plain (non-rolling) cache of every position. */
 function plainCache(m: TransformerLM): KVCache {
@@ -155,7 +102,7 @@ describe('rolling KV cache (graph path)', () => {
     const c = m.config;
     const W = 4;
     const row = ids(c.maxSeqLen, c.vocabSize, 3);
-    const full = fullLogits(m, row);
+    const full = uncachedLogits(m, row);
     const V = c.vocabSize;
     // Chunks of 1 (decode) and of several tokens that wrap the ring (prefill after a wrap, t > W).
     for (const chunks of [Array(row.length).fill(1), [3, 1, 5, 2, 6, 1, 2], [20]]) {
@@ -202,8 +149,8 @@ describe('rolling KV cache (graph path)', () => {
       }).logits.contiguous().toTypedArray() as Float32Array,
     );
     const V = m.config.vocabSize;
-    expect(maxDiff(packed.subarray(0, 7 * V), fullLogits(m, a))).toBeLessThan(1e-5);
-    expect(maxDiff(packed.subarray(7 * V), fullLogits(m, b))).toBeLessThan(1e-5);
+    expect(maxDiff(packed.subarray(0, 7 * V), uncachedLogits(m, a))).toBeLessThan(1e-5);
+    expect(maxDiff(packed.subarray(7 * V), uncachedLogits(m, b))).toBeLessThan(1e-5);
   });
 });
 
@@ -218,7 +165,7 @@ describe('rolling KV cache (DecodeEngine)', () => {
       const W = c.slidingWindow!;
       const B = label.includes('batch 2') ? 2 : 1;
       const rows = Array.from({ length: B }, (_, r) => ids(c.maxSeqLen, c.vocabSize, 7 + r));
-      const full = rows.map((row) => fullLogits(m, row));
+      const full = rows.map((row) => uncachedLogits(m, row));
       const V = c.vocabSize;
       for (const chunks of [Array(c.maxSeqLen).fill(1), [5, 1, 6, 8]]) {
         const engine = new DecodeEngine(m, B);
@@ -245,21 +192,7 @@ describe('rolling KV cache (DecodeEngine)', () => {
 describe('generation with a window', () => {
   it('greedy tokens from the DecodeEngine and the KVCache path equal the uncached argmax, token for token', () => {
     const m = model();
-    const c = m.config;
-    const prompt = ids(5, c.vocabSize, 11);
-    const n = c.maxSeqLen - prompt.length;
-    // Uncached: the full windowed forward over the whole sequence each step.
-    const seq = prompt.slice();
-    for (let i = 0; i < n; i++) {
-      const logits = fullLogits(m, seq);
-      seq.push(argmax(logits, (seq.length - 1) * c.vocabSize, c.vocabSize));
-    }
-    const want = seq.slice(prompt.length);
-    const input = tensor(Int32Array.from(prompt), { shape: [1, prompt.length] });
-    const engineTokens = [...m.generateStream(input, { maxNewTokens: n, temperature: 0 })].map((t) => t[0]);
-    const graphTokens = [...m.generateStream(input, { maxNewTokens: n, temperature: 0, cache: m.createCache(1) })].map((t) => t[0]);
-    expect(engineTokens).toEqual(want);
-    expect(graphTokens).toEqual(want);
+    expectCachedGreedyMatchesUncached(m, ids(5, m.config.vocabSize, 11));
   });
 });
 
