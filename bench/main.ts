@@ -15,6 +15,8 @@ import { measureGemm, type GemmShape } from './gemm.js';
 import { detectMachine } from './machine.js';
 import { runModelBench, type ModelFigures } from './models.js';
 import { runTorch, torchUnavailable, type TorchResult } from './torch.js';
+import { measureGpt2Encoding, type EncodeFigures } from './encode.js';
+import { loadText } from '../src/data/resolve.js';
 
 // A program of its own that imports library modules directly: it names Node's backends.
 setBackendInstaller(installNodeBackends);
@@ -100,4 +102,17 @@ print(gemmTable.toString());
 
 const models: ModelFigures[] = await runModelBench({ budgetSeconds: budget, threadCounts, torchAvailable: !torchReason, print });
 
-if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');
+// GPT-2 encoding next to tiktoken, on tiny-shakespeare (from TENSORLM_DATA_DIR or the cache; never downloaded here).
+let encoding: EncodeFigures | null = null;
+try {
+  const text = await loadText('tinyshakespeare', { fetch: () => Promise.reject(new Error('not downloaded by the bench')) });
+  encoding = await measureGpt2Encoding(text, args.has('--quick') ? 3 : 5);
+  const encodeTable = new Table({ style: { head: [], border: [] }, head: ['GPT-2 encode, tiny-shakespeare', 'MB/s (median)', 'best', 'vs tiktoken'] });
+  for (const r of encoding.rows) encodeTable.push([r.label, r.median.toFixed(1), r.best.toFixed(1), r.vsTiktoken === null ? '–' : `${r.vsTiktoken.toFixed(2)}×`]);
+  print(encodeTable.toString());
+  print(`(×2 workers: a warm EncoderPool over ${encoding.documents} documents of ~16 kB; its start-up ${encoding.poolStartup.toFixed(2)} s and cold first pass ${encoding.poolFirstPass.toFixed(2)} s are not in the row)`);
+} catch (error) {
+  print(`GPT-2 encoding rows skipped: ${(error as Error).message}`);
+}
+
+if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, encoding, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');

@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/tokenizers.ts [--runs 3]
  *
- * Single-threaded. Each figure is the median of the runs (best in brackets). "cold" encoding
+ * Single-threaded except the GPT-2 pool row (bench/encode.ts, also in `npm run bench`). Each figure is the median of the runs (best in brackets). "cold" encoding
  * starts with an empty pre-token cache (a freshly loaded tokenizer); "warm" encodes the same
  * text again; "typed" is the warm `encodeToInt32Array`, which skips building a JS array.
  */
@@ -105,75 +105,11 @@ console.log(`  char (vocab ${charTok.vocabSize}): encode ${fmtRate(mb, charEnc)}
 
 // ---- GPT-2's vocabulary: TensorLM (1 thread cold and warm, a warm pool of 2 workers) against tiktoken (WASM) and js-tiktoken ----
 {
-  const { createRequire } = await import('node:module');
-  const { getEncoding } = await import('js-tiktoken');
-  const { tiktokenTokenizer, tokenizerFromTiktoken } = await import('../src/tokenizers/tiktoken.js');
-  const { EncoderPool } = await import('../src/tokenizers/parallel.js');
-  const require = createRequire(import.meta.url);
-  // tiktoken's CommonJS build (its ESM build imports a .wasm module, which Node does not load).
-  const { get_encoding } = require('tiktoken') as typeof import('tiktoken');
-  const ranks = require('js-tiktoken/ranks/gpt2') as import('../src/tokenizers/tiktoken.js').TiktokenRanks;
-  const [gpt2, build] = time(() => tiktokenTokenizer('gpt2'));
-  const wasm = get_encoding('gpt2');
-  const js = getEncoding('gpt2');
-  // Documents for the worker row: the corpus cut at blank lines into pieces of about 16 kB.
-  const docs: string[] = [];
-  for (let at = 0; at < text.length; ) {
-    const next = text.indexOf('\n\n', at + 16_000);
-    const end = next < 0 ? text.length : next + 2;
-    docs.push(text.slice(at, end));
-    at = end;
+  const { measureGpt2Encoding } = await import('./encode.js');
+  const e = await measureGpt2Encoding(text, Math.min(RUNS, 5));
+  console.log(`\nGPT-2 (r50k) encoding of the corpus (building the tokenizer from the ranks: ${e.build.toFixed(2)} s):`);
+  for (const r of e.rows) {
+    console.log(`  ${r.label.padEnd(22)} ${r.median.toFixed(1)} MB/s [best ${r.best.toFixed(1)}]  ${r.vsTiktoken === null ? '' : `TensorLM/tiktoken ${r.vsTiktoken.toFixed(2)}×`}`);
   }
-  const timeAsync = async (fn: () => Promise<unknown>): Promise<number> => {
-    const start = performance.now();
-    await fn();
-    return (performance.now() - start) / 1000;
-  };
-  gpt2.encodeToInt32Array(text); // warms the piece cache and the JIT, as tiktoken's own cache is warm after one call
-  wasm.encode(text);
-  js.encode(text);
-  // A persistent pool, started and warmed before the timed runs (its start-up and first pass are reported apart).
-  const pool = new EncoderPool(gpt2, { workers: 2 });
-  const startup = await timeAsync(() => pool.start());
-  let pooled: Int32Array[] = [];
-  const firstPass = await timeAsync(async () => {
-    pooled = await pool.encode(docs);
-  });
-  // (Not the ids of the whole text: a cut after "\n\n" makes it one piece, not two.)
-  pooled.forEach((a, i) => {
-    const b = gpt2.encodeToInt32Array(docs[i]);
-    if (a.length !== b.length || a.some((id, j) => id !== b[j])) throw new Error(`the pool's ids differ on document ${i}`);
-  });
-  // Two more passes, so that the workers' JIT is as warm as the main thread's.
-  for (let i = 0; i < 2; i++) await pool.encode(docs);
-  const rows: Record<string, number[]> = {
-    'TensorLM ×1, cold': [],
-    'TensorLM ×1, warm': [],
-    'TensorLM ×2 workers': [],
-    'tiktoken (WASM)': [],
-    'js-tiktoken': [],
-  };
-  // Interleaved, so that a busy neighbour on the shared machine slows every row alike.
-  for (let r = 0; r < Math.max(3, Math.min(RUNS, 5)); r++) {
-    // A fresh instance (built outside the timed part; tiktokenTokenizer would return the cached
-    // one): its first pass over the corpus starts with an empty piece cache.
-    const fresh = tokenizerFromTiktoken(ranks);
-    rows['TensorLM ×1, cold'].push(time(() => fresh.encodeToInt32Array(text))[1]);
-    rows['TensorLM ×1, warm'].push(time(() => gpt2.encodeToInt32Array(text))[1]);
-    rows['TensorLM ×2 workers'].push(await timeAsync(() => pool.encode(docs)));
-    rows['tiktoken (WASM)'].push(time(() => wasm.encode(text))[1]);
-    rows['js-tiktoken'].push(time(() => js.encode(text))[1]);
-  }
-  await pool.close();
-  wasm.free();
-  console.log(`\nGPT-2 (r50k) encoding of the corpus (building the tokenizer from the ranks: ${build.toFixed(2)} s):`);
-  const median = (k: string) => summarize(rows[k]).median;
-  for (const [label, seconds] of Object.entries(rows)) {
-    const ratio = label.startsWith('TensorLM') ? `TensorLM/tiktoken ${(median('tiktoken (WASM)') / median(label)).toFixed(2)}×` : '';
-    console.log(`  ${label.padEnd(22)} ${fmtRate(mb, seconds)}  ${ratio}`);
-  }
-  console.log(
-    `  (×2 workers: a warm EncoderPool encoding ${docs.length} documents of ~16 kB; starting it took ${startup.toFixed(2)} s, ` +
-      `its first pass (cold piece caches) ${firstPass.toFixed(2)} s = ${(mb / firstPass).toFixed(1)} MB/s)`,
-  );
+  console.log(`  (×2 workers: a warm EncoderPool encoding ${e.documents} documents of ~16 kB; starting it took ${e.poolStartup.toFixed(2)} s, its first pass (cold piece caches) ${e.poolFirstPass.toFixed(2)} s)`);
 }
