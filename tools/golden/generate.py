@@ -933,11 +933,14 @@ class RefBlock(torch.nn.Module):
         self.ffnNorm = ref_norm(c["norm"], d, c["bias"], eps)
         self.ffn = RefSwiGLU(d, c["dFF"], c["bias"]) if c["mlp"] == "swiglu" else RefFeedForward(d, c["dFF"], c["bias"])
 
-    def forward(self, x):
+    def forward(self, x, attend=None):
+        # `attend(attn, x)` replaces the attention computation (its parameters stay attn's): the
+        # variant scripts (swa.py, linear_attention.py) reuse the whole model around it.
+        a = (lambda h: self.attn(h)) if attend is None else (lambda h: attend(self.attn, h))
         if self.post:
-            x = self.attnNorm(x + self.attn(x))
+            x = self.attnNorm(x + a(x))
             return self.ffnNorm(x + self.ffn(x))
-        x = x + self.attn(self.attnNorm(x))
+        x = x + a(self.attnNorm(x))
         return x + self.ffn(self.ffnNorm(x))
 
 
@@ -966,7 +969,7 @@ class RefLM(torch.nn.Module):
         self.norm = ref_norm(c["norm"], d, c["bias"], eps) if c.get("normPlacement", "pre") == "pre" else None
         self.head = None if c["tieWeights"] else torch.nn.Linear(d, c["vocabSize"], bias=False)
 
-    def forward(self, ids, targets=None):
+    def forward(self, ids, targets=None, attend=None):
         t = ids.shape[1]
         x = self.tokEmb(ids)
         if self.posEmb is not None:
@@ -974,7 +977,7 @@ class RefLM(torch.nn.Module):
         if self.pe is not None:
             x = x + self.pe[:t]
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, attend)
         if self.norm is not None:
             x = self.norm(x)
         w = self.tokEmb.weight if self.head is None else self.head.weight
@@ -1415,6 +1418,37 @@ def validate_optim_file(path):
         assert len(c["lrs"]) == SCHED_STEPS, w
     return len(doc["optimizers"]), len(doc["clipGradNorm"]), len(doc["schedules"])
 
+
+
+def attention_variant_case(name, config, batch, t, attend):
+    """A whole RefLM case (config, parameters, ids, targets with one ignored, logits, loss, every
+    gradient) whose attention is `attend(attn, x)`: the golden of an attention variant."""
+    g = gen_for(name)
+    m = RefLM(config)
+    randomize(m, g)
+    ids = randint(g, (batch, t), 0, config["vocabSize"])
+    targets = randint(g, (batch, t), 0, config["vocabSize"])
+    targets[0, 3] = -100
+    logits, loss = m(ids, targets, attend)
+    loss.backward()
+    return {
+        "name": name,
+        "config": config,
+        "params": enc_state(m),
+        "ids": enc(ids),
+        "targets": enc(targets),
+        "logits": enc(logits),
+        "loss": fnum(loss),
+        "grads": {n: enc(p.grad) for n, p in m.named_parameters()},
+    }
+
+
+def write_cases(file, cases, what):
+    path = os.path.join(OUT_DIR, file)
+    with open(path, "w") as f:
+        json.dump({"cases": cases}, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {path}: {len(cases)} {what} cases")
 
 def main():
     ops = ops_cases()

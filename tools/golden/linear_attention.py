@@ -17,7 +17,6 @@ RoPE (TensorLM refuses pos 'rope' with linear attention). The cases record logit
 parameter gradient; tests/models/linear-attention.test.ts replays them.
 """
 
-import json
 import os
 import sys
 
@@ -55,50 +54,8 @@ def linear_attention(attn, x):
     return attn.wo(y.transpose(1, 2).reshape(b, t, attn.h * attn.hd))
 
 
-def block_forward(block, x):
-    if block.post:
-        x = block.attnNorm(x + linear_attention(block.attn, x))
-        return block.ffnNorm(x + block.ffn(x))
-    x = x + linear_attention(block.attn, block.attnNorm(x))
-    return x + block.ffn(block.ffnNorm(x))
-
-
-def lm_forward(m, ids, targets):
-    t = ids.shape[1]
-    x = m.tokEmb(ids)
-    if m.posEmb is not None:
-        x = x + m.posEmb.weight[:t]
-    if m.pe is not None:
-        x = x + m.pe[:t]
-    for layer in m.layers:
-        x = block_forward(layer, x)
-    if m.norm is not None:
-        x = m.norm(x)
-    w = m.tokEmb.weight if m.head is None else m.head.weight
-    logits = x @ w.t()
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-    return logits, loss
-
-
 def case(name, config, batch, t):
-    g = G.gen_for(name)
-    m = G.RefLM(config)
-    G.randomize(m, g)
-    ids = G.randint(g, (batch, t), 0, config["vocabSize"])
-    targets = G.randint(g, (batch, t), 0, config["vocabSize"])
-    targets[0, 3] = -100
-    logits, loss = lm_forward(m, ids, targets)
-    loss.backward()
-    return {
-        "name": name,
-        "config": config,
-        "params": G.enc_state(m),
-        "ids": G.enc(ids),
-        "targets": G.enc(targets),
-        "logits": G.enc(logits),
-        "loss": G.fnum(loss),
-        "grads": {n: G.enc(p.grad) for n, p in m.named_parameters()},
-    }
+    return G.attention_variant_case(name, config, batch, t, linear_attention)
 
 
 BASE = {"vocabSize": 11, "dModel": 16, "nLayers": 2, "nHeads": 4, "nKvHeads": 2, "dFF": 24, "maxSeqLen": 16,
@@ -114,11 +71,7 @@ def main():
         case("linear/rms_gelu_learned_mqa_post_t7", {**BASE, "norm": "rms", "mlp": "gelu", "pos": "learned",
              "nKvHeads": 1, "tieWeights": True, "bias": True, "normPlacement": "post"}, 1, 7),
     ]
-    path = os.path.join(G.OUT_DIR, "linear-attention.json")
-    with open(path, "w") as f:
-        json.dump({"cases": cases}, f, separators=(",", ":"))
-        f.write("\n")
-    print(f"wrote {path}: {len(cases)} linear-attention TransformerLM cases")
+    G.write_cases("linear-attention.json", cases, "linear-attention TransformerLM")
 
 
 if __name__ == "__main__":

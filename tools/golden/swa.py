@@ -12,7 +12,6 @@ generate.py (same parameter names): every layer's attention scores get the band 
 record logits, loss and every parameter gradient; tests/models/swa.test.ts replays them.
 """
 
-import json
 import os
 import sys
 
@@ -28,52 +27,13 @@ def band_mask(t, window):
     return (j <= i) & (j > i - window)
 
 
-
-def swa_forward(block, x, mask):
-    if block.post:
-        x = block.attnNorm(x + block.attn(x, mask=mask))
-        return block.ffnNorm(x + block.ffn(x))
-    x = x + block.attn(block.attnNorm(x), mask=mask)
-    return x + block.ffn(block.ffnNorm(x))
-
-
-def lm_forward(m, ids, targets, window):
-    t = ids.shape[1]
-    x = m.tokEmb(ids)
-    if m.posEmb is not None:
-        x = x + m.posEmb.weight[:t]
-    if m.pe is not None:
-        x = x + m.pe[:t]
-    mask = band_mask(t, window)
-    for layer in m.layers:
-        x = swa_forward(layer, x, mask)
-    if m.norm is not None:
-        x = m.norm(x)
-    w = m.tokEmb.weight if m.head is None else m.head.weight
-    logits = x @ w.t()
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-    return logits, loss
+def banded(window):
+    """Attention whose scores get the band mask (as an explicit [T, T] bool mask, then softmax)."""
+    return lambda attn, x: attn(x, mask=band_mask(x.shape[1], window))
 
 
 def swa_case(name, config, batch, t):
-    g = G.gen_for(name)
-    m = G.RefLM(config)
-    G.randomize(m, g)
-    ids = G.randint(g, (batch, t), 0, config["vocabSize"])
-    targets = G.randint(g, (batch, t), 0, config["vocabSize"])
-    targets[0, 3] = -100
-    logits, loss = lm_forward(m, ids, targets, config["slidingWindow"])
-    loss.backward()
-    return {
-        "name": name,
-        "config": config,
-        "params": G.enc_state(m),
-        "ids": G.enc(ids),
-        "targets": G.enc(targets),
-        "logits": G.enc(logits),
-        "loss": G.fnum(loss),
-        "grads": {n: G.enc(p.grad) for n, p in m.named_parameters()},
-    }
+    return G.attention_variant_case(name, config, batch, t, banded(config["slidingWindow"]))
 
 
 BASE = {"vocabSize": 11, "dModel": 16, "nLayers": 2, "nHeads": 4, "nKvHeads": 2, "dFF": 24, "maxSeqLen": 16,
@@ -90,11 +50,7 @@ def main():
         swa_case("swa/rms_gelu_rope_mqa_w1_t6", {**BASE, "norm": "rms", "mlp": "gelu", "pos": "rope",
                  "nKvHeads": 1, "tieWeights": True, "bias": False, "slidingWindow": 1}, 1, 6),
     ]
-    path = os.path.join(G.OUT_DIR, "swa.json")
-    with open(path, "w") as f:
-        json.dump({"cases": cases}, f, separators=(",", ":"))
-        f.write("\n")
-    print(f"wrote {path}: {len(cases)} sliding-window TransformerLM cases")
+    G.write_cases("swa.json", cases, "sliding-window TransformerLM")
 
 
 if __name__ == "__main__":
