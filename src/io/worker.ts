@@ -43,3 +43,20 @@ export function startModuleWorker(callerUrl: string, stem: string, workerData: u
   const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
   return new Worker(bootstrap, { eval: true, workerData });
 }
+
+/**
+ * A worker's start-up as a promise with its settle functions: resolved when the worker reports it
+ * is ready, rejected when it cannot start or dies first. It never counts as an unhandled
+ * rejection, because nobody may ever await it (a pool or replica set that is never used); a
+ * failure then surfaces at the next call instead.
+ */
+export function startupSignal(): { ready: Promise<void>; resolve: () => void; reject: (error: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const ready = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  ready.catch(() => {});
+  return { ready, resolve, reject };
+}

@@ -27,7 +27,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../io/worker.js';
+import { startModuleWorker, startupSignal } from '../io/worker.js';
 import { isTiktokenEncodingName, tiktokenNameOf } from './tiktoken.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
@@ -115,14 +115,9 @@ class EncodeWorker {
     onFailure: (error: Error) => void,
   ) {
     this.worker = startWorker(data, label);
-    let readyResolve!: () => void;
-    let readyReject!: (e: Error) => void;
-    this.ready = new Promise<void>((resolve, reject) => {
-      readyResolve = resolve;
-      readyReject = reject;
-    });
     // Nobody may await `ready` (a pool used only through encode); a failure surfaces there too.
-    this.ready.catch(() => {});
+    const { ready, resolve: readyResolve, reject: readyReject } = startupSignal();
+    this.ready = ready;
     const fail = (error: Error): void => {
       readyReject(error);
       onFailure(error);

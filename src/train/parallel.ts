@@ -44,7 +44,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../io/worker.js';
+import { startModuleWorker, startupSignal } from '../io/worker.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { getNumThreads } from '../backends/node.js';
 import { getBackend } from '../backends/registry.js';
@@ -127,15 +127,10 @@ class WorkerHandle {
     this.grads = new Float32Array(init.grads);
     this.ctrl = new Int32Array(init.ctrl);
     this.worker = startWorker(init);
-    let readyResolve!: () => void;
-    let readyReject!: (e: Error) => void;
-    this.ready = new Promise<void>((resolve, reject) => {
-      readyResolve = resolve;
-      readyReject = reject;
-    });
     // Nobody may ever await `ready` (a DataParallel that is never stepped); its failure then
     // surfaces at the next step, not as an unhandled rejection.
-    this.ready.catch(() => {});
+    const { ready, resolve: readyResolve, reject: readyReject } = startupSignal();
+    this.ready = ready;
     this.worker.on('message', (m: WorkerMessage) => {
       switch (m.type) {
         case 'ready':
