@@ -106,6 +106,8 @@ export class DecodeEngine {
   readonly #last: Float32Array;
   readonly #lastNorm: Float32Array;
   readonly #logits: Float32Array;
+  /** Head geometry, from the config: query heads, kv heads, head dim, queries per kv head, kv row width. */
+  readonly #heads: { H: number; Hkv: number; D: number; g: number; kvw: number };
 
   constructor(model: TransformerLM, batch = 1, maxLen = model.config.maxSeqLen) {
     const c = model.config;
@@ -117,6 +119,7 @@ export class DecodeEngine {
     const linear = c.attention === 'linear';
     this.slots = linear ? 0 : c.slidingWindow === null ? maxLen : Math.min(c.slidingWindow, maxLen);
     const D = c.dModel / c.nHeads;
+    this.#heads = { H: c.nHeads, Hkv: c.nKvHeads, D, g: c.nHeads / c.nKvHeads, kvw: c.nKvHeads * D };
     const kvSize = batch * c.nKvHeads * this.slots * D;
     // Allocated once: the state does not grow with the sequence.
     this.#s = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D * D));
@@ -247,9 +250,7 @@ export class DecodeEngine {
     const B = this.batch;
     const rows = B * t;
     const d = c.dModel;
-    const H = c.nHeads;
-    const Hkv = c.nKvHeads;
-    const D = d / H;
+    const { H, Hkv, D } = this.#heads;
     const pre = block.normPlacement === 'pre';
     const x = this.#x;
     const h = this.#h;
@@ -317,14 +318,9 @@ export class DecodeEngine {
    * reads out φ(q)ᵀS / (φ(q)ᵀz + eps) — the parallel form's sum over j ≤ p, itself included.
    */
   #linearAttention(l: number, t: number): void {
-    const c = this.model.config;
     const B = this.batch;
-    const H = c.nHeads;
-    const Hkv = c.nKvHeads;
-    const d = c.dModel;
-    const D = d / H;
-    const g = H / Hkv;
-    const kvw = Hkv * D;
+    const d = this.model.config.dModel;
+    const { H, Hkv, D, g, kvw } = this.#heads;
     const S = this.#s[l];
     const Z = this.#z[l];
     const q = this.#q;
@@ -369,14 +365,9 @@ export class DecodeEngine {
 
   /** Softmax attention of the t new tokens of every row over the KV cache (into #att). */
   #softmaxAttention(l: number, t: number, scale: number): void {
-    const c = this.model.config;
     const B = this.batch;
-    const H = c.nHeads;
-    const Hkv = c.nKvHeads;
-    const d = c.dModel;
-    const D = d / H;
-    const g = H / Hkv;
-    const kvw = Hkv * D;
+    const d = this.model.config.dModel;
+    const { H, Hkv, D, g, kvw } = this.#heads;
     // Each new token in order: store its k and v in the cache [B, Hkv, slots, D], then attend over
     // the cache (its own position included). Storing token s + 1 only after token s has attended
     // matters for a ring: it overwrites a position that token s may still see.
