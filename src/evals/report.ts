@@ -28,7 +28,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { evaluateStream } from '../train/evaluate.js';
 import { readMetrics, type EvalRecord, type MetricRecord, type TrainRecord } from '../train/metrics.js';
 import { lossCurveSpec, renderSvg } from '../train/plot.js';
-import { loadRun, openRunData, SAMPLE_TEMPERATURE, type LoadedRun, type RunConfig } from '../train/trainer.js';
+import { loadRun, openRunData, SAMPLE_TEMPERATURE, VALIDATION_MAX_TOKENS, type LoadedRun, type RunConfig } from '../train/trainer.js';
 // Types only: the file's schema is the task evaluation's (evaluate.ts writes it).
 import type { EvalTasksReport } from './evaluate.js';
 
@@ -335,7 +335,7 @@ export async function runValidationData(config: RunConfig, tokenizer: Tokenizer,
   if (stage !== 'pretrain') throw new Error(`the validation loss needs a pretraining run's data; this run is a '${stage}' stage trained on ${config.train.data}`);
   const data = await openRunData(config.train, tokenizer, { dataDir: dataDir ?? undefined });
   const what = config.train.dataShards ? `shards ${config.train.dataShards} (validation split)` : `${config.train.data} (validation split)`;
-  return { val: data.readSplit('val'), trainTokens: data.trainTokens, valTokens: data.valTokens, what };
+  return { val: data.readSplit('val', VALIDATION_MAX_TOKENS), trainTokens: data.trainTokens, valTokens: data.valTokens, what };
 }
 
 /** Builds the report's figures from the run's files (and, when asked, its best checkpoint). */

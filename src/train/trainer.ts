@@ -73,6 +73,13 @@ export interface TrainingData {
 }
 
 /**
+ * Final and after-the-fact validation figures (`tensorlm train`'s last line, `tensorlm eval`, the
+ * eval tasks' bits per byte, the report card) read at most this many tokens of a split: a shard
+ * set's val split can be far larger than memory; tiny-shakespeare's (111,540) is read whole.
+ */
+export const VALIDATION_MAX_TOKENS = 500_000;
+
+/**
  * A run's data encoded with its tokenizer: the shard set it trained on (`dataShards`), or its
  * text split at `trainFraction`. `dataDir` overrides where named datasets are looked for.
  * Used by training, `tensorlm eval` and the report card, so all three see the same splits.

@@ -35,6 +35,12 @@ describe('tensorlm data shard → train --data-shards', () => {
     const e = await cli(['eval', '--run', join(dir, 'sharded')]);
     expect(e.code, e.stderr).toBe(0);
     expect(e.stdout).toContain(`shards ${out} (validation split)`);
+    // Task evaluation measures bits per byte on the same shard val split, not on a text the run never saw.
+    const tasks = join(dir, 'tasks.jsonl');
+    writeFileSync(tasks, JSON.stringify({ context: 'the night is ', choices: ['young', 'bright'], answer: 0 }) + '\n');
+    const k = await cli(['eval', '--run', join(dir, 'sharded'), '--tasks', tasks]);
+    expect(k.code, k.stderr).toBe(0);
+    expect(k.stdout).toMatch(new RegExp(`checkpoint on shards ${out.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(validation split\\): loss \\d`));
   }, 120_000);
 
   it('refuses an existing output and a corpus too small for a val split, in one line', async () => {

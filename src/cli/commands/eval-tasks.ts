@@ -3,7 +3,6 @@
  * run's validation split, then each task (src/evals), a table on stdout, and `<run>/eval-tasks.json`.
  */
 import { basename, join } from 'node:path';
-import { TextDataset } from '../../data/dataset.js';
 import { loadText } from '../../data/resolve.js';
 import { dataDirEnv } from '../../env.js';
 import { bitsPerByte } from '../../evals/bits-per-byte.js';
@@ -13,7 +12,7 @@ import type { TaskResult } from '../../evals/multiple-choice.js';
 import { heldOutStart, SHAKESPEARE_DATASET } from '../../evals/shakespeare.js';
 import { parseEvalTaskList } from '../../evals/tasks.js';
 import { isRecurrentConfig } from '../../models/config.js';
-import { loadRun } from '../../train/trainer.js';
+import { loadRun, openRunData, VALIDATION_MAX_TOKENS } from '../../train/trainer.js';
 
 /** The seed of the built-in tasks' examples unless --seed says otherwise. */
 export const DEFAULT_EVAL_SEED = 1337;
@@ -53,26 +52,31 @@ export async function runEvalTasks(o: EvalTasksOptions): Promise<EvalTasksReport
   let bpb: number | null = null;
   let trainedChars: number | null = null;
   // A fine-tuning stage's run trained on tasks or conversations (its data is e.g. 'tasks:addition'): no text to measure.
-  const runText = config.train.data.startsWith('tasks:') || config.train.data.endsWith('.jsonl') ? null : await loadText(config.train.data, { dataDir });
-  const dataset = runText === null ? null : TextDataset.fromText(runText, tokenizer, { trainFraction: config.train.trainFraction });
-  if (dataset === null) {
+  const onText = config.train.dataShards || !(config.train.data.startsWith('tasks:') || config.train.data.endsWith('.jsonl'));
+  // The data training used (its text split, or its shard set), through the one path training and `eval` use.
+  const data = onText ? await openRunData(config.train, tokenizer, { dataDir }) : null;
+  const what = config.train.dataShards ? `shards ${config.train.dataShards}` : config.train.data;
+  const val = data?.readSplit('val', VALIDATION_MAX_TOKENS) ?? null;
+  if (val === null) {
     print(`${which} checkpoint: the run trained on ${config.train.data}, not a text; no bits per byte`);
-  } else if (dataset.val.length >= 2) {
+  } else if (val.length >= 2) {
     const blockSize = o.blockSize ?? config.train.blockSize;
     if (!isRecurrentConfig(config.model) && blockSize > config.model.maxSeqLen) throw new Error(`--block-size ${blockSize} is longer than the model's context (maxSeqLen ${config.model.maxSeqLen})`);
-    const b = bitsPerByte(model, tokenizer, dataset.val, blockSize, config.train.batchSize);
+    const b = bitsPerByte(model, tokenizer, val, blockSize, config.train.batchSize);
     bpb = b.bitsPerByte;
-    print(`${which} checkpoint on ${config.train.data} (validation split): loss ${b.figures.loss.toFixed(4)} nats/token over ${b.tokens.toLocaleString('en-US')} tokens, ${b.bitsPerByte.toFixed(4)} bits/byte over ${b.bytes.toLocaleString('en-US')} bytes`);
+    print(`${which} checkpoint on ${what} (validation split): loss ${b.figures.loss.toFixed(4)} nats/token over ${b.tokens.toLocaleString('en-US')} tokens, ${b.bitsPerByte.toFixed(4)} bits/byte over ${b.bytes.toLocaleString('en-US')} bytes`);
   } else {
-    print(`${which} checkpoint: ${config.train.data} has no validation split (trainFraction ${config.train.trainFraction}); no bits per byte`);
+    print(`${which} checkpoint: ${what} has no validation split (trainFraction ${config.train.trainFraction}); no bits per byte`);
   }
-  if (dataset !== null && trainedOnShakespeare(config.train.data)) trainedChars = tokenizer.decode(dataset.train).length;
+  const onShakespeare = data !== null && !config.train.dataShards && trainedOnShakespeare(config.train.data);
+  if (onShakespeare) trainedChars = tokenizer.decode(data.readSplit('train')).length;
 
   // The Shakespeare tasks take text after everything the run trained on (src/evals/shakespeare.ts).
   let shakespeare: { text: string; start: number } | null = null;
   const shakespeareText = async (): Promise<{ text: string; start: number }> => {
     if (shakespeare) return shakespeare;
-    const text = runText !== null && trainedOnShakespeare(config.train.data) ? runText : await loadText(SHAKESPEARE_DATASET, { dataDir });
+    // The run's own copy when it trained on one (a path), else the named dataset.
+    const text = await loadText(onShakespeare ? config.train.data : SHAKESPEARE_DATASET, { dataDir });
     let start = heldOutStart(text);
     if (trainedChars !== null) {
       if (trainedChars >= text.length - 1) throw new Error(`run ${o.run} trained on all of ${SHAKESPEARE_DATASET} (trainFraction ${config.train.trainFraction}): there is no held-out text for the Shakespeare tasks`);

@@ -14,7 +14,7 @@ import { evaluateStream, lossByPosition, uniformBaseline, unigramBaseline } from
 import { readJsonFile, writeFileAtomic } from '../../data/files.js';
 import { readMetrics } from '../../train/metrics.js';
 import { lossCurveSpec, positionCurveSpec, writeLossCurve } from '../../train/plot.js';
-import { loadRun, openRunData, SAMPLE_TEMPERATURE, train, type RunConfig, type TrainResult } from '../../train/trainer.js';
+import { loadRun, openRunData, SAMPLE_TEMPERATURE, train, VALIDATION_MAX_TOKENS, type RunConfig, type TrainResult } from '../../train/trainer.js';
 import { formatSeconds, runProgress } from '../progress.js';
 import { dataDirEnv } from '../../env.js';
 import { parseJsonText } from '../../io/json.js';
@@ -112,9 +112,6 @@ function modelFromFlags(command: Command, opts: Record<string, unknown>, fileMod
   return any ? (model as TrainConfig['model']) : fileModel;
 }
 
-/** The end-of-run evaluation and `tensorlm eval` read at most this many tokens of a shard set's split. */
-const EVAL_MAX_TOKENS = 500_000;
-
 async function runTrain(command: Command): Promise<void> {
   const opts = command.opts();
   const fileConfig = opts.config ? readTrainConfigFile(opts.config as string) : {};
@@ -159,10 +156,10 @@ async function runTrain(command: Command): Promise<void> {
   const unit = tokenizer.vocabSize <= 256 && config.train.tokenizer === 'char' ? 'char' : 'token';
   console.log(`\nfinished ${result.step} steps in ${formatSeconds((performance.now() - started) / 1000)} (${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s)`);
   // A shard set's splits can be far larger than memory: its final figures use their first tokens.
-  const val = dataset.readSplit('val', EVAL_MAX_TOKENS);
+  const val = dataset.readSplit('val', VALIDATION_MAX_TOKENS);
   const full = evaluateStream(model, val, config.train.blockSize, config.train.batchSize);
   const uniform = uniformBaseline(tokenizer.vocabSize);
-  const unigram = unigramBaseline(dataset.readSplit('train', EVAL_MAX_TOKENS), val, tokenizer.vocabSize);
+  const unigram = unigramBaseline(dataset.readSplit('train', VALIDATION_MAX_TOKENS), val, tokenizer.vocabSize);
   const span = val.length < dataset.valTokens ? `first ${full.tokens.toLocaleString('en-US')} ${unit}s of the val split` : `whole val split, ${full.tokens.toLocaleString('en-US')} ${unit}s`;
   console.log(`validation loss ${full.loss.toFixed(4)} nats/${unit} (${span}), perplexity ${full.perplexity.toFixed(2)}, ${full.bitsPerToken.toFixed(3)} bits/${unit}`);
   console.log(`  baselines: uniform ln ${tokenizer.vocabSize} = ${uniform.toFixed(4)}, unigram ${unigram.toFixed(4)} nats/${unit}`);
@@ -204,7 +201,7 @@ async function runEval(opts: Record<string, unknown>): Promise<void> {
   } else {
     // The run's own validation split: the tail of its text, or its shard set's val files.
     const data = await openRunData(config.train, tokenizer, { dataDir: (opts.dataDir as string | undefined) ?? config.train.dataDir ?? dataDirEnv() });
-    stream = data.readSplit('val', EVAL_MAX_TOKENS);
+    stream = data.readSplit('val', VALIDATION_MAX_TOKENS);
     const part = stream.length < data.valTokens ? `, first ${stream.length.toLocaleString('en-US')} tokens` : '';
     what = config.train.dataShards ? `shards ${config.train.dataShards} (validation split${part})` : `${config.train.data} (validation split)`;
   }
