@@ -14,7 +14,8 @@
 import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { streamText, type GeneratedText, type TextChunk, type TextGenerationOptions } from './generate.js';
-import { DecodeEngine } from './decode.js';
+import type { DecodeEngine } from './decode.js';
+import type { KVCache } from '../nn/attention.js';
 import type { TransformerLM } from './transformer.js';
 
 export interface ChatSessionOptions {
@@ -35,7 +36,7 @@ export class ChatSession {
   /** The conversation so far (the system message first, when there is one). */
   readonly messages: ChatMessage[] = [];
   /** The conversation's KV cache, on the decode engine. */
-  #cache: DecodeEngine;
+  #cache: DecodeEngine | KVCache;
   /** Ids the cache holds, in order. */
   #fed: number[] = [];
   /** Ids of the last reply that were generated but not yet fed (the cache lags by one token). */
@@ -49,7 +50,7 @@ export class ChatSession {
     options: ChatSessionOptions = {},
   ) {
     this.template = new ChatTemplate(tokenizer);
-    this.#cache = new DecodeEngine(model, 1);
+    this.#cache = model.createDecoder(1);
     if (options.system !== undefined) this.messages.push({ role: 'system', content: options.system });
   }
 

@@ -20,6 +20,7 @@ import { LINEAR_ATTENTION_EPS } from '../ops/linear-attention.js';
 import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputMultiplier, readoutMultiplier } from './mup.js';
+import type { TransformerConfig } from './config.js';
 import type { TransformerLM } from './transformer.js';
 
 /** out[rows, n] = x[rows, k] · Wᵀ (+ b), W [n, k], all contiguous from 0. */
@@ -73,6 +74,16 @@ function attend(q: Float32Array, qo: number, K: Float32Array, V: Float32Array, b
   }
 }
 
+/**
+ * Why the engine cannot run a model with this config, or null when it can. Architecture options
+ * it does not implement yet are decoded on the graph KV-cache path instead
+ * (TransformerLM.createDecoder), which every option supports.
+ */
+export function decodeEngineUnsupported(c: TransformerConfig): string | null {
+  void c;
+  return null;
+}
+
 export class DecodeEngine {
   readonly model: TransformerLM;
   readonly batch: number;
@@ -113,6 +124,8 @@ export class DecodeEngine {
     const c = model.config;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`DecodeEngine: batch must be a positive integer, got ${batch}`);
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > c.maxSeqLen) throw new RangeError(`DecodeEngine: maxLen must be an integer in [1, ${c.maxSeqLen}], got ${maxLen}`);
+    const unsupported = decodeEngineUnsupported(c);
+    if (unsupported !== null) throw new Error(`DecodeEngine: ${unsupported}; use model.createDecoder(), which falls back to the KV-cache path`);
     this.model = model;
     this.batch = batch;
     this.maxLen = maxLen;

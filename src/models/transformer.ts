@@ -35,7 +35,7 @@ import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CausalLM } from './causal-lm.js';
-import { DecodeEngine } from './decode.js';
+import { DecodeEngine, decodeEngineUnsupported } from './decode.js';
 import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
@@ -308,6 +308,15 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
   }
 
   /**
+   * A cache to decode `batch` sequences with: the decode engine, or the graph KV-cache path for an
+   * architecture option the engine does not implement (decodeEngineUnsupported). Both append ids
+   * and hold up to `maxLen` tokens per row; generateStream and ChatSession take either.
+   */
+  createDecoder(batch = 1, maxLen = this.config.maxSeqLen): DecodeEngine | KVCache {
+    return decodeEngineUnsupported(this.config) === null ? new DecodeEngine(this, batch, maxLen) : this.createCache(batch, maxLen);
+  }
+
+  /**
    * Feeds ids [B, t] through the cache (appending them) and returns the logits [B, V] of the last
    * one — the next-token distribution. Only that position goes through the head. No grad.
    */
@@ -346,7 +355,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       }
       // The decode engine (a fresh one, or the caller's), or the graph path on a KVCache: both
       // append b rows of n ids and give the next-token logits [b, V].
-      const cache = options.cache ?? new DecodeEngine(this, b);
+      const cache = options.cache ?? this.createDecoder(b);
       const feed = (rowIds: Int32Array, n: number): Tensor =>
         cache instanceof KVCache ? this.step(tensor(rowIds, { shape: [b, n] }), cache) : tensor(cache.forward(rowIds, n).slice(), { shape: [b, c.vocabSize] });
       // Rows of the full sequence so far, for rebuilding the cache when the context is full.
