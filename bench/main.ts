@@ -17,6 +17,7 @@ import { runModelBench, type ModelFigures } from './models.js';
 import { runTorch, torchUnavailable, type TorchResult } from './torch.js';
 import { measureGpt2Encoding, type EncodeFigures } from './encode.js';
 import { loadText } from '../src/data/resolve.js';
+import { runFlashAttentionBench, type FlashFigures } from './flash-attention.js';
 
 // A program of its own that imports library modules directly: it names Node's backends.
 setBackendInstaller(installNodeBackends);
@@ -102,6 +103,10 @@ print(gemmTable.toString());
 
 const models: ModelFigures[] = await runModelBench({ budgetSeconds: budget, threadCounts, torchAvailable: !torchReason, print });
 
+// Flash vs materialised attention (forward + backward), its crossover and the memory at T = 4096.
+print('flash vs materialised attention, causal, B 1, H 4, D 64, forward + backward:');
+const flash: FlashFigures = await runFlashAttentionBench({ quick: args.has('--quick'), print });
+
 // GPT-2 encoding next to tiktoken, on tiny-shakespeare (from TENSORLM_DATA_DIR or the cache; never downloaded here).
 let encoding: EncodeFigures | null = null;
 try {
@@ -115,4 +120,4 @@ try {
   print(`GPT-2 encoding rows skipped: ${(error as Error).message}`);
 }
 
-if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, encoding, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');
+if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, flash, encoding, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');

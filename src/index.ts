@@ -14,7 +14,7 @@ export * from './tensor/creation.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/grad-mode.js';
 export { type GradFn, type BackwardOptions } from './autograd/engine.js';
-export { cat, stack, gather, indexSelect, maskedFill, tril, triu } from './ops/indexing.js';
+export { cat, stack, gather, indexSelect, indexAdd, maskedFill, tril, triu } from './ops/indexing.js';
 export { where, add, sub, mul, div, pow, maximum, minimum, neg, exp, log, sqrt, abs, tanh, sigmoid, relu, clamp } from './ops/elementwise.js';
 export { matmul } from './ops/matmul.js';
 export { softmax, logSoftmax } from './ops/softmax.js';
@@ -30,6 +30,8 @@ export { TransformerLM } from './models/transformer.js';
 export { embedding } from './ops/embedding.js';
 export { rotaryEmbedding, rotaryTables } from './ops/rotary.js';
 export { scaledDotProductAttention } from './ops/attention.js';
+export { selectiveScan, causalConv1d, softplus, type SelectiveScanOptions, type SelectiveScanResult, type CausalConv1dOptions } from './ops/selective-scan.js';
+export { flashAttention, setAttentionImplementation, getAttentionImplementation, FLASH_ATTENTION_MIN_SEQ_LEN, type AttentionImplementation, type FlashAttentionOptions } from './ops/flash-attention.js';
 export * from './tokenizers/index.js'; export * from './data/index.js';
 export {
   TrainingCore,

@@ -360,6 +360,95 @@ export interface RecurrentCellBackwardArgs {
   dhPrev: Float32Array;
 }
 
+/**
+ * `flashAttentionForward`: blocked attention with an online softmax (FlashAttention-2), never
+ * materialising the [Tq, Tk] scores. `heads` query heads of q [heads, tq, d] read heads/group
+ * key/value heads of k [heads/group, tk, d] and v [heads/group, tk, valueDim]: query head n uses
+ * kv head ⌊n / group⌋ (a batch
+ * folds into the head count: [B, H] query heads over [B, Hkv] kv heads with group = H/Hkv).
+ * Every buffer is contiguous from 0. Query i sees key j when (not causal) always, (causal)
+ * j ≤ i + causalOffset, and (causal with a window W) also j > i + causalOffset − W. A query that
+ * sees no key gets output 0 and logsumexp −inf.
+ */
+export interface FlashAttentionArgs {
+  heads: number;
+  group: number;
+  tq: number;
+  tk: number;
+  /** The width of q and k rows. */
+  d: number;
+  /** The width of v rows, and so of out (d for most models; MLA's differs). */
+  valueDim: number;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  scale: number;
+  causal: boolean;
+  causalOffset: number;
+  /** Sliding window W (with causal only), or 0 for none. */
+  window: number;
+  /** The attention output [heads, tq, valueDim]. */
+  out: Float32Array;
+  /** Each query row's logsumexp of its scaled scores [heads, tq], saved for the backward pass. */
+  lse: Float32Array;
+}
+
+/**
+ * `flashAttentionBackward`: recomputes the probabilities blockwise from q, k and the forward's
+ * lse, and writes (overwrites) dq [heads, tq, d], dk [heads/group, tk, d] and dv [heads/group, tk,
+ * valueDim] from the upstream gradient dOut [heads, tq, valueDim] and the forward's out. A kv head's dk, dv sum over its query heads.
+ */
+export interface FlashAttentionBackwardArgs extends Omit<FlashAttentionArgs, 'out' | 'lse'> {
+  out: Float32Array;
+  lse: Float32Array;
+  dOut: Float32Array;
+  dq: Float32Array;
+  dk: Float32Array;
+  dv: Float32Array;
+}
+
+/**
+ * `selectiveScan`: Mamba's S6 recurrence (ops/selective-scan.ts) over `batch` rows of `length`
+ * steps, `channels` (Din) independent channels and `state` (N) states each:
+ *   h_t,d,n = exp(Δ_t,d·A_d,n)·h_t−1,d,n + Δ_t,d·B_t,n·x_t,d;   y_t,d = Σ_n C_t,n·h_t,d,n + D_d·x_t,d
+ * Every buffer is contiguous from 0: x, delta, y [B, L, Din]; a [Din, N]; bmat, cmat [B, L, N];
+ * dSkip [Din]; h0 and hLast [B, Din, N].
+ */
+export interface SelectiveScanArgs {
+  batch: number;
+  length: number;
+  channels: number;
+  state: number;
+  x: Float32Array;
+  delta: Float32Array;
+  a: Float32Array;
+  bmat: Float32Array;
+  cmat: Float32Array;
+  dSkip: Float32Array;
+  /** The state before the first step, or null for zeros. */
+  h0: Float32Array | null;
+  /** The outputs (overwritten). */
+  y: Float32Array;
+  /** The state after the last step (overwritten). */
+  hLast: Float32Array;
+}
+
+/**
+ * `selectiveScanBackward`: recomputes the states channel by channel (nothing is saved by the
+ * forward) and writes (overwrites) the gradients of every input from dy [B, L, Din]; dh0 is
+ * written when h0 is given (null otherwise).
+ */
+export interface SelectiveScanBackwardArgs extends Omit<SelectiveScanArgs, 'y' | 'hLast'> {
+  dy: Float32Array;
+  dx: Float32Array;
+  dDelta: Float32Array;
+  dA: Float32Array;
+  dBmat: Float32Array;
+  dCmat: Float32Array;
+  dDSkip: Float32Array;
+  dh0: Float32Array | null;
+}
+
 export interface Kernels {
   /** out[i] = op(x[xOffset + i]) for i < n (contiguous). */
   unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void;
@@ -424,6 +513,17 @@ export interface Kernels {
   recurrentCell(args: RecurrentCellArgs): void;
   /** The adjoint of recurrentCell: gate-projection gradients and dh_prev's direct part. */
   recurrentCellBackward(args: RecurrentCellBackwardArgs): void;
+  /**
+   * Attention softmax(scale·q·kᵀ [causal/window band])·v in O(T·D) memory: blocked, with an online
+   * softmax, skipping key blocks outside the band; also writes each row's logsumexp.
+   */
+  flashAttentionForward(args: FlashAttentionArgs): void;
+  /** The adjoint of flashAttentionForward: dq, dk, dv from recomputed probabilities. */
+  flashAttentionBackward(args: FlashAttentionBackwardArgs): void;
+  /** Mamba's selective scan (S6) over whole sequences: outputs and the final state. */
+  selectiveScanForward(args: SelectiveScanArgs): void;
+  /** The adjoint of selectiveScanForward, recomputing the states (O(L·N) scratch per channel). */
+  selectiveScanBackward(args: SelectiveScanBackwardArgs): void;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */
   sgdStep(args: SgdStepArgs): void;
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */

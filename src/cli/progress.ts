@@ -75,5 +75,8 @@ export function runProgress<C>(describeStart: (info: Parameters<NonNullable<RunH
 }
 
 function defaultEvalLine(r: EvalRecord): string {
-  return `step ${r.step}: train loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}`;
+  const m = r.metrics;
+  // An MoE run's expert utilisation (routerMetrics): the busiest and idlest expert's load, 1 = balanced.
+  const experts = m && m['moe.maxLoad'] !== undefined ? `, expert load ${m['moe.minLoad'].toFixed(2)}–${m['moe.maxLoad'].toFixed(2)} (aux ${m['moe.auxLoss'].toFixed(3)})` : '';
+  return `step ${r.step}: train loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}${experts}`;
 }

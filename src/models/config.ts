@@ -5,6 +5,7 @@
 import type { RopePairing } from '../ops/rotary.js';
 import type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
 import { escapeControls } from '../io/json.js';
+import { resolveMla, type MlaConfig, type MlaConfigInput } from '../nn/mla.js';
 
 /** A value for a config error message: short (a string cut to 40 characters), one line, never "[object Object]". */
 function shown(value: unknown): string {
@@ -18,9 +19,35 @@ function shown(value: unknown): string {
 }
 
 export type { MlpKind, NormKind, NormPlacement } from '../nn/transformer.js';
+export type { MlaConfig, MlaConfigInput } from '../nn/mla.js';
 export type PosKind = 'learned' | 'sinusoidal' | 'rope';
 /** Softmax attention, or causal linear attention (elu + 1 feature map; ops/linear-attention.ts). */
 export type AttentionKind = 'softmax' | 'linear';
+
+/**
+ * A mixture-of-experts feed-forward layer in every block (nn/moe.ts): `nExperts` experts of
+ * width `dExpert`, each token routed to its `topK`, plus `nSharedExperts` always-on experts.
+ */
+export interface MoeConfig {
+  nExperts: number;
+  topK: number;
+  /** Hidden width of each expert (SwiGLU or GELU, as `mlp`); default the config's dFF / topK, so the active FFN width per token is dFF. */
+  dExpert: number;
+  /** Always-on experts of width dExpert (DeepSeekMoE); default 0. */
+  nSharedExperts: number;
+  /** 'softmax' (Switch, Mixtral; default) or 'sigmoid' (DeepSeek-V3) router scores. */
+  router: 'softmax' | 'sigmoid';
+  /** Renormalise each token's top-k weights to sum 1; default topK > 1 (Mixtral), top-1 keeps the probability (Switch). */
+  normalizeTopK: boolean;
+  /** Weight of the load-balancing loss in the training objective (Switch's α = 0.01, the default). */
+  auxLossWeight: number;
+  /** Weight of the router z-loss (ST-MoE's 1e-3, the default). */
+  zLossWeight: number;
+}
+
+export type MoeConfigInput = Pick<MoeConfig, 'nExperts' | 'topK'> & Partial<MoeConfig>;
+
+const MOE_KEYS: readonly (keyof MoeConfig)[] = ['nExperts', 'topK', 'dExpert', 'nSharedExperts', 'router', 'normalizeTopK', 'auxLossWeight', 'zLossWeight'];
 
 /**
  * How μP treats weight decay of the hidden matrices, whose Adam LR is divided by m:
@@ -117,13 +144,60 @@ export interface TransformerConfig {
    * 'rope' (RoPE before φ is not implemented) or a slidingWindow.
    */
   attention: AttentionKind;
+  /**
+   * The selective state-space (Mamba, Gu & Dao 2023) mixer's sizes for 'mamba' layers
+   * (nn/mamba.ts), or null (the default: no Mamba layers). See MambaConfig.
+   */
+  mamba: MambaConfig | null;
+  /**
+   * Each layer's kind, nLayers entries: 'attention' (a TransformerBlock) or 'mamba' (a MambaBlock:
+   * x + mixer(norm(x)), no feed-forward sublayer); a mixed list is a hybrid. Null (the default):
+   * every layer 'mamba' when `mamba` is set, else every layer 'attention' (layerKinds resolves it).
+   */
+  layerTypes: LayerType[] | null;
+  /**
+   * A mixture of experts instead of the dense feed-forward layer (MoeConfig), or null (the
+   * default). Training adds auxLossWeight·(load-balancing loss) + zLossWeight·(z-loss), each
+   * averaged over the layers, to the cross-entropy (TransformerLM.forward in training mode).
+   */
+  moe: MoeConfig | null;
+  /**
+   * Multi-head latent attention (DeepSeek-V2, nn/mla.ts) in every layer, or null (the default).
+   * Its KV cache keeps per token and layer only the latent c_KV and the shared rotary key k^R:
+   * kvLoraRank + qkRopeHeadDim floats. Given as any subset of MlaConfig ({} for DeepSeek-V2's
+   * proportions to the head dim, see mlaDefaults); needs pos 'rope', softmax attention, no
+   * slidingWindow, nKvHeads = nHeads and no mup.
+   */
+  mla: MlaConfig | null;
 }
 
 /** Fields of a config to override, with `mup` as its input form (base width, the rest defaulted). */
-export type TransformerConfigOverrides = Omit<Partial<TransformerConfig>, 'mup'> & { mup?: MupConfigInput | null };
+export type TransformerConfigOverrides = Omit<Partial<TransformerConfig>, 'mup' | 'moe' | 'mla' | 'mamba'> & { mup?: MupConfigInput | null; moe?: MoeConfigInput | null; mla?: MlaConfigInput | null; mamba?: Partial<MambaConfig> | null };
 
 /** What a caller must give; everything else has a default. */
 export type TransformerConfigInput = Pick<TransformerConfig, 'vocabSize' | 'dModel' | 'nLayers' | 'nHeads' | 'maxSeqLen'> & TransformerConfigOverrides;
+
+/** A layer of TransformerLM: attention + feed-forward, or a Mamba (selective SSM) block. */
+export type LayerType = 'attention' | 'mamba';
+
+/** Sizes of a Mamba mixer (Gu & Dao 2023 §3.4, the reference implementation's names in camelCase). */
+export interface MambaConfig {
+  /** N: the SSM state size per channel (default 16). */
+  dState: number;
+  /** Kernel width of the causal depthwise convolution (default 4). */
+  dConv: number;
+  /** Din = expand·dModel, the inner width (default 2). */
+  expand: number;
+  /** Rank of Δ's low-rank projection (default ⌈dModel/16⌉). */
+  dtRank: number;
+}
+
+const MAMBA_KEYS: readonly (keyof MambaConfig)[] = ['dState', 'dConv', 'expand', 'dtRank'];
+
+/** Every layer's kind: config.layerTypes, or its default (all 'mamba' with config.mamba, else all 'attention'). */
+export function layerKinds(c: TransformerConfig): LayerType[] {
+  return c.layerTypes ? c.layerTypes.slice() : Array.from({ length: c.nLayers }, () => (c.mamba ? 'mamba' : 'attention'));
+}
 
 const KEYS: readonly (keyof TransformerConfig)[] = [
   'vocabSize',
@@ -147,6 +221,10 @@ const KEYS: readonly (keyof TransformerConfig)[] = [
   'mup',
   'slidingWindow',
   'attention',
+  'mamba',
+  'layerTypes',
+  'moe',
+  'mla',
 ];
 
 function closestKey(key: string): string | null {
@@ -161,7 +239,7 @@ function closestKey(key: string): string | null {
  * Defaults: nKvHeads = nHeads, dFF = 4·dModel, norm 'layer', mlp 'gelu', pos 'learned',
  * ropeTheta 10000, ropePairing 'half', tieWeights true, bias true, dropout 0, normEps 1e-5
  * (layer) / 1e-6 (rms), normPlacement 'pre', initStd 0.02, mup null (see resolveMup for its defaults),
- * slidingWindow null, attention 'softmax'. A missing key takes its default, so configs saved before a key existed
+ * slidingWindow null, attention 'softmax', moe null (see resolveMoe), mla null (see resolveMla in nn/mla.ts). A missing key takes its default, so configs saved before a key existed
  * (checkpoints' config.json) still resolve.
  */
 export function resolveConfig(input: TransformerConfigInput): TransformerConfig {
@@ -196,6 +274,10 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
     mup: null,
     slidingWindow: input.slidingWindow ?? null,
     attention: input.attention ?? 'softmax',
+    mamba: null,
+    layerTypes: input.layerTypes ?? null,
+    moe: null,
+    mla: null,
   };
   const positiveInts: (keyof TransformerConfig)[] = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKvHeads', 'dFF', 'maxSeqLen'];
   for (const key of positiveInts) {
@@ -233,6 +315,20 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   const w = c.slidingWindow;
   if (w !== null && !(typeof w === 'number' && Number.isSafeInteger(w) && w > 0)) problems.push(`slidingWindow must be a positive integer (the number of tokens each query sees, itself included) or null, got ${shown(w)}`);
   if (input.mup !== undefined && input.mup !== null) c.mup = resolveMup(input.mup, c, problems);
+  if (input.moe !== undefined && input.moe !== null) c.moe = resolveMoe(input.moe, c, problems);
+  // μP's per-matrix fan-in rules (models/mup.ts) know the dense FFN's width only.
+  if (c.moe !== null && c.mup !== null) problems.push('moe cannot be combined with mup yet (the experts\' μP fan-in multipliers are not defined)');
+  if (input.mla !== undefined && input.mla !== null) {
+    c.mla = resolveMla(input.mla, c.dModel, c.nHeads, problems);
+    // The combinations MLA does not implement, one line each.
+    if (c.pos !== 'rope') problems.push(`mla needs pos 'rope' (its decoupled key k^R is rotary), got pos '${shown(c.pos)}'`);
+    if (c.attention !== 'softmax') problems.push(`mla cannot be combined with attention '${shown(c.attention)}' (MLA is softmax attention)`);
+    if (c.slidingWindow !== null) problems.push(`mla cannot be combined with slidingWindow ${shown(c.slidingWindow)} (not implemented)`);
+    if (c.nKvHeads !== c.nHeads) problems.push(`mla needs nKvHeads = nHeads (every head decompresses its own keys and values from the shared latent), got nKvHeads ${shown(c.nKvHeads)} and nHeads ${shown(c.nHeads)}`);
+    if (c.mup !== null) problems.push('mla cannot be combined with mup (no μP rules for the latent projections yet)');
+  }
+  if (input.mamba !== undefined && input.mamba !== null) c.mamba = resolveMamba(input.mamba, c.dModel, problems);
+  checkLayerTypes(c, problems);
   if (problems.length > 0) throw new Error(`TransformerConfig: ${problems.join('; ')}`);
   return c;
 }
@@ -274,6 +370,77 @@ function resolveMup(input: MupConfigInput, c: TransformerConfig, problems: strin
   if (m.weightDecay !== 'with-lr' && m.weightDecay !== 'independent') problems.push(`mup.weightDecay must be 'with-lr' or 'independent', got '${shown(m.weightDecay)}'`);
   if (m.zeroInitReadout === true && c.tieWeights) problems.push('mup.zeroInitReadout needs an untied readout (tieWeights: false): the tied readout is the token embedding, which would zero the input too');
   return Object.freeze(m);
+}
+
+/** Fills MoE defaults (see MoeConfig) and pushes every problem onto `problems`; the result is frozen. */
+function resolveMoe(input: MoeConfigInput, c: TransformerConfig, problems: string[]): MoeConfig {
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    problems.push(`moe must be an object like { nExperts: 8, topK: 2 } or null, got ${shown(input)}`);
+    return input as MoeConfig;
+  }
+  for (const key of Object.keys(input)) if (!(MOE_KEYS as readonly string[]).includes(key)) problems.push(`unknown moe key '${key}' (known: ${MOE_KEYS.join(', ')})`);
+  const { nExperts, topK } = input;
+  const m: MoeConfig = {
+    nExperts,
+    topK,
+    dExpert: input.dExpert ?? (Number.isInteger(topK) && topK > 0 ? Math.max(1, Math.round(c.dFF / topK)) : c.dFF),
+    nSharedExperts: input.nSharedExperts ?? 0,
+    router: input.router ?? 'softmax',
+    normalizeTopK: input.normalizeTopK ?? topK > 1,
+    auxLossWeight: input.auxLossWeight ?? 0.01,
+    zLossWeight: input.zLossWeight ?? 1e-3,
+  };
+  for (const [key, min] of [['nExperts', 1], ['topK', 1], ['dExpert', 1], ['nSharedExperts', 0]] as const) {
+    const v = m[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) problems.push(`moe.${key} must be an integer ≥ ${min}, got ${shown(v)}`);
+  }
+  if (Number.isInteger(m.topK) && Number.isInteger(m.nExperts) && m.topK > m.nExperts) problems.push(`moe.topK ${m.topK} exceeds moe.nExperts ${m.nExperts}`);
+  if (m.router !== 'softmax' && m.router !== 'sigmoid') problems.push(`moe.router must be 'softmax' or 'sigmoid', got '${shown(m.router)}'`);
+  if (typeof m.normalizeTopK !== 'boolean') problems.push(`moe.normalizeTopK must be true or false, got ${shown(m.normalizeTopK)}`);
+  for (const key of ['auxLossWeight', 'zLossWeight'] as const) {
+    const v = m[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) problems.push(`moe.${key} must be a non-negative number, got ${shown(v)}`);
+  }
+  return Object.freeze(m);
+}
+
+/** Fills Mamba defaults (dState 16, dConv 4, expand 2, dtRank ⌈dModel/16⌉) and pushes every problem onto `problems`; the result is frozen. */
+function resolveMamba(input: Partial<MambaConfig>, dModel: number, problems: string[]): MambaConfig {
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    problems.push(`mamba must be an object like { dState: 16 } (or {} for the defaults) or null, got ${shown(input)}`);
+    return input as MambaConfig;
+  }
+  for (const key of Object.keys(input)) if (!(MAMBA_KEYS as readonly string[]).includes(key)) problems.push(`unknown mamba key '${key}' (known: ${MAMBA_KEYS.join(', ')})`);
+  const m: MambaConfig = {
+    dState: input.dState ?? 16,
+    dConv: input.dConv ?? 4,
+    expand: input.expand ?? 2,
+    dtRank: input.dtRank ?? Math.ceil(dModel / 16),
+  };
+  for (const key of MAMBA_KEYS) {
+    const v = m[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) problems.push(`mamba.${key} must be a positive integer, got ${shown(v)}`);
+  }
+  return Object.freeze(m);
+}
+
+/** layerTypes: nLayers entries of 'attention' or 'mamba'; 'mamba' layers need `mamba` and pre-norm. */
+function checkLayerTypes(c: TransformerConfig, problems: string[]): void {
+  const types = c.layerTypes;
+  if (types !== null) {
+    if (!Array.isArray(types)) {
+      problems.push(`layerTypes must be an array of 'attention' | 'mamba' (one per layer) or null, got ${shown(types)}`);
+      return;
+    }
+    if (types.length !== c.nLayers) problems.push(`layerTypes has ${types.length} entries, expected nLayers = ${shown(c.nLayers)}`);
+    const bad = types.findIndex((t) => t !== 'attention' && t !== 'mamba');
+    if (bad >= 0) problems.push(`layerTypes[${bad}] must be 'attention' or 'mamba', got '${shown(types[bad])}'`);
+    if (types.includes('mamba') && c.mamba === null) problems.push(`layerTypes has 'mamba' layers but mamba is null (give mamba: {} for the default sizes)`);
+  }
+  if (c.mamba !== null && (types === null || types.includes('mamba'))) {
+    if (c.normPlacement === 'post') problems.push("'mamba' layers are pre-norm only (x + mixer(norm(x))), got normPlacement 'post'");
+    if (c.mup !== null) problems.push('mamba layers cannot be combined with mup (no μP rules for the SSM parameters yet)');
+  }
 }
 
 /** Dimension per attention head. */

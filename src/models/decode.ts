@@ -17,21 +17,17 @@
 import { kernels } from '../backends/registry.js';
 import { floatData } from '../ops/elementwise.js';
 import { LINEAR_ATTENTION_EPS } from '../ops/linear-attention.js';
+import type { FeedForward, SwiGLU } from '../nn/feedforward.js';
+import type { TransformerBlock } from '../nn/transformer.js';
+import { MixtureOfExperts, topKIndices } from '../nn/moe.js';
 import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputMultiplier, readoutMultiplier } from './mup.js';
+import { exponentiateScores, linear } from './decode-ops.js';
+import { MlaDecodeScratch, mlaDecodeAttention } from './mla-decode.js';
+import type { MultiHeadLatentAttention } from '../nn/mla.js';
 import type { TransformerConfig } from './config.js';
 import type { TransformerLM } from './transformer.js';
-
-/** out[rows, n] = x[rows, k] · Wᵀ (+ b), W [n, k], all contiguous from 0. */
-function linear(x: Float32Array, rows: number, w: Tensor, b: Tensor | null, out: Float32Array): void {
-  const [n, k] = w.shape;
-  if (b) {
-    const bias = floatData(b);
-    for (let r = 0; r < rows; r++) out.set(bias, r * n);
-  }
-  kernels.gemm({ transA: false, transB: true, m: rows, n, k, alpha: 1, a: x, aOffset: 0, lda: k, strideA: 0, b: floatData(w), bOffset: 0, ldb: k, strideB: 0, beta: b ? 1 : 0, c: out, cOffset: 0, ldc: n, strideC: 0, batch: 1 });
-}
 
 /**
  * One query over the first n cached positions of one (row, kv head): out = softmax(q·Kᵀ·scale)·V,
@@ -59,13 +55,7 @@ function attend(q: Float32Array, qo: number, K: Float32Array, V: Float32Array, b
     scores[j] = v;
     if (v > max) max = v;
   }
-  let sum = 0;
-  for (let j = 0; j < n; j++) {
-    const e = Math.exp(scores[j] - max);
-    scores[j] = e;
-    sum += e;
-  }
-  const inv = 1 / sum;
+  const inv = exponentiateScores(scores, n, max);
   out.fill(0, oo, oo + D);
   for (let j = 0; j < n; j++) {
     const w = scores[j] * inv;
@@ -81,6 +71,7 @@ function attend(q: Float32Array, qo: number, K: Float32Array, V: Float32Array, b
  */
 export function decodeEngineUnsupported(c: TransformerConfig): string | null {
   void c;
+  if (c.mamba !== null && (c.layerTypes === null || c.layerTypes.includes('mamba'))) return "'mamba' layers are not implemented in the decode engine (the graph path runs their recurrence)";
   return null;
 }
 
@@ -111,6 +102,13 @@ export class DecodeEngine {
   #proj = new Float32Array(0);
   #ff1 = new Float32Array(0);
   #ff3 = new Float32Array(0);
+  /** MoE scratch: router scores [rows, E], each row's k experts and weights, one expert's rows in and out. */
+  #route = new Float32Array(0);
+  #chosen = new Int32Array(0);
+  #chosenWeight = new Float32Array(0);
+  #members = new Int32Array(0);
+  #expertIn = new Float32Array(0);
+  #expertOut = new Float32Array(0);
   #mean = new Float32Array(0);
   #rstd = new Float32Array(0);
   readonly #scores: Float32Array;
@@ -119,6 +117,8 @@ export class DecodeEngine {
   readonly #logits: Float32Array;
   /** Head geometry, from the config: query heads, kv heads, head dim, queries per kv head, kv row width. */
   readonly #heads: { H: number; Hkv: number; D: number; g: number; kvw: number };
+  /** MLA's scratch buffers (models/mla-decode.ts), grown on first use. */
+  readonly #mlaScratch = new MlaDecodeScratch();
 
   constructor(model: TransformerLM, batch = 1, maxLen = model.config.maxSeqLen) {
     const c = model.config;
@@ -137,8 +137,9 @@ export class DecodeEngine {
     // Allocated once: the state does not grow with the sequence.
     this.#s = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D * D));
     this.#z = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D));
-    this.#k = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
-    this.#v = Array.from({ length: c.nLayers }, () => new Float32Array(kvSize));
+    // MLA caches the latent c_KV [B, slots, kvLoraRank] as k and the rotary key k^R [B, slots, qkRopeHeadDim] as v.
+    this.#k = Array.from({ length: c.nLayers }, () => new Float32Array(c.mla ? batch * this.slots * c.mla.kvLoraRank : kvSize));
+    this.#v = Array.from({ length: c.nLayers }, () => new Float32Array(c.mla ? batch * this.slots * c.mla.qkRopeHeadDim : kvSize));
     this.#scores = new Float32Array(this.slots);
     this.#last = new Float32Array(batch * c.dModel);
     this.#lastNorm = new Float32Array(batch * c.dModel);
@@ -147,7 +148,8 @@ export class DecodeEngine {
 
   /**
    * Layer l's cached keys and values, [B, Hkv, slots, D] row-major (position p in slot p mod
-   * slots); the engine's own buffers, for inspection only.
+   * slots); with mla the latents c_KV [B, slots, kvLoraRank] as k and the rotary keys k^R
+   * [B, slots, qkRopeHeadDim] as v. The engine's own buffers, for inspection only.
    */
   layerCache(l: number): { k: Float32Array; v: Float32Array } {
     if (!(Number.isInteger(l) && l >= 0 && l < this.#k.length)) throw new RangeError(`DecodeEngine: layer must be an integer in [0, ${this.#k.length}), got ${l}`);
@@ -184,8 +186,19 @@ export class DecodeEngine {
     this.#vNew = new Float32Array(rows * kv);
     this.#att = new Float32Array(rows * d);
     this.#proj = new Float32Array(rows * d);
-    this.#ff1 = new Float32Array(rows * c.dFF);
-    this.#ff3 = new Float32Array(rows * c.dFF);
+    // The widest feed-forward: the dense one, or an MoE's expert (gathered rows ≤ rows) or shared experts.
+    const width = c.moe ? Math.max(c.moe.dExpert, c.moe.dExpert * c.moe.nSharedExperts) : c.dFF;
+    this.#ff1 = new Float32Array(rows * width);
+    this.#ff3 = new Float32Array(rows * width);
+    if (c.moe) {
+      const k = c.moe.topK;
+      this.#route = new Float32Array(rows * c.moe.nExperts);
+      this.#chosen = new Int32Array(rows * k);
+      this.#chosenWeight = new Float32Array(rows * k);
+      this.#members = new Int32Array(rows * k);
+      this.#expertIn = new Float32Array(rows * d);
+      this.#expertOut = new Float32Array(rows * d);
+    }
     this.#mean = new Float32Array(rows);
     this.#rstd = new Float32Array(rows);
   }
@@ -258,8 +271,10 @@ export class DecodeEngine {
   #layer(l: number, t: number): void {
     const m = this.model;
     const c = m.config;
-    const block = m.layers.at(l);
+    const block = m.block(l);
     const attn = block.attn;
+    // Multi-head latent attention has a block step of its own (and narrows attn to MultiHeadAttention below).
+    if (!('wk' in attn)) return this.#mlaLayer(l, t, attn);
     const B = this.batch;
     const rows = B * t;
     const d = c.dModel;
@@ -303,26 +318,116 @@ export class DecodeEngine {
     const proj = this.#proj;
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
     if (!pre) this.#postNorm(block.attnNorm, rows);
-    // Feed-forward.
+    this.#feedForwardSublayer(block, rows);
+  }
+
+  /** The block's second half on #x: norm, feed-forward (dense or MoE) and residual add, pre- or post-norm. */
+  #feedForwardSublayer(block: TransformerBlock, rows: number): void {
+    const d = this.model.config.dModel;
+    const pre = block.normPlacement === 'pre';
+    const x = this.#x;
+    const h = this.#h;
+    const proj = this.#proj;
     if (pre) this.#norm(block.ffnNorm, x, rows, h);
     const ffIn = pre ? h : x;
     const ffn = block.ffn;
+    if (ffn instanceof MixtureOfExperts) this.#mixture(ffn, ffIn, rows, proj);
+    else this.#feedForward(ffn, ffIn, rows, proj);
+    for (let i = 0; i < rows * d; i++) x[i] += proj[i];
+    if (!pre) this.#postNorm(block.ffnNorm, rows);
+  }
+
+  /**
+   * One block whose attention is MLA: the absorbed form over layer l's latent cache (#k = c_KV,
+   * #v = k^R; models/mla-decode.ts), then the residual and the same feed-forward sublayer as #layer.
+   */
+  #mlaLayer(l: number, t: number, attn: MultiHeadLatentAttention): void {
+    const block = this.model.block(l);
+    const rows = this.batch * t;
+    const d = this.model.config.dModel;
+    const pre = block.normPlacement === 'pre';
+    const x = this.#x;
+    const h = this.#h;
+    if (pre) this.#norm(block.attnNorm, x, rows, h);
+    const proj = this.#proj;
+    mlaDecodeAttention(attn, pre ? h : x, this.batch, t, this.length, this.slots, this.#k[l], this.#v[l], proj, this.#mlaScratch);
+    for (let i = 0; i < rows * d; i++) x[i] += proj[i];
+    if (!pre) this.#postNorm(block.attnNorm, rows);
+    this.#feedForwardSublayer(block, rows);
+  }
+
+  /** out[rows, d] = ffn(input[rows, d]) — a GELU MLP or SwiGLU of any width (an expert's too). */
+  #feedForward(ffn: FeedForward | SwiGLU, input: Float32Array, rows: number, out: Float32Array): void {
     const f1 = this.#ff1;
-    const F = c.dFF;
     // The activations through the elementwise kernels (vectorised exp / erf in WASM).
-    const n = rows * F;
-    linear(ffIn, rows, ffn.w1.weight, ffn.w1.bias, f1);
+    const n = rows * ffn.w1.weight.shape[0];
+    linear(input, rows, ffn.w1.weight, ffn.w1.bias, f1);
     if ('w3' in ffn) {
-      linear(ffIn, rows, ffn.w3.weight, ffn.w3.bias, this.#ff3);
+      linear(input, rows, ffn.w3.weight, ffn.w3.bias, this.#ff3);
       kernels.unary('silu', f1, 0, n, f1);
       const f3 = this.#ff3;
       for (let i = 0; i < n; i++) f1[i] *= f3[i];
     } else {
       kernels.unary('gelu', f1, 0, n, f1);
     }
-    linear(f1, rows, ffn.w2.weight, ffn.w2.bias, proj);
-    for (let i = 0; i < rows * d; i++) x[i] += proj[i];
-    if (!pre) this.#postNorm(block.ffnNorm, rows);
+    linear(f1, rows, ffn.w2.weight, ffn.w2.bias, out);
+  }
+
+  /**
+   * out[rows, d] = the mixture of experts of input[rows, d], as nn/moe.ts computes it: router
+   * scores, each row's top-k (same tie rule), weights (renormalised or not), then expert by expert
+   * in ascending order the rows routed to it gathered, run through it and added with their
+   * weights, and the shared experts last.
+   */
+  #mixture(moe: MixtureOfExperts, input: Float32Array, rows: number, out: Float32Array): void {
+    const d = this.model.config.dModel;
+    const E = moe.nExperts;
+    const k = moe.topK;
+    const scores = this.#route;
+    linear(input, rows, moe.router.weight, null, scores);
+    const chosen = this.#chosen;
+    const weight = this.#chosenWeight;
+    for (let r = 0; r < rows; r++) {
+      const o = r * E;
+      if (moe.routerKind === 'softmax') {
+        let max = -Infinity;
+        for (let e = 0; e < E; e++) max = Math.max(max, scores[o + e]);
+        let sum = 0;
+        for (let e = 0; e < E; e++) sum += scores[o + e] = Math.exp(scores[o + e] - max);
+        for (let e = 0; e < E; e++) scores[o + e] /= sum;
+      } else {
+        for (let e = 0; e < E; e++) scores[o + e] = 1 / (1 + Math.exp(-scores[o + e]));
+      }
+      topKIndices(scores, o, E, k, chosen, r * k);
+      let total = 0;
+      for (let j = 0; j < k; j++) total += weight[r * k + j] = scores[o + chosen[r * k + j]];
+      if (moe.normalizeTopK) for (let j = 0; j < k; j++) weight[r * k + j] /= total;
+    }
+    out.fill(0, 0, rows * d);
+    const gathered = this.#expertIn;
+    const result = this.#expertOut;
+    const members = this.#members;
+    for (let e = 0; e < E; e++) {
+      let count = 0;
+      for (let a = 0; a < rows * k; a++) {
+        if (chosen[a] !== e) continue;
+        members[count] = a;
+        gathered.set(input.subarray(Math.floor(a / k) * d, Math.floor(a / k) * d + d), count * d);
+        count++;
+      }
+      if (count === 0) continue;
+      this.#feedForward(moe.experts.at(e), gathered, count, result);
+      for (let i = 0; i < count; i++) {
+        const a = members[i];
+        const w = weight[a];
+        const o = Math.floor(a / k) * d;
+        for (let j = 0; j < d; j++) out[o + j] += w * result[i * d + j];
+      }
+    }
+    if (moe.shared) {
+      this.#feedForward(moe.shared, input, rows, result);
+      for (let i = 0; i < rows * d; i++) out[i] += result[i];
+    }
   }
 
   /**

@@ -25,6 +25,7 @@ export {
   type AttentionKind,
   type NormPlacement,
 } from './config.js';
+export { layerKinds, type LayerType, type MambaConfig } from './config.js';
 export {
   widthMultiplier,
   ffnWidthMultiplier,
@@ -44,6 +45,8 @@ export {
   estimateMemory,
   activationElements,
   kvCacheBytes,
+  mambaMixerParameters,
+  mambaStateBytes,
   type KVCacheEstimate,
   describeModel,
   formatCount,

@@ -7,6 +7,7 @@
 import { noGrad } from '../autograd/grad-mode.js';
 import { tensor } from '../tensor/creation.js';
 import type { TransformerLM } from './transformer.js';
+import { layerKinds } from './config.js';
 
 export interface AttentionMaps {
   /** Sequence length T. */
@@ -33,12 +34,13 @@ export function attentionMaps(model: TransformerLM, ids: ArrayLike<number>): Att
     const id = ids[i];
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new RangeError(`attentionMaps: ids[${i}] = ${id} is not a token id in [0, ${vocabSize})`);
   }
+  if (layerKinds(model.config).includes('mamba')) throw new Error("attentionMaps: the model has 'mamba' layers, which have no attention probabilities");
   const layers: (Float32Array | null)[] = Array.from({ length: nLayers }, () => null);
   const modes = model.modules().map((m) => [m, m.training] as const);
   model.eval();
   // The module's input: the probabilities before dropout (in eval mode its output is the same tensor).
-  const handles = Array.from(model.layers, (layer, i) =>
-    layer.attn.attnDropout.registerForwardHook((_module, [probs]) => {
+  const handles = Array.from(model.layers, (_, i) =>
+    model.block(i).attn.attnDropout.registerForwardHook((_module, [probs]) => {
       layers[i] = Float32Array.from(probs.contiguous().toTypedArray() as Float32Array);
     }),
   );

@@ -6,6 +6,7 @@
 import { RECURRENT_GATES } from '../ops/recurrent.js';
 import {
   isRecurrentConfig,
+  layerKinds,
   resolveConfig,
   resolveRecurrentConfig,
   type ModelConfigInput,
@@ -31,10 +32,100 @@ export interface ParameterBreakdown {
   /** Per layer: attention, ffn and norms of one block. */
   perLayer: { attention: number; ffn: number; norms: number; total: number };
   total: number;
+  /** Parameters each token is computed with: the total less the routed experts it is not sent to (= total without MoE). */
+  active: number;
+  /** The Mamba mixers of all 'mamba' layers (their norms are in `norms`); 0 without them. `attention`, `ffn` and `perLayer` cover the attention layers only. */
+  mamba: number;
+}
+
+/** How many layers of each kind (layerKinds: config.layerTypes or its default). */
+function layerCounts(c: TransformerConfig): { attention: number; mamba: number } {
+  const mamba = layerKinds(c).filter((k) => k === 'mamba').length;
+  return { attention: c.nLayers - mamba, mamba };
+}
+
+/**
+ * One Mamba mixer's parameters (nn/mamba.ts), Din = expand·dModel: inProj [2·Din, d], conv weight
+ * [Din, dConv] and bias [Din], xProj [dtRank + 2N, Din], dtProj [Din, dtRank] and bias [Din],
+ * aLog [Din, N], dSkip [Din], outProj [d, Din]; inProj and outProj add 2·Din and d with bias.
+ */
+export function mambaMixerParameters(c: TransformerConfig): number {
+  const m = c.mamba;
+  if (!m) return 0;
+  const d = c.dModel;
+  const din = m.expand * d;
+  const b = c.bias ? 1 : 0;
+  return 2 * din * d + b * 2 * din + din * m.dConv + din + din * (m.dtRank + 2 * m.dState) + m.dtRank * din + din + din * m.dState + din + din * d + b * d;
+}
+
+/** Bytes of the Mamba layers' recurrent state per sequence (fp32): conv [Din, dConv − 1] and SSM [Din, N] per layer, whatever the length. */
+export function mambaStateBytes(c: TransformerConfig): number {
+  const m = c.mamba;
+  if (!m) return 0;
+  return layerCounts(c).mamba * m.expand * c.dModel * (m.dConv - 1 + m.dState) * 4;
+}
+
+/**
+ * The breakdown of a model with 'mamba' layers: the attention layers' figures from the same config
+ * with one attention layer (scaled by their number), plus the Mamba mixers and their norms.
+ */
+function countWithMamba(c: TransformerConfig): ParameterBreakdown {
+  const n = layerCounts(c);
+  const one = countParameters({ ...c, nLayers: 1, layerTypes: null, mamba: null });
+  const finalNorm = one.norms - one.perLayer.norms;
+  const out = {
+    embedding: one.embedding,
+    tokenEmbedding: one.tokenEmbedding,
+    positionEmbedding: one.positionEmbedding,
+    attention: n.attention * one.perLayer.attention,
+    ffn: n.attention * one.perLayer.ffn,
+    norms: n.attention * one.perLayer.norms + n.mamba * normParams(c) + finalNorm,
+    head: one.head,
+    perLayer: one.perLayer,
+    total: 0,
+    active: 0,
+    mamba: n.mamba * mambaMixerParameters(c),
+  };
+  out.total = out.embedding + out.attention + out.ffn + out.norms + out.head + out.mamba;
+  out.active = out.total - n.attention * (one.total - one.active);
+  return out;
 }
 
 function normParams(c: TransformerConfig): number {
   return c.norm === 'layer' && c.bias ? 2 * c.dModel : c.dModel;
+}
+
+/**
+ * One MLA layer's parameters (nn/mla.ts; the latent RMSNorms counted with attention): queries
+ * wq [H·nope, d] or wDq [qr, d] + qNorm [qr] + wUq [H·nope, qr]; wQr [H·rope, d or qr];
+ * wDkv [r, d], kvNorm [r], wKr [rope, d], wUk [H·nope, r], wUv [H·dv, r], wo [d, H·dv];
+ * with bias every Linear adds its output width.
+ */
+function mlaAttentionParameters(c: TransformerConfig): number {
+  const m = c.mla;
+  if (!m) return 0;
+  const { dModel: d, nHeads: h } = c;
+  const b = c.bias ? 1 : 0;
+  const lin = (inF: number, outF: number) => inF * outF + b * outF;
+  const qIn = m.qLoraRank ?? d;
+  const queries = (m.qLoraRank === null ? lin(d, h * m.qkNopeHeadDim) : lin(d, m.qLoraRank) + m.qLoraRank + lin(m.qLoraRank, h * m.qkNopeHeadDim)) + lin(qIn, h * m.qkRopeHeadDim);
+  const keysValues = lin(d, m.kvLoraRank) + m.kvLoraRank + lin(d, m.qkRopeHeadDim) + lin(m.kvLoraRank, h * m.qkNopeHeadDim) + lin(m.kvLoraRank, h * m.vHeadDim);
+  return queries + keysValues + lin(h * m.vHeadDim, d);
+}
+
+/**
+ * Activation elements per token of one MLA layer's attention, following nn/mla.ts's forward:
+ * norm input and output; the query path (wDq and qNorm outputs with a low-rank q; q^C, q^R and
+ * rotated q^R); c_KV before and after kvNorm, k^R before and after RoPE; k^C and v; the
+ * concatenated q and k and the scaled q; the attention output and its merged copy; wo; dropout.
+ */
+function mlaAttentionActivations(c: TransformerConfig): number {
+  const m = c.mla;
+  if (!m) return 0;
+  const { dModel: d, nHeads: h } = c;
+  const drop = c.dropout > 0 ? 1 : 0;
+  const qk = h * (m.qkNopeHeadDim + m.qkRopeHeadDim);
+  return 2 * d + (m.qLoraRank === null ? 0 : 2 * m.qLoraRank) + h * m.qkNopeHeadDim + 2 * h * m.qkRopeHeadDim + 2 * m.kvLoraRank + 2 * m.qkRopeHeadDim + h * (m.qkNopeHeadDim + m.vHeadDim) + 3 * qk + 2 * h * m.vHeadDim + d + drop * 2 * d;
 }
 
 /** The parameters of a RecurrentLM, by component. */
@@ -74,12 +165,19 @@ export function countParameters(config: ModelConfigInput): ParameterBreakdown | 
 export function countParameters(config: ModelConfigInput): ParameterBreakdown | RecurrentParameterBreakdown {
   if (isRecurrentConfig(config)) return countRecurrentParameters(config);
   const c = resolveConfig(config);
+  if (layerCounts(c).mamba > 0) return countWithMamba(c);
   const d = c.dModel;
   const kv = c.nKvHeads * (d / c.nHeads);
   const b = c.bias ? 1 : 0;
-  // wq [d, d], wk/wv [kv, d], wo [d, d], biases d, kv, kv, d.
-  const attention = 2 * d * d + 2 * d * kv + b * (2 * d + 2 * kv);
-  const ffn = c.mlp === 'swiglu' ? 3 * d * c.dFF + b * (2 * c.dFF + d) : 2 * d * c.dFF + b * (c.dFF + d);
+  // wq [d, d], wk/wv [kv, d], wo [d, d], biases d, kv, kv, d (MLA: mlaAttentionParameters).
+  const attention = c.mla ? mlaAttentionParameters(c) : 2 * d * d + 2 * d * kv + b * (2 * d + 2 * kv);
+  // One feed-forward of hidden width w: SwiGLU w1, w3 [w, d], w2 [d, w]; GELU w1, w2; biases w (, w), d.
+  const mlp = (w: number) => (c.mlp === 'swiglu' ? 3 * d * w + b * (2 * w + d) : 2 * d * w + b * (w + d));
+  const moe = c.moe;
+  // MoE: the router [E, d], E experts of width dExpert and the shared experts as one FFN of width nShared·dExpert.
+  const ffn = moe ? d * moe.nExperts + moe.nExperts * mlp(moe.dExpert) + (moe.nSharedExperts > 0 ? mlp(moe.nSharedExperts * moe.dExpert) : 0) : mlp(c.dFF);
+  // Each token runs topK of the E routed experts: the others' weights are not active for it.
+  const inactivePerLayer = moe ? (moe.nExperts - moe.topK) * mlp(moe.dExpert) : 0;
   const layerNorms = 2 * normParams(c);
   const perLayer = { attention, ffn, norms: layerNorms, total: attention + ffn + layerNorms };
   const tokenEmbedding = c.vocabSize * d;
@@ -96,8 +194,11 @@ export function countParameters(config: ModelConfigInput): ParameterBreakdown | 
     head,
     perLayer,
     total: 0,
+    active: 0,
+    mamba: 0,
   };
   out.total = out.embedding + out.attention + out.ffn + out.norms + out.head;
+  out.active = out.total - c.nLayers * inactivePerLayer;
   return out;
 }
 
@@ -136,22 +237,43 @@ export interface MemoryEstimate {
  */
 export function activationElements(config: TransformerConfigInput, batch: number, seq: number): MemoryEstimate['activationElements'] {
   const c = resolveConfig(config);
+  const counts = layerCounts(c);
+  if (counts.mamba > 0 && c.mamba) {
+    // Attention layers as in a one-layer model; a Mamba layer per token (nn/mamba.ts): norm input
+    // and output, inProj (2·Din), conv and SiLU outputs, xProj (dtRank + 2N), dtProj and softplus
+    // (Din each), B and C copies (2N), the scan output, SiLU(z) and the product (Din each), outProj;
+    // dropout adds a mask and an output. The scan recomputes its states in backward, so none are kept.
+    const one = activationElements({ ...c, nLayers: 1, layerTypes: null, mamba: null }, batch, seq);
+    const d = c.dModel;
+    const din = c.mamba.expand * d;
+    const mambaPerToken = 2 * d + 2 * din + 2 * din + (c.mamba.dtRank + 2 * c.mamba.dState) + 2 * din + 2 * c.mamba.dState + 3 * din + d + (c.dropout > 0 ? 2 * d : 0);
+    const total = batch * seq * (counts.attention * one.perLayerPerToken + counts.mamba * mambaPerToken + one.modelPerToken) + batch * counts.attention * one.scoresPerLayerPerSequence;
+    return { perLayerPerToken: one.perLayerPerToken, scoresPerLayerPerSequence: one.scoresPerLayerPerSequence, modelPerToken: one.modelPerToken, total };
+  }
   const d = c.dModel;
   const f = c.dFF;
   const kv = c.nKvHeads * (d / c.nHeads);
   const drop = c.dropout > 0 ? 1 : 0;
   const rope = c.pos === 'rope' ? 1 : 0;
   // Projections run their bias inside the GEMM (ops/linear.ts): one output each, bias or not.
-  const attention =
-    2 * d + // norm input (the residual stream) and norm output
+  const attention = c.mla
+    ? mlaAttentionActivations(c)
+    : 2 * d + // norm input (the residual stream) and norm output
     (d + 2 * kv) + // q, k, v projections
     rope * (d + kv) + // rotated (and, for q, scaled) q and k
     (1 - rope) * d + // q scaled by 1/√D (regrouped for GQA in the same copy)
     2 * d + // attention output and its head-merged copy
     d + // wo
     drop * 2 * d; // residual dropout mask and output
-  const ffnInner = c.mlp === 'swiglu' ? 4 * f : 2 * f; // SwiGLU: w1, w3, silu, product; GELU: w1, gelu
-  const ffn = 2 * d + ffnInner + d + drop * 2 * d;
+  const inner = (w: number) => (c.mlp === 'swiglu' ? 4 * w : 2 * w); // SwiGLU: w1, w3, silu, product; GELU: w1, gelu
+  const moe = c.moe;
+  // MoE (nn/moe.ts) per token: router logits and scores (E each); for each of its k experts the
+  // gathered input row, the expert's inner activations and output, the concatenation of the
+  // experts' outputs and the weighted rows; the combined row; the shared experts' and their sum.
+  const ffnBody = moe
+    ? 2 * moe.nExperts + moe.topK * (4 * d + inner(moe.dExpert)) + d + (moe.nSharedExperts > 0 ? inner(moe.nSharedExperts * moe.dExpert) + 2 * d : 0)
+    : inner(f) + d;
+  const ffn = 2 * d + ffnBody + drop * 2 * d;
   const perLayerPerToken = attention + ffn;
   // Scores and probabilities [H, T, T] per sequence (plus the dropout mask and output).
   const scoresPerLayerPerSequence = (2 + 2 * drop) * c.nHeads * seq * seq;
@@ -210,11 +332,21 @@ export function kvCacheBytes(config: TransformerConfigInput, seq?: number): KVCa
   const c = resolveConfig(config);
   const t = seq ?? c.maxSeqLen;
   if (!Number.isInteger(t) || t <= 0) throw new RangeError(`kvCacheBytes: seq must be a positive integer, got ${t}`);
+  // Mamba layers keep a constant-size state (stateBytes) instead of keys and values; the attention layers cache as usual.
+  const counts = layerCounts(c);
+  if (counts.mamba > 0) {
+    const stateBytes = mambaStateBytes(c);
+    if (counts.attention === 0) return { positions: 0, bytesPerToken: 0, stateBytes, bytesPerSequence: stateBytes };
+    const attention = kvCacheBytes({ ...c, nLayers: counts.attention, layerTypes: null, mamba: null }, t);
+    return { ...attention, stateBytes: attention.stateBytes + stateBytes, bytesPerSequence: attention.bytesPerSequence + stateBytes };
+  }
   const D = c.dModel / c.nHeads;
   if (c.attention === 'linear') {
     const stateBytes = c.nLayers * c.nKvHeads * (D * D + D) * 4;
     return { positions: 0, bytesPerToken: 0, stateBytes, bytesPerSequence: stateBytes };
   }
+  // MLA caches per layer and token only c_KV and the shared rotary key k^R.
+  if (c.mla) return { positions: t, bytesPerToken: c.nLayers * (c.mla.kvLoraRank + c.mla.qkRopeHeadDim) * 4, stateBytes: 0, bytesPerSequence: t * c.nLayers * (c.mla.kvLoraRank + c.mla.qkRopeHeadDim) * 4 };
   const positions = c.slidingWindow === null ? t : Math.min(t, c.slidingWindow);
   const bytesPerToken = 2 * c.nLayers * c.nKvHeads * D * 4;
   return { positions, bytesPerToken, stateBytes: 0, bytesPerSequence: positions * bytesPerToken };
@@ -303,15 +435,27 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
     `${name}: ${formatCount(p.total)} parameters`,
     `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''}${c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}`}${c.attention === 'linear' ? ', linear attention' : ''})`,
     row('embedding', p.embedding, p.positionEmbedding > 0 ? `(tokens ${formatCount(p.tokenEmbedding)}, positions ${formatCount(p.positionEmbedding)})` : ''),
-    row('attention', p.attention, `(${c.nLayers} × ${formatCount(p.perLayer.attention)})`),
-    row('feed-forward', p.ffn, `(${c.nLayers} × ${formatCount(p.perLayer.ffn)})`),
+    row('attention', p.attention, `(${layerCounts(c).attention} × ${formatCount(p.perLayer.attention)})`),
+    row('feed-forward', p.ffn, `(${layerCounts(c).attention} × ${formatCount(p.perLayer.ffn)})${c.moe ? `: router + ${c.moe.nExperts} experts of width ${c.moe.dExpert}${c.moe.nSharedExperts > 0 ? ` + ${c.moe.nSharedExperts} shared` : ''}, top-${c.moe.topK} ${c.moe.router}` : ''}`),
     row('norms', p.norms),
+    ...(p.mamba > 0 && c.mamba ? [row('mamba mixers', p.mamba, `(${layerCounts(c).mamba} × ${formatCount(mambaMixerParameters(c))}: dState ${c.mamba.dState}, dConv ${c.mamba.dConv}, expand ${c.mamba.expand}, dtRank ${c.mamba.dtRank})`)] : []),
     row('output head', p.head, c.tieWeights ? '(tied to the token embedding)' : ''),
     `  ${'total'.padEnd(14)}${formatCount(p.total).padStart(16)}`,
   ];
+  if (c.moe) lines.push(`  ${'active/token'.padEnd(14)}${formatCount(p.active).padStart(16)}  ${((100 * p.active) / p.total).toFixed(1).padStart(5)}%  (each token runs ${c.moe.topK} of ${c.moe.nExperts} experts${c.moe.nSharedExperts > 0 ? ' and the shared ones' : ''})`);
   const kv = kvCacheBytes(c);
   const window = c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}: a ring of the last ${kv.positions} positions`;
-  if (c.attention === 'linear') {
+  const mambaLayers = layerCounts(c).mamba;
+  if (mambaLayers > 0 && c.mamba) {
+    const m = c.mamba;
+    lines.push(`Mamba state per sequence: ${formatBytes(mambaStateBytes(c))} (${mambaLayers} layers × ${m.expand * c.dModel} channels × (${m.dConv - 1} conv + ${m.dState} SSM) floats, fp32, any length)`);
+  }
+  if (mambaLayers === c.nLayers) {
+    // Pure Mamba: no attention layer, no KV cache.
+  } else if (c.mla) {
+    const m = c.mla;
+    lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions, fp32; multi-head latent attention caches ${c.nLayers} layers × (${m.kvLoraRank} c_KV + ${m.qkRopeHeadDim} k^R) floats per token)`);
+  } else if (c.attention === 'linear') {
     lines.push(`Linear-attention state per sequence: ${formatBytes(kv.stateBytes)} (${c.nLayers} layers × ${c.nKvHeads} kv heads × (${c.dModel / c.nHeads}² + ${c.dModel / c.nHeads}) floats, fp32, any length)`);
   } else {
     lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions, fp32${window})`);

@@ -1,7 +1,7 @@
 /**
  * Named model configurations (plain data). Parameter counts are exact (see params.ts and
  * docs/models.md): tiny 818,048; nano-trickster and nano-swa 5,180,672; nano-linear 5,311,744
- * (learned positions); tinyllama-1.1b 1,100,048,384; and the
+ * (learned positions); nano-mla 5,206,016; nano-mamba 5,321,984; tinyllama-1.1b 1,100,048,384; and the
  * recurrent models sized to tiny's budget (docs/recurrent.md): char-lstm 821,021, char-gru
  * 822,849, char-rnn 818,873.
  */
@@ -72,9 +72,26 @@ const PRESETS: readonly Preset[] = [
     config: { ...NANO_TRICKSTER, slidingWindow: 128 },
   },
   {
+    name: 'nano-moe',
+    description: 'nano-trickster with a mixture of experts in every block: 8 SwiGLU experts of width 384, top-2 softmax router (the active feed-forward width per token is 768, as in the dense model)',
+    config: { ...NANO_TRICKSTER, moe: { nExperts: 8, topK: 2 } },
+  },
+  {
     name: 'nano-linear',
     description: 'nano-trickster with causal linear attention (elu + 1 feature map) and learned positions (linear attention takes no RoPE); its cache is a 198 KiB state of any length',
     config: { ...NANO_TRICKSTER, attention: 'linear', pos: 'learned' },
+  },
+  {
+    name: 'nano-mla',
+    description:
+      'nano-trickster with multi-head latent attention (DeepSeek-V2 proportions: kvLoraRank 4·32, rotary key 16, plain queries): 5,206,016 parameters, and the KV cache keeps 144 floats per token and layer instead of 512 (1.69 MiB per 512-token sequence instead of 6 MiB)',
+    config: { ...NANO_TRICKSTER, mla: { kvLoraRank: 128, qLoraRank: null, qkNopeHeadDim: 32, qkRopeHeadDim: 16, vHeadDim: 32 } },
+  },
+  {
+    name: 'nano-mamba',
+    description:
+      'nano-trickster-sized pure Mamba (selective state space, Gu & Dao 2023): 12 Mamba blocks (twice the layers, as the paper pairs a Mamba block with half a Transformer block), dState 16, dConv 4, expand 2; no position parameters (the convolution and the recurrence carry the order; pos rope only rotates attention layers, and there are none); 5,321,984 parameters and a 456 KiB state per sequence of any length',
+    config: { ...NANO_TRICKSTER, nLayers: 12, mamba: { dState: 16, dConv: 4, expand: 2, dtRank: 16 } },
   },
   {
     name: 'tinyllama-1.1b',

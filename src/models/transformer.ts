@@ -16,8 +16,14 @@
  * State-dict names (what safetensors files use):
  *   tokEmb.weight, posEmb.weight (learned positions only),
  *   layers.{i}.attnNorm.{weight,bias}, layers.{i}.attn.{wq,wk,wv,wo}.{weight,bias},
- *   layers.{i}.ffnNorm.{weight,bias}, layers.{i}.ffn.{w1,w2}[,w3].{weight,bias},
+ *   layers.{i}.ffnNorm.{weight,bias}, layers.{i}.ffn.{w1,w2}[,w3].{weight,bias} (with moe:
+ *   layers.{i}.ffn.router.weight, layers.{i}.ffn.experts.{e}.{w1,w2[,w3]}, layers.{i}.ffn.shared.…),
+ *   a 'mamba' layer (config.mamba, layerTypes; nn/mamba.ts) instead: layers.{i}.norm.{weight,bias},
+ *   layers.{i}.mixer.{inProj,conv,xProj,dtProj,outProj}.…, layers.{i}.mixer.{aLog,dSkip},
  *   norm.{weight,bias} (pre-norm only), head.weight (untied only).
+ * With mla (multi-head latent attention, nn/mla.ts) each layer's attention is instead
+ *   layers.{i}.attn.{wq | wDq, qNorm, wUq}, .wQr, .wDkv, .kvNorm, .wKr, .wUk, .wUv, .wo
+ * (the norms are RMSNorms, weight only), and RoPE rotates qkRopeHeadDim features.
  * Biases exist only with bias: true; RMSNorm has weight only.
  */
 import { noGrad } from '../autograd/grad-mode.js';
@@ -29,6 +35,8 @@ import { Dropout, Linear, ModuleList } from '../nn/layers.js';
 import { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import { LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding } from '../nn/positional.js';
 import { makeNorm, TransformerBlock } from '../nn/transformer.js';
+import { MambaBlock, MambaCache } from '../nn/mamba.js';
+import { MixtureOfExperts } from '../nn/moe.js';
 import { crossEntropy } from '../ops/fused.js';
 import { tensor } from '../tensor/creation.js';
 import type { Generator } from '../tensor/random.js';
@@ -36,7 +44,7 @@ import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CausalLM } from './causal-lm.js';
 import { DecodeEngine, decodeEngineUnsupported } from './decode.js';
-import { resolveConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
+import { layerKinds, resolveConfig, type MambaConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
 
@@ -131,7 +139,12 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
   posEmb: LearnedPositionalEmbedding | SinusoidalPositionalEncoding | null;
   rope: RotaryEmbedding | null;
   drop: Dropout;
-  layers: ModuleList<TransformerBlock>;
+  /**
+   * The layers in order. With config.mamba, the 'mamba' entries of layerKinds(config) are
+   * MambaBlocks (nn/mamba.ts), the others TransformerBlocks; `block(i)` gives an attention
+   * block or a one-line error.
+   */
+  layers: ModuleList<TransformerBlock | MambaBlock>;
   norm: LayerNorm | RMSNorm | null;
   head: Linear | null;
   /** μP's α_in and α_out/m (both exactly 1 without μP, and then never applied). */
@@ -146,14 +159,24 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     this.tokEmb = new Embedding(c.vocabSize, c.dModel, { generator: gen });
     this.posEmb =
       c.pos === 'learned' ? new LearnedPositionalEmbedding(c.maxSeqLen, c.dModel, { generator: gen }) : c.pos === 'sinusoidal' ? new SinusoidalPositionalEncoding(c.maxSeqLen, c.dModel) : null;
-    this.rope = c.pos === 'rope' ? new RotaryEmbedding(c.dModel / c.nHeads, c.maxSeqLen, { theta: c.ropeTheta, pairing: c.ropePairing }) : null;
+    // MLA rotates only its decoupled qkRopeHeadDim features; other attention a whole head.
+    const ropeDim = c.mla ? c.mla.qkRopeHeadDim : c.dModel / c.nHeads;
+    this.rope = c.pos === 'rope' ? new RotaryEmbedding(ropeDim, c.maxSeqLen, { theta: c.ropeTheta, pairing: c.ropePairing }) : null;
     this.drop = new Dropout(c.dropout, { generator: options.dropoutGenerator });
     this.#inputMultiplier = inputMultiplier(c);
     this.#readoutMultiplier = readoutMultiplier(c);
     // μP: logits × √D_base/D instead of 1/√D (models/mup.ts); SP's 1/√D otherwise.
     const attnScale = attentionScale(c);
-    this.layers = new ModuleList<TransformerBlock>();
+    this.layers = new ModuleList<TransformerBlock | MambaBlock>();
+    const kinds = layerKinds(c);
     for (let i = 0; i < c.nLayers; i++) {
+      if (kinds[i] === 'mamba') {
+        // A Mamba layer is a MambaBlock in the same list (state-dict names layers.{i}.norm, layers.{i}.mixer.…; see `layers`).
+        const mamba = c.mamba as MambaConfig;
+        const block = new MambaBlock(c.dModel, { ...mamba, norm: c.norm, normEps: c.normEps, bias: c.bias, dropout: c.dropout, generator: gen, dropoutGenerator: options.dropoutGenerator });
+        this.layers.append(block);
+        continue;
+      }
       this.layers.append(
         new TransformerBlock({
           dModel: c.dModel,
@@ -167,19 +190,24 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
           normEps: c.normEps,
           normPlacement: c.normPlacement,
           rope: this.rope,
-          attnScale,
+          // MLA: 1/√(qkNopeHeadDim + qkRopeHeadDim), its module's default (config refuses mup with mla).
+          attnScale: c.mla ? undefined : attnScale,
+          mla: c.mla,
+          moe: c.moe ? { nExperts: c.moe.nExperts, topK: c.moe.topK, dExpert: c.moe.dExpert, nSharedExperts: c.moe.nSharedExperts, router: c.moe.router, normalizeTopK: c.moe.normalizeTopK } : null,
           generator: gen,
           dropoutGenerator: options.dropoutGenerator,
         }),
       );
       // Set after construction so that the block (and its random draws) is the same with or without a window.
-      this.layers.at(i).attn.slidingWindow = c.slidingWindow;
-      this.layers.at(i).attn.attention = c.attention;
+      this.block(i).attn.slidingWindow = c.slidingWindow;
+      this.block(i).attn.attention = c.attention;
     }
     // Post-norm blocks already end with a norm; pre-norm needs one before the head.
     this.norm = c.normPlacement === 'pre' ? makeNorm(c.norm, c.dModel, { bias: c.bias, eps: c.normEps }) : null;
     this.head = c.tieWeights ? null : new Linear(c.dModel, c.vocabSize, { bias: false, generator: gen });
     this.#initWeights(gen);
+    // The SSM parameters keep the paper's initialisation (Δ's range, S4D-real A, D = 1), not GPT-2's normal draw.
+    for (const layer of this.layers) if (layer instanceof MambaBlock) layer.mixer.resetSsmParameters(gen);
   }
 
   /**
@@ -201,7 +229,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     const residualStd = std / Math.sqrt(2 * c.nLayers);
     for (const [name, m] of this.namedModules()) {
       if (m instanceof Linear) {
-        const residual = name.endsWith('.wo') || name.endsWith('.w2');
+        const residual = name.endsWith('.wo') || name.endsWith('.w2') || name.endsWith('.mixer.outProj');
         const base = residual ? residualStd : std;
         const hidden = name !== 'head';
         normal_(m.weight, 0, c.mup && hidden ? base / Math.sqrt(hiddenFanInMultiplier(c, name)) : base, gen);
@@ -217,6 +245,17 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
         normal_(m.weight, 0, std, gen);
       }
     }
+  }
+
+  /**
+   * Layer i as an attention block (attention + feed-forward); a one-line error when it is a Mamba
+   * block (config.layerTypes). What the attention-only tools (decode engine, attention maps, μP
+   * coordinate checks, LoRA on attention) reach the layers through.
+   */
+  block(i: number): TransformerBlock {
+    const layer = this.layers.at(i);
+    if (!(layer instanceof TransformerBlock)) throw new Error(`TransformerLM: layer ${i} is a Mamba block, not an attention block`);
+    return layer;
   }
 
   /** The output projection's weight [vocabSize, dModel] (the token embedding when tied). */
@@ -235,9 +274,33 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       const x = this.hidden(ids, options);
       const [b, t, d] = x.shape;
       const logits = this.#readout(x.reshape([b * t, d])).view([b, t, this.config.vocabSize]);
-      return { logits, loss: targets ? crossEntropy(logits, targets) : null };
+      return { logits, loss: targets ? this.#withRouterLosses(crossEntropy(logits, targets)) : null };
     };
     return cache ? noGrad(run) : run();
+  }
+
+  /** The mixture-of-experts layers (empty without config.moe), in layer order. */
+  moeLayers(): MixtureOfExperts[] {
+    const out: MixtureOfExperts[] = [];
+    for (const m of this.modules()) if (m instanceof MixtureOfExperts) out.push(m);
+    return out;
+  }
+
+  /**
+   * The training objective of an MoE model: the cross-entropy plus the configured weights times
+   * the load-balancing and z losses of the forward just run, each averaged over the layers. Only
+   * in training mode: an evaluation (eval mode) reports the cross-entropy alone.
+   */
+  #withRouterLosses(ce: Tensor): Tensor {
+    const moe = this.config.moe;
+    if (!moe || !this.training || (moe.auxLossWeight === 0 && moe.zLossWeight === 0)) return ce;
+    const layers = this.moeLayers();
+    let loss = ce;
+    for (const layer of layers) {
+      if (moe.auxLossWeight !== 0 && layer.auxLoss) loss = loss.add(layer.auxLoss.mul(moe.auxLossWeight / layers.length));
+      if (moe.zLossWeight !== 0 && layer.zLoss) loss = loss.add(layer.zLoss.mul(moe.zLossWeight / layers.length));
+    }
+    return loss;
   }
 
   /**
@@ -273,6 +336,8 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     } else if (offset + t > c.maxSeqLen) {
       throw new RangeError(`TransformerLM: ${t} tokens at position ${offset} exceed maxSeqLen ${c.maxSeqLen}`);
     }
+    // A Mamba layer's scan runs over the whole row, so packed documents would leak state into each other.
+    if (documentIds && layerKinds(c).includes('mamba')) throw new Error("TransformerLM: packed rows (documentIds) are not supported with 'mamba' layers (their state does not reset at document starts)");
     // Built once for all layers; with it attention takes the explicit-mask path, causal included.
     const mask = documentIds ? packedAttentionMask(documentIds, c.slidingWindow) : null;
     let x = this.tokEmb.forward(ids);
@@ -284,9 +349,18 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     let i = 0;
     if (positions || mask) {
       // Packed rows: RoPE reads the positions in attention (the additive tables took them above).
-      for (const layer of this.layers) x = layer.forward(x, { mask, positions: this.rope ? positions : null });
+      for (const layer of this.layers) x = layer instanceof MambaBlock ? layer.forward(x) : layer.forward(x, { mask, positions: this.rope ? positions : null });
     } else {
-      for (const layer of this.layers) x = layer.forward(x, { cache: cache ? cache.layers[i++] : null });
+      for (const layer of this.layers) {
+        const layerCache = cache ? cache.layers[i++] : null;
+        if (layer instanceof MambaBlock) {
+          if (layerCache && !(layerCache instanceof MambaCache)) throw new Error(`TransformerLM: layer ${i - 1} is a Mamba layer but its cache is an attention cache`);
+          x = layer.forward(x, layerCache ?? undefined);
+        } else {
+          if (layerCache instanceof MambaCache) throw new Error(`TransformerLM: layer ${i - 1} is an attention layer but its cache is a Mamba state`);
+          x = layer.forward(x, { cache: layerCache });
+        }
+      }
     }
     return this.norm ? this.norm.forward(x) : x;
   }
@@ -304,7 +378,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
   /** An empty KV cache for `batch` sequences of up to `maxLen` (default maxSeqLen) tokens. */
   createCache(batch = 1, maxLen = this.config.maxSeqLen): KVCache {
     if (maxLen > this.config.maxSeqLen) throw new RangeError(`TransformerLM: cache length ${maxLen} exceeds maxSeqLen ${this.config.maxSeqLen}`);
-    return new KVCache(Array.from(this.layers, (layer) => layer.attn.createCache(batch, maxLen)));
+    return new KVCache(Array.from(this.layers, (layer) => (layer instanceof MambaBlock ? layer.mixer.createCache(batch, maxLen) : layer.attn.createCache(batch, maxLen))));
   }
 
   /**
@@ -385,6 +459,6 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
 
   override extraRepr(): string {
     const c = this.config;
-    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${c.slidingWindow}`}${c.attention === 'linear' ? ", attention='linear'" : ''}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
+    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${c.slidingWindow}`}${c.attention === 'linear' ? ", attention='linear'" : ''}${c.moe ? `, moe(nExperts=${c.moe.nExperts}, topK=${c.moe.topK})` : ''}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
   }
 }

@@ -142,9 +142,9 @@ export function recordActivations(model: TransformerLM, fn: (name: string, activ
       fn('embedding', x);
     }),
   ];
-  let i = 0;
-  for (const block of model.layers) {
-    const prefix = `layers.${i++}.`;
+  for (let i = 0; i < model.layers.length; i++) {
+    const block = model.block(i);
+    const prefix = `layers.${i}.`;
     handles.push(
       block.attn.registerForwardHook((_attn, _inputs, y) => {
         fn(`${prefix}attn`, y);

@@ -17,6 +17,7 @@ import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
 import { scaledDotProductAttention, scaledSoftmax } from '../ops/attention.js';
 import { causalLinearAttention, eluFeatureMap, LINEAR_ATTENTION_EPS } from '../ops/linear-attention.js';
 import { dropout } from '../ops/dropout.js';
+import { flashAttention, prefersFlashAttention } from '../ops/flash-attention.js';
 import { where } from '../ops/elementwise.js';
 import { matmul, matmulInLayout } from '../ops/matmul.js';
 import { zeros } from '../tensor/creation.js';
@@ -61,8 +62,10 @@ export class KVCacheLayer {
     readonly headDim: number,
     readonly window: number | null = null,
     readonly attention: 'softmax' | 'linear' = 'softmax',
+    /** Width of a stored value, default headDim (MLA's latent cache keeps k^R of another width in `v`; nn/mla.ts). */
+    readonly valueDim: number = headDim,
   ) {
-    for (const [what, n] of [['batch', batch], ['nKvHeads', nKvHeads], ['maxLen', maxLen], ['headDim', headDim]] as const) {
+    for (const [what, n] of [['batch', batch], ['nKvHeads', nKvHeads], ['maxLen', maxLen], ['headDim', headDim], ['valueDim', valueDim]] as const) {
       if (!Number.isInteger(n) || n <= 0) throw new RangeError(`KVCacheLayer: ${what} must be a positive integer, got ${n}`);
     }
     if (window !== null && !(Number.isSafeInteger(window) && window > 0)) throw new RangeError(`KVCacheLayer: window must be a positive integer or null, got ${String(window)}`);
@@ -71,7 +74,7 @@ export class KVCacheLayer {
     this.slots = attention === 'linear' ? 0 : window === null ? maxLen : Math.min(window, maxLen);
     this.state = attention === 'linear' ? { s: zeros([batch, nKvHeads, headDim, headDim]), z: zeros([batch, nKvHeads, headDim]) } : null;
     this.k = zeros([batch, nKvHeads, this.slots, headDim]);
-    this.v = zeros([batch, nKvHeads, this.slots, headDim]);
+    this.v = zeros([batch, nKvHeads, this.slots, valueDim]);
   }
 
   /** Forgets every cached token (the memory is kept and overwritten; a linear state is zeroed). */
@@ -103,8 +106,8 @@ export class KVCacheLayer {
     if (this.length + t > this.maxLen) {
       throw new RangeError(`KVCacheLayer: ${t} new tokens after ${this.length} cached ones exceed the cache length ${this.maxLen}`);
     }
-    const expect = [this.batch, this.nKvHeads, t, this.headDim];
     for (const [name, x] of [['k', k], ['v', v]] as const) {
+      const expect = [this.batch, this.nKvHeads, t, name === 'k' ? this.headDim : this.valueDim];
       if (x.ndim !== 4 || x.shape.some((d, i) => d !== expect[i])) {
         throw new Error(`KVCacheLayer: ${name} has shape ${formatShape(x.shape)}, expected ${formatShape(expect)}`);
       }
@@ -140,7 +143,7 @@ export class KVCacheLayer {
       // The cached positions the new queries may still see, oldest first, before the ring is overwritten.
       const keep = Math.min(past, S);
       const seq = (ring: Tensor, fresh: Tensor): Tensor => {
-        const out = zeros([this.batch, this.nKvHeads, keep + t, this.headDim]);
+        const out = zeros([this.batch, this.nKvHeads, keep + t, ring.shape[3]]);
         let at = 0;
         for (const [start, n] of this.#ranges(past - keep, keep)) {
           out.narrow(2, at, n).copy_(ring.narrow(2, start, n));
@@ -230,7 +233,9 @@ export interface GroupedAttentionOptions {
  * softmax(q·kᵀ·scale [+ causal mask])·v for grouped heads: q [B, Hkv, G, Tq, D], k and v
  * [B, Hkv, Tk, D]; returns [B, Hkv, G, Tq, D]. The G query heads sharing a key/value head are
  * one [G·Tq, D] operand (a view when q is laid out that way, one copy otherwise), so each
- * (batch, kv head) is a single product of scores and a single product with v.
+ * (batch, kv head) is a single product of scores and a single product with v. Without a mask,
+ * dropout or applyToProbs, long sequences take flash attention instead (ops/flash-attention.ts:
+ * O(T·D) memory; FLASH_ATTENTION_MIN_SEQ_LEN, setAttentionImplementation).
  */
 export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: GroupedAttentionOptions = {}): Tensor {
   if (q.ndim !== 5 || k.ndim !== 4 || v.ndim !== 4) {
@@ -241,6 +246,12 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: Group
   const { causal = false, causalOffset = 0, dropoutP = 0, mask = null, window = null } = options;
   if (mask && causal) throw new Error('groupedAttention: pass either mask or causal, not both');
   const scale = options.scale ?? 1 / Math.sqrt(d);
+  // Flash attention (ops/flash-attention.ts) when nothing needs the probabilities themselves; q's
+  // [B, Hkv, G] heads are its [B, Hkv·G] query heads reading kv head ⌊h/G⌋.
+  if (!mask && !options.applyToProbs && !(dropoutP > 0) && prefersFlashAttention(tq)) {
+    const y = flashAttention(q.reshape([b, hkv * g, tq, d]), k, v, { scale: options.qIsScaled ? 1 : scale, causal, causalOffset: causal ? causalOffset : 0, window: causal ? window : null });
+    return y.view([b, hkv, g, tq, v.shape[3]]);
+  }
   // Scaling q (B·T·D elements) instead of the scores (B·H·T·Tk) keeps the softmax backward one pass.
   const qs = options.qIsScaled || scale === 1 ? q : q.mul(scale);
   const qm = qs.reshape([b, hkv, g * tq, d]);
@@ -423,7 +434,7 @@ export class MultiHeadAttention extends Module<[Tensor, AttentionForwardOptions?
       if (isGradEnabled() && (x.requiresGrad || this.wq.weight.requiresGrad)) {
         throw new Error('MultiHeadAttention: decoding with a KV cache is inference only; run it inside noGrad()');
       }
-      if (cache.batch !== b || cache.nKvHeads !== hkv || cache.headDim !== d) {
+      if (cache.batch !== b || cache.nKvHeads !== hkv || cache.headDim !== d || cache.valueDim !== d) {
         throw new Error(`MultiHeadAttention: cache [${cache.batch}, ${cache.nKvHeads}, ·, ${cache.headDim}] does not fit input batch ${b} with ${hkv} kv heads of dim ${d}`);
       }
       if ((cache.attention === 'linear') !== (this.#attention === 'linear')) {

@@ -58,6 +58,8 @@ export {
   type GroupedAttentionOptions,
 } from './attention.js';
 export { TransformerBlock, makeNorm, type TransformerBlockOptions, type NormKind, type MlpKind, type NormPlacement } from './transformer.js';
+export { MultiHeadLatentAttention, LatentKVCacheLayer, mlaDefaults, type MlaConfig, type MlaConfigInput, type MultiHeadLatentAttentionOptions } from './mla.js';
+export { MambaBlock, MambaMixer, MambaCache, CausalConv1d, type MambaBlockOptions, type MambaMixerOptions } from './mamba.js';
 export {
   LoRALinear,
   applyLoRA,

@@ -10,7 +10,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention, type AttentionForwardOptions } from './attention.js';
 import { FeedForward, SwiGLU } from './feedforward.js';
 import { Dropout } from './layers.js';
+import { MultiHeadLatentAttention, type MlaConfig } from './mla.js';
 import { Module } from './module.js';
+import { MixtureOfExperts, type MixtureOfExpertsOptions } from './moe.js';
 import { LayerNorm, RMSNorm } from './normalization.js';
 import type { RotaryEmbedding } from './positional.js';
 
@@ -41,6 +43,10 @@ export interface TransformerBlockOptions {
   rope?: RotaryEmbedding | null;
   /** Multiplier of the attention logits; default 1/√headDim (see MultiHeadAttentionOptions.scale). */
   attnScale?: number;
+  /** Multi-head latent attention (nn/mla.ts) with these dimensions instead of MultiHeadAttention; needs `rope` of qkRopeHeadDim features. */
+  mla?: MlaConfig | null;
+  /** A mixture of experts instead of the dense feed-forward layer (its experts take `mlp` and `bias`). */
+  moe?: Omit<MixtureOfExpertsOptions, 'mlp' | 'bias' | 'generator'> | null;
   generator?: Generator;
   dropoutGenerator?: Generator;
 }
@@ -55,9 +61,9 @@ export function makeNorm(kind: NormKind, dModel: number, options: { bias?: boole
 export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?], Tensor> {
   readonly normPlacement: NormPlacement;
   attnNorm: LayerNorm | RMSNorm;
-  attn: MultiHeadAttention;
+  attn: MultiHeadAttention | MultiHeadLatentAttention;
   ffnNorm: LayerNorm | RMSNorm;
-  ffn: FeedForward | SwiGLU;
+  ffn: FeedForward | SwiGLU | MixtureOfExperts;
   dropout: Dropout;
 
   constructor(options: TransformerBlockOptions) {
@@ -70,19 +76,34 @@ export class TransformerBlock extends Module<[Tensor, AttentionForwardOptions?],
     if (this.normPlacement !== 'pre' && this.normPlacement !== 'post') throw new Error(`TransformerBlock: normPlacement must be 'pre' or 'post', got '${String(this.normPlacement)}'`);
     const norm = { bias, eps: options.normEps };
     this.attnNorm = makeNorm(options.norm ?? 'layer', dModel, norm);
-    this.attn = new MultiHeadAttention(dModel, nHeads, {
-      nKvHeads: options.nKvHeads,
-      bias,
-      dropout: p,
-      causal: options.causal,
-      rope: options.rope,
-      scale: options.attnScale,
-      generator: options.generator,
-      dropoutGenerator: options.dropoutGenerator,
-    });
+    if (options.mla) {
+      if (!options.rope) throw new Error('TransformerBlock: mla needs a rotary embedding (rope) of qkRopeHeadDim features');
+      this.attn = new MultiHeadLatentAttention(dModel, nHeads, options.mla, {
+        bias,
+        dropout: p,
+        causal: options.causal,
+        rope: options.rope,
+        scale: options.attnScale,
+        normEps: options.normEps,
+        generator: options.generator,
+        dropoutGenerator: options.dropoutGenerator,
+      });
+    } else {
+      this.attn = new MultiHeadAttention(dModel, nHeads, {
+        nKvHeads: options.nKvHeads,
+        bias,
+        dropout: p,
+        causal: options.causal,
+        rope: options.rope,
+        scale: options.attnScale,
+        generator: options.generator,
+        dropoutGenerator: options.dropoutGenerator,
+      });
+    }
     this.ffnNorm = makeNorm(options.norm ?? 'layer', dModel, norm);
     const dFF = options.dFF ?? 4 * dModel;
-    if (mlp === 'gelu') this.ffn = new FeedForward(dModel, dFF, { bias, generator: options.generator });
+    if (options.moe) this.ffn = new MixtureOfExperts(dModel, { ...options.moe, mlp, bias, generator: options.generator });
+    else if (mlp === 'gelu') this.ffn = new FeedForward(dModel, dFF, { bias, generator: options.generator });
     else if (mlp === 'swiglu') this.ffn = new SwiGLU(dModel, dFF, { bias, generator: options.generator });
     else throw new Error(`TransformerBlock: unknown mlp '${String(mlp)}' (expected 'gelu' or 'swiglu')`);
     this.dropout = new Dropout(p, { generator: options.dropoutGenerator });

@@ -10,6 +10,7 @@ import type { Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { dropout } from './dropout.js';
+import { flashAttention, prefersFlashAttention } from './flash-attention.js';
 import { add, contiguousData, mul, where } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { softmax } from './softmax.js';
@@ -95,6 +96,11 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   }
   if (isCausal && mask) throw new Error('scaledDotProductAttention: pass either mask or isCausal, not both');
   const scale = options.scale ?? 1 / Math.sqrt(d);
+  // Flash attention (O(T·D) memory) where it computes the same thing: no mask, no dropout, q, k, v
+  // of one rank, k and v alike but for the last dim, their head dim (third from last) q's or 1 (broadcast).
+  if (!mask && !(dropoutP > 0) && flashApplies(q, k, v) && prefersFlashAttention(q.shape[q.ndim - 2])) {
+    return flashAttention(q, k, v, { scale, causal: isCausal, causalOffset: isCausal ? causalOffset : 0, window: isCausal ? window : null });
+  }
   const scores = matmul(q, transpose(k, -2, -1));
   let probs: Tensor;
   if (!mask) probs = scaledSoftmax(scores, scale, isCausal, causalOffset, window);
@@ -105,4 +111,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   }
   if (dropoutP > 0) probs = dropout(probs, dropoutP, true, options.generator);
   return matmul(probs, v);
+}
+
+/** Whether sdpa's broadcasting q·kᵀ over these shapes is what flashAttention's grouped heads compute. */
+function flashApplies(q: Tensor, k: Tensor, v: Tensor): boolean {
+  const n = q.ndim;
+  if (k.ndim !== n || v.ndim !== n || q.dtype !== 'float32' || k.dtype !== 'float32' || v.dtype !== 'float32') return false;
+  for (let i = 0; i < n - 1; i++) if (k.shape[i] !== v.shape[i]) return false;
+  for (let i = 0; i < n - 3; i++) if (k.shape[i] !== q.shape[i]) return false;
+  return n < 3 || k.shape[n - 3] === q.shape[n - 3] || k.shape[n - 3] === 1;
 }

@@ -1,4 +1,4 @@
-/** Indexing and joining: gather, indexSelect, maskedFill, tril/triu, cat, stack. */
+/** Indexing and joining: gather, indexSelect, indexAdd, maskedFill, tril/triu, cat, stack. */
 import { record } from '../autograd/engine.js';
 import { kernels } from '../backends/registry.js';
 import { formatShape, normalizeDim, shapeSize } from '../tensor/shape.js';
@@ -79,6 +79,33 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
     kernels.indexAdd({ src: gd.data.subarray(gd.offset) as Float32Array, index: idx, out: gx.storage as Float32Array, outer, outSize: x.shape[d], indexSize: idx.length, inner });
     return [gx];
   });
+}
+
+/**
+ * x with the slices of `source` added at `index` along `dim` (torch.index_add): out[…, index[i], …]
+ * += source[…, i, …], repeated indices accumulating. source has x's shape except source.shape[dim]
+ * = index.length. The combine step of a mixture of experts (each token's expert outputs summed
+ * back into its row). Backward: x gets the gradient as it is, source its rows picked by the same
+ * index (indexSelect's forward is this op's adjoint and the other way round).
+ */
+export function indexAdd(x: Tensor, dim: number, index: Tensor, source: Tensor): Tensor {
+  const d = normalizeDim(dim, x.ndim, 'indexAdd');
+  if (index.ndim !== 1) throw new Error(`indexAdd: index must be 1-D, got shape ${formatShape(index.shape)}`);
+  const expected = x.shape.slice();
+  expected[d] = index.shape[0];
+  if (source.ndim !== x.ndim || source.shape.some((n, i) => n !== expected[i])) {
+    throw new Error(`indexAdd: source must have shape ${formatShape(expected)} (input ${formatShape(x.shape)} with dim ${d} = index length ${index.shape[0]}), got ${formatShape(source.shape)}`);
+  }
+  const idx = checkIndexTensor(index, 'indexAdd');
+  checkRange(idx, x.shape[d], 'indexAdd', 'index');
+  const base = contiguousData(x);
+  const out = Tensor.uninitialized(x.shape, 'float32');
+  out.storage.set(base.data.subarray(base.offset, base.offset + x.size));
+  const src = contiguousData(source);
+  const outer = shapeSize(x.shape.slice(0, d));
+  const inner = shapeSize(x.shape.slice(d + 1));
+  kernels.indexAdd({ src: src.data.subarray(src.offset) as Float32Array, index: idx, out: out.storage as Float32Array, outer, outSize: x.shape[d], indexSize: idx.length, inner });
+  return record(out, 'indexAdd', [x, source], (g) => [g, indexSelect(g, d, index)]);
 }
 
 /** x with `value` where mask is true; the mask broadcasts to x's shape. */

@@ -437,6 +437,10 @@ export class Tensor {
   indexSelect(dim: number, index: Tensor): Tensor {
     return idx.indexSelect(this, dim, index);
   }
+  /** torch.Tensor.index_add: this with source's slices added at index along dim (a new tensor). */
+  indexAdd(dim: number, index: Tensor, source: Tensor): Tensor {
+    return idx.indexAdd(this, dim, index, source);
+  }
   tril(k = 0): Tensor {
     return idx.tril(this, k);
   }

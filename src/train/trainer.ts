@@ -18,6 +18,7 @@ import { TransformerLM } from '../models/transformer.js';
 import { buildModelConfig } from '../models/presets.js';
 import { resolveModelConfig, type ModelConfig, type TransformerConfig } from '../models/config.js';
 import { applyLoRA, loraConfig, type LoRAConfig } from '../nn/lora.js';
+import { routerMetrics } from '../nn/moe.js';
 import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadTokenizer } from '../tokenizers/load.js';
@@ -144,7 +145,12 @@ export async function train(input: Partial<TrainConfig>, options: TrainOptions =
   const lossOn = (split: Split, seed: number) => estimateLoss(model, languageModelLoss, (rng) => dataset.getBatch(split, config.batchSize, config.blockSize, rng), config.evalIters, seed);
   const evaluate = (step: number): Evaluation => {
     const evalSeed = config.seed + 7919 * (step + 1);
-    const e: Evaluation = { trainLoss: lossOn('train', evalSeed), valLoss: lossOn('val', evalSeed + 1) };
+    const trainLoss = lossOn('train', evalSeed);
+    // Expert utilisation is measured on the validation batches (the same on every replica count).
+    const moeLayers = model instanceof TransformerLM ? model.moeLayers() : [];
+    for (const layer of moeLayers) layer.resetRouterStats();
+    const e: Evaluation = { trainLoss, valLoss: lossOn('val', evalSeed + 1) };
+    if (moeLayers.length > 0) e.metrics = routerMetrics(moeLayers);
     if (config.sampleTokens > 0) {
       e.sample = generateText(model, tokenizer, '', { maxNewTokens: Math.min(config.sampleTokens, EVAL_SAMPLE_TOKENS), temperature: SAMPLE_TEMPERATURE, seed: config.seed }).text;
     }

@@ -49,8 +49,8 @@ function rope(model: TransformerLM, x: number[][][]): number[][][] {
 /** Captures each layer's attention input and output during one forward pass. */
 function captureAttention(model: TransformerLM, ids: number[]): { x: Tensor; y: Tensor }[] {
   const seen: { x: Tensor; y: Tensor }[] = [];
-  const handles = Array.from(model.layers, (l, i) =>
-    l.attn.registerForwardHook((_attn, [x], y) => {
+  const handles = Array.from(model.layers, (_, i) =>
+    model.block(i).attn.registerForwardHook((_attn, [x], y) => {
       seen[i] = { x, y };
     }),
   );
@@ -91,7 +91,7 @@ describe('attentionMaps', () => {
       for (let l = 0; l < maps.nLayers; l++) {
         const map = maps.layers[l];
         expect(map.length).toBe(4 * T * T);
-        const attn = model.layers.at(l).attn;
+        const attn = model.block(l).attn as MultiHeadAttention;
         const x = (captured[l].x.tolist() as number[][][])[0];
         const expected = explicitProbs(model, attn, x);
         let maxErr = 0;
@@ -137,7 +137,7 @@ describe('attentionMaps', () => {
     model.train();
     attentionMaps(model, [1, 2, 3]);
     expect(model.training).toBe(true);
-    expect(model.layers.at(0).attn.training).toBe(true);
+    expect(model.block(0).attn.training).toBe(true);
     // No hook left behind: every module runs its class's forward again, unwrapped.
     for (const [name, m] of model.namedModules()) {
       expect(m.hasForwardHooks(), name).toBe(false);

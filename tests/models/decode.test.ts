@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveConfig, type TransformerConfigInput } from '../../src/models/config.js';
 import { DecodeEngine } from '../../src/models/decode.js';
 import { TransformerLM } from '../../src/models/transformer.js';
+import type { MultiHeadAttention } from '../../src/nn/attention.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { expectOneLineError } from '../helpers/errors.js';
@@ -89,7 +90,7 @@ describe('DecodeEngine', () => {
     const m = model({});
     const engine = new DecodeEngine(m, 1, 8);
     const before = engine.forward(Int32Array.of(1, 2), 2).slice();
-    m.layers.at(0).attn.wq.weight.storage.fill(0.01);
+    (m.block(0).attn as MultiHeadAttention).wq.weight.storage.fill(0.01);
     engine.reset();
     expect(engine.forward(Int32Array.of(1, 2), 2)).not.toEqual(before);
     expectOneLineError(() => engine.forward(Int32Array.of(1, 2, 3, 4, 5, 6, 7), 7), /7 tokens after the 2 in the cache exceed its length 8/);

@@ -10,6 +10,7 @@ import { causalLinearAttention, eluFeatureMap, LINEAR_ATTENTION_EPS } from '../.
 import { resolveConfig, type TransformerConfigInput } from '../../src/models/config.js';
 import { DecodeEngine } from '../../src/models/decode.js';
 import { TransformerLM } from '../../src/models/transformer.js';
+import type { MultiHeadAttention } from '../../src/nn/attention.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { noGrad } from './imports.js';
@@ -121,9 +122,10 @@ function layer0State(m: TransformerLM, row: number[]): { s: Float64Array; z: Flo
   const { k, v } = noGrad(() => {
     let x = m.tokEmb.forward(tensor(Int32Array.from(row), { shape: [1, T] }));
     if (m.posEmb) x = m.posEmb.forward(x, 0);
-    const block = m.layers.at(0);
+    const block = m.block(0);
     const h = block.attnNorm.forward(x);
-    return { k: block.attn.wk.forward(h).toArray(), v: block.attn.wv.forward(h).toArray() };
+    const attn = block.attn as MultiHeadAttention;
+    return { k: attn.wk.forward(h).toArray(), v: attn.wv.forward(h).toArray() };
   });
   const s = new Float64Array(Hkv * D * D);
   const z = new Float64Array(Hkv * D);

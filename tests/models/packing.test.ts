@@ -133,7 +133,7 @@ describe('TransformerLM packed rows (positions + documentIds)', () => {
     const model = new TransformerLM(small({ pos: 'rope' }), { generator: new Generator(16) });
     const { ids, positions, documentIds } = packedInputs(7);
     let probs: Tensor | null = null;
-    const handle = model.layers.at(0).attn.attnDropout.registerForwardHook((_m, inputs) => {
+    const handle = model.block(0).attn.attnDropout.registerForwardHook((_m, inputs) => {
       probs = inputs[0];
     });
     noGrad(() => model.forward(ids, null, { positions, documentIds }));

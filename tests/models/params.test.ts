@@ -45,7 +45,7 @@ describe('countParameters', () => {
     // the small presets also allocate to those counts
     expect(new TransformerLM(models.presetConfig('tiny')).numParameters()).toBe(818_048);
     expect(new TransformerLM(models.presetConfig('nano-trickster')).numParameters()).toBe(5_180_672);
-    expect(() => models.getPreset('gpt-5')).toThrow(/unknown preset 'gpt-5' \(known presets: tiny, nano-trickster, nano-swa, nano-linear, tinyllama-1.1b, char-lstm, char-gru, char-rnn\)/);
+    expect(() => models.getPreset('gpt-5')).toThrow(/unknown preset 'gpt-5' \(known presets: tiny, nano-trickster, nano-swa, nano-moe, nano-linear, nano-mla, nano-mamba, tinyllama-1.1b, char-lstm, char-gru, char-rnn\)/);
   });
 });
 

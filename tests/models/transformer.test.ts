@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { Generator, models, noGrad, randint, tensor, TransformerLM, type Tensor } from '../../src/index.js';
 import type { TransformerConfigInput } from '../../src/models/config.js';
+import type { FeedForward } from '../../src/nn/feedforward.js';
+import type { MultiHeadAttention } from '../../src/nn/attention.js';
 
 const small = (overrides: Partial<TransformerConfigInput> = {}): TransformerConfigInput => ({
   vocabSize: 13,
@@ -88,7 +90,7 @@ describe('TransformerLM', () => {
   it('GQA/MQA shapes: wk and wv have nKvHeads·headDim rows', () => {
     for (const kv of [4, 2, 1]) {
       const model = new TransformerLM(small({ nKvHeads: kv }));
-      const attn = model.layers.at(0).attn;
+      const attn = model.block(0).attn as MultiHeadAttention;
       expect(attn.wk.weight.shape).toEqual([kv * 4, 16]);
       expect(attn.wv.weight.shape).toEqual([kv * 4, 16]);
       expect(attn.wq.weight.shape).toEqual([16, 16]);
@@ -117,16 +119,17 @@ describe('TransformerLM', () => {
     const model = new TransformerLM({ vocabSize: 64, dModel: 64, nLayers: 8, nHeads: 4, maxSeqLen: 16, dFF: 256 }, { generator: new Generator(9) });
     const std = (t: Tensor) => Math.sqrt(t.square().mean().item());
     expect(std(model.tokEmb.weight)).toBeCloseTo(0.02, 2);
-    expect(std(model.layers.at(0).attn.wq.weight)).toBeCloseTo(0.02, 2);
+    expect(std((model.block(0).attn as MultiHeadAttention).wq.weight)).toBeCloseTo(0.02, 2);
     const residual = 0.02 / Math.sqrt(16);
-    expect(std(model.layers.at(3).attn.wo.weight) / residual).toBeGreaterThan(0.9);
-    expect(std(model.layers.at(3).attn.wo.weight) / residual).toBeLessThan(1.1);
-    expect(std(model.layers.at(5).ffn.w2.weight) / residual).toBeGreaterThan(0.9);
-    expect(std(model.layers.at(5).ffn.w2.weight) / residual).toBeLessThan(1.1);
-    expect(model.layers.at(2).attn.wq.bias?.abs().max().item()).toBe(0);
+    expect(std(model.block(3).attn.wo.weight) / residual).toBeGreaterThan(0.9);
+    expect(std(model.block(3).attn.wo.weight) / residual).toBeLessThan(1.1);
+    const w2 = (model.block(5).ffn as FeedForward).w2.weight;
+    expect(std(w2) / residual).toBeGreaterThan(0.9);
+    expect(std(w2) / residual).toBeLessThan(1.1);
+    expect((model.block(2).attn as MultiHeadAttention).wq.bias?.abs().max().item()).toBe(0);
     // the same generator seed gives the same weights
     const again = new TransformerLM({ vocabSize: 64, dModel: 64, nLayers: 8, nHeads: 4, maxSeqLen: 16, dFF: 256 }, { generator: new Generator(9) });
-    expect(again.layers.at(7).ffn.w1.weight.toArray()).toEqual(model.layers.at(7).ffn.w1.weight.toArray());
+    expect((again.block(7).ffn as FeedForward).w1.weight.toArray()).toEqual((model.block(7).ffn as FeedForward).w1.weight.toArray());
   });
 
   it('validates its config with clear errors', () => {

@@ -166,7 +166,7 @@ describe('μP forward multipliers and attention scale', () => {
     expect(attentionScale(h)).toBeCloseTo(1 / Math.sqrt(8), 15);
     expect(attentionScale(resolveConfig(base))).toBe(1 / Math.sqrt(8));
     const model = new TransformerLM(c);
-    expect(model.layers.at(0).attn.scale).toBe(attentionScale(c));
+    expect(model.block(0).attn.scale).toBe(attentionScale(c));
   });
 
   for (const variant of ['plain', 'rope', 'mask'] as const) {

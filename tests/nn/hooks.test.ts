@@ -216,8 +216,8 @@ describe('hooks inside a TransformerLM', () => {
     dropGen.setState(state);
     const observed = run();
     const probs: number[][] = [];
-    for (const layer of observed.layers) {
-      layer.attn.attnDropout.registerForwardHook((_d, [p], out) => {
+    for (let i = 0; i < observed.layers.length; i++) {
+      observed.block(i).attn.attnDropout.registerForwardHook((_d, [p], out) => {
         expect(out).not.toBe(p); // training mode: the output is the dropped-out probabilities
         probs.push(p.toArray());
       });

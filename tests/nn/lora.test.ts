@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultGenerator, F, Generator, models, nn, noGrad, optim, randint, randn, tensor, Tensor, TransformerLM, zeros } from '../../src/index.js';
 import { expectClose, fromGolden, loadGolden, type GoldenTensor } from '../helpers/golden.js';
 import { gradcheck } from '../helpers/gradcheck.js';
+import type { MultiHeadAttention } from '../../src/nn/attention.js';
 import { expectOneLineError } from '../helpers/errors.js';
 
 const { Linear, LoRALinear, MLP, Module, applyLoRA, mergeLoRA, loraStateDict, loadLoRAStateDict, loraParameters, loraConfig, init } = nn;
@@ -236,8 +237,8 @@ describe('applyLoRA / mergeLoRA on a TransformerLM', () => {
       'layers.1.attn.wv',
       'head',
     ]);
-    expect(other.layers.at(1).attn.wq).toBeInstanceOf(LoRALinear);
-    expect(other.layers.at(1).ffn).not.toHaveProperty('w3.loraA');
+    expect(other.block(1).attn.wq).toBeInstanceOf(LoRALinear);
+    expect(other.block(1).ffn).not.toHaveProperty('w3.loraA');
   });
 
   it('after AdamW steps on the LoRA parameters the base is unchanged, and merged equals unmerged', () => {
@@ -259,7 +260,7 @@ describe('applyLoRA / mergeLoRA on a TransformerLM', () => {
       expect(state[key].toArray(), `${key} unchanged`).toEqual(t.toArray());
     }
     for (const [name, p] of model.namedParameters()) if (!name.includes('.lora')) expect(p.grad, `${name} has no gradient`).toBeNull();
-    const wq = model.layers.at(0).attn.wq as LoRALinear;
+    const wq = model.block(0).attn.wq as LoRALinear;
     expect(wq.loraB.toArray().some((v) => v !== 0)).toBe(true);
 
     model.eval();
@@ -267,8 +268,8 @@ describe('applyLoRA / mergeLoRA on a TransformerLM', () => {
     expect(mergeLoRA(model)).toEqual(names);
     expect(model.modules().some((m) => m instanceof LoRALinear)).toBe(false);
     expect(Object.keys(model.stateDict())).toEqual(Object.keys(base));
-    expect(model.layers.at(0).attn.wq.weight.toArray()).not.toEqual(base['layers.0.attn.wq.weight'].toArray());
-    expect(model.layers.at(0).attn.wk.weight.toArray()).toEqual(base['layers.0.attn.wk.weight'].toArray());
+    expect((model.block(0).attn as MultiHeadAttention).wq.weight.toArray()).not.toEqual(base['layers.0.attn.wq.weight'].toArray());
+    expect((model.block(0).attn as MultiHeadAttention).wk.weight.toArray()).toEqual(base['layers.0.attn.wk.weight'].toArray());
     // Nothing is unfrozen by merging: that is the caller's business.
     expect(model.parameters().every((p) => !p.requiresGrad)).toBe(true);
     const merged = model.forward(ids).logits.toArray();

@@ -1420,16 +1420,25 @@ def validate_optim_file(path):
 
 
 
-def attention_variant_case(name, config, batch, t, attend):
+def lm_case(name, config, batch, t, attend=None, build=None, init=None, objective=None):
     """A whole RefLM case (config, parameters, ids, targets with one ignored, logits, loss, every
-    gradient) whose attention is `attend(attn, x)`: the golden of an attention variant."""
+    gradient): the golden of a model variant. `build(m)` swaps the variant's modules into the model
+    before the weights are drawn; `init(m, g)` then redraws what the generic draw should not set
+    (no grad); `attend(attn, x)` replaces the attention computation; `objective(m, ce)` returns the
+    loss to backpropagate and extra fields to record (default: the cross-entropy, nothing)."""
     g = gen_for(name)
     m = RefLM(config)
+    if build is not None:
+        build(m)
     randomize(m, g)
+    if init is not None:
+        with torch.no_grad():
+            init(m, g)
     ids = randint(g, (batch, t), 0, config["vocabSize"])
     targets = randint(g, (batch, t), 0, config["vocabSize"])
     targets[0, 3] = -100
-    logits, loss = m(ids, targets, attend)
+    logits, ce = m(ids, targets, attend)
+    loss, extra = objective(m, ce) if objective is not None else (ce, {})
     loss.backward()
     return {
         "name": name,
@@ -1439,8 +1448,14 @@ def attention_variant_case(name, config, batch, t, attend):
         "targets": enc(targets),
         "logits": enc(logits),
         "loss": fnum(loss),
+        **extra,
         "grads": {n: enc(p.grad) for n, p in m.named_parameters()},
     }
+
+
+def attention_variant_case(name, config, batch, t, attend):
+    """The golden of an attention variant: a RefLM whose attention is `attend(attn, x)`."""
+    return lm_case(name, config, batch, t, attend=attend)
 
 
 def write_cases(file, cases, what):

@@ -1,11 +1,13 @@
 /** The plain-JavaScript reference backend: complete, portable, and the oracle for every other backend. */
 import type { Kernels } from '../kernels.js';
+import { flashAttentionBackward, flashAttentionForward } from './attention.js';
 import { binary, copy, geluWithDerivative, unary, where } from './elementwise.js';
 import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, scaledSoftmax, sgdStep, softmax, softmaxBackward } from './fused.js';
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
 import { gemm } from './matmul.js';
 import { argReduce, reduce } from './reduce.js';
 import { recurrentCell, recurrentCellBackward } from './recurrent.js';
+import { selectiveScanBackward, selectiveScanForward } from './scan.js';
 
 export const jsKernels: Kernels = {
   unary,
@@ -31,6 +33,10 @@ export const jsKernels: Kernels = {
   crossEntropyBackward,
   recurrentCell,
   recurrentCellBackward,
+  flashAttentionForward,
+  flashAttentionBackward,
+  selectiveScanForward,
+  selectiveScanBackward,
   sgdStep,
   adamStep,
 };

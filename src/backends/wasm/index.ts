@@ -1,7 +1,8 @@
 /**
  * The WebAssembly SIMD backend: gemm, elementwise, sum/max/min reductions, softmax (plain and
  * scaled/causal), LayerNorm, RMSNorm, cross-entropy (forward and backward), the fused recurrent
- * cells (RNN, LSTM, GRU; forward and backward) and the Adam step,
+ * cells (RNN, LSTM, GRU; forward and backward), flash attention (forward and backward), Mamba's
+ * selective scan (forward and backward) and the Adam step,
  * compiled from kernels.c (see tools/build-wasm.sh) and shipped as base64 in binary.ts, so it needs
  * no compiler at install and no file access at run time (browsers later).
  *
@@ -32,6 +33,8 @@ import type {
   BinaryOp,
   CrossEntropyArgs,
   CrossEntropyBackwardArgs,
+  FlashAttentionArgs,
+  FlashAttentionBackwardArgs,
   GeluWithDerivativeArgs,
   GemmArgs,
   Kernels,
@@ -45,6 +48,8 @@ import type {
   RmsNormArgs,
   RmsNormBackwardArgs,
   ScaledSoftmaxArgs,
+  SelectiveScanArgs,
+  SelectiveScanBackwardArgs,
   SoftmaxArgs,
   SoftmaxBackwardArgs,
   StridedArray,
@@ -233,6 +238,12 @@ interface KernelExports {
     eps: number,
     stepSize: number,
   ): void;
+  flash_attention_forward_f32(...args: number[]): void;
+  flash_attention_backward_f32(...args: number[]): void;
+  /** (x, dt, a, bm, cm, dskip, h0, y, hlast, L, D, Np) */
+  selective_scan_forward_f32(...args: number[]): void;
+  /** (x, dt, a, bm, cm, dskip, h0, gy, dx, ddt, dA, dB, dC, dD, dh0, hs, dec, dBf, dCf, L, D, Np) */
+  selective_scan_backward_f32(...args: number[]): void;
   gemm_workspace_floats(m: number, n: number, k: number): number;
   /** (transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, ws) */
   gemm_f32(...args: number[]): void;
@@ -784,6 +795,200 @@ class WasmModule {
     );
   }
 
+  /**
+   * Flash attention, one call per key/value head with its group of query heads: their rows are
+   * copied into the arena zero-padded (queries to a multiple of 4 rows, keys to 8, D to 4) so the
+   * kernel's 4×8 register tiles need no tails, and the arena holds O(T·D) floats at most.
+   */
+  flashAttentionForward(a: FlashAttentionArgs): void {
+    const { heads, group, tq, tk, d, valueDim: dv, causal, causalOffset, window } = a;
+    const fallback = () => jsKernels.flashAttentionForward(a);
+    if (heads === 0 || tq === 0 || tk === 0 || d === 0 || dv === 0 || tq * tk * d < MIN_GEMM_FLOPS || !isInt32(causalOffset) || !isInt32(window)) {
+      fallback();
+      return;
+    }
+    const tqp = roundUp(tq, 4);
+    const tkp = roundUp(tk, 8);
+    const dp = roundUp(d, 4);
+    const dvp = roundUp(dv, 4);
+    const qRows = group * tqp;
+    this.run(() => {
+      const pq = this.alloc(qRows * dp);
+      const pk = this.alloc(tkp * dp);
+      const pv = this.alloc(tkp * dvp);
+      const pkt = this.alloc(tkp * dp);
+      const pout = this.alloc(qRows * dvp);
+      const plse = this.alloc(qRows);
+      const ps = this.alloc(FLASH_BR * FLASH_BC);
+      const pacc = this.alloc(FLASH_BR * dvp);
+      const mem = this.floats();
+      for (let kv = 0; kv < heads / group; kv++) {
+        for (let g = 0; g < group; g++) padRows(mem, pq + g * tqp * dp, a.q, (kv * group + g) * tq * d, tq, tqp, d, dp);
+        padRows(mem, pk, a.k, kv * tk * d, tk, tkp, d, dp);
+        padRows(mem, pv, a.v, kv * tk * dv, tk, tkp, dv, dvp);
+        this.x.flash_attention_forward_f32(pq * 4, pk * 4, pv * 4, pkt * 4, pout * 4, plse * 4, ps * 4, pacc * 4, group, tq, tk, dp, dvp, a.scale, causal ? 1 : 0, causalOffset, window);
+        for (let g = 0; g < group; g++) {
+          const n = kv * group + g;
+          unpadRows(mem, pout + g * tqp * dvp, a.out, n * tq * dv, tq, dv, dvp);
+          a.lse.set(mem.subarray(plse + g * tqp, plse + g * tqp + tq), n * tq);
+        }
+      }
+    }, fallback);
+  }
+
+  flashAttentionBackward(a: FlashAttentionBackwardArgs): void {
+    const { heads, group, tq, tk, d, valueDim: dv, causal, causalOffset, window } = a;
+    const fallback = () => jsKernels.flashAttentionBackward(a);
+    if (heads === 0 || tq === 0 || tk === 0 || d === 0 || dv === 0 || tq * tk * d < MIN_GEMM_FLOPS || !isInt32(causalOffset) || !isInt32(window)) {
+      fallback();
+      return;
+    }
+    const tqp = roundUp(tq, 4);
+    const tkp = roundUp(tk, 8);
+    const dp = roundUp(d, 4);
+    const dvp = roundUp(dv, 4);
+    const qRows = group * tqp;
+    this.run(() => {
+      const pq = this.alloc(qRows * dp);
+      const po = this.alloc(qRows * dvp);
+      const pdo = this.alloc(qRows * dvp);
+      const pdq = this.alloc(qRows * dp);
+      const plse = this.alloc(qRows);
+      const pdelta = this.alloc(qRows);
+      const pk = this.alloc(tkp * dp);
+      const pv = this.alloc(tkp * dvp);
+      const pkt = this.alloc(tkp * dp);
+      const pvt = this.alloc(tkp * dvp);
+      const pdk = this.alloc(tkp * dp);
+      const pdv = this.alloc(tkp * dvp);
+      const ps = this.alloc(FLASH_BR * FLASH_BC);
+      const pdp = this.alloc(FLASH_BR * FLASH_BC);
+      const pt = this.alloc(FLASH_BR * FLASH_BC);
+      const mem = this.floats();
+      for (let kv = 0; kv < heads / group; kv++) {
+        for (let g = 0; g < group; g++) {
+          const n = kv * group + g;
+          padRows(mem, pq + g * tqp * dp, a.q, n * tq * d, tq, tqp, d, dp);
+          padRows(mem, po + g * tqp * dvp, a.out, n * tq * dv, tq, tqp, dv, dvp);
+          padRows(mem, pdo + g * tqp * dvp, a.dOut, n * tq * dv, tq, tqp, dv, dvp);
+          padRows(mem, plse + g * tqp, a.lse, n * tq, tq, tqp, 1, 1);
+        }
+        padRows(mem, pk, a.k, kv * tk * d, tk, tkp, d, dp);
+        padRows(mem, pv, a.v, kv * tk * dv, tk, tkp, dv, dvp);
+        this.x.flash_attention_backward_f32(
+          pq * 4, pk * 4, pv * 4, po * 4, pdo * 4, plse * 4, pdelta * 4, pkt * 4, pvt * 4, pdq * 4, pdk * 4, pdv * 4, ps * 4, pdp * 4, pt * 4,
+          group, tq, tk, dp, dvp, a.scale, causal ? 1 : 0, causalOffset, window,
+        );
+        for (let g = 0; g < group; g++) unpadRows(mem, pdq + g * tqp * dp, a.dq, (kv * group + g) * tq * d, tq, d, dp);
+        unpadRows(mem, pdk, a.dk, kv * tk * d, tk, d, dp);
+        unpadRows(mem, pdv, a.dv, kv * tk * dv, tk, dv, dvp);
+      }
+    }, fallback);
+  }
+
+  /**
+   * The selective scan, one batch row per kernel call: that row's x and Δ [L, Din] and B, C
+   * [L, N] travel, so the arena holds O(L·(Din + N) + Din·N) floats whatever the batch. N is padded
+   * to a multiple of 4 with zeros (see kernels.c: padded lanes stay 0).
+   */
+  selectiveScanForward(a: SelectiveScanArgs): void {
+    const { batch: B, length: L, channels: D, state: N } = a;
+    const fallback = () => jsKernels.selectiveScanForward(a);
+    const np = roundUp(N, 4);
+    if (B === 0 || L === 0 || D === 0 || N === 0 || B * L * D * N < MIN_ELEMENTWISE || np > 4 * SCAN_MAX_VECTORS) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const px = this.alloc(L * D);
+      const pdt = this.alloc(L * D);
+      const pa = this.alloc(D * np);
+      const pb = this.alloc(L * np);
+      const pc = this.alloc(L * np);
+      const pds = this.alloc(D);
+      const ph0 = a.h0 ? this.alloc(D * np) : 0;
+      const py = this.alloc(L * D);
+      const phl = this.alloc(D * np);
+      const mem = this.floats();
+      padRows(mem, pa, a.a, 0, D, D, N, np);
+      mem.set(a.dSkip.subarray(0, D), pds);
+      for (let b = 0; b < B; b++) {
+        mem.set(a.x.subarray(b * L * D, (b + 1) * L * D), px);
+        mem.set(a.delta.subarray(b * L * D, (b + 1) * L * D), pdt);
+        padRows(mem, pb, a.bmat, b * L * N, L, L, N, np);
+        padRows(mem, pc, a.cmat, b * L * N, L, L, N, np);
+        if (a.h0) padRows(mem, ph0, a.h0, b * D * N, D, D, N, np);
+        this.x.selective_scan_forward_f32(px * 4, pdt * 4, pa * 4, pb * 4, pc * 4, pds * 4, ph0 * 4, py * 4, phl * 4, L, D, np);
+        a.y.set(mem.subarray(py, py + L * D), b * L * D);
+        unpadRows(mem, phl, a.hLast, b * D * N, D, N, np);
+      }
+    }, fallback);
+  }
+
+  /** The adjoint, one batch row per call; dA, dD (float64) are summed over the rows in the arena. */
+  selectiveScanBackward(a: SelectiveScanBackwardArgs): void {
+    const { batch: B, length: L, channels: D, state: N } = a;
+    const fallback = () => jsKernels.selectiveScanBackward(a);
+    const np = roundUp(N, 4);
+    if (B === 0 || L === 0 || D === 0 || N === 0 || B * L * D * N < MIN_ELEMENTWISE || np > 4 * SCAN_MAX_VECTORS || (a.h0 === null) !== (a.dh0 === null)) {
+      fallback();
+      return;
+    }
+    this.run(() => {
+      const px = this.alloc(L * D);
+      const pdt = this.alloc(L * D);
+      const pgy = this.alloc(L * D);
+      const pdx = this.alloc(L * D);
+      const pddt = this.alloc(L * D);
+      const pa = this.alloc(D * np);
+      const pb = this.alloc(L * np);
+      const pc = this.alloc(L * np);
+      const pds = this.alloc(D);
+      const ph0 = a.h0 ? this.alloc(D * np) : 0;
+      const pdh0 = a.h0 ? this.alloc(D * np) : 0;
+      // float64 accumulators: two floats each.
+      const pdA = this.alloc(2 * D * np);
+      const pdB = this.alloc(2 * L * np);
+      const pdC = this.alloc(2 * L * np);
+      const pdD = this.alloc(2 * D);
+      const phs = this.alloc((L + 1) * np);
+      const pdec = this.alloc(L * np);
+      const pdBf = this.alloc(L * np);
+      const pdCf = this.alloc(L * np);
+      const mem = this.floats();
+      const dA = new Float64Array(mem.buffer, pdA * 4, D * np);
+      const dB = new Float64Array(mem.buffer, pdB * 4, L * np);
+      const dC = new Float64Array(mem.buffer, pdC * 4, L * np);
+      const dD = new Float64Array(mem.buffer, pdD * 4, D);
+      dA.fill(0);
+      dD.fill(0);
+      padRows(mem, pa, a.a, 0, D, D, N, np);
+      mem.set(a.dSkip.subarray(0, D), pds);
+      for (let b = 0; b < B; b++) {
+        const o = b * L * D;
+        mem.set(a.x.subarray(o, o + L * D), px);
+        mem.set(a.delta.subarray(o, o + L * D), pdt);
+        mem.set(a.dy.subarray(o, o + L * D), pgy);
+        padRows(mem, pb, a.bmat, b * L * N, L, L, N, np);
+        padRows(mem, pc, a.cmat, b * L * N, L, L, N, np);
+        if (a.h0) padRows(mem, ph0, a.h0, b * D * N, D, D, N, np);
+        dB.fill(0);
+        dC.fill(0);
+        this.x.selective_scan_backward_f32(
+          px * 4, pdt * 4, pa * 4, pb * 4, pc * 4, pds * 4, ph0 * 4, pgy * 4, pdx * 4, pddt * 4,
+          pdA * 4, pdB * 4, pdC * 4, pdD * 4, pdh0 * 4, phs * 4, pdec * 4, pdBf * 4, pdCf * 4, L, D, np,
+        );
+        a.dx.set(mem.subarray(pdx, pdx + L * D), o);
+        a.dDelta.set(mem.subarray(pddt, pddt + L * D), o);
+        unpad64(dB, a.dBmat, b * L * N, L, N, np);
+        unpad64(dC, a.dCmat, b * L * N, L, N, np);
+        if (a.dh0) unpadRows(mem, pdh0, a.dh0, b * D * N, D, N, np);
+      }
+      unpad64(dA, a.dA, 0, D, N, np);
+      a.dDSkip.set(dD);
+    }, fallback);
+  }
+
   adamStep(s: AdamStepArgs): void {
     const n = s.param.length;
     if (n < MIN_ELEMENTWISE || n === 0) {
@@ -879,6 +1084,10 @@ class WasmModule {
       crossEntropyBackward: this.crossEntropyBackward.bind(this),
       recurrentCell: this.recurrentCell.bind(this),
       recurrentCellBackward: this.recurrentCellBackward.bind(this),
+      flashAttentionForward: this.flashAttentionForward.bind(this),
+      flashAttentionBackward: this.flashAttentionBackward.bind(this),
+      selectiveScanForward: this.selectiveScanForward.bind(this),
+      selectiveScanBackward: this.selectiveScanBackward.bind(this),
       adamStep: this.adamStep.bind(this),
       gemm: this.gemm.bind(this),
     };
@@ -895,6 +1104,39 @@ function binaryOperand(x: StridedArray, kind: number, cols: number, result: Floa
   if (kind === FULL) return rowsInOut(cols, data, result, x.offset);
   if (kind === COL) return rowsIn(1, data, x.offset);
   return perCall(kind === ROW ? cols : 1, data, x.offset);
+}
+
+/** The most 4-lane state vectors per channel the scan kernels hold (SS_MAXV in kernels.c): N ≤ 128. */
+const SCAN_MAX_VECTORS = 32;
+
+/** The flash kernels' block sizes (FA_BR, FA_BC in kernels.c). */
+const FLASH_BR = 32;
+const FLASH_BC = 64;
+
+function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}
+
+/** Copies rows × d floats from src (at offset) into mem at `at` as rowsPadded × dp, zero-padded. */
+function padRows(mem: Float32Array, at: number, src: Float32Array, offset: number, rows: number, rowsPadded: number, d: number, dp: number): void {
+  if (d === dp) mem.set(src.subarray(offset, offset + rows * d), at);
+  else {
+    mem.fill(0, at, at + rows * dp);
+    for (let r = 0; r < rows; r++) mem.set(src.subarray(offset + r * d, offset + (r + 1) * d), at + r * dp);
+  }
+  mem.fill(0, at + rows * dp, at + rowsPadded * dp);
+}
+
+/** Rounds rows × d float64 accumulators of a dp-wide padded block into dst at offset. */
+function unpad64(src: Float64Array, dst: Float32Array, offset: number, rows: number, d: number, dp: number): void {
+  if (d === dp) dst.set(src.subarray(0, rows * d), offset);
+  else for (let r = 0; r < rows; r++) dst.set(src.subarray(r * dp, r * dp + d), offset + r * d);
+}
+
+/** Copies rows × d floats out of a dp-wide padded block at `at` into dst at offset. */
+function unpadRows(mem: Float32Array, at: number, dst: Float32Array, offset: number, rows: number, d: number, dp: number): void {
+  if (d === dp) dst.set(mem.subarray(at, at + rows * d), offset);
+  else for (let r = 0; r < rows; r++) dst.set(mem.subarray(at + r * dp, at + r * dp + d), offset + r * d);
 }
 
 /** Whether a number fits the int32 parameters of the WASM kernels. */

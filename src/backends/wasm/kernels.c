@@ -1253,6 +1253,464 @@ void recurrent_cell_backward_f32(int mode, const float *saved, const float *hOut
   }
 }
 
+/* ---- flash attention ----------------------------------------------------------------------- */
+
+/*
+ * FlashAttention-2 for one key/value head and the `group` query heads that read it (the JS side
+ * loops over kv heads). Layouts, all zero-padded by the caller: q, dq [group][tqp][dp] and out,
+ * dout [group][tqp][dvp] with tqp a multiple of 4; k, dk [tkp][dp] and v, dv [tkp][dvp] with tkp a
+ * multiple of 8; dp, dvp (the q/k and the v widths) multiples of 4; lse, delta [group][tqp].
+ * kt [dp][tkp] and vt [dvp][tkp] are scratch (the transposed keys/values, so a score
+ * block is a run of 4×8 register tiles without horizontal sums). Blocks: FA_BR queries × FA_BC keys.
+ */
+#define FA_BR 32
+#define FA_BC 64
+
+/* The keys [lo, hi) query i sees (see FlashAttentionArgs). */
+INLINE void fa_key_range(int i, int tk, int causal, int off, int window, int *lo, int *hi) {
+  if (!causal) {
+    *lo = 0;
+    *hi = tk;
+    return;
+  }
+  long long h = (long long)i + off + 1;
+  h = h < 0 ? 0 : h > tk ? tk : h;
+  long long l = 0;
+  if (window > 0) {
+    l = (long long)i + off - window + 1;
+    l = l < 0 ? 0 : l > h ? h : l;
+  }
+  *lo = (int)l;
+  *hi = (int)h;
+}
+
+/* dst [cols][ldd] = srcᵀ for src [rows][lds]: dst[c][r] = src[r][c]. */
+static void fa_transpose(const float *src, int lds, float *dst, int ldd, int rows, int cols) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(long)c * ldd + r] = src[(long)r * lds + c];
+}
+
+/* c[r][j] = Σ_d a[r][d]·bt[d][j] for rows (multiple of 4) × cols (multiple of 8), 4×8 register tiles. */
+static void fa_mm_abt(const float *a, int lda, const float *bt, int ldb, float *c, int ldc, int rows, int cols, int depth) {
+  for (int r = 0; r < rows; r += 4) {
+    const float *a0 = a + (long)r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    for (int j = 0; j < cols; j += 8) {
+      v4 c00 = F(0), c01 = F(0), c10 = F(0), c11 = F(0), c20 = F(0), c21 = F(0), c30 = F(0), c31 = F(0);
+      const float *b = bt + j;
+      for (int d = 0; d < depth; d++, b += ldb) {
+        v4 b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+        v4 x0 = F(a0[d]), x1 = F(a1[d]), x2 = F(a2[d]), x3 = F(a3[d]);
+        c00 = MADD(x0, b0, c00);
+        c01 = MADD(x0, b1, c01);
+        c10 = MADD(x1, b0, c10);
+        c11 = MADD(x1, b1, c11);
+        c20 = MADD(x2, b0, c20);
+        c21 = MADD(x2, b1, c21);
+        c30 = MADD(x3, b0, c30);
+        c31 = MADD(x3, b1, c31);
+      }
+      float *o = c + (long)r * ldc + j;
+      wasm_v128_store(o, c00);
+      wasm_v128_store(o + 4, c01);
+      wasm_v128_store(o + ldc, c10);
+      wasm_v128_store(o + ldc + 4, c11);
+      wasm_v128_store(o + 2 * ldc, c20);
+      wasm_v128_store(o + 2 * ldc + 4, c21);
+      wasm_v128_store(o + 3 * ldc, c30);
+      wasm_v128_store(o + 3 * ldc + 4, c31);
+    }
+  }
+}
+
+/* c[r][:] += Σ_j p[r][j]·b[j][:] for rows (multiple of 4) × cols (multiple of 4), depth n. */
+static void fa_mm_ab_acc(const float *p, int ldp, const float *b, int ldb, float *c, int ldc, int rows, int n, int cols) {
+  for (int r = 0; r < rows; r += 4) {
+    const float *p0 = p + (long)r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+    float *o0 = c + (long)r * ldc, *o1 = o0 + ldc, *o2 = o1 + ldc, *o3 = o2 + ldc;
+    int c0 = 0;
+    for (; c0 + 8 <= cols; c0 += 8) {
+      v4 c00 = wasm_v128_load(o0 + c0), c01 = wasm_v128_load(o0 + c0 + 4);
+      v4 c10 = wasm_v128_load(o1 + c0), c11 = wasm_v128_load(o1 + c0 + 4);
+      v4 c20 = wasm_v128_load(o2 + c0), c21 = wasm_v128_load(o2 + c0 + 4);
+      v4 c30 = wasm_v128_load(o3 + c0), c31 = wasm_v128_load(o3 + c0 + 4);
+      const float *bb = b + c0;
+      for (int j = 0; j < n; j++, bb += ldb) {
+        v4 b0 = wasm_v128_load(bb), b1 = wasm_v128_load(bb + 4);
+        v4 x0 = F(p0[j]), x1 = F(p1[j]), x2 = F(p2[j]), x3 = F(p3[j]);
+        c00 = MADD(x0, b0, c00);
+        c01 = MADD(x0, b1, c01);
+        c10 = MADD(x1, b0, c10);
+        c11 = MADD(x1, b1, c11);
+        c20 = MADD(x2, b0, c20);
+        c21 = MADD(x2, b1, c21);
+        c30 = MADD(x3, b0, c30);
+        c31 = MADD(x3, b1, c31);
+      }
+      wasm_v128_store(o0 + c0, c00);
+      wasm_v128_store(o0 + c0 + 4, c01);
+      wasm_v128_store(o1 + c0, c10);
+      wasm_v128_store(o1 + c0 + 4, c11);
+      wasm_v128_store(o2 + c0, c20);
+      wasm_v128_store(o2 + c0 + 4, c21);
+      wasm_v128_store(o3 + c0, c30);
+      wasm_v128_store(o3 + c0 + 4, c31);
+    }
+    if (c0 < cols) {
+      v4 c00 = wasm_v128_load(o0 + c0), c10 = wasm_v128_load(o1 + c0), c20 = wasm_v128_load(o2 + c0), c30 = wasm_v128_load(o3 + c0);
+      const float *bb = b + c0;
+      for (int j = 0; j < n; j++, bb += ldb) {
+        v4 b0 = wasm_v128_load(bb);
+        c00 = MADD(F(p0[j]), b0, c00);
+        c10 = MADD(F(p1[j]), b0, c10);
+        c20 = MADD(F(p2[j]), b0, c20);
+        c30 = MADD(F(p3[j]), b0, c30);
+      }
+      wasm_v128_store(o0 + c0, c00);
+      wasm_v128_store(o1 + c0, c10);
+      wasm_v128_store(o2 + c0, c20);
+      wasm_v128_store(o3 + c0, c30);
+    }
+  }
+}
+
+INLINE float hsum(v4 s) {
+  return (wasm_f32x4_extract_lane(s, 0) + wasm_f32x4_extract_lane(s, 1)) + (wasm_f32x4_extract_lane(s, 2) + wasm_f32x4_extract_lane(s, 3));
+}
+
+INLINE float fa_exp1(float x) { return wasm_f32x4_extract_lane(v_exp(F(x)), 0); }
+
+INLINE void fa_zero(float *p, long n) {
+  for (long i = 0; i < n; i++) p[i] = 0;
+}
+
+/* The block [j0, j0 + nc) of each row intersected with its key range, as columns [a0, a1) of the block. */
+INLINE void fa_row_cols(int i, int j0, int nc, int tk, int causal, int off, int window, int *a0, int *a1) {
+  int lo, hi;
+  fa_key_range(i, tk, causal, off, window, &lo, &hi);
+  *a0 = (lo > j0 ? lo : j0) - j0;
+  *a1 = (hi < j0 + nc ? hi : j0 + nc) - j0;
+}
+
+/*
+ * Forward. out rows and lse written for the first tq rows of each query head; sbuf [FA_BR][FA_BC]
+ * and acc [FA_BR][dvp] are scratch. Scores are scale·q·k; each row keeps its running max m and sum
+ * l, and rescales its accumulator by exp(m_old − m_new) when the max grows.
+ */
+EXPORT(flash_attention_forward_f32)
+void flash_attention_forward_f32(const float *q, const float *k, const float *v, float *kt, float *out, float *lse,
+                                 float *sbuf, float *acc, int group, int tq, int tk, int dp, int dvp, float scale,
+                                 int causal, int off, int window) {
+  int tqp = (tq + 3) & ~3, tkp = (tk + 7) & ~7;
+  fa_transpose(k, dp, kt, tkp, tkp, dp);
+  float m[FA_BR], l[FA_BR];
+  v4 vscale = F(scale);
+  for (int g = 0; g < group; g++) {
+    const float *qg = q + (long)g * tqp * dp;
+    for (int i0 = 0; i0 < tq; i0 += FA_BR) {
+      int nr = imin(FA_BR, tq - i0), nrp = (nr + 3) & ~3;
+      int blockLo, blockHi, unused;
+      fa_key_range(i0, tk, causal, off, window, &blockLo, &unused);
+      fa_key_range(i0 + nr - 1, tk, causal, off, window, &unused, &blockHi);
+      fa_zero(acc, (long)nrp * dvp);
+      for (int r = 0; r < FA_BR; r++) {
+        m[r] = -__builtin_inff();
+        l[r] = 0;
+      }
+      for (int j0 = blockLo / FA_BC * FA_BC; j0 < blockHi; j0 += FA_BC) {
+        int nc = imin(FA_BC, tk - j0), ncp = (nc + 7) & ~7;
+        fa_mm_abt(qg + (long)i0 * dp, dp, kt + j0, tkp, sbuf, FA_BC, nrp, ncp, dp);
+        for (int r = 0; r < nrp; r++) {
+          float *s = sbuf + r * FA_BC;
+          int a0 = 0, a1 = 0;
+          if (r < nr) fa_row_cols(i0 + r, j0, nc, tk, causal, off, window, &a0, &a1);
+          if (a0 >= a1) {
+            fa_zero(s, ncp);
+            continue;
+          }
+          float bmax = -__builtin_inff();
+          for (int j = a0; j < a1; j++) {
+            float x = s[j] * scale;
+            if (x > bmax) bmax = x;
+          }
+          float mNew = m[r] > bmax ? m[r] : bmax;
+          float corr = fa_exp1(m[r] - mNew);
+          v4 vm = F(mNew), sum = F(0);
+          for (int j = 0; j < ncp; j += 4) {
+            v4 e = v_exp(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(s + j), vscale), vm));
+            wasm_v128_store(s + j, e);
+          }
+          for (int j = 0; j < a0; j++) s[j] = 0;
+          for (int j = a1; j < ncp; j++) s[j] = 0;
+          for (int j = 0; j < ncp; j += 4) sum = wasm_f32x4_add(sum, wasm_v128_load(s + j));
+          l[r] = l[r] * corr + hsum(sum);
+          m[r] = mNew;
+          if (corr != 1.0f) {
+            v4 vc = F(corr);
+            float *ar = acc + (long)r * dvp;
+            for (int c = 0; c < dvp; c += 4) wasm_v128_store(ar + c, wasm_f32x4_mul(wasm_v128_load(ar + c), vc));
+          }
+        }
+        fa_mm_ab_acc(sbuf, FA_BC, v + (long)j0 * dvp, dvp, acc, dvp, nrp, ncp, dvp);
+      }
+      for (int r = 0; r < nr; r++) {
+        float *o = out + ((long)g * tqp + i0 + r) * dvp;
+        float *ar = acc + (long)r * dvp;
+        if (l[r] == 0) {
+          fa_zero(o, dvp);
+          lse[g * tqp + i0 + r] = -__builtin_inff();
+          continue;
+        }
+        v4 inv = F(1.0f / l[r]);
+        for (int c = 0; c < dvp; c += 4) wasm_v128_store(o + c, wasm_f32x4_mul(wasm_v128_load(ar + c), inv));
+        lse[g * tqp + i0 + r] = m[r] + wasm_f32x4_extract_lane(v_log(F(l[r])), 0);
+      }
+    }
+  }
+}
+
+/*
+ * Backward: key blocks outer, query heads and query blocks inner (FlashAttention-2's order), so
+ * dk, dv of a key block accumulate over every query that sees it; dq accumulates across key
+ * blocks. P = exp(scale·s − L) is recomputed, dS = P ⊙ (dP − Δ)·scale. Scratch: delta
+ * [group][tqp], kt, vt [dp][tkp], sbuf (P), dpbuf (dP, then dS) [FA_BR][FA_BC], tbuf [FA_BC][FA_BR].
+ */
+EXPORT(flash_attention_backward_f32)
+void flash_attention_backward_f32(const float *q, const float *k, const float *v, const float *o, const float *dout,
+                                  const float *lse, float *delta, float *kt, float *vt, float *dq, float *dk, float *dv,
+                                  float *sbuf, float *dpbuf, float *tbuf, int group, int tq, int tk, int dp, int dvp,
+                                  float scale, int causal, int off, int window) {
+  int tqp = (tq + 3) & ~3, tkp = (tk + 7) & ~7;
+  fa_transpose(k, dp, kt, tkp, tkp, dp);
+  fa_transpose(v, dvp, vt, tkp, tkp, dvp);
+  for (long i = 0; i < (long)group * tqp; i++) {
+    const float *a = o + i * dvp, *b = dout + i * dvp;
+    v4 s = F(0);
+    for (int c = 0; c < dvp; c += 4) s = MADD(wasm_v128_load(a + c), wasm_v128_load(b + c), s);
+    delta[i] = hsum(s);
+  }
+  fa_zero(dq, (long)group * tqp * dp);
+  fa_zero(dk, (long)tkp * dp);
+  fa_zero(dv, (long)tkp * dvp);
+  v4 vscale = F(scale);
+  for (int j0 = 0; j0 < tk; j0 += FA_BC) {
+    int nc = imin(FA_BC, tk - j0), ncp = (nc + 7) & ~7;
+    for (int g = 0; g < group; g++) {
+      const float *qg = q + (long)g * tqp * dp, *dog = dout + (long)g * tqp * dvp;
+      for (int i0 = 0; i0 < tq; i0 += FA_BR) {
+        int nr = imin(FA_BR, tq - i0), nrp = (nr + 3) & ~3;
+        int blockLo, blockHi, unused;
+        fa_key_range(i0, tk, causal, off, window, &blockLo, &unused);
+        fa_key_range(i0 + nr - 1, tk, causal, off, window, &unused, &blockHi);
+        if (blockHi <= j0 || blockLo >= j0 + nc || blockLo >= blockHi) continue;
+        fa_mm_abt(qg + (long)i0 * dp, dp, kt + j0, tkp, sbuf, FA_BC, nrp, ncp, dp);
+        fa_mm_abt(dog + (long)i0 * dvp, dvp, vt + j0, tkp, dpbuf, FA_BC, nrp, ncp, dvp);
+        for (int r = 0; r < nrp; r++) {
+          float *p = sbuf + r * FA_BC, *ds = dpbuf + r * FA_BC;
+          int a0 = 0, a1 = 0;
+          float L = -__builtin_inff();
+          if (r < nr) {
+            fa_row_cols(i0 + r, j0, nc, tk, causal, off, window, &a0, &a1);
+            L = lse[g * tqp + i0 + r];
+          }
+          if (a0 >= a1 || L == -__builtin_inff()) {
+            fa_zero(p, ncp);
+            fa_zero(ds, ncp);
+            continue;
+          }
+          v4 vL = F(L), vd = F(delta[g * tqp + i0 + r]);
+          for (int j = 0; j < ncp; j += 4) {
+            v4 e = v_exp(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(p + j), vscale), vL));
+            wasm_v128_store(p + j, e);
+          }
+          for (int j = 0; j < a0; j++) p[j] = 0;
+          for (int j = a1; j < ncp; j++) p[j] = 0;
+          for (int j = 0; j < ncp; j += 4) {
+            v4 e = wasm_v128_load(p + j);
+            wasm_v128_store(ds + j, wasm_f32x4_mul(wasm_f32x4_mul(e, wasm_f32x4_sub(wasm_v128_load(ds + j), vd)), vscale));
+          }
+        }
+        fa_mm_ab_acc(dpbuf, FA_BC, k + (long)j0 * dp, dp, dq + ((long)g * tqp + i0) * dp, dp, nrp, ncp, dp);
+        fa_transpose(sbuf, FA_BC, tbuf, FA_BR, nrp, ncp);
+        fa_mm_ab_acc(tbuf, FA_BR, dog + (long)i0 * dvp, dvp, dv + (long)j0 * dvp, dvp, ncp, nrp, dvp);
+        fa_transpose(dpbuf, FA_BC, tbuf, FA_BR, nrp, ncp);
+        fa_mm_ab_acc(tbuf, FA_BR, qg + (long)i0 * dp, dp, dk + (long)j0 * dp, dp, ncp, nrp, dp);
+      }
+    }
+  }
+}
+
+/* ---- selective scan (Mamba S6) --------------------------------------------------------------- */
+
+/*
+ * One batch row of the selective scan, vectorised over the state dimension: the JS side pads N to
+ * Np (a multiple of 4) with A = B = C = h0 = 0, so a padded lane decays by exp(0) = 1 from 0, stays
+ * 0 and adds nothing to y or to any gradient. Layouts: x, dt, y, gy, dx, ddt [L][D] (channel d at
+ * stride D); a [D][Np]; bm, cm [L][Np]; h0, hlast, dh0 [D][Np]. States are float32 (so is the exp):
+ * the recurrence only decays (|a_t| ≤ 1), so rounding errors do not grow along it. Sums across
+ * channels or time steps (dA, dB, dC, dD) accumulate in float64 like the reference, fed by float32
+ * partial sums over SS_FLUSH steps (dA) or channels (dB, dC): float64 adds on every step would cost
+ * a third of the backward, and 16-term float32 sums round about as well as the terms themselves.
+ * N=16 (Mamba's default) and other small N get their own inlined copy so the state stays in
+ * registers; SS_MAXV bounds the vectors per channel (the JS side falls back beyond it).
+ */
+#define SS_MAXV 32
+/* Steps (dA) or channels (dB, dC) summed in float32 before each float64 add. */
+#define SS_FLUSH 16
+
+INLINE float hsum4(v4 v) {
+  v4 s = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  s = wasm_f32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(s, 0);
+}
+
+/* acc[0..4) (doubles) += v. */
+INLINE void add64(double *acc, v4 v) {
+  wasm_v128_store(acc, wasm_f64x2_add(wasm_v128_load(acc), lo64(v)));
+  wasm_v128_store(acc + 2, wasm_f64x2_add(wasm_v128_load(acc + 2), hi64(v)));
+}
+
+INLINE void ss_forward_channel(const float *x, const float *dt, const float *a, const float *bm, const float *cm,
+                               float dskip, const float *h0, float *y, float *hlast, int L, int D, int nv) {
+  v4 h[SS_MAXV], av[SS_MAXV];
+  for (int k = 0; k < nv; k++) {
+    h[k] = h0 ? wasm_v128_load(h0 + 4 * k) : F(0);
+    av[k] = wasm_v128_load(a + 4 * k);
+  }
+  const int np = 4 * nv;
+  for (int t = 0; t < L; t++) {
+    float dv = dt[(long)t * D], xv = x[(long)t * D];
+    v4 vd = F(dv), vdx = F(dv * xv);
+    const float *b = bm + (long)t * np, *c = cm + (long)t * np;
+    v4 acc = F(0);
+    for (int k = 0; k < nv; k++) {
+      v4 at = v_exp(wasm_f32x4_mul(vd, av[k]));
+      h[k] = MADD(at, h[k], wasm_f32x4_mul(vdx, wasm_v128_load(b + 4 * k)));
+      acc = MADD(wasm_v128_load(c + 4 * k), h[k], acc);
+    }
+    y[(long)t * D] = hsum4(acc) + dskip * xv;
+  }
+  for (int k = 0; k < nv; k++) wasm_v128_store(hlast + 4 * k, h[k]);
+}
+
+EXPORT(selective_scan_forward_f32)
+void selective_scan_forward_f32(const float *x, const float *dt, const float *a, const float *bm, const float *cm,
+                                const float *dskip, const float *h0, float *y, float *hlast, int L, int D, int np) {
+  int nv = np / 4;
+  for (int d = 0; d < D; d++) {
+    const float *h0d = h0 ? h0 + (long)d * np : 0;
+    const float *ad = a + (long)d * np;
+    float *hl = hlast + (long)d * np;
+    /* Constant nv: the loops unroll and the state lives in registers. */
+    if (nv == 4) ss_forward_channel(x + d, dt + d, ad, bm, cm, dskip[d], h0d, y + d, hl, L, D, 4);
+    else if (nv == 2) ss_forward_channel(x + d, dt + d, ad, bm, cm, dskip[d], h0d, y + d, hl, L, D, 2);
+    else if (nv == 1) ss_forward_channel(x + d, dt + d, ad, bm, cm, dskip[d], h0d, y + d, hl, L, D, 1);
+    else ss_forward_channel(x + d, dt + d, ad, bm, cm, dskip[d], h0d, y + d, hl, L, D, nv);
+  }
+}
+
+/*
+ * One channel's backward: recompute h_−1..h_L−1 into hs [(L+1)][Np] (row 0 is h0) and the decays
+ * into dec [L][Np], then the reverse scan g_t = C_t·gy_t + a_t+1·g_t+1 with
+ *   dC_t += gy·h_t;  dB_t += g_t·Δ·x;  dA += g_t·h_t−1·a_t·Δ;  dΔ = Σ g_t·h_t−1·a_t·A + x·Σ g_t·B_t;
+ *   dx = D·gy + Δ·Σ g_t·B_t;  dD += gy·x;  dh0 = g_0·a_0.
+ */
+INLINE void ss_backward_channel(const float *x, const float *dt, const float *a, const float *bm, const float *cm,
+                                float dskip, const float *h0, const float *gy, float *dx, float *ddt, double *dA,
+                                float *dB, float *dC, double *dD, float *dh0, float *hs, float *dec, int L, int D,
+                                int nv) {
+  v4 h[SS_MAXV], av[SS_MAXV], g[SS_MAXV], da[SS_MAXV];
+  const int np = 4 * nv;
+  for (int k = 0; k < nv; k++) {
+    h[k] = h0 ? wasm_v128_load(h0 + 4 * k) : F(0);
+    av[k] = wasm_v128_load(a + 4 * k);
+    wasm_v128_store(hs + 4 * k, h[k]);
+  }
+  for (int t = 0; t < L; t++) {
+    float dv = dt[(long)t * D], xv = x[(long)t * D];
+    v4 vd = F(dv), vdx = F(dv * xv);
+    const float *b = bm + (long)t * np;
+    float *ht = hs + (long)(t + 1) * np, *et = dec + (long)t * np;
+    for (int k = 0; k < nv; k++) {
+      v4 at = v_exp(wasm_f32x4_mul(vd, av[k]));
+      h[k] = MADD(at, h[k], wasm_f32x4_mul(vdx, wasm_v128_load(b + 4 * k)));
+      wasm_v128_store(ht + 4 * k, h[k]);
+      wasm_v128_store(et + 4 * k, at);
+    }
+  }
+  for (int k = 0; k < nv; k++) g[k] = da[k] = F(0);
+  double dd = 0;
+  for (int t = L - 1; t >= 0; t--) {
+    float dv = dt[(long)t * D], xv = x[(long)t * D], gyv = gy[(long)t * D];
+    v4 vd = F(dv), vdx = F(dv * xv), vgy = F(gyv);
+    const float *b = bm + (long)t * np, *c = cm + (long)t * np;
+    const float *ht = hs + (long)(t + 1) * np, *hp = hs + (long)t * np, *et = dec + (long)t * np;
+    float *dbt = dB + (long)t * np, *dct = dC + (long)t * np;
+    v4 sgb = F(0), sga = F(0);
+    for (int k = 0; k < nv; k++) {
+      v4 gt = MADD(wasm_v128_load(c + 4 * k), vgy, g[k]);
+      v4 bk = wasm_v128_load(b + 4 * k);
+      v4 at = wasm_v128_load(et + 4 * k);
+      v4 gdecay = wasm_f32x4_mul(wasm_f32x4_mul(gt, wasm_v128_load(hp + 4 * k)), at);
+      wasm_v128_store(dct + 4 * k, MADD(vgy, wasm_v128_load(ht + 4 * k), wasm_v128_load(dct + 4 * k)));
+      wasm_v128_store(dbt + 4 * k, MADD(gt, vdx, wasm_v128_load(dbt + 4 * k)));
+      sga = MADD(gdecay, av[k], sga);
+      sgb = MADD(gt, bk, sgb);
+      da[k] = MADD(gdecay, vd, da[k]);
+      g[k] = wasm_f32x4_mul(gt, at);
+    }
+    float gb = hsum4(sgb);
+    dx[(long)t * D] = dskip * gyv + dv * gb;
+    ddt[(long)t * D] = hsum4(sga) + xv * gb;
+    dd += (double)gyv * xv;
+    /* Short float32 runs keep dA's rounding near the reference's float64 sum. */
+    if (t % SS_FLUSH == 0) {
+      for (int k = 0; k < nv; k++) {
+        add64(dA + 4 * k, da[k]);
+        da[k] = F(0);
+      }
+    }
+  }
+  *dD += dd;
+  if (dh0)
+    for (int k = 0; k < nv; k++) wasm_v128_store(dh0 + 4 * k, g[k]);
+}
+
+/*
+ * Scratch: hs (L+1)·Np floats, dec L·Np, and dBf, dCf L·Np (the float32 partial sums of dB, dC).
+ * dA [D][Np] and dD [D] are added into (the JS side sums them over batch rows); dB, dC [L][Np] too
+ * (it zeroes them per row).
+ */
+EXPORT(selective_scan_backward_f32)
+void selective_scan_backward_f32(const float *x, const float *dt, const float *a, const float *bm, const float *cm,
+                                 const float *dskip, const float *h0, const float *gy, float *dx, float *ddt,
+                                 double *dA, double *dB, double *dC, double *dD, float *dh0, float *hs, float *dec,
+                                 float *dBf, float *dCf, int L, int D, int np) {
+  int nv = np / 4;
+  long n = (long)L * np;
+  for (int d0 = 0; d0 < D; d0 += SS_FLUSH) {
+    for (long i = 0; i < n; i += 4) {
+      wasm_v128_store(dBf + i, F(0));
+      wasm_v128_store(dCf + i, F(0));
+    }
+    for (int d = d0; d < imin(D, d0 + SS_FLUSH); d++) {
+      const float *h0d = h0 ? h0 + (long)d * np : 0;
+      float *dh0d = dh0 ? dh0 + (long)d * np : 0;
+#define SS_BWD(NV)                                                                                                   \
+  ss_backward_channel(x + d, dt + d, a + (long)d * np, bm, cm, dskip[d], h0d, gy + d, dx + d, ddt + d, dA + (long)d * np, \
+                      dBf, dCf, dD + d, dh0d, hs, dec, L, D, NV)
+      if (nv == 4) SS_BWD(4);
+      else if (nv == 2) SS_BWD(2);
+      else if (nv == 1) SS_BWD(1);
+      else SS_BWD(nv);
+#undef SS_BWD
+    }
+    for (long i = 0; i < n; i += 4) {
+      add64(dB + i, wasm_v128_load(dBf + i));
+      add64(dC + i, wasm_v128_load(dCf + i));
+    }
+  }
+}
+
 #endif /* TLM_GEMM_ONLY */
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */

@@ -1,0 +1,155 @@
+/**
+ * The architecture ablation at equal compute (docs/architectures.md): every attention / FFN /
+ * mixer variant of TransformerLM trained on tiny-shakespeare with one BPE tokenizer, the same
+ * token budget, the same recipe and seed, one replica each (so tokens/s compare), then evaluated
+ * on the whole validation split. Prints a markdown table (validation loss, tokens/s, parameters
+ * total and active, KV-cache or state bytes per token) and writes it with the loss curves.
+ *
+ *   TENSORLM_DATA_DIR=../shared/data node --import tsx bench/architectures.ts [--steps 300] [--only dense,moe] [--dir /tmp/tensorlm-ablation]
+ *
+ * Output: <dir>/ablation.json, <dir>/ablation.md and docs/images/architectures-loss.{svg,png}
+ * (with --write-docs). The base model is nano-trickster's shape at a quarter of the width
+ * (dModel 128, 4 layers, 4 heads, SwiGLU, RMSNorm, RoPE, context 256) so that each run takes
+ * minutes on 2 CPU cores; each variant changes only what it is about.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { installNodeBackends } from '../src/backends/node.js';
+import { setBackendInstaller } from '../src/backends/registry.js';
+import { loadText } from '../src/data/resolve.js';
+import type { TransformerConfigOverrides } from '../src/models/config.js';
+import { countParameters, kvCacheBytes } from '../src/models/params.js';
+import type { TransformerLM } from '../src/models/transformer.js';
+import { evaluateStream } from '../src/train/evaluate.js';
+import type { MetricRecord } from '../src/train/metrics.js';
+import { lossCurveSpec, writeLossCurve } from '../src/train/plot.js';
+import { train, VALIDATION_MAX_TOKENS } from '../src/train/trainer.js';
+import { BPETokenizer } from '../src/tokenizers/bpe.js';
+
+// The Node backends (WASM SIMD, BLAS), as the CLI and src/index.ts install them.
+setBackendInstaller(installNodeBackends);
+
+function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+const steps = Number(flag('steps', '300'));
+const dir = flag('dir', '/tmp/tensorlm-ablation');
+const only = flag('only', '');
+const writeDocs = process.argv.includes('--write-docs');
+const BATCH = 16;
+const BLOCK = 128;
+const VOCAB = 1024;
+
+/** The common base: nano-trickster's recipe at a quarter of its width. */
+const BASE: TransformerConfigOverrides = { dModel: 128, nLayers: 4, nHeads: 4, nKvHeads: 4, dFF: 384, maxSeqLen: 256, norm: 'rms', mlp: 'swiglu', pos: 'rope', tieWeights: true, bias: false, dropout: 0 };
+
+interface Variant {
+  name: string;
+  what: string;
+  model: TransformerConfigOverrides;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'dense', what: 'softmax attention, SwiGLU (the base)', model: {} },
+  { name: 'swa', what: 'sliding-window attention, W = 32', model: { slidingWindow: 32 } },
+  { name: 'linear', what: 'causal linear attention (elu + 1), learned positions', model: { attention: 'linear', pos: 'learned' } },
+  { name: 'moe', what: '8 experts of width 192, top-2 (active FFN width 384)', model: { moe: { nExperts: 8, topK: 2 } } },
+  { name: 'mla', what: 'multi-head latent attention', model: { mla: { kvLoraRank: 32, qLoraRank: null, qkNopeHeadDim: 32, qkRopeHeadDim: 16, vHeadDim: 32 } } as TransformerConfigOverrides },
+  { name: 'mamba', what: 'Mamba (S6) blocks only, 8 layers (no attention, no MLP)', model: { mamba: { dState: 16, dConv: 4, expand: 2 }, nLayers: 8 } as TransformerConfigOverrides },
+  { name: 'hybrid', what: 'Mamba and attention layers alternating (M, A, M, A)', model: { mamba: { dState: 16, dConv: 4, expand: 2 }, layerTypes: ['mamba', 'attention', 'mamba', 'attention'] } as TransformerConfigOverrides },
+];
+
+interface Row {
+  name: string;
+  what: string;
+  valLoss: number;
+  tokensPerSecond: number;
+  seconds: number;
+  parameters: number;
+  active: number;
+  cacheBytesPerToken: number;
+  stateBytes: number;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const text = await loadText('tinyshakespeare');
+  const tokenizerPath = join(dir, 'bpe-1024.json');
+  // One tokenizer for every variant, trained on the training part only (the first 90%).
+  BPETokenizer.train(text.slice(0, Math.floor(text.length * 0.9)), { vocabSize: VOCAB }).save(tokenizerPath);
+  const rows: Row[] = [];
+  const curves: { name: string; records: MetricRecord[] }[] = [];
+  for (const v of VARIANTS) {
+    if (only && !only.split(',').includes(v.name)) continue;
+    const model = { ...BASE, ...v.model };
+    const started = performance.now();
+    const result = await train({
+      name: v.name,
+      outDir: dir,
+      data: 'tinyshakespeare',
+      tokenizer: tokenizerPath,
+      preset: 'nano-trickster',
+      model,
+      batchSize: BATCH,
+      blockSize: BLOCK,
+      maxSteps: steps,
+      maxTime: null,
+      lr: 3e-3,
+      warmupSteps: Math.round(steps / 10),
+      evalInterval: Math.max(1, Math.round(steps / 6)),
+      evalIters: 10,
+      sampleTokens: 0,
+      replicas: 1,
+      seed: 1,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const lm = result.model as TransformerLM;
+    const val = evaluateStream(lm, result.dataset.readSplit('val', VALIDATION_MAX_TOKENS), BLOCK);
+    const params = countParameters(lm.config);
+    const cache = kvCacheBytes(lm.config);
+    const row: Row = {
+      name: v.name,
+      what: v.what,
+      valLoss: val.loss,
+      tokensPerSecond: result.tokensPerSecond,
+      seconds,
+      parameters: params.total,
+      active: params.active,
+      cacheBytesPerToken: cache.bytesPerToken,
+      stateBytes: cache.stateBytes,
+    };
+    rows.push(row);
+    curves.push({ name: v.name, records: readMetrics(join(dir, v.name, 'metrics.jsonl')).filter((r) => r.kind === 'eval') });
+    console.log(`${v.name}: val ${val.loss.toFixed(4)}, ${Math.round(row.tokensPerSecond)} tokens/s, ${seconds.toFixed(0)} s`);
+  }
+  const table = markdownTable(rows);
+  console.log(`\n${steps} steps × ${BATCH} × ${BLOCK} = ${(steps * BATCH * BLOCK).toLocaleString('en-US')} tokens each, BPE ${VOCAB}\n\n${table}`);
+  writeFileSync(join(dir, 'ablation.json'), JSON.stringify({ steps, batch: BATCH, block: BLOCK, vocab: VOCAB, base: BASE, rows }, null, 2) + '\n');
+  writeFileSync(join(dir, 'ablation.md'), table + '\n');
+  const base = writeDocs ? join(import.meta.dirname, '../docs/images/architectures-loss') : join(dir, 'architectures-loss');
+  const written = await writeLossCurve(base, lossCurveSpec(curves, `Architecture ablation: ${(steps * BATCH * BLOCK).toLocaleString('en-US')} tokens each (tiny-shakespeare, BPE ${VOCAB})`));
+  console.log(`wrote ${written.join(', ')}`);
+}
+
+function readMetrics(path: string): MetricRecord[] {
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as MetricRecord);
+}
+
+function markdownTable(rows: readonly Row[]): string {
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const cache = (r: Row) => (r.stateBytes > 0 && r.cacheBytesPerToken === 0 ? `${n(r.stateBytes)} B state (any length)` : `${n(r.cacheBytesPerToken)} B/token${r.stateBytes > 0 ? ` + ${n(r.stateBytes)} B state` : ''}`);
+  const lines = [
+    '| variant | what changes | val loss | tokens/s | parameters | active / token | KV cache or state |',
+    '|---|---|---:|---:|---:|---:|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.what} | ${r.valLoss.toFixed(4)} | ${n(r.tokensPerSecond)} | ${n(r.parameters)} | ${n(r.active)} | ${cache(r)} |`),
+  ];
+  return lines.join('\n');
+}
+
+await main();

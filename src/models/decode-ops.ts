@@ -1,0 +1,32 @@
+/**
+ * Flat-buffer helpers shared by the decode engine (decode.ts) and its MLA layer (mla-decode.ts):
+ * a projection as one GEMM that starts from the bias, and the exponentiation step of a softmax
+ * over a row of attention scores.
+ */
+import { kernels } from '../backends/registry.js';
+import { floatData } from '../ops/elementwise.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** out[rows, n] = x[rows, k] · Wᵀ (+ b), W [n, k], all contiguous from 0. */
+export function linear(x: Float32Array, rows: number, w: Tensor, b: Tensor | null, out: Float32Array): void {
+  const [n, k] = w.shape;
+  if (b) {
+    const bias = floatData(b);
+    for (let r = 0; r < rows; r++) out.set(bias, r * n);
+  }
+  kernels.gemm({ transA: false, transB: true, m: rows, n, k, alpha: 1, a: x, aOffset: 0, lda: k, strideA: 0, b: floatData(w), bOffset: 0, ldb: k, strideB: 0, beta: b ? 1 : 0, c: out, cOffset: 0, ldc: n, strideC: 0, batch: 1 });
+}
+
+/**
+ * scores[j] ← exp(scores[j] − max) for j < n, returning 1 / Σ: the softmax of a row of attention
+ * scores over a cache, left for the caller to scale while it accumulates the values.
+ */
+export function exponentiateScores(scores: Float32Array, n: number, max: number): number {
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    const e = Math.exp(scores[j] - max);
+    scores[j] = e;
+    sum += e;
+  }
+  return 1 / sum;
+}
