@@ -56,7 +56,7 @@ const VARIANTS: Variant[] = [
   { name: 'swa', what: 'sliding-window attention, W = 32', model: { slidingWindow: 32 } },
   { name: 'linear', what: 'causal linear attention (elu + 1), learned positions', model: { attention: 'linear', pos: 'learned' } },
   { name: 'moe', what: '8 experts of width 192, top-2 (active FFN width 384)', model: { moe: { nExperts: 8, topK: 2 } } },
-  { name: 'mla', what: 'multi-head latent attention', model: { mla: { kvLoraRank: 32, qLoraRank: null, qkNopeHeadDim: 32, qkRopeHeadDim: 16, vHeadDim: 32 } } as TransformerConfigOverrides },
+  { name: 'mla', what: 'multi-head latent attention, DeepSeek-V2 proportions (r = 4·headDim)', model: { mla: {} } },
   { name: 'mamba', what: 'Mamba (S6) blocks only, 8 layers (no attention, no MLP)', model: { mamba: { dState: 16, dConv: 4, expand: 2 }, nLayers: 8 } as TransformerConfigOverrides },
   { name: 'hybrid', what: 'Mamba and attention layers alternating (M, A, M, A)', model: { mamba: { dState: 16, dConv: 4, expand: 2 }, layerTypes: ['mamba', 'attention', 'mamba', 'attention'] } as TransformerConfigOverrides },
 ];
@@ -70,6 +70,8 @@ interface Row {
   parameters: number;
   active: number;
   cacheBytesPerToken: number;
+  /** Positions the KV cache keeps per sequence at the full context (a sliding window's ring caps it). */
+  cachePositions: number;
   stateBytes: number;
 }
 
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
       parameters: params.total,
       active: params.active,
       cacheBytesPerToken: cache.bytesPerToken,
+      cachePositions: cache.positions,
       stateBytes: cache.stateBytes,
     };
     rows.push(row);
@@ -143,7 +146,8 @@ function readMetrics(path: string): MetricRecord[] {
 
 function markdownTable(rows: readonly Row[]): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
-  const cache = (r: Row) => (r.stateBytes > 0 && r.cacheBytesPerToken === 0 ? `${n(r.stateBytes)} B state (any length)` : `${n(r.cacheBytesPerToken)} B/token${r.stateBytes > 0 ? ` + ${n(r.stateBytes)} B state` : ''}`);
+  const ring = (r: Row) => (r.cachePositions < (BASE.maxSeqLen as number) ? ` (a ring of ${r.cachePositions})` : '');
+  const cache = (r: Row) => (r.stateBytes > 0 && r.cacheBytesPerToken === 0 ? `${n(r.stateBytes)} B state (any length)` : `${n(r.cacheBytesPerToken)} B/token${ring(r)}${r.stateBytes > 0 ? ` + ${n(r.stateBytes)} B state` : ''}`);
   const lines = [
     '| variant | what changes | val loss | tokens/s | parameters | active / token | KV cache or state |',
     '|---|---|---:|---:|---:|---:|---|',

@@ -14,7 +14,7 @@
  * refused with the list of what does not fit.
  */
 import { cat } from '../ops/indexing.js';
-import { resolveConfig, type TransformerConfig } from '../models/config.js';
+import { layerWindows, resolveConfig, type TransformerConfig } from '../models/config.js';
 import type { RopePairing } from '../ops/rotary.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -56,8 +56,8 @@ export function hfArchitecture(config: TransformerConfig): HfArchitecture {
   if (config.normPlacement !== 'pre') common.push(`normPlacement '${config.normPlacement}' (both are pre-norm)`);
   // A window as long as the context hides nothing; a shorter one is Mistral's sliding_window,
   // which neither architecture has (Llama would silently attend to everything).
-  if (config.slidingWindow !== null && config.slidingWindow < config.maxSeqLen) {
-    common.push(`slidingWindow ${config.slidingWindow} (neither has sliding-window attention; MistralForCausalLM's sliding_window is not written yet)`);
+  if (layerWindows(config).some((w) => w !== null && w < config.maxSeqLen)) {
+    common.push(`slidingWindow ${JSON.stringify(config.slidingWindow)} (neither has sliding-window attention; MistralForCausalLM's sliding_window is not written yet)`);
   }
   if (config.attention === 'linear') common.push(`attention 'linear' (neither has linear attention; the weights would be read as softmax attention)`);
   if (config.moe) common.push(`moe (${config.moe.nExperts} experts: neither has a mixture of experts; MixtralForCausalLM is not written yet)`);

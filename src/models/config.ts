@@ -131,12 +131,14 @@ export interface TransformerConfig {
   /** μP relative to a base width, or null for the standard parametrization (the default). */
   mup: MupConfig | null;
   /**
-   * Sliding-window (local causal) attention in every layer: key j is visible from query i iff
-   * i − W < j ≤ i (the token itself and the W − 1 before it; Hugging Face Mistral's
-   * `sliding_window`). Null (the default) is full causal attention; W ≥ maxSeqLen behaves like it.
-   * The KV cache then keeps min(W, maxSeqLen) positions per layer (a ring).
+   * Sliding-window (local causal) attention: key j is visible from query i iff i − W < j ≤ i (the
+   * token itself and the W − 1 before it; Hugging Face Mistral's `sliding_window`). A number is
+   * the window of every layer; an array gives each layer its own (null: full attention there —
+   * Gemma 2's alternating local and global layers, or Mistral's every layer). Null (the default)
+   * is full causal attention; W ≥ maxSeqLen behaves like it. The KV cache of a windowed layer
+   * keeps min(W, maxSeqLen) positions (a ring). layerWindows(config) gives the per-layer list.
    */
-  slidingWindow: number | null;
+  slidingWindow: number | null | (number | null)[];
   /**
    * 'softmax' (the default) or 'linear': causal linear attention (Katharopoulos et al. 2020,
    * φ(x) = elu(x) + 1, no 1/√D scale, normaliser eps 1e-6), whose cache is a constant-size state
@@ -305,7 +307,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   if (c.attention === 'linear') {
     // RoPE would have to rotate q and k before φ, which no reference checks yet; positions go in the embeddings instead.
     if (c.pos === 'rope') problems.push(`attention 'linear' does not take pos 'rope' (use 'learned' or 'sinusoidal')`);
-    if (c.slidingWindow !== null) problems.push(`attention 'linear' cannot be combined with slidingWindow ${shown(c.slidingWindow)} (its state sums over every earlier token)`);
+    if (hasWindow(c)) problems.push(`attention 'linear' cannot be combined with slidingWindow ${shown(c.slidingWindow)} (its state sums over every earlier token)`);
   }
   for (const key of ['tieWeights', 'bias'] as const) if (typeof c[key] !== 'boolean') problems.push(`${key} must be true or false, got ${shown(c[key])}`);
   if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) problems.push(`dropout must be in [0, 1), got ${shown(c.dropout)}`);
@@ -313,7 +315,14 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
   if (!(typeof c.normEps === 'number' && c.normEps >= 0)) problems.push(`normEps must be non-negative, got ${shown(c.normEps)}`);
   if (!(typeof c.initStd === 'number' && c.initStd >= 0)) problems.push(`initStd must be non-negative, got ${shown(c.initStd)}`);
   const w = c.slidingWindow;
-  if (w !== null && !(typeof w === 'number' && Number.isSafeInteger(w) && w > 0)) problems.push(`slidingWindow must be a positive integer (the number of tokens each query sees, itself included) or null, got ${shown(w)}`);
+  const isWindow = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+  if (Array.isArray(w)) {
+    if (w.length !== c.nLayers) problems.push(`slidingWindow as a list needs one entry per layer (nLayers ${shown(c.nLayers)}), got ${w.length}`);
+    else if (!w.every((v) => v === null || isWindow(v))) problems.push(`slidingWindow's entries must be positive integers or null (full attention in that layer), got [${w.map((v) => shown(v)).join(', ')}]`);
+    else c.slidingWindow = Object.freeze(w.slice()) as (number | null)[];
+  } else if (w !== null && !isWindow(w)) {
+    problems.push(`slidingWindow must be a positive integer (the number of tokens each query sees, itself included), a list of one per layer, or null, got ${shown(w)}`);
+  }
   if (input.mup !== undefined && input.mup !== null) c.mup = resolveMup(input.mup, c, problems);
   if (input.moe !== undefined && input.moe !== null) c.moe = resolveMoe(input.moe, c, problems);
   // μP's per-matrix fan-in rules (models/mup.ts) know the dense FFN's width only.
@@ -323,7 +332,7 @@ export function resolveConfig(input: TransformerConfigInput): TransformerConfig 
     // The combinations MLA does not implement, one line each.
     if (c.pos !== 'rope') problems.push(`mla needs pos 'rope' (its decoupled key k^R is rotary), got pos '${shown(c.pos)}'`);
     if (c.attention !== 'softmax') problems.push(`mla cannot be combined with attention '${shown(c.attention)}' (MLA is softmax attention)`);
-    if (c.slidingWindow !== null) problems.push(`mla cannot be combined with slidingWindow ${shown(c.slidingWindow)} (not implemented)`);
+    if (hasWindow(c)) problems.push(`mla cannot be combined with slidingWindow ${shown(c.slidingWindow)} (not implemented)`);
     if (c.nKvHeads !== c.nHeads) problems.push(`mla needs nKvHeads = nHeads (every head decompresses its own keys and values from the shared latent), got nKvHeads ${shown(c.nKvHeads)} and nHeads ${shown(c.nHeads)}`);
     if (c.mup !== null) problems.push('mla cannot be combined with mup (no μP rules for the latent projections yet)');
   }
@@ -440,7 +449,24 @@ function checkLayerTypes(c: TransformerConfig, problems: string[]): void {
   if (c.mamba !== null && (types === null || types.includes('mamba'))) {
     if (c.normPlacement === 'post') problems.push("'mamba' layers are pre-norm only (x + mixer(norm(x))), got normPlacement 'post'");
     if (c.mup !== null) problems.push('mamba layers cannot be combined with mup (no μP rules for the SSM parameters yet)');
+    // A window list names the attention layers' windows; a Mamba layer has none to give.
+    const w = c.slidingWindow;
+    if (Array.isArray(w) && w.length === c.nLayers && Array.isArray(types) && types.length === c.nLayers) {
+      const bad = types.findIndex((t, i) => t === 'mamba' && w[i] !== null);
+      if (bad >= 0) problems.push(`slidingWindow[${bad}] must be null: layer ${bad} is a 'mamba' layer, got ${shown(w[bad])}`);
+    }
   }
+}
+
+/** Each layer's sliding window (null: full causal attention), from config.slidingWindow. */
+export function layerWindows(c: Pick<TransformerConfig, 'slidingWindow' | 'nLayers'>): (number | null)[] {
+  const w = c.slidingWindow;
+  return Array.isArray(w) ? w.slice() : Array.from({ length: c.nLayers }, () => w);
+}
+
+/** Whether any layer has a sliding window. */
+export function hasWindow(c: Pick<TransformerConfig, 'slidingWindow' | 'nLayers'>): boolean {
+  return layerWindows(c).some((w) => w !== null);
 }
 
 /** Dimension per attention head. */

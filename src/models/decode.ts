@@ -26,7 +26,7 @@ import { inputMultiplier, readoutMultiplier } from './mup.js';
 import { exponentiateScores, linear } from './decode-ops.js';
 import { MlaDecodeScratch, mlaDecodeAttention } from './mla-decode.js';
 import type { MultiHeadLatentAttention } from '../nn/mla.js';
-import type { TransformerConfig } from './config.js';
+import { layerWindows, type TransformerConfig } from './config.js';
 import type { TransformerLM } from './transformer.js';
 
 /**
@@ -80,10 +80,12 @@ export class DecodeEngine {
   readonly batch: number;
   readonly maxLen: number;
   /**
-   * Positions stored per layer: maxLen, or min(W, maxLen) with a sliding window W — then the cache
-   * is a ring (position p in slot p mod slots) that always holds the last W positions. 0 for
-   * linear attention, which keeps a constant-size state instead (layerState).
+   * Positions stored by each layer: maxLen, or min(W, maxLen) with a sliding window W — then that
+   * layer's cache is a ring (position p in slot p mod slots) that always holds the last W
+   * positions. 0 for linear attention, which keeps a constant-size state instead (layerState).
    */
+  readonly layerSlots: number[];
+  /** The most positions any layer stores (all of them without per-layer windows). */
   readonly slots: number;
   /** Tokens each row has been fed (the absolute position of the next one; ≤ maxLen). */
   length = 0;
@@ -130,16 +132,16 @@ export class DecodeEngine {
     this.batch = batch;
     this.maxLen = maxLen;
     const linear = c.attention === 'linear';
-    this.slots = linear ? 0 : c.slidingWindow === null ? maxLen : Math.min(c.slidingWindow, maxLen);
+    this.layerSlots = layerWindows(c).map((w) => (linear ? 0 : w === null ? maxLen : Math.min(w, maxLen)));
+    this.slots = Math.max(0, ...this.layerSlots);
     const D = c.dModel / c.nHeads;
     this.#heads = { H: c.nHeads, Hkv: c.nKvHeads, D, g: c.nHeads / c.nKvHeads, kvw: c.nKvHeads * D };
-    const kvSize = batch * c.nKvHeads * this.slots * D;
     // Allocated once: the state does not grow with the sequence.
     this.#s = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D * D));
     this.#z = Array.from({ length: linear ? c.nLayers : 0 }, () => new Float32Array(batch * c.nKvHeads * D));
     // MLA caches the latent c_KV [B, slots, kvLoraRank] as k and the rotary key k^R [B, slots, qkRopeHeadDim] as v.
-    this.#k = Array.from({ length: c.nLayers }, () => new Float32Array(c.mla ? batch * this.slots * c.mla.kvLoraRank : kvSize));
-    this.#v = Array.from({ length: c.nLayers }, () => new Float32Array(c.mla ? batch * this.slots * c.mla.qkRopeHeadDim : kvSize));
+    this.#k = this.layerSlots.map((slots) => new Float32Array(batch * slots * (c.mla ? c.mla.kvLoraRank : c.nKvHeads * D)));
+    this.#v = this.layerSlots.map((slots) => new Float32Array(batch * slots * (c.mla ? c.mla.qkRopeHeadDim : c.nKvHeads * D)));
     this.#scores = new Float32Array(this.slots);
     this.#last = new Float32Array(batch * c.dModel);
     this.#lastNorm = new Float32Array(batch * c.dModel);
@@ -350,7 +352,7 @@ export class DecodeEngine {
     const h = this.#h;
     if (pre) this.#norm(block.attnNorm, x, rows, h);
     const proj = this.#proj;
-    mlaDecodeAttention(attn, pre ? h : x, this.batch, t, this.length, this.slots, this.#k[l], this.#v[l], proj, this.#mlaScratch);
+    mlaDecodeAttention(attn, pre ? h : x, this.batch, t, this.length, this.layerSlots[l], this.#k[l], this.#v[l], proj, this.#mlaScratch);
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
     if (!pre) this.#postNorm(block.attnNorm, rows);
     this.#feedForwardSublayer(block, rows);
@@ -491,7 +493,7 @@ export class DecodeEngine {
     // matters for a ring: it overwrites a position that token s may still see.
     const K = this.#k[l];
     const V = this.#v[l];
-    const S = this.slots;
+    const S = this.layerSlots[l];
     const q = this.#q;
     const out = this.#att;
     const scores = this.#scores;

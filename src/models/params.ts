@@ -7,6 +7,7 @@ import { RECURRENT_GATES } from '../ops/recurrent.js';
 import {
   isRecurrentConfig,
   layerKinds,
+  layerWindows,
   resolveConfig,
   resolveRecurrentConfig,
   type ModelConfigInput,
@@ -308,7 +309,7 @@ function recurrentActivationElements(c: RecurrentLMConfig, batch: number, seq: n
 
 /** What a KV cache (TransformerLM.createCache, DecodeEngine) holds for inference, fp32. */
 export interface KVCacheEstimate {
-  /** Positions each layer stores per sequence: min(seq, slidingWindow) — a ring once it is full. */
+  /** Positions a layer stores per sequence: min(seq, slidingWindow) — a ring once it is full (per-layer windows: the most of any layer). */
   positions: number;
   /** Bytes one more cached token adds to a sequence (k and v of every layer), until the window is full. */
   bytesPerToken: number;
@@ -317,7 +318,7 @@ export interface KVCacheEstimate {
    * every length; 0 for softmax attention (whose positions and bytesPerToken are then 0).
    */
   stateBytes: number;
-  /** Bytes per sequence: positions × bytesPerToken + stateBytes. */
+  /** Bytes per sequence: positions × bytesPerToken + stateBytes (per-layer windows: each layer's positions × its share). */
   bytesPerSequence: number;
 }
 
@@ -337,7 +338,9 @@ export function kvCacheBytes(config: TransformerConfigInput, seq?: number): KVCa
   if (counts.mamba > 0) {
     const stateBytes = mambaStateBytes(c);
     if (counts.attention === 0) return { positions: 0, bytesPerToken: 0, stateBytes, bytesPerSequence: stateBytes };
-    const attention = kvCacheBytes({ ...c, nLayers: counts.attention, layerTypes: null, mamba: null }, t);
+    const kinds = layerKinds(c);
+    const windows = Array.isArray(c.slidingWindow) ? c.slidingWindow.filter((_, l) => kinds[l] === 'attention') : c.slidingWindow;
+    const attention = kvCacheBytes({ ...c, nLayers: counts.attention, layerTypes: null, mamba: null, slidingWindow: windows }, t);
     return { ...attention, stateBytes: attention.stateBytes + stateBytes, bytesPerSequence: attention.bytesPerSequence + stateBytes };
   }
   const D = c.dModel / c.nHeads;
@@ -347,9 +350,11 @@ export function kvCacheBytes(config: TransformerConfigInput, seq?: number): KVCa
   }
   // MLA caches per layer and token only c_KV and the shared rotary key k^R.
   if (c.mla) return { positions: t, bytesPerToken: c.nLayers * (c.mla.kvLoraRank + c.mla.qkRopeHeadDim) * 4, stateBytes: 0, bytesPerSequence: t * c.nLayers * (c.mla.kvLoraRank + c.mla.qkRopeHeadDim) * 4 };
-  const positions = c.slidingWindow === null ? t : Math.min(t, c.slidingWindow);
-  const bytesPerToken = 2 * c.nLayers * c.nKvHeads * D * 4;
-  return { positions, bytesPerToken, stateBytes: 0, bytesPerSequence: positions * bytesPerToken };
+  // Each layer keeps min(t, its window) positions of k and v.
+  const layerPositions = layerWindows(c).map((w) => (w === null ? t : Math.min(t, w)));
+  const perLayerToken = 2 * c.nKvHeads * D * 4;
+  const bytesPerSequence = layerPositions.reduce((sum, n) => sum + n * perLayerToken, 0);
+  return { positions: Math.max(...layerPositions), bytesPerToken: c.nLayers * perLayerToken, stateBytes: 0, bytesPerSequence };
 }
 
 /** Training memory for AdamW at a batch size, sequence length (default: a transformer's maxSeqLen, 128 for a recurrent model) and precision. */
@@ -433,7 +438,7 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
   const row = breakdownRows(p.total);
   const lines = [
     `${name}: ${formatCount(p.total)} parameters`,
-    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''}${c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}`}${c.attention === 'linear' ? ', linear attention' : ''})`,
+    `  (vocab ${c.vocabSize}, dModel ${c.dModel}, ${c.nLayers} layers, ${c.nHeads} heads / ${c.nKvHeads} kv heads, dFF ${c.dFF}, seq ${c.maxSeqLen}, ${c.norm === 'rms' ? 'RMSNorm' : 'LayerNorm'}, ${c.mlp === 'swiglu' ? 'SwiGLU' : 'GELU MLP'}, ${c.pos} positions, ${c.tieWeights ? 'tied' : 'untied'} head${c.bias ? ', biases' : ''}${c.slidingWindow === null ? '' : `, sliding window ${JSON.stringify(c.slidingWindow)}`}${c.attention === 'linear' ? ', linear attention' : ''})`,
     row('embedding', p.embedding, p.positionEmbedding > 0 ? `(tokens ${formatCount(p.tokenEmbedding)}, positions ${formatCount(p.positionEmbedding)})` : ''),
     row('attention', p.attention, `(${layerCounts(c).attention} × ${formatCount(p.perLayer.attention)})`),
     row('feed-forward', p.ffn, `(${layerCounts(c).attention} × ${formatCount(p.perLayer.ffn)})${c.moe ? `: router + ${c.moe.nExperts} experts of width ${c.moe.dExpert}${c.moe.nSharedExperts > 0 ? ` + ${c.moe.nSharedExperts} shared` : ''}, top-${c.moe.topK} ${c.moe.router}` : ''}`),
@@ -444,7 +449,7 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
   ];
   if (c.moe) lines.push(`  ${'active/token'.padEnd(14)}${formatCount(p.active).padStart(16)}  ${((100 * p.active) / p.total).toFixed(1).padStart(5)}%  (each token runs ${c.moe.topK} of ${c.moe.nExperts} experts${c.moe.nSharedExperts > 0 ? ' and the shared ones' : ''})`);
   const kv = kvCacheBytes(c);
-  const window = c.slidingWindow === null ? '' : `, sliding window ${c.slidingWindow}: a ring of the last ${kv.positions} positions`;
+  const window = c.slidingWindow === null ? '' : Array.isArray(c.slidingWindow) ? `, per-layer windows ${JSON.stringify(c.slidingWindow)}: a windowed layer keeps a ring of its last W positions` : `, sliding window ${c.slidingWindow}: a ring of the last ${kv.positions} positions`;
   const mambaLayers = layerCounts(c).mamba;
   if (mambaLayers > 0 && c.mamba) {
     const m = c.mamba;
@@ -458,7 +463,8 @@ function describeTransformer(name: string, c: TransformerConfig): string[] {
   } else if (c.attention === 'linear') {
     lines.push(`Linear-attention state per sequence: ${formatBytes(kv.stateBytes)} (${c.nLayers} layers × ${c.nKvHeads} kv heads × (${c.dModel / c.nHeads}² + ${c.dModel / c.nHeads}) floats, fp32, any length)`);
   } else {
-    lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions, fp32${window})`);
+    const shape = Array.isArray(c.slidingWindow) ? `up to ${formatBytes(kv.bytesPerToken)} per token` : `${formatBytes(kv.bytesPerToken)} per token × ${kv.positions} positions`;
+    lines.push(`KV cache per sequence: ${formatBytes(kv.bytesPerSequence)} (${shape}, fp32${window})`);
   }
   return lines;
 }

@@ -44,7 +44,7 @@ import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CausalLM } from './causal-lm.js';
 import { DecodeEngine, decodeEngineUnsupported } from './decode.js';
-import { layerKinds, resolveConfig, type MambaConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
+import { layerKinds, layerWindows, resolveConfig, type MambaConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
 import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
 
@@ -169,6 +169,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     const attnScale = attentionScale(c);
     this.layers = new ModuleList<TransformerBlock | MambaBlock>();
     const kinds = layerKinds(c);
+    const windows = layerWindows(c);
     for (let i = 0; i < c.nLayers; i++) {
       if (kinds[i] === 'mamba') {
         // A Mamba layer is a MambaBlock in the same list (state-dict names layers.{i}.norm, layers.{i}.mixer.…; see `layers`).
@@ -199,7 +200,7 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
         }),
       );
       // Set after construction so that the block (and its random draws) is the same with or without a window.
-      this.block(i).attn.slidingWindow = c.slidingWindow;
+      this.block(i).attn.slidingWindow = windows[i];
       this.block(i).attn.attention = c.attention;
     }
     // Post-norm blocks already end with a norm; pre-norm needs one before the head.
@@ -338,8 +339,11 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     }
     // A Mamba layer's scan runs over the whole row, so packed documents would leak state into each other.
     if (documentIds && layerKinds(c).includes('mamba')) throw new Error("TransformerLM: packed rows (documentIds) are not supported with 'mamba' layers (their state does not reset at document starts)");
-    // Built once for all layers; with it attention takes the explicit-mask path, causal included.
-    const mask = documentIds ? packedAttentionMask(documentIds, c.slidingWindow) : null;
+    // Built once per distinct window (once for all layers without per-layer windows); with it
+    // attention takes the explicit-mask path, causal included.
+    const windows = layerWindows(c);
+    const masks = new Map<number | null, Tensor>();
+    if (documentIds) for (const w of windows) if (!masks.has(w)) masks.set(w, packedAttentionMask(documentIds, w));
     let x = this.tokEmb.forward(ids);
     if (this.posEmb) x = this.posEmb.forward(x, positions ?? offset);
     // μP's input multiplier α_in on the embeddings (TP5 Table 3's tunable "input weights multiplier").
@@ -347,9 +351,12 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
     // Always through `drop`, even at p = 0: its input is where hooks observe the embeddings.
     x = this.drop.forward(x);
     let i = 0;
-    if (positions || mask) {
+    if (positions || documentIds) {
       // Packed rows: RoPE reads the positions in attention (the additive tables took them above).
-      for (const layer of this.layers) x = layer instanceof MambaBlock ? layer.forward(x) : layer.forward(x, { mask, positions: this.rope ? positions : null });
+      for (const layer of this.layers) {
+        const mask = masks.get(windows[i++]) ?? null;
+        x = layer instanceof MambaBlock ? layer.forward(x) : layer.forward(x, { mask, positions: this.rope ? positions : null });
+      }
     } else {
       for (const layer of this.layers) {
         const layerCache = cache ? cache.layers[i++] : null;
@@ -459,6 +466,6 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
 
   override extraRepr(): string {
     const c = this.config;
-    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${c.slidingWindow}`}${c.attention === 'linear' ? ", attention='linear'" : ''}${c.moe ? `, moe(nExperts=${c.moe.nExperts}, topK=${c.moe.topK})` : ''}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
+    return `vocabSize=${c.vocabSize}, dModel=${c.dModel}, nLayers=${c.nLayers}, nHeads=${c.nHeads}, nKvHeads=${c.nKvHeads}, norm='${c.norm}', mlp='${c.mlp}', pos='${c.pos}'${c.slidingWindow === null ? '' : `, slidingWindow=${JSON.stringify(c.slidingWindow)}`}${c.attention === 'linear' ? ", attention='linear'" : ''}${c.moe ? `, moe(nExperts=${c.moe.nExperts}, topK=${c.moe.topK})` : ''}${c.mup ? `, mup(baseWidth=${c.mup.baseWidth})` : ''}`;
   }
 }

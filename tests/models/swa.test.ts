@@ -230,3 +230,78 @@ describe('accounting and the nano-swa preset', () => {
     expect(describeModel('nano-trickster', base)).toMatch(/KV cache per sequence: 6\.00 MiB \(12\.00 KiB per token × 512 positions, fp32\)/);
   });
 });
+
+describe('per-layer windows (slidingWindow as a list)', () => {
+  const perLayer = (windows: (number | null)[], overrides: Partial<TransformerConfigInput> = {}) => model({ nLayers: windows.length, slidingWindow: windows, ...overrides });
+
+  it('validates the list in one line: one entry per layer, each a positive integer or null, null at Mamba layers', () => {
+    expect(resolveConfig({ ...BASE, slidingWindow: [3, null] }).slidingWindow).toEqual([3, null]);
+    expectOneLineError(() => resolveConfig({ ...BASE, slidingWindow: [3] }), /slidingWindow as a list needs one entry per layer \(nLayers 2\), got 1/);
+    expectOneLineError(() => resolveConfig({ ...BASE, slidingWindow: [3, 0] }), /slidingWindow's entries must be positive integers or null/);
+    expectOneLineError(() => resolveConfig({ ...BASE, pos: 'learned', attention: 'linear', slidingWindow: [null, 2] }), /attention 'linear' cannot be combined with slidingWindow/);
+    expectOneLineError(() => resolveConfig({ ...BASE, mamba: {}, layerTypes: ['mamba', 'attention'], slidingWindow: [4, 4] }), /slidingWindow\[0\] must be null: layer 0 is a 'mamba' layer/);
+    expect(resolveConfig({ ...BASE, mamba: {}, layerTypes: ['mamba', 'attention'], slidingWindow: [null, 4] }).slidingWindow).toEqual([null, 4]);
+  });
+
+  it('each layer gets its own window: a list of equal windows is the single window, [null, …] is full attention', () => {
+    const row = ids(16, 29, 2);
+    expect(maxDiff(uncachedLogits(perLayer([4, 4]), row), uncachedLogits(model({ slidingWindow: 4 }), row))).toBe(0);
+    expect(maxDiff(uncachedLogits(perLayer([null, null]), row), uncachedLogits(model({ slidingWindow: null }), row))).toBe(0);
+    expect(maxDiff(uncachedLogits(perLayer([4, null]), row), uncachedLogits(model({ slidingWindow: 4 }), row))).toBeGreaterThan(1e-3);
+  });
+
+  it('the graph cache and the DecodeEngine keep a ring only where there is a window, and give the uncached logits', () => {
+    const m = perLayer([3, null, 5]);
+    const c = m.config;
+    const row = ids(c.maxSeqLen, c.vocabSize, 4);
+    const full = uncachedLogits(m, row);
+    const V = c.vocabSize;
+    for (const chunks of [Array(c.maxSeqLen).fill(1), [4, 1, 7, 8]]) {
+      const engine = new DecodeEngine(m, 1);
+      expect(engine.layerSlots).toEqual([3, c.maxSeqLen, 5]);
+      const graph = m.createCache(1);
+      expect(graph.layers.map((l) => l.slots)).toEqual([3, c.maxSeqLen, 5]);
+      let at = 0;
+      for (const n of chunks as number[]) {
+        const chunk = Int32Array.from(row.slice(at, at + n));
+        const logits = engine.forward(chunk, n);
+        const viaGraph = noGrad(() => m.forward(tensor(chunk, { shape: [1, n] }), null, { cache: graph }).logits.contiguous().toTypedArray() as Float32Array);
+        at += n;
+        expect(maxDiff(logits, full.subarray((at - 1) * V, at * V))).toBeLessThan(1e-5);
+        expect(maxDiff(viaGraph, full.subarray((at - n) * V, at * V))).toBeLessThan(1e-5);
+      }
+    }
+    expectCachedGreedyMatchesUncached(m, ids(4, c.vocabSize, 12));
+  });
+
+  it('packed rows apply each layer\'s window inside each document', () => {
+    const m = perLayer([3, null, 2]);
+    const a = ids(7, 29, 4);
+    const b = ids(6, 29, 5);
+    const packed = noGrad(() =>
+      m.forward(tensor(Int32Array.from([...a, ...b]), { shape: [1, 13] }), null, {
+        positions: tensor(Int32Array.from([...a.keys(), ...b.keys()]), { shape: [1, 13] }),
+        documentIds: tensor(Int32Array.from([...a.map(() => 0), ...b.map(() => 1)]), { shape: [1, 13] }),
+      }).logits.contiguous().toTypedArray() as Float32Array,
+    );
+    const V = m.config.vocabSize;
+    expect(maxDiff(packed.subarray(0, 7 * V), uncachedLogits(m, a))).toBeLessThan(1e-5);
+    expect(maxDiff(packed.subarray(7 * V), uncachedLogits(m, b))).toBeLessThan(1e-5);
+  });
+
+  it('kvCacheBytes sums each layer\'s ring and matches what createCache and the DecodeEngine allocate; params and export say so', async () => {
+    const { kvCacheBytes, describeModel } = await import('../../src/models/params.js');
+    const { hfArchitecture } = await import('../../src/interop/hf-model.js');
+    const m = perLayer([3, null, 5]);
+    const c = m.config;
+    const est = kvCacheBytes(c);
+    const perLayerToken = 2 * c.nKvHeads * (c.dModel / c.nHeads) * 4;
+    expect(est.bytesPerSequence).toBe((3 + c.maxSeqLen + 5) * perLayerToken);
+    expect(est.bytesPerSequence).toBe(m.createCache(1).layers.reduce((s, l) => s + 4 * (l.k.size + l.v.size), 0));
+    const engine = new DecodeEngine(m, 1);
+    expect(est.bytesPerSequence).toBe([0, 1, 2].reduce((s, l) => s + engine.layerCache(l).k.byteLength + engine.layerCache(l).v.byteLength, 0));
+    expect(est.positions).toBe(c.maxSeqLen);
+    expect(describeModel('windows', c)).toMatch(/KV cache per sequence: .* \(up to .* per token, fp32, per-layer windows \[3,null,5\]/);
+    expectOneLineError(() => hfArchitecture(c), /slidingWindow \[3,null,5\]/);
+  });
+});

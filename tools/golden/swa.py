@@ -5,7 +5,7 @@ Run from the repository root with Debian's Python (python3-torch):
 
     /usr/bin/python3 tools/golden/swa.py          # part of: npm run golden
 
-A TransformerLM with `slidingWindow` W, written from the equations with the reference modules of
+A TransformerLM with `slidingWindow` W (or one window per layer), written from the equations with the reference modules of
 generate.py (same parameter names): every layer's attention scores get the band mask
     key j visible from query i  iff  i - W < j <= i
 (Hugging Face Mistral's `sliding_window`) as an explicit [T, T] bool mask, then softmax. The cases
@@ -36,6 +36,21 @@ def swa_case(name, config, batch, t):
     return G.attention_variant_case(name, config, batch, t, banded(config["slidingWindow"]))
 
 
+def per_layer_case(name, config, batch, t):
+    """Per-layer windows (a list, null = full causal attention in that layer): each layer's
+    attention gets its own band mask."""
+    windows = config["slidingWindow"]
+
+    def build(m):
+        for layer, w in zip(m.layers, windows):
+            layer.attn.window = w
+
+    def attend(attn, x):
+        return attn(x) if attn.window is None else attn(x, mask=band_mask(x.shape[1], attn.window))
+
+    return G.lm_case(name, config, batch, t, attend=attend, build=build)
+
+
 BASE = {"vocabSize": 11, "dModel": 16, "nLayers": 2, "nHeads": 4, "nKvHeads": 2, "dFF": 24, "maxSeqLen": 16,
         "ropeTheta": 10000.0, "dropout": 0.0}
 
@@ -49,6 +64,9 @@ def main():
         # W = 1: every token attends only to itself.
         swa_case("swa/rms_gelu_rope_mqa_w1_t6", {**BASE, "norm": "rms", "mlp": "gelu", "pos": "rope",
                  "nKvHeads": 1, "tieWeights": True, "bias": False, "slidingWindow": 1}, 1, 6),
+        # Gemma-2-like alternation of local and global layers: windows 3, none, 5.
+        per_layer_case("swa/per_layer_rms_swiglu_rope_gqa_w3_full_w5_t12", {**BASE, "nLayers": 3, "norm": "rms", "mlp": "swiglu",
+                       "pos": "rope", "tieWeights": True, "bias": False, "slidingWindow": [3, None, 5]}, 2, 12),
     ]
     G.write_cases("swa.json", cases, "sliding-window TransformerLM")
 
