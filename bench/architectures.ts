@@ -6,6 +6,12 @@
  * total and active, KV-cache or state bytes per token) and writes it with the loss curves.
  *
  *   TENSORLM_DATA_DIR=../shared/data node --import tsx bench/architectures.ts [--steps 300] [--only dense,moe] [--dir /tmp/tensorlm-ablation]
+ *   node --import tsx bench/architectures.ts --throughput [--rounds 5] [--only dense,moe]
+ *
+ * --throughput measures training speed alone, the way every bench here does on a shared machine:
+ * each variant's model takes the same training steps (AdamW, clipping, the run's batch) in turns,
+ * round after round, and the median tokens/s of the rounds is reported — a figure the sequential
+ * runs cannot give when anything else runs beside them.
  *
  * Output: <dir>/ablation.json, <dir>/ablation.md and docs/images/architectures-loss.{svg,png}
  * (with --write-docs). The base model is nano-trickster's shape at a quarter of the width
@@ -23,6 +29,11 @@ import type { TransformerLM } from '../src/models/transformer.js';
 import { evaluateStream } from '../src/train/evaluate.js';
 import type { MetricRecord } from '../src/train/metrics.js';
 import { lossCurveSpec, writeLossCurve } from '../src/train/plot.js';
+import { TransformerLM as Model } from '../src/models/transformer.js';
+import { AdamW } from '../src/optim/adam.js';
+import { tensor } from '../src/tensor/creation.js';
+import { Generator } from '../src/tensor/random.js';
+import { languageModelLoss, LrSchedule, TrainingCore } from '../src/train/loop.js';
 import { train, VALIDATION_MAX_TOKENS } from '../src/train/trainer.js';
 import { BPETokenizer } from '../src/tokenizers/bpe.js';
 
@@ -156,4 +167,31 @@ function markdownTable(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-await main();
+/** Interleaved, repeated training-step timing of every variant (see the header); prints median tokens/s. */
+function throughput(rounds: number, stepsPerRound: number): void {
+  const variants = VARIANTS.filter((v) => !only || only.split(',').includes(v.name));
+  const g = new Generator(1);
+  const ids = () => tensor(Int32Array.from({ length: BATCH * BLOCK }, () => g.randint(0, VOCAB)), { shape: [BATCH, BLOCK] });
+  const batch = { x: ids(), y: ids() };
+  const cores = variants.map((v) => {
+    const model = new Model({ vocabSize: VOCAB, ...BASE, ...v.model } as ConstructorParameters<typeof Model>[0], { generator: new Generator(1) });
+    const core = new TrainingCore({ model, optimizer: new AdamW(model.parameters(), { lr: 1e-3 }), schedule: new LrSchedule({ lr: 1e-3, warmupSteps: 0, maxSteps: 1_000_000 }), loss: languageModelLoss, gradClip: 1 });
+    core.trainStep(batch); // warm-up: JIT, buffer pools
+    return { name: v.name, core, samples: [] as number[] };
+  });
+  for (let r = 0; r < rounds; r++) {
+    for (const c of cores) {
+      const start = performance.now();
+      for (let s = 0; s < stepsPerRound; s++) c.core.trainStep(batch);
+      c.samples.push((stepsPerRound * BATCH * BLOCK) / ((performance.now() - start) / 1000));
+    }
+  }
+  console.log(`training tokens/s, batch ${BATCH} × ${BLOCK}, one replica (library defaults), median of ${rounds} interleaved rounds of ${stepsPerRound} steps (range):`);
+  for (const c of cores) {
+    const sorted = c.samples.slice().sort((a, b) => a - b);
+    console.log(`  ${c.name.padEnd(8)} ${Math.round(sorted[Math.floor(sorted.length / 2)]).toLocaleString('en-US').padStart(7)}  (${Math.round(sorted[0])}–${Math.round(sorted[sorted.length - 1])})`);
+  }
+}
+
+if (process.argv.includes('--throughput')) throughput(Number(flag('rounds', '5')), Number(flag('round-steps', '3')));
+else await main();

@@ -803,15 +803,12 @@ class WasmModule {
   flashAttentionForward(a: FlashAttentionArgs): void {
     const { heads, group, tq, tk, d, valueDim: dv, causal, causalOffset, window } = a;
     const fallback = () => jsKernels.flashAttentionForward(a);
-    if (heads === 0 || tq === 0 || tk === 0 || d === 0 || dv === 0 || tq * tk * d < MIN_GEMM_FLOPS || !isInt32(causalOffset) || !isInt32(window)) {
+    const pad = flashPadding(a);
+    if (!pad) {
       fallback();
       return;
     }
-    const tqp = roundUp(tq, 4);
-    const tkp = roundUp(tk, 8);
-    const dp = roundUp(d, 4);
-    const dvp = roundUp(dv, 4);
-    const qRows = group * tqp;
+    const { tqp, tkp, dp, dvp, qRows } = pad;
     this.run(() => {
       const pq = this.alloc(qRows * dp);
       const pk = this.alloc(tkp * dp);
@@ -839,15 +836,12 @@ class WasmModule {
   flashAttentionBackward(a: FlashAttentionBackwardArgs): void {
     const { heads, group, tq, tk, d, valueDim: dv, causal, causalOffset, window } = a;
     const fallback = () => jsKernels.flashAttentionBackward(a);
-    if (heads === 0 || tq === 0 || tk === 0 || d === 0 || dv === 0 || tq * tk * d < MIN_GEMM_FLOPS || !isInt32(causalOffset) || !isInt32(window)) {
+    const pad = flashPadding(a);
+    if (!pad) {
       fallback();
       return;
     }
-    const tqp = roundUp(tq, 4);
-    const tkp = roundUp(tk, 8);
-    const dp = roundUp(d, 4);
-    const dvp = roundUp(dv, 4);
-    const qRows = group * tqp;
+    const { tqp, tkp, dp, dvp, qRows } = pad;
     this.run(() => {
       const pq = this.alloc(qRows * dp);
       const po = this.alloc(qRows * dvp);
@@ -1115,6 +1109,18 @@ const FLASH_BC = 64;
 
 function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
+}
+
+/**
+ * The padded geometry of a flash-attention call (queries to a multiple of 4 rows, keys to 8, head
+ * dims to 4: the kernel's register tiles need no tails), or null when the JS kernel should run
+ * instead (empty or tiny problems, offsets or windows beyond int32).
+ */
+function flashPadding(a: FlashAttentionArgs): { tqp: number; tkp: number; dp: number; dvp: number; qRows: number } | null {
+  const { heads, group, tq, tk, d, valueDim: dv, causalOffset, window } = a;
+  if (heads === 0 || tq === 0 || tk === 0 || d === 0 || dv === 0 || tq * tk * d < MIN_GEMM_FLOPS || !isInt32(causalOffset) || !isInt32(window)) return null;
+  const tqp = roundUp(tq, 4);
+  return { tqp, tkp: roundUp(tk, 8), dp: roundUp(d, 4), dvp: roundUp(dv, 4), qRows: group * tqp };
 }
 
 /** Copies rows × d floats from src (at offset) into mem at `at` as rowsPadded × dp, zero-padded. */
