@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getBackend, listBackends, noGrad, setBackend, tensor, type Tensor } from '../../src/index.js';
 import type { TransformerConfigInput } from '../../src/models/config.js';
-import { TransformerLM } from '../../src/models/transformer.js';
+import { DecodeEngine } from '../../src/models/decode.js';
+import { TransformerLM, type KVCache } from '../../src/models/transformer.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { GoldenTensor } from '../helpers/golden.js';
 
@@ -129,6 +130,35 @@ export function argmax(a: ArrayLike<number>, from = 0, n = a.length): number {
   let best = from;
   for (let i = from; i < from + n; i++) if (a[i] > a[best]) best = i;
   return best - from;
+}
+
+/**
+ * Feeds rows (B sequences of token ids) chunk by chunk to a fresh DecodeEngine and a fresh graph
+ * KV cache together: after each chunk both give every row's uncached logits at its last position
+ * within 1e-5, and `check(engine, graph)` may compare the two caches element by element. For each
+ * chunking in `chunkings` (lengths summing to at most the rows' length).
+ */
+export function expectEngineAndCacheFollowUncached(m: TransformerLM, rows: readonly (readonly number[])[], chunkings: readonly (readonly number[])[], check?: (engine: DecodeEngine, graph: KVCache) => void): void {
+  const B = rows.length;
+  const V = m.config.vocabSize;
+  const full = rows.map((row) => uncachedLogits(m, row));
+  for (const chunks of chunkings) {
+    const engine = new DecodeEngine(m, B);
+    const graph = m.createCache(B);
+    let at = 0;
+    for (const n of chunks) {
+      const flat = Int32Array.from(rows.flatMap((row) => row.slice(at, at + n)));
+      const logits = engine.forward(flat, n);
+      const viaGraph = noGrad(() => m.step(tensor(flat, { shape: [B, n] }), graph).contiguous().toTypedArray() as Float32Array);
+      at += n;
+      for (let r = 0; r < B; r++) {
+        const want = full[r].subarray((at - 1) * V, at * V);
+        expect(maxDiff(logits.subarray(r * V, (r + 1) * V), want), `engine, row ${r} at ${at}`).toBeLessThan(1e-5);
+        expect(maxDiff(viaGraph.subarray(r * V, (r + 1) * V), want), `graph cache, row ${r} at ${at}`).toBeLessThan(1e-5);
+      }
+      check?.(engine, graph);
+    }
+  }
 }
 
 /**

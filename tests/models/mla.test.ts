@@ -18,7 +18,7 @@ import { randn, tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { getBackend, listBackends, noGrad, setBackend } from './imports.js';
-import { randomIds, sharpened, expectCachedGreedyMatchesUncached, maxDiff, uncachedLogits, describeModelGolden } from './helpers.js';
+import { randomIds, sharpened, expectCachedGreedyMatchesUncached, expectEngineAndCacheFollowUncached, maxDiff, uncachedLogits, describeModelGolden } from './helpers.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { expectOneLineError } from '../helpers/errors.js';
 
@@ -228,26 +228,14 @@ describe('DecodeEngine (absorbed form: W_UK folded into the query, W_UV into the
       const c = m.config;
       expect(m.createDecoder(B)).toBeInstanceOf(DecodeEngine);
       const rows = Array.from({ length: B }, (_, r) => ids(c.maxSeqLen, c.vocabSize, 7 + r));
-      const full = rows.map((row) => uncachedLogits(m, row));
-      const V = c.vocabSize;
-      for (const chunks of [Array(c.maxSeqLen).fill(1), [5, 1, 6, 8], [20]]) {
-        const engine = new DecodeEngine(m, B);
-        const graph = m.createCache(B);
-        let at = 0;
-        for (const n of chunks as number[]) {
-          const flat = Int32Array.from(rows.flatMap((row) => row.slice(at, at + n)));
-          const logits = engine.forward(flat, n);
-          noGrad(() => m.forward(tensor(flat, { shape: [B, n] }), null, { cache: graph }));
-          at += n;
-          for (let r = 0; r < B; r++) expect(maxDiff(logits.subarray(r * V, (r + 1) * V), full[r].subarray((at - 1) * V, at * V))).toBeLessThan(1e-5);
-        }
+      expectEngineAndCacheFollowUncached(m, rows, [Array(c.maxSeqLen).fill(1), [5, 1, 6, 8], [20]], (engine, graph) => {
         for (let l = 0; l < c.nLayers; l++) {
           const cache = engine.layerCache(l);
           // c_KV [B, maxLen, r] and k^R [B, maxLen, rope]: the graph's [B, 1, maxLen, ·] element by element.
           expect(maxDiff(cache.k, floats(graph.layers[l].k))).toBeLessThan(1e-5);
           expect(maxDiff(cache.v, floats(graph.layers[l].v))).toBeLessThan(1e-5);
         }
-      }
+      });
     });
   }
 });

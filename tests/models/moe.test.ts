@@ -16,7 +16,7 @@ import { cat, indexAdd } from '../../src/ops/indexing.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { noGrad } from './imports.js';
-import { argmax, describeModelGolden, expectCachedGreedyMatchesUncached, fromGolden, goldenPath, maxDiff, randomIds, sharpened, stateFromGolden, uncachedLogits } from './helpers.js';
+import { describeModelGolden, expectCachedGreedyMatchesUncached, expectEngineAndCacheFollowUncached, fromGolden, goldenPath, maxDiff, randomIds, sharpened, stateFromGolden, uncachedLogits } from './helpers.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { expectOneLineError } from '../helpers/errors.js';
 
@@ -239,21 +239,7 @@ describe('generation', () => {
   it('the decode engine and the KV-cache path give the uncached logits within 1e-5, prefill and step by step', () => {
     for (const moe of [{ nExperts: 4, topK: 2 }, { nExperts: 3, topK: 1, nSharedExperts: 1, router: 'sigmoid' as const }]) {
       const m = sharpened(model({ moe }));
-      const row = randomIds(14, 29, 4);
-      const full = uncachedLogits(m, row);
-      const V = 29;
-      const engine = new DecodeEngine(m, 1);
-      const cache = m.createCache(1);
-      let at = 0;
-      for (const n of [5, 1, 1, 4, 3]) {
-        const chunk = row.slice(at, at + n);
-        const logits = engine.forward(Int32Array.from(chunk), n);
-        expect(maxDiff(logits, full.subarray((at + n - 1) * V, (at + n) * V))).toBeLessThan(1e-5);
-        const graph = m.step(tensor(Int32Array.from(chunk), { shape: [1, n] }), cache).toTypedArray();
-        expect(maxDiff(graph, full.subarray((at + n - 1) * V, (at + n) * V))).toBeLessThan(1e-5);
-        at += n;
-      }
-      expect(argmax(full, 13 * V, V)).toBeGreaterThanOrEqual(0);
+      expectEngineAndCacheFollowUncached(m, [randomIds(14, 29, 4)], [[5, 1, 1, 4, 3], [14]]);
     }
   });
 

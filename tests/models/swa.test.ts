@@ -15,7 +15,7 @@ import { TransformerLM } from '../../src/models/transformer.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { getBackend, listBackends, noGrad, setBackend } from './imports.js';
-import { randomIds, sharpened, argmax, expectCachedGreedyMatchesUncached, maxDiff, uncachedLogits, describeModelGolden } from './helpers.js';
+import { randomIds, sharpened, argmax, expectCachedGreedyMatchesUncached, expectEngineAndCacheFollowUncached, maxDiff, uncachedLogits, describeModelGolden } from './helpers.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { expectOneLineError } from '../helpers/errors.js';
 
@@ -165,26 +165,14 @@ describe('rolling KV cache (DecodeEngine)', () => {
       const W = c.slidingWindow!;
       const B = label.includes('batch 2') ? 2 : 1;
       const rows = Array.from({ length: B }, (_, r) => ids(c.maxSeqLen, c.vocabSize, 7 + r));
-      const full = rows.map((row) => uncachedLogits(m, row));
-      const V = c.vocabSize;
-      for (const chunks of [Array(c.maxSeqLen).fill(1), [5, 1, 6, 8]]) {
-        const engine = new DecodeEngine(m, B);
-        expect(engine.slots).toBe(W);
-        const graph = m.createCache(B);
-        let at = 0;
-        for (const n of chunks as number[]) {
-          const flat = Int32Array.from(rows.flatMap((row) => row.slice(at, at + n)));
-          const logits = engine.forward(flat, n);
-          noGrad(() => m.forward(tensor(flat, { shape: [B, n] }), null, { cache: graph }));
-          at += n;
-          for (let r = 0; r < B; r++) expect(maxDiff(logits.subarray(r * V, (r + 1) * V), full[r].subarray((at - 1) * V, at * V))).toBeLessThan(1e-5);
-          for (let l = 0; l < c.nLayers; l++) {
-            const ring = engine.layerCache(l);
-            expect(maxDiff(ring.k, graph.layers[l].k.contiguous().toTypedArray() as Float32Array)).toBeLessThan(1e-5);
-            expect(maxDiff(ring.v, graph.layers[l].v.contiguous().toTypedArray() as Float32Array)).toBeLessThan(1e-5);
-          }
+      expect(new DecodeEngine(m, B).slots).toBe(W);
+      expectEngineAndCacheFollowUncached(m, rows, [Array(c.maxSeqLen).fill(1), [5, 1, 6, 8]], (engine, graph) => {
+        for (let l = 0; l < c.nLayers; l++) {
+          const ring = engine.layerCache(l);
+          expect(maxDiff(ring.k, graph.layers[l].k.contiguous().toTypedArray() as Float32Array)).toBeLessThan(1e-5);
+          expect(maxDiff(ring.v, graph.layers[l].v.contiguous().toTypedArray() as Float32Array)).toBeLessThan(1e-5);
         }
-      }
+      });
     });
   }
 });
@@ -253,24 +241,9 @@ describe('per-layer windows (slidingWindow as a list)', () => {
   it('the graph cache and the DecodeEngine keep a ring only where there is a window, and give the uncached logits', () => {
     const m = perLayer([3, null, 5]);
     const c = m.config;
-    const row = ids(c.maxSeqLen, c.vocabSize, 4);
-    const full = uncachedLogits(m, row);
-    const V = c.vocabSize;
-    for (const chunks of [Array(c.maxSeqLen).fill(1), [4, 1, 7, 8]]) {
-      const engine = new DecodeEngine(m, 1);
-      expect(engine.layerSlots).toEqual([3, c.maxSeqLen, 5]);
-      const graph = m.createCache(1);
-      expect(graph.layers.map((l) => l.slots)).toEqual([3, c.maxSeqLen, 5]);
-      let at = 0;
-      for (const n of chunks as number[]) {
-        const chunk = Int32Array.from(row.slice(at, at + n));
-        const logits = engine.forward(chunk, n);
-        const viaGraph = noGrad(() => m.forward(tensor(chunk, { shape: [1, n] }), null, { cache: graph }).logits.contiguous().toTypedArray() as Float32Array);
-        at += n;
-        expect(maxDiff(logits, full.subarray((at - 1) * V, at * V))).toBeLessThan(1e-5);
-        expect(maxDiff(viaGraph, full.subarray((at - n) * V, at * V))).toBeLessThan(1e-5);
-      }
-    }
+    expect(new DecodeEngine(m, 1).layerSlots).toEqual([3, c.maxSeqLen, 5]);
+    expect(m.createCache(1).layers.map((l) => l.slots)).toEqual([3, c.maxSeqLen, 5]);
+    expectEngineAndCacheFollowUncached(m, [ids(c.maxSeqLen, c.vocabSize, 4)], [Array(c.maxSeqLen).fill(1), [4, 1, 7, 8]]);
     expectCachedGreedyMatchesUncached(m, ids(4, c.vocabSize, 12));
   });
 
