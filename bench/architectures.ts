@@ -7,6 +7,7 @@
  *
  *   TENSORLM_DATA_DIR=../shared/data node --import tsx bench/architectures.ts [--steps 300] [--only dense,moe] [--dir /tmp/tensorlm-ablation]
  *   node --import tsx bench/architectures.ts --throughput [--rounds 5] [--only dense,moe]
+ *   node --import tsx bench/architectures.ts --plot-only --dir /tmp/tensorlm-ablation [--write-docs]
  *
  * --throughput measures training speed alone, the way every bench here does on a shared machine:
  * each variant's model takes the same training steps (AdamW, clipping, the run's batch) in turns,
@@ -142,9 +143,24 @@ async function main(): Promise<void> {
   console.log(`\n${steps} steps × ${BATCH} × ${BLOCK} = ${(steps * BATCH * BLOCK).toLocaleString('en-US')} tokens each, BPE ${VOCAB}\n\n${table}`);
   writeFileSync(join(dir, 'ablation.json'), JSON.stringify({ steps, batch: BATCH, block: BLOCK, vocab: VOCAB, base: BASE, rows }, null, 2) + '\n');
   writeFileSync(join(dir, 'ablation.md'), table + '\n');
+  await plot(curves, steps);
+}
+
+/** The validation curves of every variant, against steps and tokens (docs/images with --write-docs). */
+async function plot(curves: { name: string; records: MetricRecord[] }[], steps: number): Promise<void> {
+  const spec = lossCurveSpec(curves, `Architecture ablation: validation loss, ${(steps * BATCH * BLOCK).toLocaleString('en-US')} tokens each (tiny-shakespeare, BPE ${VOCAB})`);
+  // Validation curves only: with train curves too, seven variants make fourteen lines.
+  const data = spec.data as { values: { series: string }[] };
+  data.values = data.values.filter((v) => v.series.endsWith(' val'));
   const base = writeDocs ? join(import.meta.dirname, '../docs/images/architectures-loss') : join(dir, 'architectures-loss');
-  const written = await writeLossCurve(base, lossCurveSpec(curves, `Architecture ablation: ${(steps * BATCH * BLOCK).toLocaleString('en-US')} tokens each (tiny-shakespeare, BPE ${VOCAB})`));
+  const written = await writeLossCurve(base, spec);
   console.log(`wrote ${written.join(', ')}`);
+}
+
+/** --plot-only: redraws the curves of the runs an earlier call left in --dir. */
+async function plotOnly(): Promise<void> {
+  const saved = JSON.parse(readFileSync(join(dir, 'ablation.json'), 'utf8')) as { steps: number; rows: Row[] };
+  await plot(saved.rows.map((r) => ({ name: r.name, records: readMetrics(join(dir, r.name, 'metrics.jsonl')).filter((m) => m.kind === 'eval') })), saved.steps);
 }
 
 function readMetrics(path: string): MetricRecord[] {
@@ -194,4 +210,5 @@ function throughput(rounds: number, stepsPerRound: number): void {
 }
 
 if (process.argv.includes('--throughput')) throughput(Number(flag('rounds', '5')), Number(flag('round-steps', '3')));
+else if (process.argv.includes('--plot-only')) await plotOnly();
 else await main();
