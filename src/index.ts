@@ -27,6 +27,8 @@ export * as models from './models/index.js';
 export * as chat from './chat/index.js';
 export * as io from './io/index.js';
 export { TransformerLM } from './models/transformer.js';
+export { quantizeModel, type QuantizeStats, type QuantizedLayerStats } from './models/quantize.js';
+export { QuantizedLinear, type QuantFormat } from './nn/quantized.js';
 export { embedding } from './ops/embedding.js';
 export { rotaryEmbedding, rotaryTables } from './ops/rotary.js';
 export { scaledDotProductAttention } from './ops/attention.js';

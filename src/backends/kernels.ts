@@ -449,6 +449,37 @@ export interface SelectiveScanBackwardArgs extends Omit<SelectiveScanArgs, 'y' |
   dh0: Float32Array | null;
 }
 
+// ---- int8 weight-only quantization (issue 18) --------------------------------------------------
+
+/**
+ * `gemmInt8`: out[rows, n] ≈ x[rows, k] · dequant(W)ᵀ (+ bias), W quantized to int8 codes q [n, k]
+ * with one float32 scale per block of `block` consecutive codes of a row (block = k: one scale per
+ * output channel; block = 32: Q8_0-style blocks, the last one of a row shorter when 32 ∤ k):
+ * dequant(W)[j, i] = scales[j·⌈k/block⌉ + ⌊i/block⌋] · q[j, i]. Like llama.cpp's Q8_0 product,
+ * each row of x is quantized to int8 on the fly with the same blocks (dx = max|x_block|/127,
+ * nearest-even codes), so the inner products are exact integer sums, scaled by dx·dw per block
+ * (js/quantized.ts spells out the arithmetic; every backend must match it bit for bit).
+ * Inference only: there is no backward kernel. Every buffer is contiguous from 0.
+ */
+export interface GemmInt8Args {
+  rows: number;
+  n: number;
+  k: number;
+  x: Float32Array;
+  q: Int8Array;
+  scales: Float32Array;
+  /** Codes per scale along k: k (per output channel) or 32 (Q8_0 blocks); a positive integer. */
+  block: number;
+  bias: Float32Array | null;
+  /** [rows, n], overwritten. */
+  out: Float32Array;
+  /**
+   * The caller's promise that these codes never change (a QuantizedLinear's): a backend may keep
+   * its own copy of them between calls, keyed by the array (the WASM backend pins them in its memory).
+   */
+  constantCodes?: boolean;
+}
+
 export interface Kernels {
   /** out[i] = op(x[xOffset + i]) for i < n (contiguous). */
   unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void;
@@ -524,6 +555,8 @@ export interface Kernels {
   selectiveScanForward(args: SelectiveScanArgs): void;
   /** The adjoint of selectiveScanForward, recomputing the states (O(L·N) scratch per channel). */
   selectiveScanBackward(args: SelectiveScanBackwardArgs): void;
+  /** x · dequant(W)ᵀ (+ bias) for int8 weights with per-block scales, activations quantized per block on the fly (inference only). */
+  gemmInt8(args: GemmInt8Args): void;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */
   sgdStep(args: SgdStepArgs): void;
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */

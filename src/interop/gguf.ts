@@ -21,6 +21,7 @@ import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { tempPathFor } from '../data/files.js';
 import { floatToHalf, halfToFloat } from '../io/half.js';
 import type { TransformerConfig } from '../models/config.js';
+import { quantizeBlocks } from '../nn/quantized.js';
 import { cat } from '../ops/indexing.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { BPETokenizer } from '../tokenizers/bpe.js';
@@ -158,23 +159,21 @@ function writeValue(w: ByteWriter, v: MetaValue): void {
 
 // ---- tensor data -----------------------------------------------------------------------------------
 
-/** Q8_0 blocks of a contiguous float32 array whose length is a multiple of 32 (ggml's quantize_row_q8_0_ref). */
+/**
+ * Q8_0 blocks of a contiguous float32 array whose length is a multiple of 32 (ggml's
+ * quantize_row_q8_0_ref): the codes and scales of nn/quantized.ts's quantizer (the one Q8_0
+ * implementation, also behind quantizeModel's 'q8_0'), each block written as its F16 scale and
+ * 32 int8 codes.
+ */
 export function quantizeQ8_0(x: Float32Array): Uint8Array {
   const blocks = x.length / QK8_0;
+  const { q, scales } = quantizeBlocks(x, blocks, QK8_0, QK8_0);
   const out = new Uint8Array(blocks * (2 + QK8_0));
   const view = new DataView(out.buffer);
   for (let b = 0; b < blocks; b++) {
-    let amax = 0;
-    for (let j = 0; j < QK8_0; j++) amax = Math.max(amax, Math.abs(x[b * QK8_0 + j]));
-    const d = Math.fround(amax / 127);
-    const id = d !== 0 ? 1 / d : 0;
     const at = b * (2 + QK8_0);
-    view.setUint16(at, floatToHalf(d), true);
-    // C's roundf: halves away from zero (Math.round would send −2.5 to −2).
-    for (let j = 0; j < QK8_0; j++) {
-      const v = Math.fround(x[b * QK8_0 + j] * id);
-      view.setInt8(at + 2 + j, Math.sign(v) * Math.round(Math.abs(v)));
-    }
+    view.setUint16(at, floatToHalf(scales[b]), true);
+    out.set(new Uint8Array(q.buffer, b * QK8_0, QK8_0), at + 2);
   }
   return out;
 }

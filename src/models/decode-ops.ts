@@ -1,10 +1,12 @@
 /**
  * Flat-buffer helpers shared by the decode engine (decode.ts) and its MLA layer (mla-decode.ts):
- * a projection as one GEMM that starts from the bias, and the exponentiation step of a softmax
- * over a row of attention scores.
+ * a projection as one GEMM that starts from the bias (or, for a QuantizedLinear, the int8 kernel),
+ * and the exponentiation step of a softmax over a row of attention scores.
  */
 import { kernels } from '../backends/registry.js';
 import { floatData } from '../ops/elementwise.js';
+import type { Linear } from '../nn/layers.js';
+import { QuantizedLinear } from '../nn/quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** out[rows, n] = x[rows, k] · Wᵀ (+ b), W [n, k], all contiguous from 0. */
@@ -15,6 +17,15 @@ export function linear(x: Float32Array, rows: number, w: Tensor, b: Tensor | nul
     for (let r = 0; r < rows; r++) out.set(bias, r * n);
   }
   kernels.gemm({ transA: false, transB: true, m: rows, n, k, alpha: 1, a: x, aOffset: 0, lda: k, strideA: 0, b: floatData(w), bOffset: 0, ldb: k, strideB: 0, beta: b ? 1 : 0, c: out, cOffset: 0, ldc: n, strideC: 0, batch: 1 });
+}
+
+/**
+ * out[rows, n] = lin(x[rows, k]): the one dispatch of the engine's projections — a float32 Linear
+ * through `linear` (BLAS/WASM GEMM), a QuantizedLinear through kernels.gemmInt8 on its codes.
+ */
+export function project(x: Float32Array, rows: number, lin: Linear, out: Float32Array): void {
+  if (lin instanceof QuantizedLinear) lin.project(x, rows, out);
+  else linear(x, rows, lin.weight, lin.bias, out);
 }
 
 /**

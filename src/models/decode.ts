@@ -23,7 +23,7 @@ import { MixtureOfExperts, topKIndices } from '../nn/moe.js';
 import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputMultiplier, readoutMultiplier } from './mup.js';
-import { exponentiateScores, linear } from './decode-ops.js';
+import { exponentiateScores, linear, project } from './decode-ops.js';
 import { MlaDecodeScratch, mlaDecodeAttention } from './mla-decode.js';
 import type { MultiHeadLatentAttention } from '../nn/mla.js';
 import { layerWindows, type TransformerConfig } from './config.js';
@@ -247,7 +247,7 @@ export class DecodeEngine {
     }
     const outMul = readoutMultiplier(c);
     if (outMul !== 1) for (let i = 0; i < B * d; i++) h[i] *= outMul;
-    if (m.head) linear(h, B, m.head.weight, m.head.bias, this.#logits);
+    if (m.head) project(h, B, m.head, this.#logits);
     else linear(h, B, m.tokEmb.weight, null, this.#logits);
     this.length += t;
     return this.#logits;
@@ -286,9 +286,9 @@ export class DecodeEngine {
     const h = this.#h;
     const input = pre ? h : x;
     if (pre) this.#norm(block.attnNorm, x, rows, h);
-    linear(input, rows, attn.wq.weight, attn.wq.bias, this.#q);
-    linear(input, rows, attn.wk.weight, attn.wk.bias, this.#kNew);
-    linear(input, rows, attn.wv.weight, attn.wv.bias, this.#vNew);
+    project(input, rows, attn.wq, this.#q);
+    project(input, rows, attn.wk, this.#kNew);
+    project(input, rows, attn.wv, this.#vNew);
     const rope = attn.rope;
     if (rope) {
       const cos = floatData(rope.cos);
@@ -316,7 +316,7 @@ export class DecodeEngine {
     }
     if (c.attention === 'linear') this.#linearAttention(l, t);
     else this.#softmaxAttention(l, t, attn.scale);
-    linear(this.#att, rows, attn.wo.weight, attn.wo.bias, this.#proj);
+    project(this.#att, rows, attn.wo, this.#proj);
     const proj = this.#proj;
     for (let i = 0; i < rows * d; i++) x[i] += proj[i];
     if (!pre) this.#postNorm(block.attnNorm, rows);
@@ -362,17 +362,17 @@ export class DecodeEngine {
   #feedForward(ffn: FeedForward | SwiGLU, input: Float32Array, rows: number, out: Float32Array): void {
     const f1 = this.#ff1;
     // The activations through the elementwise kernels (vectorised exp / erf in WASM).
-    const n = rows * ffn.w1.weight.shape[0];
-    linear(input, rows, ffn.w1.weight, ffn.w1.bias, f1);
+    const n = rows * ffn.w1.outFeatures;
+    project(input, rows, ffn.w1, f1);
     if ('w3' in ffn) {
-      linear(input, rows, ffn.w3.weight, ffn.w3.bias, this.#ff3);
+      project(input, rows, ffn.w3, this.#ff3);
       kernels.unary('silu', f1, 0, n, f1);
       const f3 = this.#ff3;
       for (let i = 0; i < n; i++) f1[i] *= f3[i];
     } else {
       kernels.unary('gelu', f1, 0, n, f1);
     }
-    linear(f1, rows, ffn.w2.weight, ffn.w2.bias, out);
+    project(f1, rows, ffn.w2, out);
   }
 
   /**
@@ -386,7 +386,7 @@ export class DecodeEngine {
     const E = moe.nExperts;
     const k = moe.topK;
     const scores = this.#route;
-    linear(input, rows, moe.router.weight, null, scores);
+    project(input, rows, moe.router, scores);
     const chosen = this.#chosen;
     const weight = this.#chosenWeight;
     for (let r = 0; r < rows; r++) {

@@ -60,3 +60,4 @@ export { sampleNext, sampleToken, argmax, checkSamplingOptions, type SamplingOpt
 export { attentionMaps, type AttentionMaps } from './inspect.js';
 export { streamText, generateText, promptIds, IncrementalDecoder, type TextGenerationOptions, type TextChunk, type GeneratedText, type StopReason } from './generate.js';
 export { ChatSession, type ChatSessionOptions, type ChatReplyOptions } from './chat.js';
+export { quantizeModel, describeQuantization, type QuantizeStats, type QuantizedLayerStats } from './quantize.js';

@@ -17,14 +17,9 @@
 import { kernels } from '../backends/registry.js';
 import { floatData } from '../ops/elementwise.js';
 import type { Linear } from '../nn/layers.js';
-import { exponentiateScores, linear } from './decode-ops.js';
+import { exponentiateScores, project } from './decode-ops.js';
 import type { MultiHeadLatentAttention } from '../nn/mla.js';
 import type { RMSNorm } from '../nn/normalization.js';
-
-/** out[rows, n] = lin(x[rows, k]), through the engine's GEMM that starts from the bias. */
-function project(x: Float32Array, rows: number, lin: Linear, out: Float32Array): void {
-  linear(x, rows, lin.weight, lin.bias, out);
-}
 
 /** Rotates `heads` heads of `dim` features per row in place, row r at position past + (r mod t), as RotaryEmbedding does. */
 function rotate(buf: Float32Array, rows: number, t: number, past: number, heads: number, dim: number, cos: Float32Array, sin: Float32Array, interleaved: boolean): void {

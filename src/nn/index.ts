@@ -73,6 +73,7 @@ export {
   type LoRAConfig,
   type ApplyLoRAOptions,
 } from './lora.js';
+export { QuantizedLinear, quantizeBlocks, dequantizeBlocks, quantBlock, QUANT_FORMATS, Q8_0_BLOCK, type QuantFormat, type QuantizedBlocks } from './quantized.js';
 export {
   RNNCell,
   LSTMCell,

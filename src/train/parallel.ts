@@ -47,7 +47,7 @@ import type { Worker } from 'node:worker_threads';
 import { startModuleWorker, startupSignal } from '../io/worker.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { getNumThreads } from '../backends/node.js';
-import { getBackend } from '../backends/registry.js';
+import { getBackend, kernels } from '../backends/registry.js';
 import type { LanguageModel } from '../models/language-model.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -449,11 +449,12 @@ export class DataParallel {
         continue;
       }
       // Autograd's stored gradients own dense memory (engine.ts accumulate), so adding in place
-      // changes nothing but this parameter's gradient.
+      // changes nothing but this parameter's gradient. Through the add kernel: this runs on the
+      // main thread while the workers wait, and a float32 add is the same in every backend (tiny:
+      // lastStep.reduce 2.0–2.2 ms with a JS loop here, 0.9–1.6 ms with the kernel).
       if (!p.grad.isContiguous) p.grad = p.grad.contiguous();
-      const g = p.grad.storage as Float32Array;
-      const o = p.grad.offset;
-      for (let j = 0; j < slot.size; j++) g[o + j] += src[j];
+      const g = (p.grad.storage as Float32Array).subarray(p.grad.offset, p.grad.offset + slot.size);
+      kernels.binary('add', [slot.size], { data: g, offset: 0, strides: [1] }, { data: src, offset: 0, strides: [1] }, g);
     }
   }
 }

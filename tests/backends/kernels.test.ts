@@ -248,6 +248,25 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
     }
   });
 
+  // ---- training step (issue 18): GELU's three kernels share one Φ(x) evaluation -----------------
+  it.skipIf(skip)(`geluWithDerivative gives the backend's own gelu and geluBackward (g = 1) bit for bit${note}`, () => {
+    // Training's forward (geluWithDerivative) must equal inference's (unary gelu) exactly, and the
+    // saved derivative geluBackward's, so that a model evaluates the same in train and eval mode.
+    const k = table();
+    for (const n of [...SIZES, 65536]) {
+      const x = inputFor(n, 6, false);
+      const out = new Float32Array(n);
+      const deriv = new Float32Array(n);
+      k.geluWithDerivative({ x, xOffset: 0, n, out, deriv });
+      const gelu = new Float32Array(n);
+      k.unary('gelu', x, 0, n, gelu);
+      const backward = new Float32Array(n);
+      k.binary('geluBackward', [n], { data: x, offset: 0, strides: [1] }, { data: new Float32Array(n).fill(1), offset: 0, strides: [1] }, backward);
+      bitsEqual(out, gelu, `gelu n=${n}`);
+      bitsEqual(deriv, backward, `gelu derivative n=${n}`);
+    }
+  });
+
   it.skipIf(skip)(`exp, log, tanh, sigmoid, SiLU and GELU stay within about 2 ulp of the float64 reference on a dense sweep${note}`, () => {
     const k = table();
     const n = 200001;

@@ -21,6 +21,25 @@ describe('clipGradNorm', () => {
     expect(b.grad!.toArray()).toEqual([Math.fround(4 * coef)]);
   });
 
+  it('large gradients (the kernel path, a gradient that is a view at an offset): the norm of sequential float64 sums and bit-exact scaling', () => {
+    // Sizes past the kernels' small-input cut-off, so the scaling runs in the backend's multiply
+    // kernel: each product must round once, exactly as `g[i] *= coef` in float32 would.
+    const values = (n: number, seed: number) => Array.from({ length: n }, (_, i) => Math.sin(seed + i * 0.37) * (1 + (i % 7)));
+    const a = withGrad(values(4099, 1));
+    const b = T.zeros([3, 1000], { requiresGrad: true });
+    const base = T.tensor(Float32Array.from(values(4000, 2)), { shape: [4, 1000] });
+    b.grad = base.narrow(0, 1, 3); // contiguous, offset 1000 into its storage
+    const before = [a.grad!.toArray() as number[], b.grad!.toArray() as number[]];
+    const norms = before.map((g) => Math.fround(Math.sqrt(g.reduce((s, v) => s + v * v, 0))));
+    const expectedTotal = Math.fround(Math.sqrt(norms[0] ** 2 + norms[1] ** 2));
+    const total = clipGradNorm([a, b], 1);
+    expect(total).toBe(expectedTotal);
+    const coef = Math.fround(1 / Math.fround(total + 1e-6));
+    expect(a.grad!.toArray()).toEqual(before[0].map((v) => Math.fround(v * coef)));
+    expect(b.grad!.toArray()).toEqual(before[1].map((v) => Math.fround(v * coef)));
+    expect((base.toArray() as number[]).slice(0, 1000)).toEqual(values(1000, 2).map(Math.fround)); // outside the view: untouched
+  });
+
   it('leaves gradients below maxNorm unchanged', () => {
     const a = withGrad([0.3, 0.4]);
     expect(clipGradNorm(a, 1)).toBeCloseTo(0.5, 7);

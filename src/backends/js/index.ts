@@ -5,6 +5,7 @@ import { binary, copy, geluWithDerivative, unary, where } from './elementwise.js
 import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, scaledSoftmax, sgdStep, softmax, softmaxBackward } from './fused.js';
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
 import { gemm } from './matmul.js';
+import { gemmInt8 } from './quantized.js';
 import { argReduce, reduce } from './reduce.js';
 import { recurrentCell, recurrentCellBackward } from './recurrent.js';
 import { selectiveScanBackward, selectiveScanForward } from './scan.js';
@@ -17,6 +18,7 @@ export const jsKernels: Kernels = {
   reduce,
   argReduce,
   gemm,
+  gemmInt8,
   gather,
   scatterAdd,
   indexSelect,

@@ -35,7 +35,27 @@ export class Arena {
     this.view = new Float32Array(memory.buffer);
   }
 
-  private readonly base: number;
+  private base: number;
+
+  /** Bytes pinned below `base` so far (see `pin`). */
+  pinnedBytes = 0;
+
+  /**
+   * Reserves `bytes` for the rest of the module's life, below the scratch area (the int8 codes of
+   * quantized layers, copied once instead of at every call), and returns their byte address.
+   * Only between kernel calls: the scratch area starts after it from then on.
+   */
+  pin(bytes: number): number {
+    if (this.top !== this.base) throw new Error('Arena.pin: only between kernel calls');
+    const start = this.base;
+    const end = start + Math.ceil(bytes / 64) * 64;
+    const size = this.memory.buffer.byteLength;
+    if (end > size) this.memory.grow(Math.ceil((end - size) / 65536)); // RangeError past the maximum
+    this.base = end;
+    this.top = end;
+    this.pinnedBytes += end - start;
+    return start;
+  }
 
   /** Reserves `count` floats, 64-byte aligned, and returns their index in the float view. */
   alloc(count: number): number {

@@ -2,14 +2,15 @@
  * The WebAssembly SIMD backend: gemm, elementwise, sum/max/min reductions, softmax (plain and
  * scaled/causal), LayerNorm, RMSNorm, cross-entropy (forward and backward), the fused recurrent
  * cells (RNN, LSTM, GRU; forward and backward), flash attention (forward and backward), Mamba's
- * selective scan (forward and backward) and the Adam step,
+ * selective scan (forward and backward), the Adam step and the int8 GEMM of quantized models,
  * compiled from kernels.c (see tools/build-wasm.sh) and shipped as base64 in binary.ts, so it needs
  * no compiler at install and no file access at run time (browsers later).
  *
  * Tensors live in JavaScript typed arrays, not in WASM memory (design note 1), so each call copies
  * its inputs into a scratch arena in the module's linear memory, runs, and copies the result out.
  * The arena is a bump allocator that is reset after every call: memory grows to the largest call's
- * need and stays there, but nothing accumulates between calls. Elementwise work is streamed in
+ * need and stays there, but nothing accumulates between calls (one exception: the int8 codes of
+ * quantized layers, pinned below the arena at their first call; see gemmInt8). Elementwise work is streamed in
  * chunks that fit in L2, so it never needs a big arena. Inputs a kernel does not handle (other
  * dtypes, strided layouts, tiny sizes where the copy and call cost more than they save) go to the
  * reference JS kernels.
@@ -37,6 +38,7 @@ import type {
   FlashAttentionBackwardArgs,
   GeluWithDerivativeArgs,
   GemmArgs,
+  GemmInt8Args,
   Kernels,
   LayerNormArgs,
   LayerNormBackwardArgs,
@@ -173,6 +175,13 @@ export function setWasmSizeThresholds(t: Partial<WasmSizeThresholds>): WasmSizeT
   return previous;
 }
 
+/**
+ * The most bytes of constant int8 codes (quantized layers) one module pins in its memory: 1 GiB of
+ * the 4 GiB a wasm32 memory can reach. Pinned bytes are never returned (codes whose layer was
+ * dropped stay until the process ends); past the cap, codes are copied at every call.
+ */
+const PINNED_CODES_MAX = 1 << 30;
+
 /** Elementwise work is streamed through the arena in chunks this many floats long (64 KiB). */
 const CHUNK = 16384;
 
@@ -244,6 +253,8 @@ interface KernelExports {
   selective_scan_forward_f32(...args: number[]): void;
   /** (x, dt, a, bm, cm, dskip, h0, gy, dx, ddt, dA, dB, dC, dD, dh0, hs, dec, dBf, dCf, L, D, Np) */
   selective_scan_backward_f32(...args: number[]): void;
+  /** (x, q, scales, bias, out, rows, n, k, block, xq, xs): the int8 GEMM (issue 18); xq, xs scratch for the quantized activations. */
+  gemm_int8_f32(x: number, q: number, scales: number, bias: number, out: number, rows: number, n: number, k: number, block: number, xq: number, xs: number): void;
   gemm_workspace_floats(m: number, n: number, k: number): number;
   /** (transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, ws) */
   gemm_f32(...args: number[]): void;
@@ -1036,6 +1047,72 @@ class WasmModule {
     );
   }
 
+  // ---- int8 weight-only GEMM (issue 18) ----
+
+  /** Where constant codes (GemmInt8Args.constantCodes) were pinned in this module's memory. */
+  private readonly pinnedCodes = new WeakMap<Int8Array, number>();
+
+  /**
+   * The byte address of `q` pinned in WASM memory (copied there at its first call), or -1 when the
+   * pinned total would pass PINNED_CODES_MAX or memory cannot grow: then each call copies it.
+   */
+  private pinCodes(q: Int8Array, bytes: number): number {
+    const known = this.pinnedCodes.get(q);
+    if (known !== undefined) return known;
+    if (this.arena.pinnedBytes + bytes > PINNED_CODES_MAX) return -1;
+    let at: number;
+    try {
+      at = this.arena.pin(bytes);
+    } catch (e) {
+      if (e instanceof RangeError) return -1;
+      throw e;
+    }
+    new Int8Array(this.arena.floats().buffer, at, bytes).set(q.subarray(0, bytes));
+    this.pinnedCodes.set(q, at);
+    return at;
+  }
+
+  /**
+   * x · dequant(W)ᵀ (+ bias) for int8 codes with per-block scales (kernels.c quantizes the
+   * activations per block itself, into scratch). Constant codes are pinned in WASM memory at their
+   * first call — for batch-1 decoding the codes' bytes are the traffic that matters, and copying
+   * them at every call would read and write them once more; other codes are copied per call. The
+   * scales and bias are copied per call, x and out travel in chunks of rows so the arena stays
+   * small for a long prompt. Blocks longer than 65536 could overflow the kernel's int32 sums: the
+   * reference (float64 sums) takes those.
+   */
+  gemmInt8(a: GemmInt8Args): void {
+    const { rows, n, k, block } = a;
+    const fallback = () => jsKernels.gemmInt8(a);
+    if (rows === 0 || n === 0 || k === 0 || rows * n * k < MIN_GEMM_FLOPS || Math.min(block, k) > 65536) {
+      fallback();
+      return;
+    }
+    const blocks = Math.ceil(k / block);
+    const chunkRows = Math.min(rows, Math.max(4, Math.floor(CHUNK / Math.max(k, n)) & ~3));
+    const pinned = a.constantCodes === true ? this.pinCodes(a.q, n * k) : -1;
+    this.run(() => {
+      const pq = pinned >= 0 ? -1 : this.alloc(Math.ceil((n * k) / 4));
+      const ps = this.alloc(n * blocks);
+      const pb = a.bias ? this.alloc(n) : 0;
+      const px = this.alloc(chunkRows * k);
+      const po = this.alloc(chunkRows * n);
+      const pxq = this.alloc(Math.ceil((chunkRows * k) / 2));
+      const pxs = this.alloc(chunkRows * blocks);
+      const mem = this.floats();
+      if (pq >= 0) new Int8Array(mem.buffer, pq * 4, n * k).set(a.q.subarray(0, n * k));
+      const codes = pinned >= 0 ? pinned : pq * 4;
+      mem.set(a.scales.subarray(0, n * blocks), ps);
+      if (a.bias) mem.set(a.bias.subarray(0, n), pb);
+      for (let r = 0; r < rows; r += chunkRows) {
+        const nr = Math.min(chunkRows, rows - r);
+        mem.set(a.x.subarray(r * k, (r + nr) * k), px);
+        this.x.gemm_int8_f32(px * 4, codes, ps * 4, pb * 4, po * 4, nr, n, k, block, pxq * 4, pxs * 4);
+        a.out.set(mem.subarray(po, po + nr * n), r * n);
+      }
+    }, fallback);
+  }
+
   /** Starts the GEMM workers and waits for them (tests, benchmarks); returns how many are ready. */
   warmUpThreads(timeoutMs: number): number {
     return this.threads()?.warmUp(getWasmThreads(), timeoutMs) ?? 0;
@@ -1084,6 +1161,7 @@ class WasmModule {
       selectiveScanBackward: this.selectiveScanBackward.bind(this),
       adamStep: this.adamStep.bind(this),
       gemm: this.gemm.bind(this),
+      gemmInt8: this.gemmInt8.bind(this),
     };
   }
 }

@@ -8,6 +8,7 @@ import type { StageConfig, StageOptions, StageResult } from '../../posttrain/sta
 import { mergeRun } from '../../posttrain/merge.js';
 import { DEFAULT_RL_CONFIG, DYNAMIC_SAMPLING_DRAWS, rl, type RlConfig, type RlResult } from '../../posttrain/rl.js';
 import { createInterface } from 'node:readline';
+import { applyQuantize, quantizeOption } from '../quantize.js';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
 import { loadTransformerRun, type RunConfig } from '../../train/trainer.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../args.js';
@@ -196,6 +197,7 @@ const CHAT_HELP = 'commands: /reset (forget the conversation), /temp <t> (sampli
 
 async function runChat(opts: Record<string, unknown>): Promise<void> {
   const { model, tokenizer } = loadTransformerRun(opts.run as string, opts.checkpoint as 'best' | 'latest', 'tensorlm chat');
+  applyQuantize(model, opts.quantize, (line) => process.stderr.write(`${line}\n`));
   const session = new ChatSession(model, tokenizer, { system: opts.system as string | undefined });
   const reply: ChatReplyOptions = { maxNewTokens: opts.maxNewTokens as number, temperature: opts.temperature as number, topK: opts.topK as number | undefined, topP: opts.topP as number | undefined, seed: opts.seed as number };
   const answer = (text: string) => {
@@ -249,6 +251,7 @@ export function registerChatCommand(program: Command): void {
     .addOption(new Option('--top-p <p>', 'nucleus sampling: the smallest set with probability ≥ p').argParser(positiveNumber('--top-p')))
     .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
     .addOption(new Option('--checkpoint <which>', 'which checkpoint of the run').choices(['best', 'latest']).default('best'))
+    .addOption(quantizeOption())
     .action(async (opts: Record<string, unknown>) => runChat(opts));
 }
 

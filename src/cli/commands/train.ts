@@ -20,6 +20,7 @@ import { dataDirEnv } from '../../env.js';
 import { parseJsonText } from '../../io/json.js';
 import { predictedBytes } from '../../evals/bits-per-byte.js';
 import { runEvalTasks } from './eval-tasks.js';
+import { applyQuantize, quantizeOption } from '../quantize.js';
 
 const d = DEFAULT_TRAIN_CONFIG;
 
@@ -171,6 +172,8 @@ async function runTrain(command: Command): Promise<void> {
 
 async function runSample(opts: Record<string, unknown>): Promise<void> {
   const { model, tokenizer, config } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest');
+  // stderr: stdout carries only the text.
+  applyQuantize(model, opts.quantize, (line) => process.stderr.write(`${line}\n`));
   const prompt = (opts.prompt as string) || '\n';
   const context = tokenizer.encode(prompt);
   if (context.length === 0) throw new Error('--prompt encodes to no tokens');
@@ -208,12 +211,22 @@ async function runEval(opts: Record<string, unknown>): Promise<void> {
   if (stream.length < 2) throw new Error(`${what} has fewer than 2 tokens`);
   const blockSize = (opts.blockSize as number | undefined) ?? config.train.blockSize;
   if (!isRecurrentConfig(config.model) && blockSize > config.model.maxSeqLen) throw new Error(`--block-size ${blockSize} is longer than the model's context (maxSeqLen ${config.model.maxSeqLen})`);
-  const f = evaluateStream(model, stream, blockSize, config.train.batchSize);
   const unit = config.train.tokenizer === 'char' ? 'char' : 'token';
-  console.log(`${checkpoint} on ${what}: ${f.tokens.toLocaleString('en-US')} ${unit}s in windows of ${blockSize}`);
+  // With --quantize, the float32 figure first (the same windows), then the quantized model's below it.
+  let float32: ReturnType<typeof evaluateStream> | null = null;
+  if (opts.quantize !== undefined) {
+    float32 = evaluateStream(model, stream, blockSize, config.train.batchSize);
+    applyQuantize(model, opts.quantize, (line) => console.log(line));
+  }
+  const f = evaluateStream(model, stream, blockSize, config.train.batchSize);
+  console.log(`${checkpoint}${float32 ? ` quantized to ${opts.quantize as string}` : ''} on ${what}: ${f.tokens.toLocaleString('en-US')} ${unit}s in windows of ${blockSize}`);
   // Bits per byte: tokenizer-independent (src/evals/bits-per-byte.ts: the UTF-8 bytes of the predicted tokens stream[1..]).
   const bpb = (f.loss * f.tokens) / (Math.LN2 * predictedBytes(tokenizer, stream));
   console.log(`loss ${f.loss.toFixed(4)} nats/${unit}, perplexity ${f.perplexity.toFixed(2)}, ${f.bitsPerToken.toFixed(3)} bits/${unit}, ${bpb.toFixed(3)} bits/byte (uniform baseline ${uniformBaseline(tokenizer.vocabSize).toFixed(4)})`);
+  if (float32) {
+    const cost = (f.perplexity / float32.perplexity - 1) * 100;
+    console.log(`float32: loss ${float32.loss.toFixed(4)} nats/${unit}, perplexity ${float32.perplexity.toFixed(2)} — ${opts.quantize as string} costs ${(f.loss - float32.loss).toFixed(5)} nats/${unit}, perplexity ${cost >= 0 ? '+' : ''}${cost.toFixed(3)}% against float32`);
+  }
   if (opts.byPosition) {
     const windows = Math.floor((stream.length - 1) / blockSize);
     if (windows < 1) throw new Error(`${what} is shorter than one window of ${blockSize} + 1 tokens`);
@@ -298,6 +311,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
     .option('--stop <text>', 'stop when the text contains this (not printed; \\n is a newline); repeatable', (value: string, previous: string[]) => [...previous, value.replace(/\\n/g, '\n')], [] as string[])
     .addOption(checkpointOption())
+    .addOption(quantizeOption())
     .action(async (opts: Record<string, unknown>) => runSample(opts));
 
   program
@@ -312,8 +326,10 @@ export function registerTrainCommands(program: Command): void {
     .addOption(new Option('--limit <n>', 'most examples per task (default: 500 per built-in task, all of a file)').argParser(positiveInt('--limit')))
     .addOption(new Option('--seed <n>', "seed of the built-in tasks' examples").default(1337).argParser(nonNegativeInt('--seed')))
     .addOption(checkpointOption())
+    .addOption(quantizeOption())
     .action(async (opts: Record<string, unknown>) => {
       if (opts.tasks === undefined) return runEval(opts);
+      if (opts.quantize !== undefined) throw new Error('--quantize cannot be combined with --tasks (it measures the loss and perplexity of the validation split or --data)');
       if (opts.data !== undefined || opts.byPosition) throw new Error('--tasks cannot be combined with --data or --by-position');
       await runEvalTasks({ run: opts.run as string, tasks: opts.tasks as string, checkpoint: opts.checkpoint as 'best' | 'latest', limit: opts.limit as number | undefined, seed: opts.seed as number, dataDir: opts.dataDir as string | undefined, blockSize: opts.blockSize as number | undefined });
     });
