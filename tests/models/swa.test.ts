@@ -27,6 +27,21 @@ function model(overrides: Partial<TransformerConfigInput> = {}): TransformerLM {
 
 const ids = randomIds;
 
+/** Two documents packed in one row (positions restart, documentIds split them) give the logits each gets alone. */
+function expectPackedRowMatchesSeparateDocuments(m: TransformerLM): void {
+    const a = ids(7, 29, 4);
+    const b = ids(6, 29, 5);
+    const packed = noGrad(() =>
+      m.forward(tensor(Int32Array.from([...a, ...b]), { shape: [1, 13] }), null, {
+        positions: tensor(Int32Array.from([...a.keys(), ...b.keys()]), { shape: [1, 13] }),
+        documentIds: tensor(Int32Array.from([...a.map(() => 0), ...b.map(() => 1)]), { shape: [1, 13] }),
+      }).logits.contiguous().toTypedArray() as Float32Array,
+    );
+    const V = m.config.vocabSize;
+    expect(maxDiff(packed.subarray(0, 7 * V), uncachedLogits(m, a))).toBeLessThan(1e-5);
+    expect(maxDiff(packed.subarray(7 * V), uncachedLogits(m, b))).toBeLessThan(1e-5);
+}
+
 describe('config.slidingWindow', () => {
   it('defaults to null, also for configs saved before the key existed', () => {
     expect(resolveConfig({ vocabSize: 5, dModel: 8, nLayers: 1, nHeads: 2, maxSeqLen: 8 }).slidingWindow).toBeNull();
@@ -140,17 +155,7 @@ describe('rolling KV cache (graph path)', () => {
 
   it('packed rows apply the window inside each document', () => {
     const m = model({ slidingWindow: 3 });
-    const a = ids(7, 29, 4);
-    const b = ids(6, 29, 5);
-    const packed = noGrad(() =>
-      m.forward(tensor(Int32Array.from([...a, ...b]), { shape: [1, 13] }), null, {
-        positions: tensor(Int32Array.from([...a.keys(), ...b.keys()]), { shape: [1, 13] }),
-        documentIds: tensor(Int32Array.from([...a.map(() => 0), ...b.map(() => 1)]), { shape: [1, 13] }),
-      }).logits.contiguous().toTypedArray() as Float32Array,
-    );
-    const V = m.config.vocabSize;
-    expect(maxDiff(packed.subarray(0, 7 * V), uncachedLogits(m, a))).toBeLessThan(1e-5);
-    expect(maxDiff(packed.subarray(7 * V), uncachedLogits(m, b))).toBeLessThan(1e-5);
+    expectPackedRowMatchesSeparateDocuments(m);
   });
 });
 
@@ -249,17 +254,7 @@ describe('per-layer windows (slidingWindow as a list)', () => {
 
   it('packed rows apply each layer\'s window inside each document', () => {
     const m = perLayer([3, null, 2]);
-    const a = ids(7, 29, 4);
-    const b = ids(6, 29, 5);
-    const packed = noGrad(() =>
-      m.forward(tensor(Int32Array.from([...a, ...b]), { shape: [1, 13] }), null, {
-        positions: tensor(Int32Array.from([...a.keys(), ...b.keys()]), { shape: [1, 13] }),
-        documentIds: tensor(Int32Array.from([...a.map(() => 0), ...b.map(() => 1)]), { shape: [1, 13] }),
-      }).logits.contiguous().toTypedArray() as Float32Array,
-    );
-    const V = m.config.vocabSize;
-    expect(maxDiff(packed.subarray(0, 7 * V), uncachedLogits(m, a))).toBeLessThan(1e-5);
-    expect(maxDiff(packed.subarray(7 * V), uncachedLogits(m, b))).toBeLessThan(1e-5);
+    expectPackedRowMatchesSeparateDocuments(m);
   });
 
   it('kvCacheBytes sums each layer\'s ring and matches what createCache and the DecodeEngine allocate; params and export say so', async () => {
