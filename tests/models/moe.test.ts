@@ -273,6 +273,17 @@ describe('utilisation', () => {
     expect(m.moeLayers()[0].routerStats()).toEqual({ counts: [0, 0, 0, 0], tokens: 0, auxLoss: 0, zLoss: 0 });
   });
 
+  it('nano-moe allocates exactly the parameters `tensorlm params` prints, and its KV cache is the dense model\'s', async () => {
+    const { presetConfig } = await import('../../src/models/presets.js');
+    const { kvCacheBytes } = await import('../../src/models/params.js');
+    const config = presetConfig('nano-moe');
+    const m = new TransformerLM(config);
+    expect(m.numParameters()).toBe(15_809_792);
+    expect(countParameters(config)).toMatchObject({ total: 15_809_792, active: 5_192_960 });
+    expect(kvCacheBytes(config).bytesPerSequence).toBe(m.createCache(1).layers.reduce((s, l) => s + 4 * (l.k.size + l.v.size), 0));
+    expect(kvCacheBytes(config)).toEqual(kvCacheBytes(presetConfig('nano-trickster')));
+  });
+
   it('counts parameters and active parameters exactly', () => {
     for (const moe of [{ nExperts: 4, topK: 2 }, { nExperts: 3, topK: 1, nSharedExperts: 2, dExpert: 5 }]) {
       for (const mlp of ['swiglu', 'gelu'] as const) {
