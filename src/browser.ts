@@ -80,5 +80,5 @@ export {
   type StepRecord,
   type EvalRecord,
 } from './train/browser-loop.js';
-export { generateText, streamText, type TextGenerationOptions, type GeneratedText, type TextChunk } from './models/generate.js';
+export { generateText, streamText, generateTexts, streamTexts, type TextGenerationOptions, type BatchTextGenerationOptions, type BatchTextChunk, type GeneratedText, type TextChunk } from './models/generate.js';
 export { buildModelConfig } from './models/presets.js';

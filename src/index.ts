@@ -48,4 +48,4 @@ export {
   type StepResult,
   type TrainingCoreOptions,
 } from './train/loop.js';
-export { streamText, generateText, type TextGenerationOptions, type TextChunk, type GeneratedText } from './models/generate.js';
+export { streamText, generateText, streamTexts, generateTexts, type TextGenerationOptions, type BatchTextGenerationOptions, type TextChunk, type BatchTextChunk, type GeneratedText } from './models/generate.js';

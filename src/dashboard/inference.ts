@@ -9,7 +9,7 @@ import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js
 import { attentionMaps } from '../models/inspect.js';
 import type { LanguageModel } from '../models/language-model.js';
 import { TransformerLM } from '../models/transformer.js';
-import { promptIds, streamText, type GeneratedText, type TextChunk } from '../models/generate.js';
+import { promptIds, streamTexts, type BatchTextChunk, type GeneratedText } from '../models/generate.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import type { ModelConfigInput } from '../models/config.js';
 import { countParameters } from '../models/params.js';
@@ -192,39 +192,48 @@ export interface StreamOptions {
 }
 
 /**
- * Streams `event: token` {text, index} per generated token (models/generate.ts's streamText:
+ * Streams `event: token` {text, index} per generated token (models/generate.ts's streamTexts:
  * UTF-8-safe text), then `event: done` {tokens, tokensPerSecond, checkpoint}; `event: error`
- * {error} if the model fails midway. Yields to the event loop after every token (other requests
- * are served between tokens) and stops as soon as the stream closes (client gone or server closing).
+ * {error} if the model fails midway. With `samples` > 1 the continuations are the rows of one
+ * batched run: each token event also names its `row`, `tokens` counts those of every row and
+ * `done` adds `samples`. Yields to the event loop after every step's chunks (other requests are
+ * served between tokens) and stops as soon as the stream closes (client gone or server closing).
  */
-export async function streamGeneration(loaded: LoadedModel, context: number[], request: SamplingRequest, stream: SseStream, options: StreamOptions = {}): Promise<void> {
+export async function streamGeneration(loaded: LoadedModel, context: number[], request: SamplingRequest & { samples?: number }, stream: SseStream, options: StreamOptions = {}): Promise<void> {
   const { model, tokenizer } = loaded;
   const started = performance.now();
-  let produced = 0;
-  let chunks: Iterator<TextChunk, GeneratedText> | null = null;
-  let result: GeneratedText | null = null;
+  const samples = request.samples ?? 1;
+  // Tokens streamed per row (a stop token is generated but not streamed).
+  const produced = new Array<number>(samples).fill(0);
+  let chunks: Iterator<BatchTextChunk, GeneratedText[]> | null = null;
+  let results: GeneratedText[] | null = null;
   try {
-    chunks = streamText(model, tokenizer, context, {
+    chunks = streamTexts(model, tokenizer, context, {
       maxNewTokens: request.maxNewTokens,
       temperature: request.temperature,
       topK: request.topK,
       topP: request.topP,
       seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
       stopTokens: options.stopTokens,
+      numSamples: samples,
     });
     while (!stream.closed) {
       const next = chunks.next();
       if (next.done) {
-        result = next.value;
+        results = next.value;
         break;
       }
-      produced = next.value.index + 1;
-      stream.send('token', { text: next.value.text, index: next.value.index });
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      const { text, index, row } = next.value;
+      produced[row] = index + 1;
+      // One sample keeps the event it always had; several name the row the text belongs to.
+      stream.send('token', samples === 1 ? { text, index } : { text, index, row });
+      // A step's chunks come in row order: the event loop gets its turn after each step's last row.
+      if (row === samples - 1 || samples === 1) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (stream.closed) return;
     const seconds = (performance.now() - started) / 1000;
-    stream.send('done', { tokens: produced, tokensPerSecond: seconds > 0 ? produced / seconds : 0, checkpoint: loaded.checkpoint, ...options.done?.(result) });
+    const tokens = produced.reduce((n, p) => n + p, 0);
+    stream.send('done', { tokens, tokensPerSecond: seconds > 0 ? tokens / seconds : 0, checkpoint: loaded.checkpoint, ...(samples === 1 ? {} : { samples }), ...options.done?.(results?.[0] ?? null) });
   } catch (error) {
     stream.send('error', { error: clipMessage(`generation failed: ${(error as Error).message}`) });
   } finally {

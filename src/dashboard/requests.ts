@@ -32,6 +32,8 @@ export interface SamplingRequest {
 
 export interface GenerateRequest extends SamplingRequest {
   prompt: string;
+  /** Continuations drawn at once (the rows of one batched run), 1..MAX_SAMPLES; absent: 1. */
+  samples?: number;
 }
 
 export interface ChatRequest extends SamplingRequest {
@@ -48,6 +50,8 @@ const MAX_PROMPT_CHARS = 2000;
 const MAX_NEW_TOKENS = 1000;
 const DEFAULT_NEW_TOKENS = 200;
 const DEFAULT_TEMPERATURE = 0.8;
+/** Rows of one batched generation: each costs a row of KV cache and of compute per step. */
+export const MAX_SAMPLES = 8;
 /** A conversation is sent whole every turn; these bound what one request can make the server encode. */
 export const MAX_CHAT_MESSAGES = 200;
 export const MAX_MESSAGE_CHARS = 4000;
@@ -120,9 +124,9 @@ function sampling(b: Body): SamplingRequest {
 }
 
 export function parseGenerateRequest(body: unknown): GenerateRequest {
-  const b = objectBody(body, ['prompt', ...SAMPLING_FIELDS]);
+  const b = objectBody(body, ['prompt', 'samples', ...SAMPLING_FIELDS]);
   const text = prompt(b);
-  return { prompt: text, ...sampling(b) };
+  return { prompt: text, samples: optionalInt(b, 'samples', 1, MAX_SAMPLES) ?? 1, ...sampling(b) };
 }
 
 /**

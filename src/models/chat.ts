@@ -13,7 +13,7 @@
  */
 import { ChatTemplate, turnsToDrop, type ChatMessage } from '../chat/template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { streamText, type GeneratedText, type TextChunk, type TextGenerationOptions } from './generate.js';
+import { generateTexts, streamText, type GeneratedText, type TextChunk, type TextGenerationOptions } from './generate.js';
 import type { DecodeEngine } from './decode.js';
 import type { KVCache } from '../nn/attention.js';
 import type { TransformerLM } from './transformer.js';
@@ -43,6 +43,8 @@ export class ChatSession {
   #pending: number[] = [];
   /** Each turn's ids as the model saw them: the user message (rendered) and the reply's tokens. */
   #turns: ChatTurnIds[] = [];
+  /** The last sendCandidates' replies, while chooseCandidate may still pick one. */
+  #candidates: { replies: GeneratedText[]; turn: number[]; record: ChatTurnIds } | null = null;
 
   constructor(
     readonly model: TransformerLM,
@@ -58,6 +60,7 @@ export class ChatSession {
   reset(): void {
     this.messages.splice(this.messages[0]?.role === 'system' ? 1 : 0);
     this.#turns = [];
+    this.#candidates = null;
     this.#restart();
   }
 
@@ -74,16 +77,18 @@ export class ChatSession {
   }
 
   /**
-   * Sends a user message and streams the reply; the generator's return value is the whole reply.
-   * Stopping the iteration early keeps the partial reply in the conversation.
+   * The ids to feed after the cache's for the reply to `user` (the pending ids, the rendered
+   * message and <|assistant_start|>), and the tokens the reply may take. When that would not fit
+   * the context, the cache is cleared and the ids are the conversation rebuilt from the latest
+   * turns that leave room for a reply.
    */
-  *send(text: string, options: ChatReplyOptions): Generator<TextChunk, GeneratedText, undefined> {
-    const user: ChatMessage = { role: 'user', content: text };
+  #prepareTurn(user: ChatMessage, options: ChatReplyOptions): { turn: number[]; userIds: number[]; maxNewTokens: number } {
     const context = this.model.config.maxSeqLen;
     if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) throw new RangeError(`chat: maxNewTokens must be a positive integer, got ${options.maxNewTokens}`);
     const userIds = this.template.renderMessage(user);
     const { assistantStart, assistantEnd } = this.template.specialIds;
-    let turn = this.#fed.length === 0 ? [...this.#prefix(), ...userIds, assistantStart] : [...this.#pending, ...userIds, assistantStart];
+    // Nothing fed and nothing pending: a fresh conversation (pending ids alone: after sendCandidates).
+    let turn = this.#fed.length === 0 && this.#pending.length === 0 ? [...this.#prefix(), ...userIds, assistantStart] : [...this.#pending, ...userIds, assistantStart];
     let maxNewTokens = options.maxNewTokens;
     if (this.#fed.length + turn.length + maxNewTokens > context) {
       // Rebuild from the latest turns that leave room for a reply, from the ids the model saw (a
@@ -95,6 +100,52 @@ export class ChatSession {
       this.#restart();
       maxNewTokens = Math.min(maxNewTokens, context - turn.length);
     }
+    return { turn, userIds, maxNewTokens };
+  }
+
+  /**
+   * Draws `n` candidate replies to a user message in one batched run (models/generate.ts's
+   * generateTexts: n rows of the conversation) and continues the conversation with the first;
+   * `chooseCandidate(i)` takes another one instead, until the next message. The batch runs on a
+   * decoder of its own, so the conversation so far is fed once more (for n rows); the session's
+   * cache takes the chosen turn with the next message. Sampled candidates are reproducible for a
+   * seed; greedy ones are all the reply `send` gives.
+   */
+  sendCandidates(text: string, n: number, options: ChatReplyOptions): GeneratedText[] {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`chat: the number of candidates must be a positive integer, got ${n}`);
+    const user: ChatMessage = { role: 'user', content: text };
+    const { turn, userIds, maxNewTokens } = this.#prepareTurn(user, options);
+    const replies = generateTexts(this.model, this.template.tokenizer, [...this.#fed, ...turn], { ...options, maxNewTokens, numSamples: n, stopTokens: [this.template.assistantEnd] });
+    const record: ChatTurnIds = { user: userIds, reply: [] };
+    this.#turns.push(record);
+    this.messages.push(user, { role: 'assistant', content: '' });
+    // Nothing of this turn is in the session's cache: all of it is pending (fed with the next message).
+    this.#candidates = { replies, turn, record };
+    this.chooseCandidate(0);
+    return replies;
+  }
+
+  /** Continues the conversation with candidate `i` of the last sendCandidates instead. */
+  chooseCandidate(i: number): void {
+    const c = this.#candidates;
+    if (c === null) throw new Error('chat: chooseCandidate needs the candidates of sendCandidates, and no message sent since');
+    if (!Number.isInteger(i) || i < 0 || i >= c.replies.length) throw new RangeError(`chat: the candidate must be an integer in 0..${c.replies.length - 1}, got ${i}`);
+    const { tokens, text } = c.replies[i];
+    const { assistantEnd } = this.template.specialIds;
+    const ended = tokens[tokens.length - 1] === assistantEnd;
+    c.record.reply = ended ? tokens.slice(0, -1) : tokens.slice();
+    this.#pending = [...c.turn, ...c.record.reply, assistantEnd];
+    this.messages[this.messages.length - 1] = { role: 'assistant', content: text };
+  }
+
+  /**
+   * Sends a user message and streams the reply; the generator's return value is the whole reply.
+   * Stopping the iteration early keeps the partial reply in the conversation.
+   */
+  *send(text: string, options: ChatReplyOptions): Generator<TextChunk, GeneratedText, undefined> {
+    const user: ChatMessage = { role: 'user', content: text };
+    const { turn, userIds, maxNewTokens } = this.#prepareTurn(user, options);
+    this.#candidates = null;
     const record: ChatTurnIds = { user: userIds, reply: [] };
     this.#turns.push(record);
     this.messages.push(user);

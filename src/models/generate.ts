@@ -5,6 +5,7 @@
  *   for (const chunk of streamText(model, tokenizer, 'ROMEO:', { maxNewTokens: 200, temperature: 0.8, topK: 40, seed: 1 }))
  *     process.stdout.write(chunk.text);
  *   const { text, stopReason } = generateText(model, tokenizer, 'Q: 2+2?\nA:', { maxNewTokens: 20, stop: ['\n'] });
+ *   const samples = generateTexts(model, tokenizer, 'ROMEO:', { maxNewTokens: 200, numSamples: 4, seed: 1 }); // one batched run
  *
  * Tokens come from the model's generateStream (a transformer's KV cache or a recurrent model's
  * carried state; sampling.ts's temperature → top-k → top-p). Text is decoded incrementally and is UTF-8 safe: a byte-level BPE token may end inside
@@ -135,22 +136,94 @@ function partialStopLength(text: string, stops: readonly string[]): number {
   return longest;
 }
 
+export interface BatchTextGenerationOptions extends TextGenerationOptions {
+  /**
+   * Continuations of the prompt drawn at once, as the rows of one batched generateStream (nanoGPT's
+   * `num_samples`, Hugging Face's `num_return_sequences`). Default 1. With `cache`, it must hold
+   * this many sequences.
+   */
+  numSamples?: number;
+}
+
+/** A chunk of one row of a batched generation. */
+export interface BatchTextChunk extends TextChunk {
+  /** Which sample (0-based) the text belongs to. */
+  row: number;
+}
+
 /**
- * Streams the continuation of `prompt` (a string, or token ids) chunk by chunk; the generator's
- * return value is the whole result. Runs the model in eval mode without gradients (its modes are
- * restored afterwards, also when the caller stops iterating early).
+ * One row's text: its tokens, UTF-8-safe decoder and stop scanner, and its result once it has
+ * stopped (a stop string or stop token; the rows of a batch stop independently).
  */
-export function* streamText(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): Generator<TextChunk, GeneratedText, undefined> {
+class RowText {
+  readonly tokens: number[] = [];
+  readonly #decoder: IncrementalDecoder;
+  readonly #text: StopScanner;
+  result: GeneratedText | null = null;
+
+  constructor(
+    tokenizer: Tokenizer,
+    stops: readonly string[],
+    readonly stopTokens: ReadonlySet<number>,
+  ) {
+    this.#decoder = new IncrementalDecoder(tokenizer);
+    this.#text = new StopScanner(stops);
+  }
+
+  /** Takes the row's next token; returns the chunk to show, or null when there is none. */
+  push(token: number, final: boolean): TextChunk | null {
+    const index = this.tokens.length;
+    this.tokens.push(token);
+    if (this.stopTokens.has(token)) {
+      const out = this.#text.add(this.#decoder.flush(), true);
+      this.result = { text: this.#text.emitted, tokens: this.tokens, stopReason: 'stop', stop: null, stopToken: token };
+      return out.text ? { text: out.text, token, index } : null;
+    }
+    const out = this.#text.add(this.#decoder.push(token, final), final);
+    if (out.stop !== null) this.result = { text: this.#text.emitted, tokens: this.tokens, stopReason: 'stop', stop: out.stop };
+    // One chunk per token (its text may be '' while held back), so callers can count and pace.
+    return out.text || out.stop === null ? { text: out.text, token, index } : null;
+  }
+
+  /** The token stream ended: whatever is held back is shown; returns its chunk, if any. */
+  finish(): TextChunk | null {
+    const out = this.#text.add(this.#decoder.flush(), true);
+    this.result = { text: this.#text.emitted, tokens: this.tokens, stopReason: out.stop !== null ? 'stop' : 'length', stop: out.stop };
+    const last = this.tokens.length - 1;
+    return out.text && last >= 0 ? { text: out.text, token: this.tokens[last], index: last } : null;
+  }
+}
+
+/**
+ * Streams `numSamples` continuations of `prompt` (a string, or token ids) at once: ONE
+ * generateStream whose rows all start from the prompt, so N samples cost one prefill of N rows and
+ * then one batched step per token. Each row is decoded and stopped on its own (stop strings, stop
+ * tokens, UTF-8-safe chunks, as streamText); a row that has stopped yields nothing more, though
+ * the engine still computes it (it has no way to drop a row), and the run ends when every row has
+ * stopped or maxNewTokens is reached. Chunks of a step come in row order. The generator's return
+ * value is one result per row.
+ *
+ * Reproducibility: the rows draw from one sampling stream (the seed's), row 0 then row 1 … at
+ * every step, so a run is reproducible for (prompt, seed, numSamples, options), and numSamples 1
+ * is exactly streamText. Row r of a sampled batch is not a batch-1 run with some derived seed (as
+ * with Hugging Face's num_return_sequences); greedy rows all equal the batch-1 greedy continuation.
+ *
+ * One prompt for every row: rows of different prompts would need left padding, which the decode
+ * engine cannot mask.
+ */
+export function* streamTexts(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: BatchTextGenerationOptions): Generator<BatchTextChunk, GeneratedText[], undefined> {
   const stops = checkStops(options.stop);
   const stopTokens = new Set(options.stopTokens ?? []);
+  const n = options.numSamples ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`generate: numSamples must be a positive integer, got ${n}`);
   const context = typeof prompt === 'string' ? promptIds(tokenizer, prompt) : Array.from(prompt);
   if (context.length === 0) throw new RangeError('generate: the prompt has no tokens');
   if (options.seed !== undefined && !Number.isFinite(options.seed)) throw new RangeError(`generate: seed must be a finite number, got ${options.seed}`);
   const generator = options.generator ?? (options.seed !== undefined ? new RandomGenerator(options.seed) : undefined);
-  const ids = tensor(Int32Array.from(context), { shape: [1, context.length] });
-  const decoder = new IncrementalDecoder(tokenizer);
-  const tokens: number[] = [];
-  const text = new StopScanner(stops);
+  const batch = new Int32Array(n * context.length);
+  for (let r = 0; r < n; r++) batch.set(context, r * context.length);
+  const ids = tensor(batch, { shape: [n, context.length] });
+  const rows = Array.from({ length: n }, () => new RowText(tokenizer, stops, stopTokens));
   const stream = model.generateStream(ids, {
     maxNewTokens: options.maxNewTokens,
     temperature: options.temperature,
@@ -160,29 +233,43 @@ export function* streamText(model: LanguageModel, tokenizer: Tokenizer, prompt: 
     cache: options.cache,
     generator,
   });
+  const results = (): GeneratedText[] => rows.map((row) => row.result as GeneratedText);
   try {
+    let step = 0;
     for (const next of stream) {
-      const token = next[0];
-      const index = tokens.length;
-      tokens.push(token);
-      if (stopTokens.has(token)) {
-        const out = text.add(decoder.flush(), true);
-        if (out.text) yield { text: out.text, token, index };
-        return { text: text.emitted, tokens, stopReason: 'stop', stop: null, stopToken: token };
+      const final = step === options.maxNewTokens - 1;
+      step++;
+      let running = 0;
+      for (let r = 0; r < n; r++) {
+        const row = rows[r];
+        if (row.result !== null) continue;
+        const chunk = row.push(next[r], final);
+        if (chunk) yield { ...chunk, row: r };
+        if (row.result === null) running++;
       }
-      const final = index === options.maxNewTokens - 1;
-      const out = text.add(decoder.push(token, final), final);
-      // One chunk per token (its text may be '' while held back), so callers can count and pace.
-      if (out.text || out.stop === null) yield { text: out.text, token, index };
-      if (out.stop !== null) return { text: text.emitted, tokens, stopReason: 'stop', stop: out.stop };
+      // Every row has stopped: the token stream is ended (below) without another step.
+      if (running === 0) return results();
     }
   } finally {
-    // Stops the token stream (restoring the model's train/eval modes) when the caller breaks early.
+    // Stops the token stream (restoring the model's train/eval modes), also when the caller breaks early.
     stream.return?.(undefined);
   }
-  const out = text.add(decoder.flush(), true);
-  if (out.text && tokens.length > 0) yield { text: out.text, token: tokens[tokens.length - 1], index: tokens.length - 1 };
-  return { text: text.emitted, tokens, stopReason: out.stop !== null ? 'stop' : 'length', stop: out.stop };
+  for (let r = 0; r < n; r++) {
+    if (rows[r].result !== null) continue;
+    const chunk = rows[r].finish();
+    if (chunk) yield { ...chunk, row: r };
+  }
+  return results();
+}
+
+/**
+ * Streams the continuation of `prompt` (a string, or token ids) chunk by chunk; the generator's
+ * return value is the whole result. Runs the model in eval mode without gradients (its modes are
+ * restored afterwards, also when the caller stops iterating early). The one-row case of streamTexts.
+ */
+export function* streamText(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): Generator<TextChunk, GeneratedText, undefined> {
+  const [result] = yield* streamTexts(model, tokenizer, prompt, { ...options, numSamples: 1 });
+  return result;
 }
 
 /**
@@ -226,7 +313,12 @@ class StopScanner {
 
 /** The whole continuation at once (streamText run to the end). */
 export function generateText(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: TextGenerationOptions): GeneratedText {
-  const it = streamText(model, tokenizer, prompt, options);
+  return generateTexts(model, tokenizer, prompt, { ...options, numSamples: 1 })[0];
+}
+
+/** `numSamples` whole continuations from one batched run (streamTexts run to the end). */
+export function generateTexts(model: LanguageModel, tokenizer: Tokenizer, prompt: string | readonly number[], options: BatchTextGenerationOptions): GeneratedText[] {
+  const it = streamTexts(model, tokenizer, prompt, options);
   for (;;) {
     const r = it.next();
     if (r.done) return r.value;

@@ -58,6 +58,6 @@ export {
 } from './params.js';
 export { sampleNext, sampleToken, argmax, checkSamplingOptions, type SamplingOptions } from './sampling.js';
 export { attentionMaps, type AttentionMaps } from './inspect.js';
-export { streamText, generateText, promptIds, IncrementalDecoder, type TextGenerationOptions, type TextChunk, type GeneratedText, type StopReason } from './generate.js';
+export { streamText, generateText, streamTexts, generateTexts, promptIds, IncrementalDecoder, type TextGenerationOptions, type BatchTextGenerationOptions, type TextChunk, type BatchTextChunk, type GeneratedText, type StopReason } from './generate.js';
 export { ChatSession, type ChatSessionOptions, type ChatReplyOptions } from './chat.js';
 export { quantizeModel, describeQuantization, type QuantizeStats, type QuantizedLayerStats } from './quantize.js';

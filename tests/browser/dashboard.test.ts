@@ -199,6 +199,25 @@ describe.skipIf(chromiumSkipReason !== null)('dashboard in Chromium', () => {
     await page.screenshot({ path: artifactPath('dashboard.png'), fullPage: true });
   });
 
+  it('draws several samples in one batched run, one after another', async () => {
+    await page.fill('[data-testid="max-tokens-input"]', '10');
+    await page.fill('[data-testid="temperature-input"]', '0');
+    await page.fill('[data-testid="samples-input"]', '3');
+    try {
+      await page.click('[data-testid="generate-button"]');
+      await page.waitForSelector('[data-testid="generation-output"][data-state="done"]', { timeout: 20_000 });
+      // Greedy rows are the same continuation, each after the prompt, with a separator line between.
+      const rows = await Promise.all(['generated-text', 'generated-text-1', 'generated-text-2'].map((id) => page.textContent(`[data-testid="${id}"]`)));
+      expect(rows[0]?.length ?? 0).toBeGreaterThan(0);
+      expect(rows).toEqual([rows[0], rows[0], rows[0]]);
+      expect(await page.textContent('[data-testid="generation-output"]')).toBe(Array(3).fill(`ROMEO:${rows[0]}`).join('\n---------------\n'));
+      expect(await page.textContent('[data-testid="generation-status"]')).toMatch(/done: 30 tokens at [\d.]+ tokens\/s/);
+    } finally {
+      await page.fill('[data-testid="samples-input"]', '1');
+      await page.fill('[data-testid="temperature-input"]', '0.8');
+    }
+  });
+
   it('stops a generation', async () => {
     const output = await page.textContent('[data-testid="generation-output"]');
     await page.fill('[data-testid="max-tokens-input"]', '1000');

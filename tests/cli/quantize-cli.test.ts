@@ -12,13 +12,18 @@ describe('tensorlm --quantize', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensorlm-quantize-'));
     const base = await baseRun(dir);
     const chat = (await sft({ base, outDir: dir, name: 'chat', tasks: ['reverse'], taskExamples: 20, evalExamples: 2, batchSize: 2, maxSteps: 2, warmupSteps: 1, evalInterval: 2, evalIters: 1 })).files.dir;
-    const [sample, evalQ, chatQ, bad, tasks] = await Promise.all([
+    const [sample, evalQ, chatQ, bad, tasks, chatPlain, chatCandidates] = await Promise.all([
       runCli(['sample', '--run', base, '--prompt', 'ab', '--max-new-tokens', '10', '--temperature', '0', '--quantize', 'int8']),
       runCli(['eval', '--run', base, '--quantize', 'q8_0']),
       runCli(['chat', '--run', chat, '--prompt', 'reverse: cat', '--max-new-tokens', '4', '--temperature', '0', '--quantize', 'int8']),
       runCli(['sample', '--run', base, '--quantize', 'int4']),
       runCli(['eval', '--run', base, '--quantize', 'int8', '--tasks', 'reverse']),
+      // Not quantization: chat --candidates draws greedy candidates in one batched run (each is the one greedy reply).
+      runCli(['chat', '--run', chat, '--prompt', 'reverse: cat', '--max-new-tokens', '4', '--temperature', '0']),
+      runCli(['chat', '--run', chat, '--prompt', 'reverse: cat', '--max-new-tokens', '4', '--temperature', '0', '--candidates', '2']),
     ]);
+    expect(chatCandidates.code, chatCandidates.stderr).toBe(0);
+    expect(chatCandidates.stdout).toBe(`[1] ${chatPlain.stdout}---------------\n[2] ${chatPlain.stdout}`);
     expect(sample.code, sample.stderr).toBe(0);
     expect(sample.stdout.startsWith('ab')).toBe(true);
     // The bytes on stderr (stdout is the text), once.

@@ -42,6 +42,25 @@ describe('tensorlm train / sample / eval / plot', () => {
     const stopped = await cli(['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '0', '--stop', stop]);
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(stopped.stdout).toBe(`ROMEO:${continuation.slice(0, continuation.indexOf(stop))}\n`);
+    // --num-samples: rows of one batched run, separated by a line; greedy rows are the batch-1 text,
+    // sampled ones are reproducible for a seed.
+    const sampled = ['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '1', '--seed', '5', '--num-samples', '3'];
+    const [greedy3, sampledA, sampledB, zero] = await Promise.all([
+      cli(['sample', '--run', runDir, '--prompt', 'ROMEO:', '--max-new-tokens', '30', '--temperature', '0', '--num-samples', '3']),
+      cli(sampled),
+      cli(sampled),
+      cli(['sample', '--run', runDir, '--num-samples', '0']),
+    ]);
+    expect(greedy3.code, greedy3.stderr).toBe(0);
+    expect(greedy3.stdout).toBe([s.stdout, s.stdout, s.stdout].join('---------------\n'));
+    expect(sampledA.code, sampledA.stderr).toBe(0);
+    expect(sampledB.stdout).toBe(sampledA.stdout);
+    const parts = sampledA.stdout.split('\n---------------\n');
+    expect(parts).toHaveLength(3);
+    for (const part of parts) expect(part.startsWith('ROMEO:')).toBe(true);
+    expect(new Set(parts.map((p) => p.trimEnd())).size).toBeGreaterThan(1);
+    expect(zero.code).not.toBe(0);
+    expect(zero.stderr.trim()).toMatch(/--num-samples must be a positive integer, got '0'/);
     expect(e.code, e.stderr).toBe(0);
     expect(e.stdout).toMatch(/loss \d+\.\d+ nats\/char, perplexity \d+\.\d+, \d+\.\d+ bits\/char/);
     expect(p.code, p.stderr).toBe(0);

@@ -74,6 +74,32 @@ describe('streamGeneration', () => {
     expect(texts.join('')).toBe('\uFFFD'.repeat(10));
   });
 
+  it('several samples: each token event names its row, rows stop on their own, done counts every row', async () => {
+    const res = new FakeResponse();
+    const stream = new SseStream(res as unknown as ServerResponse);
+    stream.open();
+    // Row 0 ends its reply (stop token 7) at its 2nd token; row 1 sends a split '€' and runs to the end.
+    const euro = [...new TextEncoder().encode('€')];
+    const scripts = [[0x41, 7, 0x42, 0x43], [0x61, ...euro]];
+    const model = {
+      *generateStream(ids: { shape: number[] }) {
+        expect(ids.shape[0]).toBe(2);
+        for (let i = 0; i < 4; i++) yield Int32Array.from(scripts, (s) => s[i]);
+      },
+    } as unknown as TransformerLM;
+    const request: GenerateRequest = { prompt: '', maxNewTokens: 4, temperature: 0, topK: null, topP: null, checkpoint: 'best', seed: 1, samples: 2 };
+    await streamGeneration({ model, tokenizer: byteTokenizer, checkpoint: 'best' }, [1], request, stream, { stopTokens: [7] });
+    const events = res.chunks.map((c) => ({ event: c.split('\n')[0].slice(7), data: JSON.parse(c.split('\n')[1].slice(6)) as Record<string, unknown> }));
+    expect(events.filter((e) => e.event === 'token').map((e) => e.data)).toEqual([
+      { text: 'A', index: 0, row: 0 },
+      { text: 'a', index: 0, row: 1 },
+      { text: '', index: 1, row: 1 },
+      { text: '', index: 2, row: 1 },
+      { text: '€', index: 3, row: 1 },
+    ]);
+    expect(events[events.length - 1]).toMatchObject({ event: 'done', data: { tokens: 5, samples: 2 } });
+  });
+
   it('reports a model failure midway as an error event and ends the stream', async () => {
     const res = new FakeResponse();
     const stream = new SseStream(res as unknown as ServerResponse);

@@ -208,6 +208,38 @@ describe('dashboard server API', () => {
     expect(json(none).error).toMatch(/no checkpoint yet/);
   });
 
+  it('generate draws several samples in one batched run, each token tagged with its row', async () => {
+    const rowsOf = (events: { event: string; data: unknown }[], n: number) => {
+      const tokens = events.filter((e) => e.event === 'token').map((e) => e.data as { text: string; index: number; row: number });
+      return Array.from({ length: n }, (_, r) => tokens.filter((t) => t.row === r));
+    };
+    const single = openEvents(server.url, '/api/runs/alpha/generate', { prompt: 'ROMEO:', maxNewTokens: 12, temperature: 0 });
+    await single.ended;
+    const greedyText = single.events.filter((e) => e.event === 'token').map((e) => (e.data as { text: string }).text).join('');
+    const greedy = openEvents(server.url, '/api/runs/alpha/generate', { prompt: 'ROMEO:', maxNewTokens: 12, temperature: 0, samples: 3 });
+    await greedy.ended;
+    const rows = rowsOf(greedy.events, 3);
+    // Greedy rows are the batch-1 greedy continuation; every row streams all its indices.
+    for (const row of rows) {
+      expect(row.map((t) => t.index)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+      expect(row.map((t) => t.text).join('')).toBe(greedyText);
+    }
+    expect(greedy.events[greedy.events.length - 1].data).toMatchObject({ tokens: 36, samples: 3, checkpoint: 'best' });
+    const texts: string[][] = [];
+    for (let i = 0; i < 2; i++) {
+      const client = openEvents(server.url, '/api/runs/alpha/generate', { prompt: '', maxNewTokens: 16, temperature: 1, seed: 9, samples: 4 });
+      await client.ended;
+      texts.push(rowsOf(client.events, 4).map((row) => row.map((t) => t.text).join('')));
+    }
+    expect(texts[1]).toEqual(texts[0]);
+    expect(new Set(texts[0]).size).toBeGreaterThan(1);
+    for (const [samples, got] of [[0, 'number 0'], [9, 'number 9'], [1.5, 'number 1.5'], ['2', 'the string "2"']] as const) {
+      const r = await postJson(server.url, '/api/runs/alpha/generate', { prompt: 'x', samples });
+      expect(r.status).toBe(400);
+      expect(json(r).error).toBe(`samples must be an integer in 1..8, got ${got}`);
+    }
+  });
+
   it('generate stops when the client goes away, and the server keeps answering', async () => {
     const client = openEvents(server.url, '/api/runs/alpha/generate', { prompt: 'ROMEO:', maxNewTokens: 1000, temperature: 1 });
     await client.next((e) => e.event === 'token');

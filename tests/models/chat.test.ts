@@ -58,6 +58,32 @@ describe('ChatSession', () => {
     expect(() => reply(chat, 'a'.repeat(60), 4)).toThrow(/the model's context is 48/);
   });
 
+  it('sendCandidates draws several replies in one batched run; the conversation continues with the chosen one', () => {
+    const m = model();
+    const greedy = new ChatSession(m, tokenizer, { system: 'be brief' });
+    const candidates = greedy.sendCandidates('abc?', 3, { maxNewTokens: 12, temperature: 0 });
+    const single = reply(new ChatSession(m, tokenizer, { system: 'be brief' }), 'abc?', 12).result;
+    expect(candidates).toEqual([single, single, single]);
+    expect(greedy.messages[2]).toEqual({ role: 'assistant', content: single.text });
+
+    const chat = new ChatSession(m, tokenizer);
+    const sampled = chat.sendCandidates('hi!', 4, { maxNewTokens: 10, temperature: 1, seed: 2 });
+    expect(new ChatSession(m, tokenizer).sendCandidates('hi!', 4, { maxNewTokens: 10, temperature: 1, seed: 2 })).toEqual(sampled);
+    expect(new Set(sampled.map((r) => r.text)).size).toBeGreaterThan(1);
+    chat.chooseCandidate(2);
+    expect(chat.messages.map((msg) => msg.content)).toEqual(['hi!', sampled[2].text]);
+    // The next turn (on the session's cache) sees the chosen reply, closed by <|assistant_end|>.
+    const chosen = sampled[2].tokens[sampled[2].tokens.length - 1] === template.assistantEnd ? sampled[2].tokens : [...sampled[2].tokens, template.assistantEnd];
+    const seen = [...template.renderForGeneration([{ role: 'user', content: 'hi!' }]), ...chosen, ...template.renderMessage({ role: 'user', content: 'abc?' }), template.specialIds.assistantStart];
+    const next = reply(chat, 'abc?', 12);
+    expect(next.result.tokens).toEqual(generateText(m, tokenizer, seen, { maxNewTokens: 12, temperature: 0, stopTokens: [template.assistantEnd] }).tokens);
+    expect(() => chat.chooseCandidate(0)).toThrow(/^chat: chooseCandidate needs the candidates of sendCandidates/);
+    const again = new ChatSession(m, tokenizer);
+    expect(() => again.sendCandidates('hi!', 0, { maxNewTokens: 4 })).toThrow(/^chat: the number of candidates must be a positive integer, got 0$/);
+    again.sendCandidates('hi!', 2, { maxNewTokens: 4, temperature: 0 });
+    expect(() => again.chooseCandidate(2)).toThrow(/^chat: the candidate must be an integer in 0\.\.1, got 2$/);
+  });
+
   it('needs a tokenizer with the chat tokens', () => {
     expect(() => new ChatSession(model(), CharTokenizer.fromText('abc'))).toThrow(/lacks the special tokens/);
   });

@@ -1,6 +1,7 @@
 /** The one text-generation path (models/generate.ts): incremental UTF-8-safe decoding, stop strings, seeds. */
 import { describe, expect, it } from 'vitest';
-import { generateText, IncrementalDecoder, promptIds, streamText, type TextChunk } from '../../src/models/generate.js';
+import { generateText, generateTexts, IncrementalDecoder, promptIds, streamText, streamTexts, type BatchTextChunk, type TextChunk } from '../../src/models/generate.js';
+import { RecurrentLM } from '../../src/models/recurrent.js';
 import { presetConfig } from '../../src/models/presets.js';
 import { TransformerLM } from '../../src/models/transformer.js';
 import { tensor } from '../../src/tensor/creation.js';
@@ -34,6 +35,37 @@ function scriptedModel(ids: number[]): TransformerLM & { returned: boolean; prod
 }
 
 const bytes = (s: string) => [...new TextEncoder().encode(s)];
+
+/** A stand-in batched model: row r "generates" scripts[r] (padded with spaces), and it records the rows it was given. */
+function scriptedBatch(scripts: number[][]): TransformerLM & { returned: boolean; produced: number; rows: number } {
+  const model = {
+    returned: false,
+    produced: 0,
+    rows: 0,
+    *generateStream(ids: { shape: number[] }, options: { maxNewTokens: number }) {
+      model.rows = ids.shape[0];
+      try {
+        for (let i = 0; i < options.maxNewTokens; i++) {
+          model.produced++;
+          yield Int32Array.from(scripts, (s) => s[i] ?? 0x20);
+        }
+      } finally {
+        model.returned = true;
+      }
+    },
+  };
+  return model as unknown as TransformerLM & { returned: boolean; produced: number; rows: number };
+}
+
+function collectBatch(model: TransformerLM | RecurrentLM, tokenizer: Tokenizer, prompt: string, options: Parameters<typeof streamTexts>[3]): { chunks: BatchTextChunk[]; results: ReturnType<typeof generateTexts> } {
+  const chunks: BatchTextChunk[] = [];
+  const it = streamTexts(model, tokenizer, prompt, options);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return { chunks, results: r.value };
+    chunks.push(r.value);
+  }
+}
 
 function collect(model: TransformerLM, tokenizer: Tokenizer, prompt: string | number[], options: Parameters<typeof streamText>[3]): { chunks: TextChunk[]; result: ReturnType<typeof generateText> } {
   const chunks: TextChunk[] = [];
@@ -151,5 +183,63 @@ describe('generateText on a real model', () => {
       if (chunk.index === 3) break;
     }
     expect(model.training).toBe(true);
+  });
+});
+
+describe('streamTexts (several samples in one batched run)', () => {
+  it('stops each row on its own stop string or token, UTF-8 safe per row, and ends when every row has stopped', () => {
+    const model = scriptedBatch([bytes('ab\ncd'), [...bytes('x€'), 7, 0x79], bytes('héllo\nthere')]);
+    const { chunks, results } = collectBatch(model, byteTokenizer, 'p', { maxNewTokens: 20, numSamples: 3, stop: ['\n'], stopTokens: [7] });
+    expect(model.rows).toBe(3);
+    expect(results).toEqual([
+      { text: 'ab', tokens: bytes('ab\n'), stopReason: 'stop', stop: '\n' },
+      { text: 'x€', tokens: [...bytes('x€'), 7], stopReason: 'stop', stop: null, stopToken: 7 },
+      { text: 'héllo', tokens: bytes('héllo\n'), stopReason: 'stop', stop: '\n' },
+    ]);
+    for (let r = 0; r < 3; r++) {
+      const mine = chunks.filter((c) => c.row === r);
+      expect(mine.map((c) => c.text).join('')).toBe(results[r].text);
+      // A split character is held back, never shown as U+FFFD; indices count the row's tokens.
+      expect(mine.some((c) => c.text.includes('\uFFFD'))).toBe(false);
+      expect(mine.map((c) => c.index)).toEqual(mine.map((_, i) => i));
+    }
+    // Row 2 stops last, at its 7th token: no step after that.
+    expect(model.produced).toBe(bytes('héllo\n').length);
+    expect(model.returned).toBe(true);
+    // Chunks of a step come in row order.
+    expect(chunks.slice(0, 3).map((c) => c.row)).toEqual([0, 1, 2]);
+  });
+
+  it('runs to maxNewTokens while a row is still going; the others report their stop', () => {
+    const { results } = collectBatch(scriptedBatch([bytes('a.b'), bytes('abcd')]), byteTokenizer, 'p', { maxNewTokens: 4, numSamples: 2, stop: ['.'] });
+    expect(results.map((r) => [r.text, r.stopReason])).toEqual([['a', 'stop'], ['abcd', 'length']]);
+  });
+
+  it('rejects a bad numSamples with a one-line error', () => {
+    for (const numSamples of [0, -1, 1.5, NaN]) {
+      expect(() => generateTexts(scriptedBatch([[1]]), byteTokenizer, 'x', { maxNewTokens: 1, numSamples })).toThrow(/^generate: numSamples must be a positive integer, got/);
+    }
+  });
+});
+
+describe('generateTexts on real models', () => {
+  const tokenizer = CharTokenizer.fromText('abcdefgh \n');
+  const model = new TransformerLM(presetConfig('tiny', { vocabSize: tokenizer.vocabSize, dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 2, dFF: 64, maxSeqLen: 32 }), { generator: new Generator(5) });
+
+  it('greedy: every row is the batch-1 greedy continuation (also past the context, and for a recurrent model)', () => {
+    const one = generateText(model, tokenizer, 'abc', { maxNewTokens: 40, temperature: 0 });
+    const rows = generateTexts(model, tokenizer, 'abc', { maxNewTokens: 40, temperature: 0, numSamples: 4 });
+    expect(rows).toEqual([one, one, one, one]);
+    const lstm = new RecurrentLM({ arch: 'lstm', vocabSize: tokenizer.vocabSize, embedDim: 6, hiddenSize: 8, nLayers: 1 }, { generator: new Generator(1) });
+    const single = generateText(lstm, tokenizer, 'ab', { maxNewTokens: 12, temperature: 0 });
+    expect(generateTexts(lstm, tokenizer, 'ab', { maxNewTokens: 12, temperature: 0, numSamples: 3 })).toEqual([single, single, single]);
+  });
+
+  it('sampled: reproducible for a seed, rows differ, and one sample is exactly generateText', () => {
+    const options = { maxNewTokens: 30, temperature: 1, topK: 8, seed: 3 };
+    const a = generateTexts(model, tokenizer, 'ab', { ...options, numSamples: 4 });
+    expect(generateTexts(model, tokenizer, 'ab', { ...options, numSamples: 4 })).toEqual(a);
+    expect(new Set(a.map((r) => r.text)).size).toBe(4);
+    expect(generateTexts(model, tokenizer, 'ab', { ...options, numSamples: 1 })).toEqual([generateText(model, tokenizer, 'ab', options)]);
   });
 });

@@ -35,6 +35,8 @@ export interface GenerateRequest {
   topK?: number;
   checkpoint?: Checkpoint;
   seed?: number;
+  /** Continuations drawn at once (1..8, the rows of one batched run); default 1. */
+  samples?: number;
 }
 
 export interface ChatRequest {
@@ -140,7 +142,8 @@ export class SseParser {
 }
 
 export interface GenerateHandlers {
-  onToken(text: string, index: number): void;
+  /** `row`: which sample the text belongs to (0 unless several were asked for). */
+  onToken(text: string, index: number, row: number): void;
   /** `checkpoint`: which file the server sampled from ('best' or 'latest'), when it says. */
   onDone(info: DoneInfo): void;
 }
@@ -191,7 +194,7 @@ async function streamEvents(url: string, request: GenerateRequest | ChatRequest,
       const value = chunk.value;
       for (const ev of parser.push(value)) {
         const data = JSON.parse(ev.data) as Record<string, unknown>;
-        if (ev.event === 'token') handlers.onToken(String(data.text ?? ''), Number(data.index));
+        if (ev.event === 'token') handlers.onToken(String(data.text ?? ''), Number(data.index), Number(data.row ?? 0));
         else if (ev.event === 'done') {
           done = true;
           handlers.onDone({

@@ -55,6 +55,7 @@ const ui = {
   maxTokens: $<HTMLInputElement>('max-tokens-input'),
   temperature: $<HTMLInputElement>('temperature-input'),
   topK: $<HTMLInputElement>('topk-input'),
+  samplesInput: $<HTMLInputElement>('samples-input'),
   checkpoint: $<HTMLSelectElement>('checkpoint-select'),
   generate: $<HTMLButtonElement>('generate-button'),
   stop: $<HTMLButtonElement>('stop-button'),
@@ -748,12 +749,19 @@ async function generate(): Promise<void> {
   ui.stop.disabled = false;
   ui.output.dataset.state = 'streaming';
   ui.output.replaceChildren();
-  const promptEl = document.createElement('span');
-  promptEl.className = 'prompt';
-  promptEl.textContent = ui.prompt.value;
-  const textEl = document.createElement('span');
-  textEl.dataset.testid = 'generated-text';
-  ui.output.append(promptEl, textEl);
+  // Several samples are the rows of one batched run: each row's text goes after its own copy of
+  // the prompt, with a separator line between rows (as `tensorlm sample --num-samples` prints them).
+  const samples = Math.min(8, Math.max(1, Math.round(numberOf(ui.samplesInput) ?? 1)));
+  const textEls = Array.from({ length: samples }, (_, row) => {
+    if (row > 0) ui.output.append('\n---------------\n');
+    const promptEl = document.createElement('span');
+    promptEl.className = 'prompt';
+    promptEl.textContent = ui.prompt.value;
+    const el = document.createElement('span');
+    el.dataset.testid = row === 0 ? 'generated-text' : `generated-text-${row}`;
+    ui.output.append(promptEl, el);
+    return el;
+  });
   ui.generationStatus.textContent = `generating from ${run} (${ui.checkpoint.value} checkpoint)…`;
   clearError('generate');
   let count = 0;
@@ -767,15 +775,17 @@ async function generate(): Promise<void> {
         temperature: numberOf(ui.temperature),
         topK: topK && topK > 0 ? topK : undefined,
         checkpoint: ui.checkpoint.value as Checkpoint,
+        ...(samples > 1 ? { samples } : {}),
       },
       {
-        onToken: (text) => {
+        onToken: (text, _index, row) => {
+          const textEl = textEls[row] ?? textEls[0];
           // Follow the text as it grows, unless the reader scrolled up.
           const atBottom = ui.output.scrollHeight - ui.output.scrollTop - ui.output.clientHeight < 24;
           textEl.append(text);
           if (atBottom) ui.output.scrollTop = ui.output.scrollHeight;
           count++;
-          textEl.dataset.tokens = String(count);
+          textEl.dataset.tokens = String(Number(textEl.dataset.tokens ?? 0) + 1);
           ui.generationStatus.textContent = `${count} token${count === 1 ? '' : 's'}…`;
         },
         onDone: ({ tokens, tokensPerSecond, checkpoint }) => {

@@ -10,6 +10,7 @@ import { DEFAULT_RL_CONFIG, DYNAMIC_SAMPLING_DRAWS, rl, type RlConfig, type RlRe
 import { createInterface } from 'node:readline';
 import { applyQuantize, quantizeOption } from '../quantize.js';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
+import { SAMPLE_SEPARATOR } from './train.js';
 import { loadTransformerRun, type RunConfig } from '../../train/trainer.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../args.js';
 import { formatSeconds, runProgress } from '../progress.js';
@@ -193,16 +194,24 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const CHAT_HELP = 'commands: /reset (forget the conversation), /temp <t> (sampling temperature; 0 = greedy), /help, /quit (or Ctrl-D)';
+const CHAT_HELP = 'commands: /reset (forget the conversation), /temp <t> (sampling temperature; 0 = greedy), /pick <i> (with --candidates: continue with candidate i), /help, /quit (or Ctrl-D)';
 
 async function runChat(opts: Record<string, unknown>): Promise<void> {
   const { model, tokenizer } = loadTransformerRun(opts.run as string, opts.checkpoint as 'best' | 'latest', 'tensorlm chat');
   applyQuantize(model, opts.quantize, (line) => process.stderr.write(`${line}\n`));
   const session = new ChatSession(model, tokenizer, { system: opts.system as string | undefined });
   const reply: ChatReplyOptions = { maxNewTokens: opts.maxNewTokens as number, temperature: opts.temperature as number, topK: opts.topK as number | undefined, topP: opts.topP as number | undefined, seed: opts.seed as number };
+  const candidates = opts.candidates as number;
   const answer = (text: string) => {
-    for (const chunk of session.send(text, reply)) process.stdout.write(chunk.text);
-    process.stdout.write('\n');
+    if (candidates === 1) {
+      for (const chunk of session.send(text, reply)) process.stdout.write(chunk.text);
+      process.stdout.write('\n');
+      return;
+    }
+    // n replies from one batched run, printed like `tensorlm sample --num-samples`; the
+    // conversation goes on with the first unless /pick chooses another.
+    const replies = session.sendCandidates(text, candidates, reply);
+    process.stdout.write(replies.map((r, i) => `[${i + 1}] ${r.text}\n`).join(`${SAMPLE_SEPARATOR}\n`));
   };
   // Scripts: one prompt from --prompt or a pipe, the reply on stdout.
   if (opts.prompt !== undefined || !process.stdin.isTTY) {
@@ -228,6 +237,17 @@ async function runChat(opts: Record<string, unknown>): Promise<void> {
         reply.temperature = t;
         console.log(`(temperature ${t})`);
       }
+    } else if (text.startsWith('/pick')) {
+      const i = Number(text.slice(5).trim());
+      if (!(Number.isInteger(i) && i >= 1 && i <= candidates)) console.log(`usage: /pick <i>, i in 1..${candidates} (the candidates of the last reply; --candidates sets how many)`);
+      else {
+        try {
+          session.chooseCandidate(i - 1);
+          console.log(`(continuing with candidate ${i})`);
+        } catch (error) {
+          console.log((error as Error).message);
+        }
+      }
     } else if (text.startsWith('/')) console.log(`unknown command ${text}; ${CHAT_HELP}`);
     else if (text !== '') {
       process.stdout.write('assistant> ');
@@ -250,6 +270,7 @@ export function registerChatCommand(program: Command): void {
     .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(positiveInt('--top-k')))
     .addOption(new Option('--top-p <p>', 'nucleus sampling: the smallest set with probability ≥ p').argParser(positiveNumber('--top-p')))
     .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
+    .addOption(new Option('--candidates <n>', 'candidate replies per message, drawn in one batched run and printed [1] … [n]; the conversation continues with the first (/pick <i> takes another)').default(1).argParser(positiveInt('--candidates')))
     .addOption(new Option('--checkpoint <which>', 'which checkpoint of the run').choices(['best', 'latest']).default('best'))
     .addOption(quantizeOption())
     .action(async (opts: Record<string, unknown>) => runChat(opts));

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, nonNegativeInt, positiveNumber, nonNegativeNumber, fraction } from '../args.js';
 import { TextDataset } from '../../data/dataset.js';
 import { loadText } from '../../data/resolve.js';
-import { generateText, streamText } from '../../models/generate.js';
+import { generateText, streamTexts } from '../../models/generate.js';
 import { isRecurrentConfig } from '../../models/config.js';
 import { presetNames } from '../../models/presets.js';
 import { DEFAULT_TRAIN_CONFIG, parseDuration, readTrainConfigFile, type TrainConfig } from '../../train/config.js';
@@ -170,6 +170,9 @@ async function runTrain(command: Command): Promise<void> {
   }
 }
 
+/** The line between the samples of `tensorlm sample --num-samples`. */
+export const SAMPLE_SEPARATOR = '---------------';
+
 async function runSample(opts: Record<string, unknown>): Promise<void> {
   const { model, tokenizer, config } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest');
   // stderr: stdout carries only the text.
@@ -179,18 +182,28 @@ async function runSample(opts: Record<string, unknown>): Promise<void> {
   if (context.length === 0) throw new Error('--prompt encodes to no tokens');
   // A transformer's context is bounded; a recurrent model carries its state over any length.
   if (!isRecurrentConfig(config.model) && context.length >= config.model.maxSeqLen) throw new Error(`--prompt is ${context.length} tokens; the model's context is ${config.model.maxSeqLen}`);
-  if (opts.prompt) process.stdout.write(prompt);
+  const shown = opts.prompt ? prompt : '';
+  process.stdout.write(shown);
   const stop = opts.stop as string[] | undefined;
-  const stream = streamText(model, tokenizer, context, {
+  const samples = opts.numSamples as number;
+  const stream = streamTexts(model, tokenizer, context, {
     maxNewTokens: opts.maxNewTokens as number,
     temperature: opts.temperature as number,
     topK: opts.topK as number | undefined,
     topP: opts.topP as number | undefined,
     seed: opts.seed as number,
     stop: stop && stop.length > 0 ? stop : undefined,
+    numSamples: samples,
   });
-  for (const chunk of stream) process.stdout.write(chunk.text);
+  // The samples are rows of one batched run: the first streams as it is produced, the others are
+  // printed after it, each after a separator line (nanoGPT's sample.py prints the same one).
+  const rest = Array.from({ length: samples }, () => '');
+  for (const chunk of stream) {
+    if (chunk.row === 0) process.stdout.write(chunk.text);
+    else rest[chunk.row] += chunk.text;
+  }
   process.stdout.write('\n');
+  for (let r = 1; r < samples; r++) process.stdout.write(`${SAMPLE_SEPARATOR}\n${shown}${rest[r]}\n`);
 }
 
 async function runEval(opts: Record<string, unknown>): Promise<void> {
@@ -309,6 +322,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(positiveInt('--top-k')))
     .addOption(new Option('--top-p <p>', 'nucleus sampling: the smallest set with probability ≥ p').argParser(positiveNumber('--top-p')))
     .addOption(new Option('--seed <n>', 'sampling seed').default(1).argParser(nonNegativeInt('--seed')))
+    .addOption(new Option('--num-samples <n>', `continuations to draw in one batched run, printed one after another with a '${SAMPLE_SEPARATOR}' line between them`).default(1).argParser(positiveInt('--num-samples')))
     .option('--stop <text>', 'stop when the text contains this (not printed; \\n is a newline); repeatable', (value: string, previous: string[]) => [...previous, value.replace(/\\n/g, '\n')], [] as string[])
     .addOption(checkpointOption())
     .addOption(quantizeOption())
