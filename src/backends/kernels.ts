@@ -449,6 +449,32 @@ export interface SelectiveScanBackwardArgs extends Omit<SelectiveScanArgs, 'y' |
   dh0: Float32Array | null;
 }
 
+// ---- Decode attention (the decode engine's step) --------------------------------------------------
+
+/**
+ * `decodeAttention`: one new token's softmax attention over a KV cache, every query head at once:
+ * out[h] = softmax(q[h]·K[c]ᵀ·scale)·V[c] over the first n slots of kv head c = ⌊h / (heads /
+ * kvHeads)⌋. The caches are [kvHeads, slots, dim] row-major from kvOffset (one batch row of the
+ * engine's per-layer cache); q and out are [heads, dim] from their offsets.
+ */
+export interface DecodeAttentionArgs {
+  q: Float32Array;
+  qOffset: number;
+  k: Float32Array;
+  v: Float32Array;
+  kvOffset: number;
+  /** Rows per kv head in k and v (the cache's capacity); the first n of them are read. */
+  slots: number;
+  n: number;
+  heads: number;
+  kvHeads: number;
+  dim: number;
+  scale: number;
+  /** [heads, dim] from outOffset, overwritten. */
+  out: Float32Array;
+  outOffset: number;
+}
+
 // ---- int8 weight-only quantization (issue 18) --------------------------------------------------
 
 /**
@@ -555,6 +581,8 @@ export interface Kernels {
   selectiveScanForward(args: SelectiveScanArgs): void;
   /** The adjoint of selectiveScanForward, recomputing the states (O(L·N) scratch per channel). */
   selectiveScanBackward(args: SelectiveScanBackwardArgs): void;
+  /** One token's attention over a KV cache, all heads (the decode engine's step; inference only). */
+  decodeAttention(args: DecodeAttentionArgs): void;
   /** x · dequant(W)ᵀ (+ bias) for int8 weights with per-block scales, activations quantized per block on the fly (inference only). */
   gemmInt8(args: GemmInt8Args): void;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */

@@ -3,9 +3,10 @@
  * buffers and one function per layer step. Every buffer is allocated once per engine (the KV
  * cache of each layer in place, [B, Hkv, maxLen, D]; the activations of up to `maxLen` new tokens
  * per row), each projection is one GEMM call (BLAS sgemm/sgemv on Node, the WASM GEMM elsewhere)
- * that starts from the bias, norms are the fused kernels, and attention over the cache, RoPE,
- * the activations and the residual adds are plain loops over the buffers. Prefill is the same
- * code with T > 1 tokens per row: one pass for the whole prompt.
+ * that starts from the bias, norms and activations are the fused kernels, softmax attention over
+ * the cache is one kernels.decodeAttention call per token and layer (WASM SIMD on Node, all heads
+ * at once), and RoPE, linear attention and the residual adds are plain loops over the buffers.
+ * Prefill is the same code with T > 1 tokens per row: one pass for the whole prompt.
  *
  *   const engine = new DecodeEngine(model, 1);
  *   let logits = engine.forward(promptIds, promptIds.length);   // [B, V] of each row's last token
@@ -23,46 +24,11 @@ import { MixtureOfExperts, topKIndices } from '../nn/moe.js';
 import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputMultiplier, readoutMultiplier } from './mup.js';
-import { exponentiateScores, linear, project } from './decode-ops.js';
+import { linear, project } from './decode-ops.js';
 import { MlaDecodeScratch, mlaDecodeAttention } from './mla-decode.js';
 import type { MultiHeadLatentAttention } from '../nn/mla.js';
 import { layerWindows, type TransformerConfig } from './config.js';
 import type { TransformerLM } from './transformer.js';
-
-/**
- * One query over the first n cached positions of one (row, kv head): out = softmax(q·Kᵀ·scale)·V,
- * K and V rows of D floats from `base`. A small function of its own, so V8 optimises it on its
- * own typed arrays (the dot products are unrolled by 4).
- */
-function attend(q: Float32Array, qo: number, K: Float32Array, V: Float32Array, base: number, n: number, D: number, scale: number, scores: Float32Array, out: Float32Array, oo: number): void {
-  let max = -Infinity;
-  const D4 = D - (D % 4);
-  for (let j = 0; j < n; j++) {
-    const ko = base + j * D;
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    let i = 0;
-    for (; i < D4; i += 4) {
-      s0 += q[qo + i] * K[ko + i];
-      s1 += q[qo + i + 1] * K[ko + i + 1];
-      s2 += q[qo + i + 2] * K[ko + i + 2];
-      s3 += q[qo + i + 3] * K[ko + i + 3];
-    }
-    for (; i < D; i++) s0 += q[qo + i] * K[ko + i];
-    const v = (s0 + s1 + (s2 + s3)) * scale;
-    scores[j] = v;
-    if (v > max) max = v;
-  }
-  const inv = exponentiateScores(scores, n, max);
-  out.fill(0, oo, oo + D);
-  for (let j = 0; j < n; j++) {
-    const w = scores[j] * inv;
-    const vo = base + j * D;
-    for (let i = 0; i < D; i++) out[oo + i] += w * V[vo + i];
-  }
-}
 
 /**
  * Why the engine cannot run a model with this config, or null when it can. Architecture options
@@ -113,7 +79,6 @@ export class DecodeEngine {
   #expertOut = new Float32Array(0);
   #mean = new Float32Array(0);
   #rstd = new Float32Array(0);
-  readonly #scores: Float32Array;
   readonly #last: Float32Array;
   readonly #lastNorm: Float32Array;
   readonly #logits: Float32Array;
@@ -142,7 +107,6 @@ export class DecodeEngine {
     // MLA caches the latent c_KV [B, slots, kvLoraRank] as k and the rotary key k^R [B, slots, qkRopeHeadDim] as v.
     this.#k = this.layerSlots.map((slots) => new Float32Array(batch * slots * (c.mla ? c.mla.kvLoraRank : c.nKvHeads * D)));
     this.#v = this.layerSlots.map((slots) => new Float32Array(batch * slots * (c.mla ? c.mla.qkRopeHeadDim : c.nKvHeads * D)));
-    this.#scores = new Float32Array(this.slots);
     this.#last = new Float32Array(batch * c.dModel);
     this.#lastNorm = new Float32Array(batch * c.dModel);
     this.#logits = new Float32Array(batch * c.vocabSize);
@@ -487,7 +451,7 @@ export class DecodeEngine {
   #softmaxAttention(l: number, t: number, scale: number): void {
     const B = this.batch;
     const d = this.model.config.dModel;
-    const { H, Hkv, D, g, kvw } = this.#heads;
+    const { H, Hkv, D, kvw } = this.#heads;
     // Each new token in order: store its k and v in the cache [B, Hkv, slots, D], then attend over
     // the cache (its own position included). Storing token s + 1 only after token s has attended
     // matters for a ring: it overwrites a position that token s may still see.
@@ -495,24 +459,26 @@ export class DecodeEngine {
     const V = this.#v[l];
     const S = this.layerSlots[l];
     const q = this.#q;
+    const kNew = this.#kNew;
+    const vNew = this.#vNew;
     const out = this.#att;
-    const scores = this.#scores;
     for (let b = 0; b < B; b++) {
       for (let s = 0; s < t; s++) {
         const r = b * t + s;
         const p = this.length + s;
+        // D floats per kv head, by a plain loop: two subarray views per head cost more than the copy.
         for (let hk = 0; hk < Hkv; hk++) {
           const at = ((b * Hkv + hk) * S + (p % S)) * D;
-          K.set(this.#kNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
-          V.set(this.#vNew.subarray(r * kvw + hk * D, r * kvw + hk * D + D), at);
+          const from = r * kvw + hk * D;
+          for (let i = 0; i < D; i++) {
+            K[at + i] = kNew[from + i];
+            V[at + i] = vNew[from + i];
+          }
         }
         // Positions 0..p while they fit (slot = position); after that the ring holds exactly the
         // last S ≤ W positions, all visible, and softmax over a set does not depend on their order.
         const n = Math.min(p + 1, S);
-        for (let hh = 0; hh < H; hh++) {
-          const base = (b * Hkv + Math.floor(hh / g)) * S * D;
-          attend(q, r * d + hh * D, K, V, base, n, D, scale, scores, out, r * d + hh * D);
-        }
+        kernels.decodeAttention({ q, qOffset: r * d, k: K, v: V, kvOffset: b * Hkv * S * D, slots: S, n, heads: H, kvHeads: Hkv, dim: D, scale, out, outOffset: r * d });
       }
     }
   }

@@ -114,8 +114,16 @@ export function sampleNext(logits: Tensor, options: SamplingOptions = {}): Int32
   checkSamplingOptions(options);
   const v = logits.shape[logits.ndim - 1];
   const rows = logits.ndim === 1 ? 1 : logits.shape[0];
-  const data = logits.toTypedArray() as Float32Array;
+  return sampleRows(logits.toTypedArray() as Float32Array, rows, v, options);
+}
+
+/**
+ * One token per row of flat logits [rows, v]: sampleNext on a plain array, for the decode loop,
+ * which reads the engine's logits buffer in place (no tensor, no copy per token). The options are
+ * the caller's to check (checkSamplingOptions) once.
+ */
+export function sampleRows(logits: ArrayLike<number>, rows: number, v: number, options: SamplingOptions = {}): Int32Array {
   const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) out[r] = sampleToken(data, options, r * v, v);
+  for (let r = 0; r < rows; r++) out[r] = sampleToken(logits, options, r * v, v);
   return out;
 }

@@ -46,7 +46,7 @@ import { CausalLM } from './causal-lm.js';
 import { DecodeEngine, decodeEngineUnsupported } from './decode.js';
 import { layerKinds, layerWindows, resolveConfig, type MambaConfig, type TransformerConfig, type TransformerConfigInput } from './config.js';
 import { attentionScale, hiddenFanInMultiplier, inputMultiplier, readoutMultiplier } from './mup.js';
-import { checkSamplingOptions, sampleNext, type SamplingOptions } from './sampling.js';
+import { checkSamplingOptions, sampleRows, type SamplingOptions } from './sampling.js';
 
 export { KVCache, KVCacheLayer } from '../nn/attention.js';
 
@@ -437,15 +437,16 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       // The decode engine (a fresh one, or the caller's), or the graph path on a KVCache: both
       // append b rows of n ids and give the next-token logits [b, V].
       const cache = options.cache ?? this.createDecoder(b);
-      const feed = (rowIds: Int32Array, n: number): Tensor =>
-        cache instanceof KVCache ? this.step(tensor(rowIds, { shape: [b, n] }), cache) : tensor(cache.forward(rowIds, n).slice(), { shape: [b, c.vocabSize] });
+      // The engine's logits are its own buffer, read by the sampler before the next feed: no copy.
+      const feed = (rowIds: Int32Array, n: number): Float32Array =>
+        cache instanceof KVCache ? (this.step(tensor(rowIds, { shape: [b, n] }), cache).toTypedArray() as Float32Array) : cache.forward(rowIds, n);
       // Rows of the full sequence so far, for rebuilding the cache when the context is full.
       const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
       // A fresh cache takes the last maxSeqLen tokens of a longer prompt; a continued one was checked to have room.
       const start = options.cache ? 0 : Math.max(0, t - c.maxSeqLen);
       let logits = feed(noGrad(() => context.narrow(1, start, t - start).contiguous()).toTypedArray() as Int32Array, t - start);
       for (let i = 0; i < maxNewTokens; i++) {
-        const next = sampleNext(logits, options);
+        const next = sampleRows(logits, b, c.vocabSize, options);
         for (let r = 0; r < b; r++) rows[r].push(next[r]);
         options.onToken?.(next, i);
         yield next;

@@ -165,6 +165,38 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
     }
   });
 
+  it.skipIf(skip)(`decodeAttention matches the reference and a float64 softmax(q·Kᵀ·scale)·V, for grouped heads, odd dims, partly filled caches and offsets${note}`, () => {
+    const k = table();
+    for (const [H, Hkv, D, slots, n] of [[4, 4, 32, 128, 1], [4, 4, 32, 128, 60], [4, 4, 32, 128, 128], [8, 2, 16, 20, 20], [3, 1, 5, 7, 6], [2, 2, 33, 40, 37]]) {
+      const rowsBefore = 1; // the second batch row of a [2, Hkv, slots, D] cache
+      const kc = random(2 * Hkv * slots * D);
+      const vc = random(2 * Hkv * slots * D);
+      const q = random(3 + H * D);
+      const args = (out: Float32Array) => ({ q, qOffset: 3, k: kc, v: vc, kvOffset: rowsBefore * Hkv * slots * D, slots, n, heads: H, kvHeads: Hkv, dim: D, scale: 1 / Math.sqrt(D), out, outOffset: 2 });
+      const expected = new Float32Array(H * D + 4).fill(7);
+      const actual = new Float32Array(H * D + 4).fill(7);
+      reference.decodeAttention(args(expected));
+      k.decodeAttention(args(actual));
+      const label = `decodeAttention H=${H} Hkv=${Hkv} D=${D} slots=${slots} n=${n}`;
+      expectClose(actual, expected, label);
+      // The oracle: softmax in float64, straight from the definition.
+      const naive = new Float32Array(H * D + 4).fill(7);
+      for (let h = 0; h < H; h++) {
+        const base = rowsBefore * Hkv * slots * D + Math.floor(h / (H / Hkv)) * slots * D;
+        const s = Array.from({ length: n }, (_, j) => {
+          let dot = 0;
+          for (let i = 0; i < D; i++) dot += q[3 + h * D + i] * kc[base + j * D + i];
+          return dot / Math.sqrt(D);
+        });
+        const max = Math.max(...s);
+        const e = s.map((x) => Math.exp(x - max));
+        const sum = e.reduce((a, b) => a + b, 0);
+        for (let i = 0; i < D; i++) naive[2 + h * D + i] = e.reduce((acc, w, j) => acc + w * vc[base + j * D + i], 0) / sum;
+      }
+      expectClose(actual, naive, `${label} against float64`);
+    }
+  });
+
   it.skipIf(skip)(`gemm honours alpha, beta, a padded ldc, shared operands (stride 0), matrix-vector shapes, and leaves C's padding alone${note}`, () => {
     const k = table();
     for (const [m, n, kk] of [[33, 65, 47], [5, 300, 40], [260, 20, 20], [1, 300, 40], [70, 1, 90]]) {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateText } from '../../src/models/generate.js';
 import { presetConfig } from '../../src/models/presets.js';
-import { sampleNext, sampleToken } from '../../src/models/sampling.js';
+import { sampleNext, sampleRows, sampleToken } from '../../src/models/sampling.js';
 import { TransformerLM } from '../../src/models/transformer.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
@@ -39,6 +39,11 @@ describe('sampling from logits that hold no distribution', () => {
     expect(sampleToken(good, { temperature: 1e-310, generator: g })).toBe(1);
     expect(sampleToken([-1, -3], { temperature: 1e-320, generator: g })).toBe(0);
     expect(Array.from(sampleNext(tensor([good, [3, 0, 0, 0]]), { temperature: 0 }))).toEqual([1, 0]);
+    // The decode loop's flat-array form draws the same tokens from the same stream.
+    const flat = Float32Array.from([...good, 0.2, 0.1, 0.4, 0.3]);
+    const viaTensor = sampleNext(tensor(flat, { shape: [2, 4] }), { temperature: 1, generator: new Generator(9) });
+    expect(Array.from(sampleRows(flat, 2, 4, { temperature: 1, generator: new Generator(9) }))).toEqual(Array.from(viaTensor));
+    expect(() => sampleRows(Float32Array.from([0, NaN]), 1, 2, { temperature: 0 })).toThrow(/row 0 of the logits holds NaN/);
   });
 
   it('a model whose weights went NaN fails generation with the error instead of emitting the last token', () => {

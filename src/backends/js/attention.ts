@@ -2,7 +2,7 @@
  * Reference flash attention (FlashAttention-2's blocked online softmax), forward and backward.
  * Scores are never stored beyond one key block of one query row; arithmetic is in float64.
  */
-import type { FlashAttentionArgs, FlashAttentionBackwardArgs } from '../kernels.js';
+import type { DecodeAttentionArgs, FlashAttentionArgs, FlashAttentionBackwardArgs } from '../kernels.js';
 
 /** Query rows per block: the band of visible keys is computed per block, and blocks outside it are skipped. */
 export const FLASH_BLOCK_Q = 32;
@@ -127,4 +127,75 @@ export function flashAttentionBackward(a: FlashAttentionBackwardArgs): void {
   }
   dk.set(dk64);
   dv.set(dv64);
+}
+
+/** decodeAttention's scores, grown to the longest cache seen (no allocation per call). */
+let decodeScores = new Float32Array(0);
+
+/**
+ * One token's attention over a KV cache, head by head (kernels.ts: DecodeAttentionArgs): the
+ * scores with dot products unrolled by 4, their softmax, then V's columns four at a time summed in
+ * locals over the positions — one store per output instead of a read-modify-write at every
+ * position, which made this loop the decode engine's largest cost.
+ */
+export function decodeAttention(a: DecodeAttentionArgs): void {
+  const { q, k: K, v: V, n, slots, heads, kvHeads, dim: D, scale, out } = a;
+  if (decodeScores.length < n) decodeScores = new Float32Array(Math.max(n, 2 * decodeScores.length));
+  const scores = decodeScores;
+  const g = heads / kvHeads;
+  const D4 = D - (D % 4);
+  for (let h = 0; h < heads; h++) {
+    const qo = a.qOffset + h * D;
+    const oo = a.outOffset + h * D;
+    const base = a.kvOffset + Math.floor(h / g) * slots * D;
+    let max = -Infinity;
+    for (let j = 0; j < n; j++) {
+      const ko = base + j * D;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let i = 0;
+      for (; i < D4; i += 4) {
+        s0 += q[qo + i] * K[ko + i];
+        s1 += q[qo + i + 1] * K[ko + i + 1];
+        s2 += q[qo + i + 2] * K[ko + i + 2];
+        s3 += q[qo + i + 3] * K[ko + i + 3];
+      }
+      for (; i < D; i++) s0 += q[qo + i] * K[ko + i];
+      const v = (s0 + s1 + (s2 + s3)) * scale;
+      scores[j] = v;
+      if (v > max) max = v;
+    }
+    let sum = 0;
+    for (let j = 0; j < n; j++) {
+      const e = Math.exp(scores[j] - max);
+      scores[j] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    let i = 0;
+    for (; i < D4; i += 4) {
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      for (let j = 0, vo = base + i; j < n; j++, vo += D) {
+        const w = scores[j];
+        a0 += w * V[vo];
+        a1 += w * V[vo + 1];
+        a2 += w * V[vo + 2];
+        a3 += w * V[vo + 3];
+      }
+      out[oo + i] = a0 * inv;
+      out[oo + i + 1] = a1 * inv;
+      out[oo + i + 2] = a2 * inv;
+      out[oo + i + 3] = a3 * inv;
+    }
+    for (; i < D; i++) {
+      let acc = 0;
+      for (let j = 0, vo = base + i; j < n; j++, vo += D) acc += scores[j] * V[vo];
+      out[oo + i] = acc * inv;
+    }
+  }
 }

@@ -1,6 +1,6 @@
 /** The plain-JavaScript reference backend: complete, portable, and the oracle for every other backend. */
 import type { Kernels } from '../kernels.js';
-import { flashAttentionBackward, flashAttentionForward } from './attention.js';
+import { decodeAttention, flashAttentionBackward, flashAttentionForward } from './attention.js';
 import { binary, copy, geluWithDerivative, unary, where } from './elementwise.js';
 import { adamStep, crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, scaledSoftmax, sgdStep, softmax, softmaxBackward } from './fused.js';
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
@@ -19,6 +19,7 @@ export const jsKernels: Kernels = {
   argReduce,
   gemm,
   gemmInt8,
+  decodeAttention,
   gather,
   scatterAdd,
   indexSelect,

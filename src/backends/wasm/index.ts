@@ -38,6 +38,7 @@ import type {
   FlashAttentionBackwardArgs,
   GeluWithDerivativeArgs,
   GemmArgs,
+  DecodeAttentionArgs,
   GemmInt8Args,
   Kernels,
   LayerNormArgs,
@@ -254,6 +255,7 @@ interface KernelExports {
   /** (x, dt, a, bm, cm, dskip, h0, gy, dx, ddt, dA, dB, dC, dD, dh0, hs, dec, dBf, dCf, L, D, Np) */
   selective_scan_backward_f32(...args: number[]): void;
   /** (x, q, scales, bias, out, rows, n, k, block, xq, xs): the int8 GEMM (issue 18); xq, xs scratch for the quantized activations. */
+  decode_attention_f32(q: number, k: number, v: number, scores: number, out: number, heads: number, kvHeads: number, n: number, dim: number, ldkv: number, scale: number): void;
   gemm_int8_f32(x: number, q: number, scales: number, bias: number, out: number, rows: number, n: number, k: number, block: number, xq: number, xs: number): void;
   gemm_workspace_floats(m: number, n: number, k: number): number;
   /** (transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, ws) */
@@ -440,11 +442,22 @@ class WasmModule {
 
   unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
     const code = UNARY_CODES[op];
-    const fallback = () => jsKernels.unary(op, x, xOffset, n, out);
     if (code === undefined || n < MIN_ELEMENTWISE || n === 0 || !(x instanceof Float32Array) || !(out instanceof Float32Array)) {
-      fallback();
+      jsKernels.unary(op, x, xOffset, n, out);
       return;
     }
+    if (n <= CHUNK) {
+      // One chunk (a decode step's activation: a few hundred floats) skips the row-stream
+      // machinery, whose objects and closures cost several times the kernel at that size.
+      this.unaryArgs = { code, op, x, xOffset, n, out };
+      try {
+        this.run(this.unaryBody, this.unaryFallback);
+      } finally {
+        this.unaryArgs = null;
+      }
+      return;
+    }
+    const fallback = () => jsKernels.unary(op, x, xOffset, n, out);
     // In place in one buffer: the kernel reads each vector before writing it.
     this.stream({ rows: n, buffers: { x: rowsInOut(1, x, out, xOffset) }, call: (p, _r, nr) => this.x.unary_f32(code, p.x, p.x, nr) }, fallback);
   }
@@ -590,11 +603,13 @@ class WasmModule {
 
   layerNorm(a: LayerNormArgs): void {
     const { rows, cols, weight, bias, eps } = a;
-    const fallback = () => jsKernels.layerNorm(a);
+    // The small-size exit before any closure exists: a decode step's one-row norms take it, and
+    // building (and, under tsx, naming) the fallback closure cost more than the norm itself.
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
-      fallback();
+      jsKernels.layerNorm(a);
       return;
     }
+    const fallback = () => jsKernels.layerNorm(a);
     const flags = (weight ? 1 : 0) | (bias ? 2 : 0);
     this.stream(
       {
@@ -640,11 +655,13 @@ class WasmModule {
 
   rmsNorm(a: RmsNormArgs): void {
     const { rows, cols, weight, eps } = a;
-    const fallback = () => jsKernels.rmsNorm(a);
+    // The small-size exit before any closure exists: a decode step's one-row norms take it, and
+    // building (and, under tsx, naming) the fallback closure cost more than the norm itself.
     if (rows * cols < MIN_ELEMENTWISE || rows * cols === 0) {
-      fallback();
+      jsKernels.rmsNorm(a);
       return;
     }
+    const fallback = () => jsKernels.rmsNorm(a);
     this.stream(
       {
         rows,
@@ -1113,6 +1130,61 @@ class WasmModule {
     }, fallback);
   }
 
+  private unaryArgs: { code: number; op: UnaryOp; x: Float32Array; xOffset: number; n: number; out: Float32Array } | null = null;
+  private readonly unaryFallback = (): void => {
+    const u = this.unaryArgs as NonNullable<WasmModule['unaryArgs']>;
+    jsKernels.unary(u.op, u.x, u.xOffset, u.n, u.out);
+  };
+  private readonly unaryBody = (): void => {
+    const u = this.unaryArgs as NonNullable<WasmModule['unaryArgs']>;
+    const px = this.alloc(u.n);
+    const mem = this.floats();
+    mem.set(u.x.subarray(u.xOffset, u.xOffset + u.n), px);
+    this.x.unary_f32(u.code, px * 4, px * 4, u.n); // in place, as the stream does
+    u.out.set(mem.subarray(px, px + u.n));
+  };
+
+  /**
+   * One token's attention over a KV cache (kernels.c: decode_attention_f32). The first n rows of
+   * each kv head's cache are copied in compact, [kvHeads, n, dim], at every call: a plain memcpy
+   * per head, a fraction of the kernel's time at decode lengths. (Keeping the caches resident in
+   * WASM memory instead, one slot copied per call, measured ~0.7 µs faster per call at n = 60 —
+   * within the bench's noise, for pinned memory and a cache registry: not done.) This runs once
+   * per layer and token, so the body and fallback are bound once (no closures per call), and q
+   * and out, a few hundred floats, move by plain loops.
+   */
+  decodeAttention(a: DecodeAttentionArgs): void {
+    this.decodeArgs = a;
+    try {
+      this.run(this.decodeBody, this.decodeFallback);
+    } finally {
+      this.decodeArgs = null;
+    }
+  }
+
+  private decodeArgs: DecodeAttentionArgs | null = null;
+  private readonly decodeFallback = (): void => jsKernels.decodeAttention(this.decodeArgs as DecodeAttentionArgs);
+  private readonly decodeBody = (): void => {
+    const a = this.decodeArgs as DecodeAttentionArgs;
+    const { n, slots, heads, kvHeads, dim, q, qOffset, out, outOffset } = a;
+    const width = heads * dim;
+    const ldkv = n * dim;
+    const pq = this.alloc(width);
+    const pk = this.alloc(kvHeads * ldkv);
+    const pv = this.alloc(kvHeads * ldkv);
+    const ps = this.alloc(n);
+    const po = this.alloc(width);
+    const mem = this.floats();
+    for (let i = 0; i < width; i++) mem[pq + i] = q[qOffset + i];
+    for (let c = 0; c < kvHeads; c++) {
+      const from = a.kvOffset + c * slots * dim;
+      mem.set(a.k.subarray(from, from + ldkv), pk + c * ldkv);
+      mem.set(a.v.subarray(from, from + ldkv), pv + c * ldkv);
+    }
+    this.x.decode_attention_f32(pq * 4, pk * 4, pv * 4, ps * 4, po * 4, heads, kvHeads, n, dim, ldkv, a.scale);
+    for (let i = 0; i < width; i++) out[outOffset + i] = mem[po + i];
+  };
+
   /** Starts the GEMM workers and waits for them (tests, benchmarks); returns how many are ready. */
   warmUpThreads(timeoutMs: number): number {
     return this.threads()?.warmUp(getWasmThreads(), timeoutMs) ?? 0;
@@ -1162,6 +1234,7 @@ class WasmModule {
       adamStep: this.adamStep.bind(this),
       gemm: this.gemm.bind(this),
       gemmInt8: this.gemmInt8.bind(this),
+      decodeAttention: this.decodeAttention.bind(this),
     };
   }
 }

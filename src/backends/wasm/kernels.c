@@ -1828,6 +1828,94 @@ void gemm_int8_f32(const float *x, const int8_t *q, const float *scales, const f
 
 /* ==== end of the int8 weight-only GEMM ========================================================== */
 
+/* ---- Decode attention ------------------------------------------------------------------------ */
+
+/*
+ * One new token's softmax attention over a KV cache (the decode engine's step): for each query
+ * head h, reading kv head h / (H / Hkv), out[h] = softmax(q[h]·K[kv]ᵀ·scale)·V[kv] over n cached
+ * rows, kv head c's rows from k + c·ldkv (and v + c·ldkv), D floats each; q and out [H, D]. The
+ * dot products and the weighted sum of V are f32x4 lanes (D = 32 is 8 vectors per row); the exponentials go through v_exp with the sum
+ * in float64 as softmax_f32 does. `scores` is n floats of scratch.
+ */
+#define DA_BLOCK 16
+
+EXPORT(decode_attention_f32)
+void decode_attention_f32(const float *q, const float *k, const float *v, float *scores, float *out, int H, int Hkv, int n, int D,
+                          long ldkv, float scale) {
+  int g = H / Hkv;
+  for (int h = 0; h < H; h++) {
+    const float *qh = q + (long)h * D;
+    const float *K = k + (h / g) * ldkv;
+    const float *V = v + (h / g) * ldkv;
+    float *oh = out + (long)h * D;
+    float max = -__builtin_inff();
+    for (int j = 0; j < n; j++) {
+      const float *kr = K + (long)j * D;
+      v4 a0 = F(0), a1 = F(0);
+      int i = 0;
+      for (; i + 8 <= D; i += 8) {
+        a0 = MADD(wasm_v128_load(qh + i), wasm_v128_load(kr + i), a0);
+        a1 = MADD(wasm_v128_load(qh + i + 4), wasm_v128_load(kr + i + 4), a1);
+      }
+      for (; i + 4 <= D; i += 4) a0 = MADD(wasm_v128_load(qh + i), wasm_v128_load(kr + i), a0);
+      v4 a = wasm_f32x4_add(a0, a1);
+      float s = (wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1)) + (wasm_f32x4_extract_lane(a, 2) + wasm_f32x4_extract_lane(a, 3));
+      for (; i < D; i++) s += qh[i] * kr[i];
+      s *= scale;
+      scores[j] = s;
+      if (s > max) max = s;
+    }
+    v4 vmax = F(max);
+    v128_t s0 = wasm_f64x2_splat(0), s1 = wasm_f64x2_splat(0);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+      v4 e = v_exp(wasm_f32x4_sub(wasm_v128_load(scores + j), vmax));
+      wasm_v128_store(scores + j, e);
+      s0 = wasm_f64x2_add(s0, wasm_f64x2_promote_low_f32x4(e));
+      s1 = wasm_f64x2_add(s1, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1)));
+    }
+    if (j < n) {
+      /* padding lanes are −inf, whose exponential is 0 */
+      v4 e = v_exp(wasm_f32x4_sub(load_tail(scores + j, n - j, -__builtin_inff()), vmax));
+      store_tail(scores + j, e, n - j);
+      s0 = wasm_f64x2_add(s0, wasm_f64x2_promote_low_f32x4(e));
+      s1 = wasm_f64x2_add(s1, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(e, e, 2, 3, 0, 1)));
+    }
+    double inv = 1.0 / hsum64(wasm_f64x2_add(s0, s1));
+    /*
+     * out = Σ_j e_j·V[j] / Σ e: float32 lanes over blocks of DA_BLOCK positions, each block's sum
+     * added into float64 lanes, so the rounding error grows with the block, not with n (a long
+     * cache's thousands of terms), and the output stays within float32 rounding of the reference.
+     */
+    v128_t vinv = wasm_f64x2_splat(inv);
+    int i = 0;
+    for (; i + 4 <= D; i += 4) {
+      v128_t lo = wasm_f64x2_splat(0), hi = wasm_f64x2_splat(0);
+      for (int j0 = 0; j0 < n; j0 += DA_BLOCK) {
+        int j1 = j0 + DA_BLOCK < n ? j0 + DA_BLOCK : n;
+        v4 a0 = F(0), a1 = F(0);
+        int jj = j0;
+        for (; jj + 2 <= j1; jj += 2) {
+          a0 = MADD(F(scores[jj]), wasm_v128_load(V + (long)jj * D + i), a0);
+          a1 = MADD(F(scores[jj + 1]), wasm_v128_load(V + (long)(jj + 1) * D + i), a1);
+        }
+        if (jj < j1) a0 = MADD(F(scores[jj]), wasm_v128_load(V + (long)jj * D + i), a0);
+        v4 a = wasm_f32x4_add(a0, a1);
+        lo = wasm_f64x2_add(lo, wasm_f64x2_promote_low_f32x4(a));
+        hi = wasm_f64x2_add(hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1)));
+      }
+      v4 rlo = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_mul(lo, vinv));
+      v4 rhi = wasm_f32x4_demote_f64x2_zero(wasm_f64x2_mul(hi, vinv));
+      wasm_v128_store(oh + i, wasm_i32x4_shuffle(rlo, rhi, 0, 1, 4, 5));
+    }
+    for (; i < D; i++) {
+      double a = 0;
+      for (int jj = 0; jj < n; jj++) a += (double)scores[jj] * V[(long)jj * D + i];
+      oh[i] = (float)(a * inv);
+    }
+  }
+}
+
 #endif /* TLM_GEMM_ONLY */
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */
