@@ -5,6 +5,7 @@
  *   npm run bench               # the full table
  *   npm run bench -- --json     # also write the figures as JSON to stdout (table to stderr)
  *   npm run bench -- --quick    # shorter timings
+ *   npm run bench -- --llama    # also TinyLlama-1.1B-shaped decode against llama.cpp (bench/llama.ts; ~10 GB, ~10 minutes)
  */
 import Table from 'cli-table3';
 import { loadBlas } from '../src/backends/blas/index.js';
@@ -18,6 +19,7 @@ import { runTorch, torchUnavailable, type TorchResult } from './torch.js';
 import { measureGpt2Encoding, type EncodeFigures } from './encode.js';
 import { loadText } from '../src/data/resolve.js';
 import { runFlashAttentionBench, type FlashFigures } from './flash-attention.js';
+import { runLlamaBench, type LlamaFigures } from './llama.js';
 
 // A program of its own that imports library modules directly: it names Node's backends.
 setBackendInstaller(installNodeBackends);
@@ -120,4 +122,14 @@ try {
   print(`GPT-2 encoding rows skipped: ${(error as Error).message}`);
 }
 
-if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, flash, encoding, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');
+// TinyLlama-1.1B-shaped decode against llama.cpp: opt-in (it builds a 4.4 GiB model and two GGUF files).
+let llama: LlamaFigures | null = null;
+if (args.has('--llama')) {
+  try {
+    llama = await runLlamaBench({ print });
+  } catch (error) {
+    print(`TinyLlama-shape rows skipped: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
+if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, flash, encoding, llama, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');
