@@ -1195,26 +1195,9 @@ LM_BASE = {"vocabSize": 9, "dModel": 8, "nLayers": 2, "nHeads": 2, "nKvHeads": 1
            "ropeTheta": 10000.0, "dropout": 0.0}
 
 
-def lm_case(name, overrides):
-    g = gen_for(name)
-    c = {**LM_BASE, **overrides}
-    m = RefLM(c)
-    randomize(m, g)
-    ids = randint(g, (2, 6), 0, c["vocabSize"])
-    targets = randint(g, (2, 6), 0, c["vocabSize"])
-    targets[1, 2] = -100
-    logits, loss = m(ids, targets)
-    loss.backward()
-    return {
-        "name": name,
-        "config": c,
-        "params": enc_state(m),
-        "ids": enc(ids),
-        "targets": enc(targets),
-        "logits": enc(logits),
-        "loss": fnum(loss),
-        "grads": {n: enc(p.grad) for n, p in m.named_parameters()},
-    }
+def lm_base_case(name, overrides):
+    """A TransformerLM case of models.json: LM_BASE with `overrides`, batch 2 × 6 tokens."""
+    return lm_case(name, {**LM_BASE, **overrides}, 2, 6, ignored=(1, 2))
 
 
 def lm_cases():
@@ -1225,13 +1208,13 @@ def lm_cases():
             for pos in ("learned", "sinusoidal", "rope"):
                 tie = k % 2 == 0
                 bias = (k // 2) % 2 == 0
-                cases.append(lm_case(f"TransformerLM/{norm}_{mlp}_{pos}", {
+                cases.append(lm_base_case(f"TransformerLM/{norm}_{mlp}_{pos}", {
                     "norm": norm, "mlp": mlp, "pos": pos, "tieWeights": tie, "bias": bias}))
                 k += 1
-    cases.append(lm_case("TransformerLM/post_layer_gelu_learned_mha", {
+    cases.append(lm_base_case("TransformerLM/post_layer_gelu_learned_mha", {
         "norm": "layer", "mlp": "gelu", "pos": "learned", "tieWeights": True, "bias": True,
         "normPlacement": "post", "nKvHeads": 2}))
-    cases.append(lm_case("TransformerLM/rms_swiglu_rope_interleaved_mqa4", {
+    cases.append(lm_base_case("TransformerLM/rms_swiglu_rope_interleaved_mqa4", {
         "norm": "rms", "mlp": "swiglu", "pos": "rope", "ropePairing": "interleaved", "tieWeights": False,
         "bias": False, "nHeads": 4, "nKvHeads": 1, "normEps": 1e-5}))
     return cases
@@ -1420,9 +1403,9 @@ def validate_optim_file(path):
 
 
 
-def lm_case(name, config, batch, t, attend=None, build=None, init=None, objective=None):
-    """A whole RefLM case (config, parameters, ids, targets with one ignored, logits, loss, every
-    gradient): the golden of a model variant. `build(m)` swaps the variant's modules into the model
+def lm_case(name, config, batch, t, ignored=(0, 3), attend=None, build=None, init=None, objective=None):
+    """A whole RefLM case (config, parameters, ids, targets with the one at `ignored` set to −100,
+    logits, loss, every gradient): the golden of a model (models.json) or of a variant. `build(m)` swaps the variant's modules into the model
     before the weights are drawn; `init(m, g)` then redraws what the generic draw should not set
     (no grad); `attend(attn, x)` replaces the attention computation; `objective(m, ce)` returns the
     loss to backpropagate and extra fields to record (default: the cross-entropy, nothing)."""
@@ -1436,7 +1419,7 @@ def lm_case(name, config, batch, t, attend=None, build=None, init=None, objectiv
             init(m, g)
     ids = randint(g, (batch, t), 0, config["vocabSize"])
     targets = randint(g, (batch, t), 0, config["vocabSize"])
-    targets[0, 3] = -100
+    targets[ignored] = -100
     logits, ce = m(ids, targets, attend)
     loss, extra = objective(m, ce) if objective is not None else (ce, {})
     loss.backward()
