@@ -14,7 +14,7 @@
  * refused with the list of what does not fit.
  */
 import { cat } from '../ops/indexing.js';
-import { layerWindows, resolveConfig, type TransformerConfig } from '../models/config.js';
+import { layerKinds, layerWindows, resolveConfig, type TransformerConfig } from '../models/config.js';
 import type { RopePairing } from '../ops/rotary.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -62,7 +62,7 @@ export function hfArchitecture(config: TransformerConfig): HfArchitecture {
   if (config.attention === 'linear') common.push(`attention 'linear' (neither has linear attention; the weights would be read as softmax attention)`);
   if (config.moe) common.push(`moe (${config.moe.nExperts} experts: neither has a mixture of experts; MixtralForCausalLM is not written yet)`);
   if (config.mla) common.push(`mla (neither has multi-head latent attention; DeepseekV2ForCausalLM is not written yet)`);
-  if (config.mamba && (config.layerTypes === null || config.layerTypes.includes('mamba'))) common.push(`'mamba' layers (neither has a selective state-space layer; MambaForCausalLM is not written yet)`);
+  if (layerKinds(config).includes('mamba')) common.push(`'mamba' layers (neither has a selective state-space layer; MambaForCausalLM is not written yet)`);
   const llama = llamaMismatches(config);
   const gpt2 = gpt2Mismatches(config);
   if (common.length === 0 && llama.length === 0) return 'LlamaForCausalLM';

@@ -1,7 +1,7 @@
 /**
  * Flat-buffer helpers shared by the decode engine (decode.ts) and its MLA layer (mla-decode.ts):
  * a projection as one GEMM that starts from the bias (or, for a QuantizedLinear, the int8 kernel),
- * and the exponentiation step of a softmax over a row of attention scores.
+ * the exponentiation step of a softmax over a row of attention scores, and RoPE in place.
  */
 import { kernels } from '../backends/registry.js';
 import { floatData } from '../ops/elementwise.js';
@@ -40,4 +40,23 @@ export function exponentiateScores(scores: Float32Array, n: number, max: number)
     sum += e;
   }
   return 1 / sum;
+}
+
+/** Rotates `heads` heads of `dim` features per row in place, row r at position past + (r mod t), as RotaryEmbedding does. */
+export function rotate(buf: Float32Array, rows: number, t: number, past: number, heads: number, dim: number, cos: Float32Array, sin: Float32Array, interleaved: boolean): void {
+  const half = dim / 2;
+  for (let r = 0; r < rows; r++) {
+    const p = (past + (r % t)) * half;
+    for (let hh = 0; hh < heads; hh++) {
+      const o = (r * heads + hh) * dim;
+      for (let i = 0; i < half; i++) {
+        const ia = o + (interleaved ? 2 * i : i);
+        const ib = o + (interleaved ? 2 * i + 1 : i + half);
+        const a = buf[ia];
+        const b = buf[ib];
+        buf[ia] = a * cos[p + i] - b * sin[p + i];
+        buf[ib] = a * sin[p + i] + b * cos[p + i];
+      }
+    }
+  }
 }

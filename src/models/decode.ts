@@ -24,10 +24,10 @@ import { MixtureOfExperts, topKIndices } from '../nn/moe.js';
 import type { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { inputMultiplier, readoutMultiplier } from './mup.js';
-import { linear, project } from './decode-ops.js';
+import { linear, project, rotate } from './decode-ops.js';
 import { MlaDecodeScratch, mlaDecodeAttention } from './mla-decode.js';
 import type { MultiHeadLatentAttention } from '../nn/mla.js';
-import { layerWindows, type TransformerConfig } from './config.js';
+import { layerKinds, layerWindows, type TransformerConfig } from './config.js';
 import type { TransformerLM } from './transformer.js';
 
 /**
@@ -36,8 +36,7 @@ import type { TransformerLM } from './transformer.js';
  * (TransformerLM.createDecoder), which every option supports.
  */
 export function decodeEngineUnsupported(c: TransformerConfig): string | null {
-  void c;
-  if (c.mamba !== null && (c.layerTypes === null || c.layerTypes.includes('mamba'))) return "'mamba' layers are not implemented in the decode engine (the graph path runs their recurrence)";
+  if (layerKinds(c).includes('mamba')) return "'mamba' layers are not implemented in the decode engine (the graph path runs their recurrence)";
   return null;
 }
 
@@ -257,26 +256,9 @@ export class DecodeEngine {
     if (rope) {
       const cos = floatData(rope.cos);
       const sin = floatData(rope.sin);
-      const half = D / 2;
       const interleaved = rope.pairing === 'interleaved';
-      const rotate = (buf: Float32Array, heads: number) => {
-        for (let r = 0; r < rows; r++) {
-          const p = (this.length + (r % t)) * half;
-          for (let hh = 0; hh < heads; hh++) {
-            const o = (r * heads + hh) * D;
-            for (let i = 0; i < half; i++) {
-              const ia = o + (interleaved ? 2 * i : i);
-              const ib = o + (interleaved ? 2 * i + 1 : i + half);
-              const a = buf[ia];
-              const bb = buf[ib];
-              buf[ia] = a * cos[p + i] - bb * sin[p + i];
-              buf[ib] = a * sin[p + i] + bb * cos[p + i];
-            }
-          }
-        }
-      };
-      rotate(this.#q, H);
-      rotate(this.#kNew, Hkv);
+      rotate(this.#q, rows, t, this.length, H, D, cos, sin, interleaved);
+      rotate(this.#kNew, rows, t, this.length, Hkv, D, cos, sin, interleaved);
     }
     if (c.attention === 'linear') this.#linearAttention(l, t);
     else this.#softmaxAttention(l, t, attn.scale);

@@ -17,28 +17,9 @@
 import { kernels } from '../backends/registry.js';
 import { floatData } from '../ops/elementwise.js';
 import type { Linear } from '../nn/layers.js';
-import { exponentiateScores, project } from './decode-ops.js';
+import { exponentiateScores, project, rotate } from './decode-ops.js';
 import type { MultiHeadLatentAttention } from '../nn/mla.js';
 import type { RMSNorm } from '../nn/normalization.js';
-
-/** Rotates `heads` heads of `dim` features per row in place, row r at position past + (r mod t), as RotaryEmbedding does. */
-function rotate(buf: Float32Array, rows: number, t: number, past: number, heads: number, dim: number, cos: Float32Array, sin: Float32Array, interleaved: boolean): void {
-  const half = dim / 2;
-  for (let r = 0; r < rows; r++) {
-    const p = (past + (r % t)) * half;
-    for (let hh = 0; hh < heads; hh++) {
-      const o = (r * heads + hh) * dim;
-      for (let i = 0; i < half; i++) {
-        const ia = o + (interleaved ? 2 * i : i);
-        const ib = o + (interleaved ? 2 * i + 1 : i + half);
-        const a = buf[ia];
-        const b = buf[ib];
-        buf[ia] = a * cos[p + i] - b * sin[p + i];
-        buf[ib] = a * sin[p + i] + b * cos[p + i];
-      }
-    }
-  }
-}
 
 /**
  * One query head over n cached positions: ctx = Σ_j softmax_j((q̃·c_j + qR·kR_j)·scale) c_j.
