@@ -37,14 +37,10 @@ import { Generator } from '../src/tensor/random.js';
 import { languageModelLoss, LrSchedule, TrainingCore } from '../src/train/loop.js';
 import { train, VALIDATION_MAX_TOKENS } from '../src/train/trainer.js';
 import { BPETokenizer } from '../src/tokenizers/bpe.js';
+import { flag } from './args.js';
 
 // The Node backends (WASM SIMD, BLAS), as the CLI and src/index.ts install them.
 setBackendInstaller(installNodeBackends);
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
 
 const steps = Number(flag('steps', '300'));
 const dir = flag('dir', '/tmp/tensorlm-ablation');

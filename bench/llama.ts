@@ -26,11 +26,7 @@ import { TransformerLM } from '../src/models/transformer.js';
 import { tensor } from '../src/tensor/creation.js';
 import { Generator } from '../src/tensor/random.js';
 import { tiktokenTokenizer } from '../src/tokenizers/tiktoken.js';
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
+import { flag } from './args.js';
 
 export interface LlamaBenchOptions {
   /** Layers of the TinyLlama shape (22; fewer for a smoke test). */

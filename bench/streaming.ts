@@ -13,11 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator } from '../src/tensor/random.js';
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
+import { flag } from './args.js';
 
 const gb = Number(flag('gb', '2'));
 const dir = flag('dir', '/tmp/tensorlm-streaming');
