@@ -41,7 +41,7 @@ FLAGS=(
 "$CLANG" "${FLAGS[@]}" -o "$tmp/simd128.wasm" "$SRC"
 "$CLANG" "${FLAGS[@]}" -mrelaxed-simd -DTLM_RELAXED=1 -o "$tmp/relaxed.wasm" "$SRC"
 
-# The threaded GEMM: only gemm_f32 (TLM_GEMM_ONLY), over a shared memory the JS glue creates and
+# The threaded GEMMs: only gemm_f32 and the int8 GEMM (TLM_GEMM_ONLY), over a shared memory the JS glue creates and
 # passes to every thread's instance (1 MiB initial, 4 GiB maximum, as gemm.ts expects). Each
 # worker moves its own instance's stack pointer (exported) to a stack of its own.
 THREADS=(

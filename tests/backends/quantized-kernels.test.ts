@@ -2,13 +2,24 @@
  * kernels.gemmInt8 (int8 weight-only GEMM, issue 18): both WebAssembly builds against the
  * reference kernel, per-channel and Q8_0 blocks, on shapes where the vector loops have tails
  * (k not a multiple of 32, 16 or 4; 1 row, a group of 4 and leftovers), with and without bias,
- * and the backend the registry picks (wasm or blas, which builds on it).
+ * and the backend the registry picks (wasm or blas, which builds on it); and each build split over
+ * worker threads (every size threaded: the caller quantizes the rows once, each thread computes a
+ * range of output columns from the codes pinned in the shared memory).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { resolveKernels } from '../../src/backends/registry.js';
 import type { GemmInt8Args, Kernels } from '../../src/backends/kernels.js';
-import { setWasmSizeThresholds, wasmInfo, wasmKernels, type WasmSimdVariant, type WasmSizeThresholds } from '../../src/backends/wasm/index.js';
+import {
+  setWasmSizeThresholds,
+  setWasmThreads,
+  warmUpWasmThreads,
+  wasmInfo,
+  wasmKernels,
+  wasmThreadedParts,
+  type WasmSimdVariant,
+  type WasmSizeThresholds,
+} from '../../src/backends/wasm/index.js';
 
 const reference = T.referenceKernels;
 const wasm = wasmInfo();
@@ -51,13 +62,16 @@ const SHAPES: [rows: number, n: number, k: number][] = [
   [9, 32, 512],
 ];
 
-const tables: [name: string, table: () => Kernels, skip: string | null][] = [
-  ...(['relaxed-simd', 'simd128'] as WasmSimdVariant[]).map((v): [string, () => Kernels, string | null] => [
-    `wasm ${v}`,
-    () => ({ ...reference, ...wasmKernels(v) }),
-    wasm.variants.includes(v) ? null : `this engine does not accept the ${v} build`,
-  ]),
-  ['the registry default', () => resolveKernels(T.getBackend()), null],
+/** name, kernels, why skipped (or null), and the build whose worker threads take every size (or null: one thread). */
+const tables: [name: string, table: () => Kernels, skip: string | null, threaded: WasmSimdVariant | null][] = [
+  ...(['relaxed-simd', 'simd128'] as WasmSimdVariant[]).flatMap((v): [string, () => Kernels, string | null, WasmSimdVariant | null][] => {
+    const skip = wasm.variants.includes(v) ? null : `this engine does not accept the ${v} build`;
+    return [
+      [`wasm ${v}`, () => ({ ...reference, ...wasmKernels(v) }), skip, null],
+      [`wasm ${v} on 2 threads`, () => ({ ...reference, ...wasmKernels(v) }), skip, v],
+    ];
+  }),
+  ['the registry default', () => resolveKernels(T.getBackend()), null, null],
 ];
 
 let saved: WasmSizeThresholds;
@@ -68,7 +82,22 @@ afterAll(() => {
   setWasmSizeThresholds(saved);
 });
 
-describe.each(tables)('gemmInt8 on %s', (_name, table, skip) => {
+describe.each(tables)('gemmInt8 on %s', (_name, table, skip, threaded) => {
+  let inner: WasmSizeThresholds | undefined;
+  let threads = 0;
+  let workersReady = 0;
+  let partsBefore = 0;
+  beforeAll(() => {
+    if (skip !== null || threaded === null) return;
+    inner = setWasmSizeThresholds({ threadedInt8: 0 });
+    threads = setWasmThreads(2);
+    workersReady = warmUpWasmThreads(threaded, 20_000);
+    partsBefore = wasmThreadedParts(threaded);
+  });
+  afterAll(() => {
+    if (inner) setWasmSizeThresholds(inner);
+    if (threads) setWasmThreads(threads);
+  });
   it.skipIf(skip !== null)('equals the reference bit for bit, per-channel and Q8_0 blocks, with and without bias', () => {
     const k = table();
     for (const [rows, n, kk] of SHAPES) {
@@ -85,10 +114,10 @@ describe.each(tables)('gemmInt8 on %s', (_name, table, skip) => {
     }
   });
 
-  it.skipIf(skip !== null)('rounds activation ties to even as the reference does (x = ±127 and halves: dx = 1)', () => {
+  it.skipIf(skip !== null)('rounds activation ties to even as the reference does (x = ±63 and halves: dx = 1)', () => {
     const k = table();
     const kk = 40;
-    const x = Float32Array.from({ length: 2 * kk }, (_, i) => (i % kk === 0 ? 127 : i % kk === 1 ? -127 : ((i % 9) - 4) + 0.5));
+    const x = Float32Array.from({ length: 2 * kk }, (_, i) => (i % kk === 0 ? 63 : i % kk === 1 ? -63 : ((i % 9) - 4) + 0.5));
     const a = { ...args(2, 6, kk, 32, true), x };
     const expected = new Float32Array(2 * 6);
     reference.gemmInt8({ ...a, out: expected });
@@ -124,7 +153,7 @@ describe.each(tables)('gemmInt8 on %s', (_name, table, skip) => {
     }
   });
 
-  it.skipIf(skip !== null)('is within the activation rounding of a float32 GEMM on the dequantized weight: |Δ| ≤ Σ_b dx_b/2 · dw_b · Σ|q|', () => {
+  it.skipIf(skip !== null)('is within the activation rounding of a float32 GEMM on the dequantized weight: |Δ| ≤ Σ_b dx_b/2 · dw_b · Σ|q|, dx = max|x_b|/63', () => {
     const k = table();
     for (const [rows, n, kk, block] of [[3, 20, 70, 32], [5, 9, 100, 100]]) {
       const a = args(rows, n, kk, block, true);
@@ -143,13 +172,20 @@ describe.each(tables)('gemmInt8 on %s', (_name, table, skip) => {
               amax = Math.max(amax, Math.abs(a.x[r * kk + i]));
               qsum += Math.abs(a.q[j * kk + i]);
             }
-            bound += (amax / 127 / 2) * a.scales[j * blocks + b] * qsum;
+            bound += (amax / 63 / 2) * a.scales[j * blocks + b] * qsum; // 7-bit activations: |x − dx·qx| ≤ dx/2
           }
           expect(Math.abs(a.out[r * n + j] - y[r * n + j]), `row ${r}, output ${j}`).toBeLessThanOrEqual(bound * 1.001 + 1e-5);
         }
       }
     }
   });
+  if (threaded !== null) {
+    it.skipIf(skip !== null)('a worker thread computed parts of those products', () => {
+      // Where worker_threads or SharedArrayBuffer are missing no worker starts: one thread it is.
+      if (workersReady === 0) return;
+      expect(wasmThreadedParts(threaded)).toBeGreaterThan(partsBefore);
+    });
+  }
 });
 
 describe('gemmInt8 reference', () => {

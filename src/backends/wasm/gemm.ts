@@ -1,7 +1,8 @@
 /**
  * GEMM plumbing for the WASM backend: copying the operands into WASM memory and C back out
  * (`stageGemm`), splitting one GEMM into independent parts (`splitGemm`), and running the parts on
- * worker threads that share one WebAssembly memory (`ThreadedGemm`).
+ * worker threads that share one WebAssembly memory (`ThreadedGemm`) — the float32 GEMM, and the
+ * int8 GEMM of quantized layers, whose codes stay pinned in the shared memory.
  *
  * Threads: the kernel interface is synchronous, so the calling thread hands parts to the workers
  * through a SharedArrayBuffer, computes its own part, then blocks in Atomics.wait until the
@@ -10,10 +11,18 @@
  * process alive. Node only (worker_threads, and Atomics.wait on the main thread, which browsers
  * forbid); elsewhere GEMM runs on one thread.
  */
-import type { GemmArgs } from '../kernels.js';
+import type { GemmArgs, GemmInt8Args } from '../kernels.js';
 import { Arena, type WasmApi, type WasmMemory } from './arena.js';
 
-interface GemmExports {
+/** The int8 GEMM's exports (kernels.c), in both the single-threaded and the threaded build. */
+export interface Int8Exports {
+  quantize_q8_rows(x: number, xq: number, xs: number, rows: number, k: number, block: number): void;
+  q8_block_sums(q: number, sums: number, n: number, k: number, block: number): void;
+  /** (xq, xs, q, scales, sums, bias, out, rows, n, k, block, j0, j1), byte addresses. */
+  gemm_int8_q(...args: number[]): void;
+}
+
+interface GemmExports extends Int8Exports {
   gemm_workspace_floats(m: number, n: number, k: number): number;
   gemm_f32(...args: number[]): void;
 }
@@ -132,19 +141,109 @@ const JOB = 0; // incremented by the caller to post a job; −1 asks the worker 
 const DONE = 1; // set to the job number by the worker when it has finished it
 const STATUS = 2; // 0 when the last job ran, 1 when it threw
 const READY = 3; // 1 once the worker has instantiated the module
-/** params[0] is the worker's stack pointer, params[1..] gemm_f32's arguments. */
+/** params[0] is the worker's stack pointer, params[1] the kernel (KERNELS), params[2..] its arguments. */
 const PARAMS = 24;
+/** The kernels a worker runs, by the number in params[1]. */
+const KERNELS = ['gemm_f32', 'gemm_int8_q'] as const;
+type WorkerKernel = (typeof KERNELS)[number];
 /** Each worker's WASM stack (its instance would otherwise share the caller's). */
 const STACK_BYTES = 64 * 1024;
 /** Memory the threaded build declares (kernels built with --initial-memory=1 MiB, max 4 GiB). */
 const INITIAL_PAGES = 16;
 const MAXIMUM_PAGES = 65536;
 
+/**
+ * The most bytes of constant int8 codes and their scales pinned in the shared memory: 3 GiB of the
+ * 4 GiB it can reach (a 1.1 B-parameter model's codes are about 1 GiB), the rest for the arena.
+ */
+const PINNED_INT8_MAX = 3 * 2 ** 30;
+
+// ---- int8 GEMM plumbing (both builds) ---------------------------------------------------------
+
+/** Where an int8 layer's codes, scales and per-block code sums are in WASM memory (byte addresses). */
+export interface Int8Layer {
+  codes: number;
+  scales: number;
+  sums: number;
+}
+
+/** The bytes pinInt8Layer reserves for a layer: codes, scales and block sums, each 64-byte aligned. */
+export function int8LayerBytes(n: number, k: number, blocks: number): number {
+  const up = (b: number) => Math.ceil(b / 64) * 64;
+  return up(n * k) + 2 * up(4 * n * blocks);
+}
+
+function fillInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number, at: Int8Layer): void {
+  const buffer = arena.floats().buffer;
+  new Int8Array(buffer, at.codes, a.n * a.k).set(a.q.subarray(0, a.n * a.k));
+  new Float32Array(buffer, at.scales, a.n * blocks).set(a.scales.subarray(0, a.n * blocks));
+  x.q8_block_sums(at.codes, at.sums, a.n, a.k, a.block);
+}
+
+/**
+ * Copies a constant layer (GemmInt8Args.constantCodes) into memory for the rest of the module's
+ * life, below the arena, and computes its block sums once; null when that would pass `maxBytes`
+ * pinned in all or memory cannot grow (the caller then stages the layer at every call). Only
+ * between kernel calls.
+ */
+export function pinInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number, maxBytes: number): Int8Layer | null {
+  if (arena.pinnedBytes + int8LayerBytes(a.n, a.k, blocks) > maxBytes) return null;
+  let at: Int8Layer;
+  try {
+    at = { codes: arena.pin(a.n * a.k), scales: arena.pin(4 * a.n * blocks), sums: arena.pin(4 * a.n * blocks) };
+  } catch (e) {
+    if (e instanceof RangeError) return null;
+    throw e;
+  }
+  fillInt8Layer(arena, x, a, blocks, at);
+  return at;
+}
+
+/** Copies a layer into the arena for one call (codes that may change, or past the pinning cap). */
+export function stageInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number): Int8Layer {
+  const at = { codes: arena.alloc(Math.ceil((a.n * a.k) / 4)) * 4, scales: arena.alloc(a.n * blocks) * 4, sums: arena.alloc(a.n * blocks) * 4 };
+  fillInt8Layer(arena, x, a, blocks, at);
+  return at;
+}
+
+/**
+ * Rows of x an int8 GEMM takes at a time: up to 2^18 floats of them (1 MiB), a multiple of 4 (the
+ * kernel's row blocking). Each chunk streams every code once, so long prompts want big chunks.
+ */
+function int8ChunkRows(rows: number, n: number, k: number): number {
+  return Math.min(rows, Math.max(4, Math.floor((1 << 18) / Math.max(k, n)) & ~3));
+}
+
+/**
+ * out = x · dequant(W)ᵀ (+ bias) for a layer in WASM memory, inside an arena run: x travels in
+ * chunks of rows, each chunk quantized once (quantize_q8_rows), then `columns` computes outputs
+ * from gemm_int8_q's arguments — [xq, xs, codes, scales, sums, bias, out, rows, n, k, block, 0, n]
+ * — on this thread (calling it) or split by their last two, the column range, across threads.
+ */
+export function int8Gemm(arena: Arena, x: Int8Exports, a: GemmInt8Args, layer: Int8Layer, blocks: number, columns: (args: number[]) => void): void {
+  const { rows, n, k, block } = a;
+  const pb = a.bias ? arena.alloc(n) : 0;
+  const chunkRows = int8ChunkRows(rows, n, k);
+  const px = arena.alloc(chunkRows * k);
+  const po = arena.alloc(chunkRows * n);
+  const pxq = arena.alloc(Math.ceil((chunkRows * k) / 2)); // int16 codes (the relaxed build uses half)
+  const pxs = arena.alloc(chunkRows * blocks);
+  if (a.bias) arena.floats().set(a.bias.subarray(0, n), pb);
+  for (let r = 0; r < rows; r += chunkRows) {
+    const nr = Math.min(chunkRows, rows - r);
+    arena.floats().set(a.x.subarray(r * k, (r + nr) * k), px);
+    x.quantize_q8_rows(px * 4, pxq * 4, pxs * 4, nr, k, block);
+    columns([pxq * 4, pxs * 4, layer.codes, layer.scales, layer.sums, pb * 4, po * 4, nr, n, k, block, 0, n]);
+    a.out.set(arena.floats().subarray(po, po + nr * n), r * n); // floats(): a worker's stack may have grown memory
+  }
+}
+
 /** The worker's whole program, run with `eval`: instantiate, then serve jobs until told to exit. */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, ctrl, params } = workerData;
 const x = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const kernels = ${JSON.stringify(KERNELS)}.map((name) => x[name]);
 Atomics.store(ctrl, ${READY}, 1);
 Atomics.notify(ctrl, ${READY});
 let seen = 0;
@@ -156,7 +255,7 @@ for (;;) {
   let status = 0;
   try {
     x.__stack_pointer.value = params[0];
-    x.gemm_f32(...Array.from(params.subarray(1, 19)));
+    kernels[params[1]](...Array.from(params.subarray(2)));
   } catch (e) {
     status = 1;
   }
@@ -248,34 +347,73 @@ export class ThreadedGemm {
           const workers = this.live().slice(0, threads - 1);
           const parts = splitGemm(g.m, g.n, g.batch, 1 + workers.length);
           const args = parts.map((p) => partArgs(g, s, p, this.arena.alloc(this.x.gemm_workspace_floats(p.m, p.n, g.k))));
-          const posted: [WorkerSlot, number][] = [];
-          for (let i = 1; i < parts.length; i++) {
-            const w = workers[i - 1];
-            const stack = this.arena.alloc(STACK_BYTES / 4);
-            w.params[0] = (stack * 4 + STACK_BYTES) | 0; // the stack grows down from its top
-            w.params.set(args[i], 1);
-            w.job++;
-            Atomics.store(w.ctrl, JOB, w.job);
-            Atomics.notify(w.ctrl, JOB);
-            posted.push([w, i]);
-          }
-          this.x.gemm_f32(...args[0]);
-          for (const [w, i] of posted) {
-            for (;;) {
-              const done = Atomics.load(w.ctrl, DONE);
-              if (done === w.job) break;
-              // Generous timeout: only a worker killed mid-job would take this long.
-              if (Atomics.wait(w.ctrl, DONE, done, 120_000) === 'timed-out') {
-                w.dead = true;
-                break;
-              }
-            }
-            if (w.dead || Atomics.load(w.ctrl, STATUS) !== 0) this.x.gemm_f32(...args[i]); // redo it here
-            else this.partsOnWorkers++;
-          }
+          this.runParts('gemm_f32', args, workers);
         }),
       fallback,
     );
+  }
+
+  /**
+   * Runs `args[0]` here and `args[i]` on `workers[i − 1]` (each given a stack of its own in the
+   * arena), then waits for them; a part whose worker died or threw is redone here.
+   */
+  private runParts(kernel: WorkerKernel, args: number[][], workers: WorkerSlot[]): void {
+    const posted: [WorkerSlot, number][] = [];
+    for (let i = 1; i < args.length; i++) {
+      const w = workers[i - 1];
+      const stack = this.arena.alloc(STACK_BYTES / 4);
+      w.params[0] = (stack * 4 + STACK_BYTES) | 0; // the stack grows down from its top
+      w.params[1] = KERNELS.indexOf(kernel);
+      w.params.set(args[i], 2);
+      w.job++;
+      Atomics.store(w.ctrl, JOB, w.job);
+      Atomics.notify(w.ctrl, JOB);
+      posted.push([w, i]);
+    }
+    this.x[kernel](...args[0]);
+    for (const [w, i] of posted) {
+      for (;;) {
+        const done = Atomics.load(w.ctrl, DONE);
+        if (done === w.job) break;
+        // Generous timeout: only a worker killed mid-job would take this long.
+        if (Atomics.wait(w.ctrl, DONE, done, 120_000) === 'timed-out') {
+          w.dead = true;
+          break;
+        }
+      }
+      if (w.dead || Atomics.load(w.ctrl, STATUS) !== 0) this.x[kernel](...args[i]); // redo it here
+      else this.partsOnWorkers++;
+    }
+  }
+
+  /** Where constant layers were pinned in the shared memory, by their codes. */
+  private readonly pinnedLayers = new WeakMap<Int8Array, Int8Layer | null>();
+
+  /**
+   * The int8 GEMM (kernels.c gemm_int8_q) on up to `threads` threads: this thread quantizes the
+   * activations once, then each thread computes a range of output columns (rows of the codes)
+   * from them — for one token, each thread streams its share of the weight bytes. Constant
+   * layers are pinned in the shared memory at their first call (up to PINNED_INT8_MAX).
+   */
+  gemmInt8(a: GemmInt8Args, threads: number, fallback: () => void): void {
+    this.spawn(threads - 1);
+    const blocks = Math.ceil(a.k / a.block);
+    let pinned: Int8Layer | null = null;
+    if (a.constantCodes === true) {
+      const known = this.pinnedLayers.get(a.q);
+      pinned = known !== undefined ? known : pinInt8Layer(this.arena, this.x, a, blocks, PINNED_INT8_MAX);
+      if (known === undefined) this.pinnedLayers.set(a.q, pinned);
+    }
+    this.arena.run(() => {
+      const layer = pinned ?? stageInt8Layer(this.arena, this.x, a, blocks);
+      const workers = this.live().slice(0, threads - 1);
+      const parts = 1 + workers.length;
+      int8Gemm(this.arena, this.x, a, layer, blocks, (args) => {
+        const split: number[][] = [];
+        for (let p = 0; p < parts; p++) split.push([...args.slice(0, 11), Math.floor((p * a.n) / parts), Math.floor(((p + 1) * a.n) / parts)]);
+        this.runParts('gemm_int8_q', split, workers);
+      });
+    }, fallback);
   }
 
   /** Asks the workers to exit (they are unref'd, so this is only needed to free them early). */

@@ -61,7 +61,7 @@ import type {
 import type { TypedArray } from '../../tensor/dtype.js';
 import { Arena, WebAssemblyApi, type WasmApi, type WasmMemory } from './arena.js';
 import { relaxedSimdBase64, relaxedSimdThreadsBase64, simd128Base64, simd128ThreadsBase64 } from './binary.js';
-import { partArgs, stageGemm, ThreadedGemm, type WorkerThreadsModule } from './gemm.js';
+import { int8Gemm, partArgs, pinInt8Layer, stageGemm, stageInt8Layer, ThreadedGemm, type Int8Exports, type Int8Layer, type WorkerThreadsModule } from './gemm.js';
 
 export type WasmSimdVariant = 'relaxed-simd' | 'simd128';
 
@@ -134,6 +134,14 @@ let MIN_GEMM_FLOPS = 16 * 16 * 16;
 let MIN_THREADED_GEMM_FLOPS = 256 * 256 * 256;
 
 /**
+ * Int8 GEMMs whose weight matrix has at least this many codes go to the threaded module (its
+ * codes then stay pinned there). The test is on the weights alone, not the rows, so that one layer
+ * always runs in one module and its codes are pinned once: a 1024 × 1024 matrix-vector product
+ * takes ~0.1 ms on one thread, several times a worker's wake-up.
+ */
+let MIN_THREADED_INT8_CODES = 1024 * 1024;
+
+/**
  * Threads for big GEMMs, the calling one included: setWasmThreads(), else TENSORLM_WASM_THREADS,
  * else min(cores, 2). Null until first needed: the environment is read then, not at import.
  */
@@ -165,14 +173,17 @@ export interface WasmSizeThresholds {
   gemm: number;
   /** GEMMs with fewer multiply-adds over all batches run on one thread. */
   threadedGemm: number;
+  /** Codes (n·k) from which an int8 GEMM is split across threads. */
+  threadedInt8: number;
 }
 
 /** Changes the small-size cut-offs (for tests and benchmarks); returns the previous ones. */
 export function setWasmSizeThresholds(t: Partial<WasmSizeThresholds>): WasmSizeThresholds {
-  const previous = { elementwise: MIN_ELEMENTWISE, gemm: MIN_GEMM_FLOPS, threadedGemm: MIN_THREADED_GEMM_FLOPS };
+  const previous = { elementwise: MIN_ELEMENTWISE, gemm: MIN_GEMM_FLOPS, threadedGemm: MIN_THREADED_GEMM_FLOPS, threadedInt8: MIN_THREADED_INT8_CODES };
   if (t.elementwise !== undefined) MIN_ELEMENTWISE = t.elementwise;
   if (t.gemm !== undefined) MIN_GEMM_FLOPS = t.gemm;
   if (t.threadedGemm !== undefined) MIN_THREADED_GEMM_FLOPS = t.threadedGemm;
+  if (t.threadedInt8 !== undefined) MIN_THREADED_INT8_CODES = t.threadedInt8;
   return previous;
 }
 
@@ -186,7 +197,7 @@ const PINNED_CODES_MAX = 1 << 30;
 /** Elementwise work is streamed through the arena in chunks this many floats long (64 KiB). */
 const CHUNK = 16384;
 
-interface KernelExports {
+interface KernelExports extends Int8Exports {
   memory: WasmMemory;
   __heap_base: { value: number };
   unary_f32(op: number, x: number, out: number, n: number): void;
@@ -254,9 +265,9 @@ interface KernelExports {
   selective_scan_forward_f32(...args: number[]): void;
   /** (x, dt, a, bm, cm, dskip, h0, gy, dx, ddt, dA, dB, dC, dD, dh0, hs, dec, dBf, dCf, L, D, Np) */
   selective_scan_backward_f32(...args: number[]): void;
-  /** (x, q, scales, bias, out, rows, n, k, block, xq, xs): the int8 GEMM (issue 18); xq, xs scratch for the quantized activations. */
+  /** (q, k, v, scores, out, heads, kvHeads, n, dim, ldkv, scale): attention of one token over the KV cache. */
   decode_attention_f32(q: number, k: number, v: number, scores: number, out: number, heads: number, kvHeads: number, n: number, dim: number, ldkv: number, scale: number): void;
-  gemm_int8_f32(x: number, q: number, scales: number, bias: number, out: number, rows: number, n: number, k: number, block: number, xq: number, xs: number): void;
+  // The int8 GEMM: quantize_q8_rows, q8_block_sums, gemm_int8_q (Int8Exports, gemm.ts).
   gemm_workspace_floats(m: number, n: number, k: number): number;
   /** (transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, ws) */
   gemm_f32(...args: number[]): void;
@@ -1066,36 +1077,17 @@ class WasmModule {
 
   // ---- int8 weight-only GEMM (issue 18) ----
 
-  /** Where constant codes (GemmInt8Args.constantCodes) were pinned in this module's memory. */
-  private readonly pinnedCodes = new WeakMap<Int8Array, number>();
-
-  /**
-   * The byte address of `q` pinned in WASM memory (copied there at its first call), or -1 when the
-   * pinned total would pass PINNED_CODES_MAX or memory cannot grow: then each call copies it.
-   */
-  private pinCodes(q: Int8Array, bytes: number): number {
-    const known = this.pinnedCodes.get(q);
-    if (known !== undefined) return known;
-    if (this.arena.pinnedBytes + bytes > PINNED_CODES_MAX) return -1;
-    let at: number;
-    try {
-      at = this.arena.pin(bytes);
-    } catch (e) {
-      if (e instanceof RangeError) return -1;
-      throw e;
-    }
-    new Int8Array(this.arena.floats().buffer, at, bytes).set(q.subarray(0, bytes));
-    this.pinnedCodes.set(q, at);
-    return at;
-  }
+  /** Where constant layers (GemmInt8Args.constantCodes) were pinned in this module's memory, by their codes (null: past the cap). */
+  private readonly pinnedLayers = new WeakMap<Int8Array, Int8Layer | null>();
 
   /**
    * x · dequant(W)ᵀ (+ bias) for int8 codes with per-block scales (kernels.c quantizes the
-   * activations per block itself, into scratch). Constant codes are pinned in WASM memory at their
-   * first call — for batch-1 decoding the codes' bytes are the traffic that matters, and copying
-   * them at every call would read and write them once more; other codes are copied per call. The
-   * scales and bias are copied per call, x and out travel in chunks of rows so the arena stays
-   * small for a long prompt. Blocks longer than 65536 could overflow the kernel's int32 sums: the
+   * activations per block itself, into scratch). Constant layers are pinned in WASM memory at their
+   * first call — codes, scales and the block sums the relaxed kernel needs — since for batch-1
+   * decoding the codes' bytes are the traffic that matters, and copying them at every call would
+   * read and write them once more; other codes are copied per call. x and out travel in chunks of
+   * rows, so the arena stays small for a long prompt. Big layers go to the threaded module (see
+   * MIN_THREADED_INT8_CODES). Blocks longer than 65536 could overflow the kernel's int32 sums: the
    * reference (float64 sums) takes those.
    */
   gemmInt8(a: GemmInt8Args): void {
@@ -1105,28 +1097,22 @@ class WasmModule {
       fallback();
       return;
     }
+    const threads = getWasmThreads();
+    const threaded = threads > 1 && n * k >= MIN_THREADED_INT8_CODES ? this.threads() : null;
+    if (threaded) {
+      threaded.gemmInt8(a, threads, fallback);
+      return;
+    }
     const blocks = Math.ceil(k / block);
-    const chunkRows = Math.min(rows, Math.max(4, Math.floor(CHUNK / Math.max(k, n)) & ~3));
-    const pinned = a.constantCodes === true ? this.pinCodes(a.q, n * k) : -1;
+    let pinned: Int8Layer | null = null;
+    if (a.constantCodes === true) {
+      const known = this.pinnedLayers.get(a.q);
+      pinned = known !== undefined ? known : pinInt8Layer(this.arena, this.x, a, blocks, PINNED_CODES_MAX);
+      if (known === undefined) this.pinnedLayers.set(a.q, pinned);
+    }
     this.run(() => {
-      const pq = pinned >= 0 ? -1 : this.alloc(Math.ceil((n * k) / 4));
-      const ps = this.alloc(n * blocks);
-      const pb = a.bias ? this.alloc(n) : 0;
-      const px = this.alloc(chunkRows * k);
-      const po = this.alloc(chunkRows * n);
-      const pxq = this.alloc(Math.ceil((chunkRows * k) / 2));
-      const pxs = this.alloc(chunkRows * blocks);
-      const mem = this.floats();
-      if (pq >= 0) new Int8Array(mem.buffer, pq * 4, n * k).set(a.q.subarray(0, n * k));
-      const codes = pinned >= 0 ? pinned : pq * 4;
-      mem.set(a.scales.subarray(0, n * blocks), ps);
-      if (a.bias) mem.set(a.bias.subarray(0, n), pb);
-      for (let r = 0; r < rows; r += chunkRows) {
-        const nr = Math.min(chunkRows, rows - r);
-        mem.set(a.x.subarray(r * k, (r + nr) * k), px);
-        this.x.gemm_int8_f32(px * 4, codes, ps * 4, pb * 4, po * 4, nr, n, k, block, pxq * 4, pxs * 4);
-        a.out.set(mem.subarray(po, po + nr * n), r * n);
-      }
+      const layer = pinned ?? stageInt8Layer(this.arena, this.x, a, blocks);
+      int8Gemm(this.arena, this.x, a, layer, blocks, (args) => this.x.gemm_int8_q(...args));
     }, fallback);
   }
 

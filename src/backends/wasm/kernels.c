@@ -35,7 +35,7 @@ typedef v128_t v4;
 
 INLINE int imin(int a, int b) { return a < b ? a : b; }
 
-/* The threaded build (TLM_GEMM_ONLY, over shared memory) carries only the GEMM. */
+/* The threaded build (TLM_GEMM_ONLY, over shared memory) carries only the GEMMs (f32 and int8). */
 #ifndef TLM_GEMM_ONLY
 
 /* ---- partial vectors: tails shorter than 4 lanes ------------------------------------------ */
@@ -1718,115 +1718,6 @@ void selective_scan_backward_f32(const float *x, const float *dt, const float *a
   }
 }
 
-/* ==== int8 weight-only GEMM (issue 18; the quantization helper's region) ======================= */
-
-/*
- * out[rows, n] ≈ x[rows, k] · dequant(W)ᵀ (+ bias): W is int8 codes q [n, k] with one float scale
- * per block of `block` codes of a row (block = k: per output channel; 32: Q8_0 blocks, the last
- * one shorter when 32 ∤ k). As llama.cpp does for its Q8_0 products, each row of x is quantized
- * on the fly with the same blocking (dx = max|x_block| / 127, qx = nearest-even(x / dx), into
- * int16 scratch), so the inner loop is integer dot products (i32x4.dot_i16x8_s on the widened
- * codes: 7 instructions per 16 weights, exact), and each block's integer sum is scaled once by
- * dx·dw. Measured 2.2× faster than widening the codes to float32 and multiplying (the weight-only
- * alternative), at an extra relative error of about 1/254 of a block's largest activation.
- * Both builds compute identical integer sums; block sums must fit int32 (the caller keeps
- * block ≤ 65536). Rows go 4 at a time: each widened weight vector is used 4 times.
- */
-
-/* Row r's activations in blocks: xq[r·k + i] the codes, xs[r·blocks + b] the scales. */
-static void q8_quantize_rows(const float *x, int16_t *xq, float *xs, int rows, int k, int block) {
-  int blocks = (k + block - 1) / block;
-  for (int r = 0; r < rows; r++) {
-    for (int b = 0; b < blocks; b++) {
-      int start = b * block, end = imin(k, start + block);
-      const float *xr = x + (long)r * k;
-      float amax = 0.0f;
-      /* A NaN makes the block's scale NaN (as the reference's Math.max does), so it reaches the output. */
-      for (int i = start; i < end; i++) {
-        float a = xr[i] < 0 ? -xr[i] : xr[i];
-        amax = (a > amax || a != a) && amax == amax ? a : amax;
-      }
-      float d = amax / 127.0f;
-      float id = d != 0.0f ? 1.0f / d : 0.0f;
-      xs[(long)r * blocks + b] = d;
-      int i = start;
-      v4 vid = F(id);
-      for (; i + 8 <= end; i += 8) {
-        v128_t lo = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + i), vid)));
-        v128_t hi = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(xr + i + 4), vid)));
-        wasm_v128_store(xq + (long)r * k + i, wasm_i16x8_narrow_i32x4(lo, hi));
-      }
-      for (; i < end; i++) xq[(long)r * k + i] = (int16_t)wasm_i32x4_extract_lane(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(F(xr[i] * id))), 0);
-    }
-  }
-}
-
-/*
- * R rows of quantized x (stride k) against one output's codes qj, scales sj: res[r] = Σ_b dx·dw·Σ qx·qw.
- * Each block's integer lane sums are scaled in the vector (mul then add, not fused: both builds
- * round alike) and the lanes summed once at the end, (l0 + l1) + (l2 + l3), plus the scalar
- * tails' total — the order js/quantized.ts repeats.
- */
-#define Q8_DOT(R)                                                                                      \
-  INLINE void q8_dot_##R(const int16_t *xq, const float *xs, int k, int blocks, const int8_t *qj, const float *sj, int block, float *res) { \
-    v4 tot[R];                                                                                         \
-    float tail[R];                                                                                     \
-    for (int r = 0; r < R; r++) tot[r] = F(0), tail[r] = 0.0f;                                         \
-    for (int b = 0; b < blocks; b++) {                                                                 \
-      int start = b * block, end = imin(k, start + block);                                             \
-      v128_t acc[R];                                                                                   \
-      for (int r = 0; r < R; r++) acc[r] = wasm_i32x4_splat(0);                                        \
-      int i = start;                                                                                   \
-      for (; i + 16 <= end; i += 16) {                                                                 \
-        v128_t w = wasm_v128_load(qj + i);                                                             \
-        v128_t wl = wasm_i16x8_extend_low_i8x16(w), wh = wasm_i16x8_extend_high_i8x16(w);              \
-        for (int r = 0; r < R; r++) {                                                                  \
-          const int16_t *xr = xq + (long)r * k + i;                                                    \
-          acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_dot_i16x8(wl, wasm_v128_load(xr)));               \
-          acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_dot_i16x8(wh, wasm_v128_load(xr + 8)));           \
-        }                                                                                              \
-      }                                                                                                \
-      for (int r = 0; r < R; r++) {                                                                    \
-        float sc = xs[(long)r * blocks + b] * sj[b];                                                   \
-        tot[r] = wasm_f32x4_add(tot[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc[r]), F(sc)));      \
-        if (i < end) {                                                                                 \
-          int32_t t = 0;                                                                               \
-          for (int u = i; u < end; u++) t += (int32_t)xq[(long)r * k + u] * (int32_t)qj[u];            \
-          tail[r] += (float)t * sc;                                                                    \
-        }                                                                                              \
-      }                                                                                                \
-    }                                                                                                  \
-    for (int r = 0; r < R; r++)                                                                        \
-      res[r] = ((wasm_f32x4_extract_lane(tot[r], 0) + wasm_f32x4_extract_lane(tot[r], 1)) +            \
-                (wasm_f32x4_extract_lane(tot[r], 2) + wasm_f32x4_extract_lane(tot[r], 3))) + tail[r];   \
-  }
-Q8_DOT(1)
-Q8_DOT(4)
-#undef Q8_DOT
-
-/* xq: rows·k int16 and xs: rows·⌈k/block⌉ floats of scratch for the quantized activations. */
-EXPORT(gemm_int8_f32)
-void gemm_int8_f32(const float *x, const int8_t *q, const float *scales, const float *bias, float *out, int rows, int n, int k, int block, int16_t *xq, float *xs) {
-  int blocks = (k + block - 1) / block;
-  q8_quantize_rows(x, xq, xs, rows, k, block);
-  float res[4];
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    for (int j = 0; j < n; j++) {
-      q8_dot_4(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, block, res);
-      float b = bias ? bias[j] : 0.0f;
-      for (int rr = 0; rr < 4; rr++) out[(long)(r + rr) * n + j] = res[rr] + b;
-    }
-  }
-  for (; r < rows; r++) {
-    for (int j = 0; j < n; j++) {
-      q8_dot_1(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, block, res);
-      out[(long)r * n + j] = res[0] + (bias ? bias[j] : 0.0f);
-    }
-  }
-}
-
-/* ==== end of the int8 weight-only GEMM ========================================================== */
 
 /* ---- Decode attention ------------------------------------------------------------------------ */
 
@@ -1917,6 +1808,206 @@ void decode_attention_f32(const float *q, const float *k, const float *v, float 
 }
 
 #endif /* TLM_GEMM_ONLY */
+
+/* ==== int8 weight-only GEMM (issue 18; in both builds: the threaded one splits it over workers) ==== */
+
+/*
+ * out[rows, n] ≈ x[rows, k] · dequant(W)ᵀ (+ bias): W is int8 codes q [n, k] in [−127, 127] with
+ * one float scale per block of `block` codes of a row (block = k: per output channel; 32: Q8_0
+ * blocks, the last one shorter when 32 ∤ k). As llama.cpp does for its Q8_0 products, each row of
+ * x is quantized on the fly with the same blocking, so the inner loop is integer dot products and
+ * each block's exact integer sum S_b is scaled once by dx·dw:
+ *
+ *   activations: dx = max|x_block| / 63, qx = nearest-even(x · (1/dx)) in [−63, 63] (7 bits);
+ *   per output:  S_b = Σ qx·q over block b (exact int32); blocks go 4 at a time into the lanes of
+ *                a float32 vector, tot[b mod 4] += float(S_b) · float(dx_b·dw_b) (a short last
+ *                group padded with zeros); res = (tot0 + tot1) + (tot2 + tot3) + bias.
+ *
+ * Why 7 bits: relaxed SIMD's dot products multiply 16 signed codes by 16 values in [0, 127] in
+ * one instruction (pmaddubsw on x86, sdot on Arm),
+ * deterministic only when the second operand's top bit is clear (i16x8.relaxed_dot_i8x16_i7x16_s
+ * and a pairwise add here, see Q8_STEP). So the relaxed build stores qx + 64 (in [1, 127]) as
+ * bytes and subtracts 64·Σ_b q — precomputed per block by q8_block_sums, pinned with the codes —
+ * from each block sum: 5 instructions per 16 weights instead of 9. The
+ * plain build widens codes and activations to int16 (i32x4.dot_i16x8_s) and gets the same exact
+ * S_b, so both builds and the JS reference (js/quantized.ts) agree bit for bit. The price is an
+ * activation rounding of 1/126 of a block's largest |x| instead of 1/254 (perplexity: see
+ * docs/performance.md). Block sums must fit int32: the caller keeps block ≤ 65536.
+ */
+
+#ifdef TLM_RELAXED
+typedef int8_t xq_t; /* qx + 64 */
+#else
+typedef int16_t xq_t; /* qx */
+#endif
+
+/* Row r's activations in blocks: xq[r·k + i] the codes (offset by 64 in the relaxed build), xs[r·blocks + b] the scales. */
+static void q8_quantize_rows(const float *x, xq_t *xq, float *xs, int rows, int k, int block) {
+  int blocks = (k + block - 1) / block;
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (long)r * k;
+    xq_t *qr = xq + (long)r * k;
+    for (int b = 0; b < blocks; b++) {
+      int start = b * block, end = imin(k, start + block);
+      float amax = 0.0f;
+      /* A NaN makes the block's scale NaN (as the reference's Math.max does), so it reaches the output. */
+      for (int i = start; i < end; i++) {
+        float a = xr[i] < 0 ? -xr[i] : xr[i];
+        amax = (a > amax || a != a) && amax == amax ? a : amax;
+      }
+      float d = amax / 63.0f;
+      float id = d != 0.0f ? 1.0f / d : 0.0f;
+      xs[(long)r * blocks + b] = d;
+      int i = start;
+      v4 vid = F(id);
+#define Q8_ROUND(p) wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(p), vid)))
+#ifdef TLM_RELAXED
+      for (; i + 16 <= end; i += 16) {
+        v128_t lo = wasm_i16x8_narrow_i32x4(Q8_ROUND(xr + i), Q8_ROUND(xr + i + 4));
+        v128_t hi = wasm_i16x8_narrow_i32x4(Q8_ROUND(xr + i + 8), Q8_ROUND(xr + i + 12));
+        wasm_v128_store(qr + i, wasm_i8x16_add(wasm_i8x16_narrow_i16x8(lo, hi), wasm_i8x16_splat(64)));
+      }
+#else
+      for (; i + 8 <= end; i += 8) wasm_v128_store(qr + i, wasm_i16x8_narrow_i32x4(Q8_ROUND(xr + i), Q8_ROUND(xr + i + 4)));
+#endif
+#undef Q8_ROUND
+      for (; i < end; i++) {
+        int v = wasm_i32x4_extract_lane(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(F(xr[i] * id))), 0);
+#ifdef TLM_RELAXED
+        qr[i] = (int8_t)(v + 64);
+#else
+        qr[i] = (int16_t)v;
+#endif
+      }
+    }
+  }
+}
+
+/* sums[j·blocks + b] = Σ q over row j's block b (what the relaxed build's offset adds to a block sum, /64). */
+EXPORT(q8_block_sums) void q8_block_sums(const int8_t *q, int32_t *sums, int n, int k, int block) {
+  int blocks = (k + block - 1) / block;
+  for (int j = 0; j < n; j++) {
+    const int8_t *qj = q + (long)j * k;
+    for (int b = 0; b < blocks; b++) {
+      int start = b * block, end = imin(k, start + block);
+      v128_t acc = wasm_i32x4_splat(0);
+      int i = start;
+      for (; i + 16 <= end; i += 16) acc = wasm_i32x4_add(acc, wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_extadd_pairwise_i8x16(wasm_v128_load(qj + i))));
+      int32_t s = wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1) + wasm_i32x4_extract_lane(acc, 2) + wasm_i32x4_extract_lane(acc, 3);
+      for (; i < end; i++) s += qj[i];
+      sums[(long)j * blocks + b] = s;
+    }
+  }
+}
+
+/* n ≤ 4 values from p, zeros in the other lanes (a short last group of blocks). */
+INLINE v128_t q8_load4(const void *p, int n) {
+  if (n == 4) return wasm_v128_load(p);
+  int32_t t[4] = {0, 0, 0, 0};
+  for (int i = 0; i < n; i++) t[i] = ((const int32_t *)p)[i];
+  return wasm_v128_load(t);
+}
+
+/* [Σa, Σb, Σc, Σd] of four integer vectors (exact). */
+INLINE v128_t q8_hsum4(v128_t a, v128_t b, v128_t c, v128_t d) {
+  v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+  v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+  return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/*
+ * R rows of quantized x (stride k) against one output's codes qj, scales sj and block sums wj:
+ * res[r] as described at the top of this section. Blocks go four at a time (one lane each).
+ */
+#ifdef TLM_RELAXED
+/*
+ * i16x8.relaxed_dot_i8x16_i7x16_s then a widening pairwise add, not the one-instruction
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's V8 (11.3) computes that one wrongly (twice the
+ * dot product, the accumulator dropped; measured). Pairs of 7-bit by 8-bit products fit int16.
+ */
+#define Q8_STEP(acc, w, xr) acc = wasm_i32x4_add((acc), wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_relaxed_dot_i8x16_i7x16((w), wasm_v128_load(xr))))
+#define Q8_WIDEN(w)
+#else
+#define Q8_STEP(acc, w, xr) acc = wasm_i32x4_add(wasm_i32x4_add((acc), wasm_i32x4_dot_i16x8(wl, wasm_v128_load(xr))), wasm_i32x4_dot_i16x8(wh, wasm_v128_load((xr) + 8)))
+#define Q8_WIDEN(w) v128_t wl = wasm_i16x8_extend_low_i8x16(w), wh = wasm_i16x8_extend_high_i8x16(w);
+#endif
+#define Q8_DOT(R)                                                                                      \
+  INLINE void q8_dot_##R(const xq_t *xq, const float *xs, int k, int blocks, const int8_t *qj, const float *sj, const int32_t *wj, int block, float *res) { \
+    v4 tot[R];                                                                                         \
+    for (int r = 0; r < R; r++) tot[r] = F(0);                                                         \
+    for (int b0 = 0; b0 < blocks; b0 += 4) {                                                           \
+      int nb = imin(4, blocks - b0);                                                                   \
+      v128_t acc[4][R];                                                                                \
+      for (int bb = 0; bb < 4; bb++)                                                                   \
+        for (int r = 0; r < R; r++) acc[bb][r] = wasm_i32x4_splat(0);                                  \
+      for (int bb = 0; bb < nb; bb++) {                                                                \
+        int start = (b0 + bb) * block, end = imin(k, start + block);                                   \
+        int i = start;                                                                                 \
+        for (; i + 16 <= end; i += 16) {                                                               \
+          v128_t w = wasm_v128_load(qj + i);                                                           \
+          Q8_WIDEN(w)                                                                                  \
+          for (int r = 0; r < R; r++) Q8_STEP(acc[bb][r], w, xq + (long)r * k + i);                    \
+        }                                                                                              \
+        for (; i < end; i++)                                                                           \
+          for (int r = 0; r < R; r++)                                                                  \
+            acc[bb][r] = wasm_i32x4_add(acc[bb][r], wasm_i32x4_make((int32_t)xq[(long)r * k + i] * (int32_t)qj[i], 0, 0, 0)); \
+      }                                                                                                \
+      v4 dw = q8_load4(sj + b0, nb);                                                                   \
+      v128_t offset = wasm_i32x4_shl(q8_load4(wj + b0, nb), 6);                                        \
+      for (int r = 0; r < R; r++) {                                                                    \
+        v128_t s = q8_hsum4(acc[0][r], acc[1][r], acc[2][r], acc[3][r]);                               \
+        if (RELAXED_OFFSET) s = wasm_i32x4_sub(s, offset);                                             \
+        v4 sc = wasm_f32x4_mul(q8_load4(xs + (long)r * blocks + b0, nb), dw);                          \
+        tot[r] = wasm_f32x4_add(tot[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), sc));              \
+      }                                                                                                \
+    }                                                                                                  \
+    for (int r = 0; r < R; r++)                                                                        \
+      res[r] = (wasm_f32x4_extract_lane(tot[r], 0) + wasm_f32x4_extract_lane(tot[r], 1)) +             \
+               (wasm_f32x4_extract_lane(tot[r], 2) + wasm_f32x4_extract_lane(tot[r], 3));              \
+  }
+#ifdef TLM_RELAXED
+#define RELAXED_OFFSET 1
+#else
+#define RELAXED_OFFSET 0
+#endif
+Q8_DOT(1)
+Q8_DOT(4)
+#undef Q8_DOT
+#undef Q8_STEP
+#undef Q8_WIDEN
+#undef RELAXED_OFFSET
+
+/* Quantizes rows of x for gemm_int8_q: xq rows·k int16 of scratch (bytes suffice in the relaxed build), xs rows·⌈k/block⌉ floats. */
+EXPORT(quantize_q8_rows) void quantize_q8_rows(const float *x, xq_t *xq, float *xs, int rows, int k, int block) {
+  q8_quantize_rows(x, xq, xs, rows, k, block);
+}
+
+/*
+ * Output columns [j0, j1) of out[rows, n] from activations already quantized by quantize_q8_rows
+ * and the codes' block sums from q8_block_sums: the threaded build's workers each take a range of
+ * columns of one product (rows of the codes), sharing the quantized activations.
+ */
+EXPORT(gemm_int8_q)
+void gemm_int8_q(const xq_t *xq, const float *xs, const int8_t *q, const float *scales, const int32_t *sums, const float *bias, float *out, int rows, int n, int k, int block, int j0, int j1) {
+  int blocks = (k + block - 1) / block;
+  float res[4];
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    for (int j = j0; j < j1; j++) {
+      q8_dot_4(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, sums + (long)j * blocks, block, res);
+      float b = bias ? bias[j] : 0.0f;
+      for (int rr = 0; rr < 4; rr++) out[(long)(r + rr) * n + j] = res[rr] + b;
+    }
+  }
+  for (; r < rows; r++) {
+    for (int j = j0; j < j1; j++) {
+      q8_dot_1(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, sums + (long)j * blocks, block, res);
+      out[(long)r * n + j] = res[0] + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
+
+/* ==== end of the int8 weight-only GEMM ========================================================== */
 
 /* ---- GEMM ------------------------------------------------------------------------------------ */
 
