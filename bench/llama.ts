@@ -5,7 +5,7 @@
  * the same thread count. Prints tokens/s of both, their ratio, the weight bytes read per token
  * against a STREAM-like copy bandwidth measured in the same run, and the peak RSS.
  *
- *   node --import tsx bench/llama.ts [--layers 22] [--threads 2] [--dir /tmp/tensorlm-llama] [--rounds 2]
+ *   node --import tsx bench/llama.ts [--layers 22] [--threads 2] [--dir /tmp/tensorlm-llama] [--rounds 2] [--weights F32|Q8_0]
  *   npm run bench -- --llama        (the same, as a section of the bench; opt-in: ~10 GB, ~10 minutes)
  *
  * The shape is the `tinyllama-1.1b` preset (d 2048, 22 layers, 32 heads / 4 kv heads, SwiGLU 5632,
@@ -33,6 +33,8 @@ export interface LlamaBenchOptions {
   layers?: number;
   threads?: number;
   rounds?: number;
+  /** Only these weight types (both by default). */
+  weights?: readonly ('F32' | 'Q8_0')[];
   /** Where the GGUF files go (removed afterwards unless keep). */
   dir?: string;
   keep?: boolean;
@@ -141,7 +143,8 @@ export async function runLlamaBench(options: LlamaBenchOptions = {}): Promise<Ll
   const g = new Generator(2);
   const prompt = Int32Array.from({ length: PROMPT }, () => g.randint(0, tokenizer.vocabSize));
   const files = { F32: join(dir, 'model-F32.gguf'), Q8_0: join(dir, 'model-Q8_0.gguf') };
-  for (const type of ['F32', 'Q8_0'] as const) {
+  const types = options.weights ?? (['F32', 'Q8_0'] as const);
+  for (const type of types) {
     t = performance.now();
     const { bytes } = writeGguf(files[type], model.stateDict(), config, tokenizer, { type });
     print(`GGUF ${type}: ${gib(bytes)} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -159,6 +162,7 @@ export async function runLlamaBench(options: LlamaBenchOptions = {}): Promise<Ll
     figures.push({ weights: label, tensorlm: ours, llamaCpp: theirs, ratio: ours / theirs, bytesPerToken, equalTokens: agree }) &&
     rows.push(`| ${label} | ${ours.toFixed(2)} | ${theirs.toFixed(2)} | ${(ours / theirs).toFixed(2)}× | ${((ours * bytesPerToken) / 1e9).toFixed(1)} / ${((theirs * bytesPerToken) / 1e9).toFixed(1)} GB/s | ${agree}/${NEW} |`);
   for (const [label, path, bytes] of [['F32', files.F32, weightBytes.f32], ['Q8_0', files.Q8_0, weightBytes.q8_0]] as const) {
+    if (!types.includes(label)) continue;
     if (label === 'Q8_0') quantizeModel(model, 'q8_0');
     const ours: number[] = [];
     const theirs: number[] = [];
@@ -184,5 +188,11 @@ export async function runLlamaBench(options: LlamaBenchOptions = {}): Promise<Ll
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runLlamaBench({ layers: Number(flag('layers', '22')), threads: Number(flag('threads', '2')), rounds: Number(flag('rounds', '2')), dir: flag('dir', '/tmp/tensorlm-llama'), keep: process.argv.includes('--keep') });
+  const weights = flag('weights', 'F32,Q8_0').split(',');
+  const bad = weights.find((w) => w !== 'F32' && w !== 'Q8_0');
+  if (bad !== undefined) {
+    console.error(`bench/llama.ts: --weights takes F32, Q8_0 or F32,Q8_0, got '${bad}'`);
+    process.exit(2);
+  }
+  await runLlamaBench({ layers: Number(flag('layers', '22')), threads: Number(flag('threads', '2')), rounds: Number(flag('rounds', '2')), weights: weights as ('F32' | 'Q8_0')[], dir: flag('dir', '/tmp/tensorlm-llama'), keep: process.argv.includes('--keep') });
 }

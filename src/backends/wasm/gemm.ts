@@ -5,9 +5,9 @@
  * int8 GEMM of quantized layers, whose codes stay pinned in the shared memory.
  *
  * Threads: the kernel interface is synchronous, so the calling thread hands parts to the workers
- * through a SharedArrayBuffer, computes its own part, then blocks in Atomics.wait until the
- * workers are done. Idle workers block in Atomics.wait too (no spinning: on a busy 2-core host a
- * spinning thread steals the core it waits for). Workers are unref'd, so they never keep the
+ * through a SharedArrayBuffer, computes its own part, then waits until the workers are done.
+ * Waiting threads spin for at most SPIN_MS, then block in Atomics.wait (a long spin on a busy
+ * 2-core host steals the core the other thread needs). Workers are unref'd, so they never keep the
  * process alive. Node only (worker_threads, and Atomics.wait on the main thread, which browsers
  * forbid); elsewhere GEMM runs on one thread.
  */
@@ -146,6 +146,15 @@ const PARAMS = 24;
 /** The kernels a worker runs, by the number in params[1]. */
 const KERNELS = ['gemm_f32', 'gemm_int8_q'] as const;
 type WorkerKernel = (typeof KERNELS)[number];
+/**
+ * How long (ms) a thread spins on a control word before it sleeps in Atomics.wait: a worker after
+ * its job, waiting for the next; the caller after its own part, waiting for the workers. Waking a
+ * sleeping thread took ~300 µs here (a VM's idle vCPU), against ~1 ms for one layer's product of a
+ * 1 B-parameter model, so consecutive products (a decoded token's layers) must not sleep between
+ * them; a short bounded spin (as OpenMP's default wait policy does) keeps idle threads from burning
+ * a core for long on a shared host.
+ */
+const SPIN_MS = 1;
 /** Each worker's WASM stack (its instance would otherwise share the caller's). */
 const STACK_BYTES = 64 * 1024;
 /** Memory the threaded build declares (kernels built with --initial-memory=1 MiB, max 4 GiB). */
@@ -248,6 +257,8 @@ Atomics.store(ctrl, ${READY}, 1);
 Atomics.notify(ctrl, ${READY});
 let seen = 0;
 for (;;) {
+  const until = performance.now() + ${SPIN_MS};
+  while (Atomics.load(ctrl, ${JOB}) === seen && performance.now() < until);
   Atomics.wait(ctrl, ${JOB}, seen);
   const job = Atomics.load(ctrl, ${JOB});
   if (job < 0) break;
@@ -372,6 +383,8 @@ export class ThreadedGemm {
     }
     this.x[kernel](...args[0]);
     for (const [w, i] of posted) {
+      const until = performance.now() + SPIN_MS;
+      while (Atomics.load(w.ctrl, DONE) !== w.job && performance.now() < until);
       for (;;) {
         const done = Atomics.load(w.ctrl, DONE);
         if (done === w.job) break;
