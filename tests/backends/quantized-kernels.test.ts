@@ -60,6 +60,7 @@ const SHAPES: [rows: number, n: number, k: number][] = [
   [5, 11, 33],
   [7, 65, 129],
   [9, 32, 512],
+  [4, 3, 384], // Q8_0 rows in whole groups of 4 blocks: the straight-line paths (1 and 4 rows)
 ];
 
 /** name, kernels, why skipped (or null), and the build whose worker threads take every size (or null: one thread). */

@@ -1970,12 +1970,116 @@ INLINE v128_t q8_hsum4(v128_t a, v128_t b, v128_t c, v128_t d) {
 #else
 #define RELAXED_OFFSET 0
 #endif
-Q8_DOT(1)
 Q8_DOT(4)
 #undef Q8_DOT
-#undef Q8_STEP
-#undef Q8_WIDEN
-#undef RELAXED_OFFSET
+
+/*
+ * q8_dot_4 for Q8_0 rows in whole groups of 4 blocks (block 32, k a multiple of 128), straight-line
+ * as q8_dot_1's fast path: each block's two weight vectors are loaded once for the four rows, whose
+ * sums accumulate in locals and are stored once per block.
+ */
+INLINE void q8_dot_4_q32(const xq_t *xq, const float *xs, int k, int blocks, const int8_t *qj, const float *sj, const int32_t *wj, float *res) {
+  v4 tot[4] = {F(0), F(0), F(0), F(0)};
+  for (int b0 = 0; b0 < blocks; b0 += 4) {
+    v128_t acc[4][4];
+    for (int bb = 0; bb < 4; bb++) {
+      int i = (b0 + bb) * 32;
+      v128_t w = wasm_v128_load(qj + i), u = wasm_v128_load(qj + i + 16);
+      v128_t c0 = wasm_i32x4_splat(0), c1 = c0, c2 = c0, c3 = c0;
+      {
+        Q8_WIDEN(w)
+        Q8_STEP(c0, w, xq + i);
+        Q8_STEP(c1, w, xq + k + i);
+        Q8_STEP(c2, w, xq + 2 * (long)k + i);
+        Q8_STEP(c3, w, xq + 3 * (long)k + i);
+      }
+      {
+        Q8_WIDEN(u)
+        Q8_STEP(c0, u, xq + i + 16);
+        Q8_STEP(c1, u, xq + k + i + 16);
+        Q8_STEP(c2, u, xq + 2 * (long)k + i + 16);
+        Q8_STEP(c3, u, xq + 3 * (long)k + i + 16);
+      }
+      acc[0][bb] = c0, acc[1][bb] = c1, acc[2][bb] = c2, acc[3][bb] = c3;
+    }
+    v128_t offset = wasm_i32x4_shl(wasm_v128_load(wj + b0), 6);
+    v4 dw = wasm_v128_load(sj + b0);
+    for (int r = 0; r < 4; r++) {
+      v128_t s = q8_hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+      if (RELAXED_OFFSET) s = wasm_i32x4_sub(s, offset);
+      v4 sc = wasm_f32x4_mul(wasm_v128_load(xs + (long)r * blocks + b0), dw);
+      tot[r] = wasm_f32x4_add(tot[r], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), sc));
+    }
+  }
+  for (int r = 0; r < 4; r++)
+    res[r] = (wasm_f32x4_extract_lane(tot[r], 0) + wasm_f32x4_extract_lane(tot[r], 1)) + (wasm_f32x4_extract_lane(tot[r], 2) + wasm_f32x4_extract_lane(tot[r], 3));
+}
+
+/* One block's integer lane sums for one row (zeros for an empty block): accumulated in a local. */
+INLINE v128_t q8_block_1(const xq_t *xr, const int8_t *qj, int start, int end) {
+  v128_t c = wasm_i32x4_splat(0);
+  int i = start;
+  for (; i + 16 <= end; i += 16) {
+    v128_t w = wasm_v128_load(qj + i);
+    Q8_WIDEN(w)
+    Q8_STEP(c, w, xr + i);
+  }
+  for (; i < end; i++) c = wasm_i32x4_add(c, wasm_i32x4_make((int32_t)xr[i] * (int32_t)qj[i], 0, 0, 0));
+  return c;
+}
+
+/*
+ * q8_dot_4's arithmetic for one row (the batch-1 decode case), written without arrays: the four
+ * blocks of a group accumulate in four locals, which stay in registers (an array indexed by the
+ * block would live in the WASM stack, a load and a store per step; measured 1.5 cycles per 16
+ * codes for the bare dot loop against ~5.5 for the array form).
+ */
+/* One Q8_0 block (32 codes) of one row, straight-line. */
+INLINE v128_t q8_block32_1(const xq_t *xr, const int8_t *qj) {
+  v128_t c = wasm_i32x4_splat(0);
+  v128_t w = wasm_v128_load(qj), u = wasm_v128_load(qj + 16);
+  {
+    Q8_WIDEN(w)
+    Q8_STEP(c, w, xr);
+  }
+  {
+    Q8_WIDEN(u)
+    Q8_STEP(c, u, xr + 16);
+  }
+  return c;
+}
+
+INLINE void q8_dot_1(const xq_t *xr, const float *xs, int k, int blocks, const int8_t *qj, const float *sj, const int32_t *wj, int block, float *res) {
+  v4 tot = F(0);
+  int b0 = 0;
+  /*
+   * Q8_0 rows in whole groups of 4 blocks (k a multiple of 128: every model dimension here) take a
+   * straight-line path: 2.3–3.4× the looped form's speed in isolation (18–22 vs 6–8 GB/s of codes on
+   * one thread), whose per-block loop control and bounds cost more than the block's two dot steps.
+   */
+  if (block == 32 && (k & 127) == 0) {
+    for (; b0 < blocks; b0 += 4) {
+      int s0 = b0 * 32;
+      v128_t s = q8_hsum4(q8_block32_1(xr + s0, qj + s0), q8_block32_1(xr + s0 + 32, qj + s0 + 32), q8_block32_1(xr + s0 + 64, qj + s0 + 64), q8_block32_1(xr + s0 + 96, qj + s0 + 96));
+      if (RELAXED_OFFSET) s = wasm_i32x4_sub(s, wasm_i32x4_shl(wasm_v128_load(wj + b0), 6));
+      v4 sc = wasm_f32x4_mul(wasm_v128_load(xs + b0), wasm_v128_load(sj + b0));
+      tot = wasm_f32x4_add(tot, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), sc));
+    }
+  }
+  for (; b0 < blocks; b0 += 4) {
+    int nb = imin(4, blocks - b0);
+    int s0 = b0 * block;
+    v128_t c0 = q8_block_1(xr, qj, s0, imin(k, s0 + block));
+    v128_t c1 = nb > 1 ? q8_block_1(xr, qj, s0 + block, imin(k, s0 + 2 * block)) : wasm_i32x4_splat(0);
+    v128_t c2 = nb > 2 ? q8_block_1(xr, qj, s0 + 2 * block, imin(k, s0 + 3 * block)) : wasm_i32x4_splat(0);
+    v128_t c3 = nb > 3 ? q8_block_1(xr, qj, s0 + 3 * block, imin(k, s0 + 4 * block)) : wasm_i32x4_splat(0);
+    v128_t s = q8_hsum4(c0, c1, c2, c3);
+    if (RELAXED_OFFSET) s = wasm_i32x4_sub(s, wasm_i32x4_shl(q8_load4(wj + b0, nb), 6));
+    v4 sc = wasm_f32x4_mul(q8_load4(xs + b0, nb), q8_load4(sj + b0, nb));
+    tot = wasm_f32x4_add(tot, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), sc));
+  }
+  res[0] = (wasm_f32x4_extract_lane(tot, 0) + wasm_f32x4_extract_lane(tot, 1)) + (wasm_f32x4_extract_lane(tot, 2) + wasm_f32x4_extract_lane(tot, 3));
+}
 
 /* Quantizes rows of x for gemm_int8_q: xq rows·k int16 of scratch (bytes suffice in the relaxed build), xs rows·⌈k/block⌉ floats. */
 EXPORT(quantize_q8_rows) void quantize_q8_rows(const float *x, xq_t *xq, float *xs, int rows, int k, int block) {
@@ -1992,9 +2096,13 @@ void gemm_int8_q(const xq_t *xq, const float *xs, const int8_t *q, const float *
   int blocks = (k + block - 1) / block;
   float res[4];
   int r = 0;
+  int q32 = block == 32 && (k & 127) == 0;
   for (; r + 4 <= rows; r += 4) {
     for (int j = j0; j < j1; j++) {
-      q8_dot_4(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, sums + (long)j * blocks, block, res);
+      if (q32)
+        q8_dot_4_q32(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, sums + (long)j * blocks, res);
+      else
+        q8_dot_4(xq + (long)r * k, xs + (long)r * blocks, k, blocks, q + (long)j * k, scales + (long)j * blocks, sums + (long)j * blocks, block, res);
       float b = bias ? bias[j] : 0.0f;
       for (int rr = 0; rr < 4; rr++) out[(long)(r + rr) * n + j] = res[rr] + b;
     }
@@ -2006,6 +2114,10 @@ void gemm_int8_q(const xq_t *xq, const float *xs, const int8_t *q, const float *
     }
   }
 }
+
+#undef Q8_STEP
+#undef Q8_WIDEN
+#undef RELAXED_OFFSET
 
 /* ==== end of the int8 weight-only GEMM ========================================================== */
 
