@@ -255,50 +255,94 @@ export function selfDigestInput(bytes: SafetensorsBytes, key: string): Uint8Arra
   return copy;
 }
 
+/** The element type a stored dtype loads as: float32 for floats, int32 for integers, bool for BOOL. */
+export function loadedDType(dtype: SafetensorsDType): 'float32' | 'int32' | 'bool' {
+  return dtype === 'BOOL' ? 'bool' : dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64' ? 'float32' : 'int32';
+}
+
+/** Bytes per stored element of a dtype. */
+export function dtypeBytes(dtype: SafetensorsDType): number {
+  return DTYPE_BYTES[dtype];
+}
+
+/**
+ * Converts whole stored elements into a loaded array: `raw` holds elements of `dtype` (its
+ * byteOffset a multiple of their size), written to `out` from element `at` on. `out` is the array
+ * of loadedDType(dtype). The one conversion of every reader (decodeTensor, and the file reader's
+ * chunks), so F16/BF16/F64/I64… load the same from bytes and from files.
+ */
+export function convertElements(raw: Uint8Array, dtype: SafetensorsDType, out: Float32Array | Int32Array | Uint8Array, at: number, label: string, name: string): void {
+  const n = raw.length / DTYPE_BYTES[dtype];
+  const buf = raw.buffer;
+  const o = raw.byteOffset;
+  switch (dtype) {
+    case 'F32':
+      out.set(new Float32Array(buf, o, n), at);
+      return;
+    case 'I32':
+      out.set(new Int32Array(buf, o, n), at);
+      return;
+    case 'F64':
+      out.set(new Float64Array(buf, o, n), at);
+      return;
+    case 'BF16': {
+      // bfloat16 is the top half of a float32: shift its bits into place.
+      const src = new Uint16Array(buf, o, n);
+      const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, n);
+      for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
+      return;
+    }
+    case 'F16': {
+      const src = new Uint16Array(buf, o, n);
+      for (let i = 0; i < n; i++) out[at + i] = halfToFloat(src[i]);
+      return;
+    }
+    case 'I64': {
+      const src = new BigInt64Array(buf, o, n);
+      for (let i = 0; i < n; i++) {
+        const v = src[i];
+        if (v > 2147483647n || v < -2147483648n) throw new RangeError(`safetensors: ${label}: I64 tensor '${name}' holds ${v}, outside the int32 range`);
+        out[at + i] = Number(v);
+      }
+      return;
+    }
+    case 'I16':
+      out.set(new Int16Array(buf, o, n), at);
+      return;
+    case 'I8':
+      out.set(new Int8Array(buf, o, n), at);
+      return;
+    case 'U8':
+    case 'BOOL':
+      out.set(raw, at);
+      return;
+  }
+}
+
+/** A new zeroed array of `n` elements of a loaded dtype. */
+export function allocateLoaded(dtype: 'float32' | 'int32' | 'bool', n: number): Float32Array | Int32Array | Uint8Array {
+  return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
+}
+
 /**
  * A tensor from its raw bytes. `raw` must own its whole (aligned) ArrayBuffer — a fresh array —
- * because the float32/int32 tensors view that buffer without copying.
+ * because F32, I32 and BOOL tensors view that buffer without copying.
  */
 export function decodeTensor(raw: Uint8Array, e: SafetensorsEntry, label: string, name: string): Tensor {
-  const n = shapeSize(e.shape);
   const buf = raw.buffer as ArrayBuffer;
   switch (e.dtype) {
     case 'F32':
       return new Tensor(new Float32Array(buf), e.shape);
-    case 'F64':
-      return new Tensor(Float32Array.from(new Float64Array(buf)), e.shape);
-    case 'BF16': {
-      const src = new Uint16Array(buf);
-      const bits = new Uint32Array(n);
-      for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
-      return new Tensor(new Float32Array(bits.buffer), e.shape);
-    }
-    case 'F16': {
-      const src = new Uint16Array(buf);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(src[i]);
-      return new Tensor(out, e.shape);
-    }
     case 'I32':
       return new Tensor(new Int32Array(buf), e.shape);
-    case 'I64': {
-      const src = new BigInt64Array(buf);
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        const v = src[i];
-        if (v > 2147483647n || v < -2147483648n) throw new RangeError(`safetensors: ${label}: I64 tensor '${name}' holds ${v}, outside the int32 range`);
-        out[i] = Number(v);
-      }
-      return new Tensor(out, e.shape);
-    }
-    case 'I16':
-      return new Tensor(Int32Array.from(new Int16Array(buf)), e.shape);
-    case 'I8':
-      return new Tensor(Int32Array.from(new Int8Array(buf)), e.shape);
-    case 'U8':
-      return new Tensor(Int32Array.from(raw), e.shape);
     case 'BOOL':
       return new Tensor(raw, e.shape, undefined, 0, 'bool');
+    default: {
+      const kind = loadedDType(e.dtype);
+      const out = allocateLoaded(kind, shapeSize(e.shape));
+      convertElements(raw, e.dtype, out, 0, label, name);
+      return new Tensor(out, e.shape, undefined, 0, kind);
+    }
   }
 }
 
@@ -383,18 +427,18 @@ export function serializeModuleSafetensors(module: AnyModule, metadata: Readonly
 }
 
 /**
- * Loads read safetensors into a module by stateDict name (in place, so optimizers keep their
- * parameters): renames, restores aliased (tied) names from the metadata, and lets names that
- * share one tensor in the module be given under any one of them.
+ * Which stored tensor each of a module's stateDict names loads from: the stored names renamed
+ * (`options.rename`), aliased (tied) names restored from the metadata key "aliases", and names that
+ * share one tensor in the module given under any one of them. Keys are module names, values stored
+ * names; names mapping to nothing are left out (loadStateDict reports them).
  */
-export function loadModuleFromSafetensors(module: AnyModule, loaded: LoadedSafetensors, options: LoadModuleOptions = {}, label = 'data'): LoadStateDictResult {
-  const { tensors, metadata } = loaded;
-  const dict: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(tensors)) {
+export function moduleLoadPlan(module: AnyModule, storedNames: readonly string[], metadata: Readonly<Record<string, string>>, options: LoadModuleOptions, label: string): Record<string, string> {
+  const plan: Record<string, string> = {};
+  for (const name of storedNames) {
     const target = options.rename ? options.rename(name) : name;
     if (target === null) continue;
-    if (target in dict) throw new Error(`safetensors: ${label}: two tensors map to '${target}'`);
-    dict[target] = t;
+    if (target in plan) throw new Error(`safetensors: ${label}: two tensors map to '${target}'`);
+    plan[target] = name;
   }
   const own = module.stateDict();
   let aliases: Record<string, string> = {};
@@ -405,15 +449,27 @@ export function loadModuleFromSafetensors(module: AnyModule, loaded: LoadedSafet
       aliases = {};
     }
   }
-  for (const [alias, name] of Object.entries(aliases)) if (!(alias in dict) && name in dict && alias in own) dict[alias] = dict[name];
+  for (const [alias, name] of Object.entries(aliases)) if (!(alias in plan) && name in plan && alias in own) plan[alias] = plan[name];
   // Within this module, names sharing one tensor (tied weights) may be given under any one of them.
   const names = Object.keys(own);
   for (const name of names) {
-    if (name in dict) continue;
+    if (name in plan) continue;
     const t = own[name];
-    const twin = names.find((other) => other !== name && other in dict && own[other].storage === t.storage && own[other].offset === t.offset);
-    if (twin) dict[name] = dict[twin];
+    const twin = names.find((other) => other !== name && other in plan && own[other].storage === t.storage && own[other].offset === t.offset);
+    if (twin) plan[name] = plan[twin];
   }
+  return plan;
+}
+
+/**
+ * Loads read safetensors into a module by stateDict name (in place, so optimizers keep their
+ * parameters): renames, restores aliased (tied) names from the metadata, and lets names that
+ * share one tensor in the module be given under any one of them.
+ */
+export function loadModuleFromSafetensors(module: AnyModule, loaded: LoadedSafetensors, options: LoadModuleOptions = {}, label = 'data'): LoadStateDictResult {
+  const plan = moduleLoadPlan(module, Object.keys(loaded.tensors), loaded.metadata, options, label);
+  const dict: Record<string, Tensor> = {};
+  for (const [name, stored] of Object.entries(plan)) dict[name] = loaded.tensors[stored];
   return module.loadStateDict(dict, { strict: options.strict });
 }
 

@@ -10,7 +10,9 @@
  * to a temporary name in the same directory, flushed, then renamed over the target, so a crash
  * never leaves a half-written checkpoint. Reading accepts F32, F16, BF16, F64 (converted to
  * float32), I32, I64 (to int32, range-checked), I8/I16/U8 and BOOL, reading each tensor straight
- * from the file (no whole-file buffer, so multi-gigabyte checkpoints load).
+ * from the file (no whole-file buffer, so multi-gigabyte checkpoints load) — into new tensors, or
+ * with `into` into given ones (a model's parameters: loadModuleSafetensors, readCheckpoint's
+ * `model`), so that loading weights holds them once, not twice.
  *
  * `selfDigestKey` (used by TensorLM checkpoints) stores in the metadata a SHA-256 of the whole file,
  * the header and metadata included, with the digest's own 64 characters read as '0'.
@@ -23,21 +25,27 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { AnyModule, LoadStateDictResult } from '../nn/module.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { formatShape, shapeSize } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
 import {
+  allocateLoaded,
   checkLittleEndianHost,
+  convertElements,
+  dtypeBytes,
+  loadedDType,
+  moduleLoadPlan,
   DIGEST_PLACEHOLDER,
   digestPosition,
   decodeHeader,
   decodeHeaderLength,
-  decodeTensor,
   encodeHeader,
   encodeHeaderLength,
-  loadModuleFromSafetensors,
   moduleTensors,
   tensorBytes,
   type LoadedSafetensors,
   type LoadModuleOptions,
+  type SafetensorsEntry,
   type SafetensorsHeader,
 } from './safetensors-bytes.js';
 
@@ -134,19 +142,92 @@ export interface LoadedSafetensorsFile extends LoadedSafetensors {
   selfDigest: string | null;
 }
 
+export interface LoadSafetensorsOptions {
+  /** The tensors to read into new tensors (default: all of them, or none when `into` is given). */
+  names?: readonly string[];
+  /** See LoadedSafetensorsFile.selfDigest: every tensor is then read (in file order) or streamed through the hash. */
+  selfDigestKey?: string;
+  /**
+   * Tensors to read in place, by stored name: each is read from the file straight into the
+   * tensor's own storage (F16/BF16/F64 converted chunk by chunk), so loading weights into a model
+   * needs no second copy of them. A function is called with the validated header before any tensor
+   * is read, to choose the destinations from it (or throw). A destination must have the stored
+   * shape; one of another dtype or not contiguous is filled through a copy of that one tensor.
+   * These tensors are returned in `tensors` too. With a self-digest, their contents are undefined
+   * when the digest does not match.
+   */
+  into?: Readonly<Record<string, Tensor>> | ((header: SafetensorsHeader) => Readonly<Record<string, Tensor>>);
+}
+
+/**
+ * Bytes read at a time where a tensor is not read straight into its destination (converted
+ * dtypes, tensors only hashed): a bounded buffer whatever the tensor's size.
+ */
+const CHUNK_BYTES = 8 * 1024 * 1024;
+
+type LoadedArray = Float32Array | Int32Array | Uint8Array;
+
+/**
+ * Reads tensor `e` of the file into `out` (its loaded dtype, exactly its elements), feeding `hash`
+ * on the way: straight into `out`'s bytes when no conversion is needed, otherwise through `scratch`.
+ */
+function readTensor(fd: number, dataStart: number, e: SafetensorsEntry, out: LoadedArray, hash: Hash | null, scratch: () => Uint8Array, path: string, name: string): void {
+  const position = dataStart + e.data_offsets[0];
+  const length = e.data_offsets[1] - e.data_offsets[0];
+  const direct = (e.dtype === 'F32' && out instanceof Float32Array) || (e.dtype === 'I32' && out instanceof Int32Array) || ((e.dtype === 'BOOL' || e.dtype === 'U8') && out instanceof Uint8Array);
+  if (direct) {
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, length);
+    readExactly(fd, bytes, position, path);
+    hash?.update(bytes);
+    return;
+  }
+  const size = dtypeBytes(e.dtype);
+  const buffer = scratch();
+  const step = Math.floor(buffer.length / size) * size;
+  for (let done = 0; done < length; done += step) {
+    const chunk = buffer.subarray(0, Math.min(step, length - done));
+    readExactly(fd, chunk, position + done, path);
+    hash?.update(chunk);
+    convertElements(chunk, e.dtype, out, done / size, path, name);
+  }
+}
+
+/** Streams `length` bytes at `position` through `hash` (a tensor that is checked, not kept). */
+function hashBytes(fd: number, position: number, length: number, hash: Hash, scratch: () => Uint8Array, path: string): void {
+  const buffer = scratch();
+  for (let done = 0; done < length; done += buffer.length) {
+    const chunk = buffer.subarray(0, Math.min(buffer.length, length - done));
+    readExactly(fd, chunk, position + done, path);
+    hash.update(chunk);
+  }
+}
+
 /**
  * Reads a safetensors file: every tensor (or only those named in `names`) as float32 / int32 /
- * bool tensors, plus the metadata. Each tensor is read straight from the file (no whole-file
- * buffer); for bytes already in memory see parseSafetensors (safetensors-bytes.ts). With
- * `selfDigestKey` every tensor is read (in file order) and the file's digest computed on the way.
+ * bool tensors, plus the metadata; with `into`, tensors are read in place into given tensors
+ * (a model's parameters). Each tensor is read straight from the file (no whole-file buffer); for
+ * bytes already in memory see parseSafetensors (safetensors-bytes.ts). With `selfDigestKey`
+ * every tensor is read in file order and the file's digest computed on the way; the tensors
+ * neither named nor in `into` are streamed through the hash in bounded chunks and dropped.
  */
-export function loadSafetensors(path: string, options: { names?: readonly string[]; selfDigestKey?: string } = {}): LoadedSafetensorsFile {
+export function loadSafetensors(path: string, options: LoadSafetensorsOptions = {}): LoadedSafetensorsFile {
   checkLittleEndianHost();
   const fd = openSync(path, 'r');
   try {
     const { header, prefix, headerBytes } = parseHeader(fd, path);
-    const wanted = options.names ?? Object.keys(header.tensors);
-    for (const name of wanted) if (!Object.prototype.hasOwnProperty.call(header.tensors, name)) throw new Error(`safetensors: ${path} has no tensor '${name.slice(0, 60)}'`);
+    const has = (name: string) => Object.prototype.hasOwnProperty.call(header.tensors, name);
+    const into = typeof options.into === 'function' ? options.into(header) : (options.into ?? {});
+    const intoNames = Object.keys(into);
+    const wanted = options.names ?? (options.into === undefined ? Object.keys(header.tensors) : []);
+    for (const name of [...wanted, ...intoNames]) if (!has(name)) throw new Error(`safetensors: ${path} has no tensor '${name.slice(0, 60)}'`);
+    for (const name of intoNames) {
+      const t = into[name];
+      const shape = header.tensors[name].shape;
+      if (!(t instanceof Tensor)) throw new TypeError(`safetensors: ${path}: the destination of tensor '${name.slice(0, 60)}' is not a Tensor`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new Error(`safetensors: ${path}: tensor '${name.slice(0, 60)}' has shape ${formatShape(shape)}, its destination's is ${formatShape(t.shape)}`);
+      }
+    }
     const key = options.selfDigestKey;
     let hash: Hash | null = null;
     if (key !== undefined && typeof header.metadata[key] === 'string') {
@@ -157,20 +238,34 @@ export function loadSafetensors(path: string, options: { names?: readonly string
         hash = createHash('sha256').update(prefix).update(zeroed);
       }
     }
+    const keep = new Set([...wanted, ...intoNames]);
     // With a digest, all tensors in file order (the header check guarantees they tile the data section).
-    const names = hash === null ? wanted : Object.keys(header.tensors).sort((a, b) => header.tensors[a].data_offsets[0] - header.tensors[b].data_offsets[0] || header.tensors[a].data_offsets[1] - header.tensors[b].data_offsets[1]);
-    const keep = new Set(wanted);
+    const byOffset = (a: string, b: string) => header.tensors[a].data_offsets[0] - header.tensors[b].data_offsets[0] || header.tensors[a].data_offsets[1] - header.tensors[b].data_offsets[1];
+    const names = (hash === null ? [...keep] : Object.keys(header.tensors)).sort(byOffset);
+    let buffer: Uint8Array | null = null;
+    const scratch = () => (buffer ??= new Uint8Array(CHUNK_BYTES));
     const tensors: Record<string, Tensor> = {};
     for (const name of names) {
       const e = header.tensors[name];
-      const raw = new Uint8Array(e.data_offsets[1] - e.data_offsets[0]);
-      readExactly(fd, raw, header.dataStart + e.data_offsets[0], path);
-      hash?.update(raw);
-      if (keep.has(name)) tensors[name] = decodeTensor(raw, e, path, name);
+      const kind = loadedDType(e.dtype);
+      const dest = Object.prototype.hasOwnProperty.call(into, name) ? into[name] : undefined;
+      if (dest !== undefined && dest.dtype === kind && dest.isContiguous) {
+        readTensor(fd, header.dataStart, e, dest.storage.subarray(dest.offset, dest.offset + dest.size) as LoadedArray, hash, scratch, path, name);
+        tensors[name] = dest;
+      } else if (keep.has(name)) {
+        const out = allocateLoaded(kind, shapeSize(e.shape));
+        readTensor(fd, header.dataStart, e, out, hash, scratch, path, name);
+        const t = new Tensor(out, e.shape, undefined, 0, kind);
+        // A destination this reader cannot fill in place: one tensor's copy, as loadStateDict makes.
+        if (dest !== undefined) noGrad(() => dest.copy_(t));
+        tensors[name] = dest ?? t;
+      } else if (hash !== null) {
+        hashBytes(fd, header.dataStart + e.data_offsets[0], e.data_offsets[1] - e.data_offsets[0], hash, scratch, path);
+      }
     }
     // The requested order, as without a digest.
     const ordered: Record<string, Tensor> = {};
-    for (const name of wanted) ordered[name] = tensors[name];
+    for (const name of [...wanted, ...intoNames]) ordered[name] = tensors[name];
     return { tensors: ordered, metadata: header.metadata, header, selfDigest: hash === null ? null : hash.digest('hex') };
   } finally {
     closeSync(fd);
@@ -192,7 +287,46 @@ export function saveModuleSafetensors(module: AnyModule, path: string, metadata:
 /**
  * Loads a safetensors file into a module by stateDict name (in place, so optimizers keep their
  * parameters). Tensors of another float precision (F16, BF16, F64) are converted to float32.
+ * Each tensor is read straight into the module's own tensor (no copy of the weights in between);
+ * names, shapes and strictness are checked by loadStateDict, with its messages, before any is read.
  */
 export function loadModuleSafetensors(module: AnyModule, path: string, options: LoadModuleOptions = {}): LoadStateDictResult {
-  return loadModuleFromSafetensors(module, loadSafetensors(path), options, path);
+  let result: LoadStateDictResult | null = null;
+  // Module tensors that load the same stored tensor without sharing its storage: copied afterwards.
+  const copies: [Tensor, Tensor][] = [];
+  loadSafetensors(path, {
+    into: (header) => {
+      const plan = moduleLoadPlan(module, Object.keys(header.tensors), header.metadata, options, path);
+      const own = module.stateDict();
+      // loadStateDict's checks and messages (names under strict, shapes) with nothing to copy: each
+      // entry is the module's own tensor, or, where the shapes differ, a stand-in of the stored
+      // shape (zero strides, one element) that only its size-mismatch message reads.
+      const check: Record<string, Tensor> = {};
+      for (const [name, stored] of Object.entries(plan)) {
+        const target = Object.prototype.hasOwnProperty.call(own, name) ? own[name] : undefined;
+        const shape = header.tensors[stored].shape;
+        const same = target !== undefined && target.shape.length === shape.length && target.shape.every((d, i) => d === shape[i]);
+        check[name] = same ? target : new Tensor(new Float32Array(1), shape, shape.map(() => 0));
+      }
+      try {
+        result = module.loadStateDict(check, { strict: options.strict });
+      } catch (error) {
+        // loadStateDict's message (names, shapes), with the file it came from.
+        throw new Error(`safetensors: ${path}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const into: Record<string, Tensor> = {};
+      for (const [name, stored] of Object.entries(plan)) {
+        if (!Object.prototype.hasOwnProperty.call(own, name)) continue;
+        const first = Object.prototype.hasOwnProperty.call(into, stored) ? into[stored] : undefined;
+        if (first === undefined) into[stored] = own[name];
+        else if (first.storage !== own[name].storage || first.offset !== own[name].offset) copies.push([own[name], first]);
+      }
+      return into;
+    },
+  });
+  noGrad(() => {
+    for (const [target, source] of copies) target.copy_(source);
+  });
+  if (result === null) throw new Error(`safetensors: ${path}: internal error: the module was not checked`);
+  return result;
 }

@@ -28,7 +28,8 @@ export abstract class CausalLM<In extends unknown[], Out, G> extends Module<In, 
 
   /**
    * Loads weights by state-dict name from a .safetensors file (F32, or F16/BF16/F64 converted);
-   * `rename: huggingFaceLlamaName` reads Hugging Face Llama checkpoints into a TransformerLM.
+   * `rename: huggingFaceLlamaName` reads Hugging Face Llama checkpoints into a TransformerLM. Each
+   * tensor is read straight into its parameter (loadModuleSafetensors): no second copy of the weights.
    */
   loadSafetensors(path: string, options: LoadModuleOptions = {}): LoadStateDictResult {
     return loadModuleSafetensors(this, path, options);

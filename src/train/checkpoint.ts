@@ -33,7 +33,7 @@ import { existsSync, statSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeValue, isJsonObject, parseJsonText, quoteText, truncateList, truncateMessage } from '../io/json.js';
-import { loadSafetensors, saveSafetensors, type LoadedSafetensorsFile } from '../io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors, type LoadedSafetensorsFile, type SafetensorsHeader } from '../io/safetensors.js';
 import { isRecurrentConfig, resolveModelConfig, type ModelConfig } from '../models/config.js';
 import { countParameters } from '../models/params.js';
 import { loraConfig } from '../nn/lora.js';
@@ -345,14 +345,14 @@ function checkOptimizer(value: unknown, s: ReturnType<typeof schema>): { state: 
   return o as unknown as ReturnType<typeof checkOptimizer>;
 }
 
-function checkAliases(value: unknown, modelState: Record<string, Tensor>, s: ReturnType<typeof schema>): Record<string, string> {
+function checkAliases(value: unknown, modelNames: ReadonlySet<string>, s: ReturnType<typeof schema>): Record<string, string> {
   const aliases = s.object(value, 'aliases');
   for (const [alias, target] of Object.entries(aliases)) {
     const field = `aliases[${quoteText(alias, 40)}]`;
     if (typeof target !== 'string') s.fail(`${field} must name a stored model tensor, got ${describeValue(target)}`);
     if (alias === '__proto__' || alias.startsWith('optimizer.')) s.fail(`${field}: ${quoteText(alias, 40)} cannot be a model tensor name`);
-    if (Object.prototype.hasOwnProperty.call(modelState, alias)) s.fail(`${field}: the file also stores a tensor ${quoteText(alias, 40)}; an alias names a tied weight stored under another name`);
-    if (!Object.prototype.hasOwnProperty.call(modelState, target as string)) s.fail(`${field} names ${quoteText(target as string, 40)}, which is not a model tensor in the file`);
+    if (modelNames.has(alias)) s.fail(`${field}: the file also stores a tensor ${quoteText(alias, 40)}; an alias names a tied weight stored under another name`);
+    if (!modelNames.has(target as string)) s.fail(`${field} names ${quoteText(target as string, 40)}, which is not a model tensor in the file`);
   }
   return aliases as Record<string, string>;
 }
@@ -390,67 +390,191 @@ function checkModelSize(config: ModelConfig, hasLoRA: boolean, stored: number, s
   }
 }
 
-/**
- * Reads and verifies a checkpoint; throws a clear one-line error for a missing, truncated,
- * corrupted or edited file (see the top of this file for everything that is checked).
- */
-export function readCheckpoint(path: string): LoadedCheckpoint {
-  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
-  let loaded: LoadedSafetensorsFile;
-  try {
-    loaded = loadSafetensors(path, { selfDigestKey: FILE_DIGEST_KEY });
-  } catch (error) {
-    // The io message names the file too; say it once.
-    let message = (error instanceof Error ? error.message : String(error)).replace(/^safetensors: /, '');
-    if (message.startsWith(`${path}: `)) message = message.slice(path.length + 2);
-    else if (message.startsWith(`${path} `)) message = `the file${message.slice(path.length)}`;
-    throw new Error(`checkpoint ${path} is unreadable or truncated: ${truncateMessage(message, 240)}`);
-  }
-  const { tensors, metadata, header } = loaded;
-  const s = schema(path);
-  const format = metadata.format;
-  if (format !== CHECKPOINT_FORMAT && format !== CHECKPOINT_FORMAT_V1) {
-    s.fail(`not a TensorLM checkpoint (format ${format === undefined ? 'missing' : quoteText(format, 40)}, expected '${CHECKPOINT_FORMAT}' or '${CHECKPOINT_FORMAT_V1}')`);
-  }
-  const version = format === CHECKPOINT_FORMAT ? 2 : 1;
-  if (version === 2) {
-    if (loaded.selfDigest === null || loaded.selfDigest !== metadata[FILE_DIGEST_KEY]) {
-      throw new Error(`checkpoint ${path} is corrupted: its content does not match the checksum (${FILE_DIGEST_KEY}) recorded when it was written`);
-    }
-  } else if (dataHash(tensors) !== metadata.dataSha256) {
-    throw new Error(`checkpoint ${path} is corrupted: its data does not match the checksum recorded when it was written`);
-  }
-  const known = METADATA_KEYS[format];
+/** What a checkpoint holds besides tensors, validated: what a model is built from before its weights are read. */
+export type CheckpointInfo = Pick<LoadedCheckpoint, 'meta' | 'aliases' | 'tokenizer' | 'version'>;
+
+export interface ReadCheckpointOptions<M extends AnyModule = AnyModule> {
+  /**
+   * Builds the model the weights are read into, from the validated checkpoint (its config, its
+   * tokenizer record), before any tensor is read; an error it throws is the load's error. The
+   * checkpoint must then fit the model (checkCheckpointFitsModel), and each weight is read from the
+   * file straight into the model's own tensor: the weights are in memory once, not twice.
+   * `modelState` then holds the model's tensors. Files of format /1 are read whole, then copied.
+   */
+  model?: (checkpoint: CheckpointInfo) => M;
+  /**
+   * Read the optimizer's buffers (default true). false (generation, evaluation: nothing steps)
+   * streams them through the checksum and drops them; `optimizerState` then holds no buffers.
+   */
+  optimizer?: boolean;
+}
+
+/** The io error of an unreadable file, as one line naming the file once. */
+function unreadable(path: string, error: unknown): Error {
+  // The io message names the file too; say it once.
+  let message = (error instanceof Error ? error.message : String(error)).replace(/^safetensors: /, '');
+  if (message.startsWith(`${path}: `)) message = message.slice(path.length + 2);
+  else if (message.startsWith(`${path} `)) message = `the file${message.slice(path.length)}`;
+  return new Error(`checkpoint ${path} is unreadable or truncated: ${truncateMessage(message, 240)}`);
+}
+
+function corrupted(path: string): Error {
+  return new Error(`checkpoint ${path} is corrupted: its content does not match the checksum (${FILE_DIGEST_KEY}) recorded when it was written`);
+}
+
+/** Everything readCheckpoint checks that the header alone tells (metadata, tensor names, dtypes, shapes). */
+interface CheckedHeader extends CheckpointInfo {
+  optimizerJson: ReturnType<typeof checkOptimizer>;
+  /** The model tensors stored in the file (aliases not included). */
+  modelNames: string[];
+  optimizerNames: string[];
+}
+
+function checkHeader(header: SafetensorsHeader, version: 1 | 2, s: ReturnType<typeof schema>): CheckedHeader {
+  const { metadata } = header;
+  const known = METADATA_KEYS[version === 2 ? CHECKPOINT_FORMAT : CHECKPOINT_FORMAT_V1];
   const unknown = Object.keys(metadata).filter((k) => !known.includes(k));
   if (unknown.length > 0) s.fail(`unknown metadata key${unknown.length > 1 ? 's' : ''} ${truncateList(unknown.map((k) => quoteText(k, 30)), 3)} (known: ${known.join(', ')})`);
 
   // Tensors: the model's float32 weights and the optimizer's float32 buffers, nothing else.
-  const modelState: Record<string, Tensor> = {};
-  const optimizerTensors: Record<string, Tensor> = {};
+  const modelNames: string[] = [];
+  const optimizerNames: string[] = [];
   let stored = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    const dtype = header.tensors[name].dtype;
-    if (dtype !== 'F32') s.fail(`tensor ${quoteText(name, 40)} has dtype ${dtype}, expected F32 (a checkpoint stores float32 weights and optimizer buffers)`);
+  for (const [name, e] of Object.entries(header.tensors)) {
+    if (e.dtype !== 'F32') s.fail(`tensor ${quoteText(name, 40)} has dtype ${e.dtype}, expected F32 (a checkpoint stores float32 weights and optimizer buffers)`);
     if (name.startsWith('optimizer.')) {
-      if (!OPTIMIZER_TENSOR.test(name) || t.shape.length !== 1) s.fail(`tensor ${quoteText(name, 40)} is not an optimizer buffer (expected optimizer.<index>.<name>, one-dimensional)`);
-      optimizerTensors[name] = t;
+      if (!OPTIMIZER_TENSOR.test(name) || e.shape.length !== 1) s.fail(`tensor ${quoteText(name, 40)} is not an optimizer buffer (expected optimizer.<index>.<name>, one-dimensional)`);
+      optimizerNames.push(name);
     } else {
-      modelState[name] = t;
-      stored += t.size;
+      modelNames.push(name);
+      stored += e.shape.reduce((a, d) => a * d, 1);
     }
   }
   const meta = checkMeta(s.json(metadata.meta, 'meta'), s);
   const modelConfig = checkModelConfig((meta.config as Record<string, unknown>).model, s);
   const hasLoRA = (meta.config as { lora?: unknown }).lora != null;
   checkModelSize(modelConfig, hasLoRA, stored, s);
-  const optimizer = checkOptimizer(s.json(metadata.optimizer, 'optimizer'), s);
-  const aliases = checkAliases(metadata.aliases === undefined ? {} : s.json(metadata.aliases, 'aliases'), modelState, s);
+  const optimizerJson = checkOptimizer(s.json(metadata.optimizer, 'optimizer'), s);
+  const aliases = checkAliases(metadata.aliases === undefined ? {} : s.json(metadata.aliases, 'aliases'), new Set(modelNames), s);
   const tokenizer = version === 2 ? checkTokenizerRecord(s.json(metadata.tokenizer, 'tokenizer'), s) : null;
   if (tokenizer !== null && tokenizer.vocabSize > modelConfig.vocabSize) {
     s.fail(`tokenizer.vocabSize ${tokenizer.vocabSize} is larger than meta.config.model.vocabSize ${modelConfig.vocabSize}`);
   }
-  for (const [alias, name] of Object.entries(aliases)) modelState[alias] = modelState[name];
-  return { meta, modelState, optimizerState: optimizerFromTensors(optimizer, optimizerTensors), aliases, tokenizer, version };
+  return { meta, aliases, tokenizer, version, optimizerJson, modelNames, optimizerNames };
+}
+
+/**
+ * Reads and verifies a checkpoint; throws a clear one-line error for a missing, truncated,
+ * corrupted or edited file (see the top of this file for everything that is checked). With
+ * `model`, the weights are read straight into the model it builds (see ReadCheckpointOptions).
+ */
+// The plain form last: ReturnType<typeof readCheckpoint> (run-loop.ts) is LoadedCheckpoint.
+export function readCheckpoint<M extends AnyModule>(path: string, options: ReadCheckpointOptions<M> & { model: (checkpoint: CheckpointInfo) => M }): LoadedCheckpoint & { model: M };
+export function readCheckpoint(path: string, options?: ReadCheckpointOptions & { model?: undefined }): LoadedCheckpoint;
+export function readCheckpoint<M extends AnyModule>(path: string, options: ReadCheckpointOptions<M> = {}): LoadedCheckpoint & { model?: M } {
+  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
+  let header: SafetensorsHeader;
+  try {
+    header = readSafetensorsHeader(path);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  const s = schema(path);
+  const format = header.metadata.format;
+  if (format !== CHECKPOINT_FORMAT && format !== CHECKPOINT_FORMAT_V1) {
+    s.fail(`not a TensorLM checkpoint (format ${format === undefined ? 'missing' : quoteText(format, 40)}, expected '${CHECKPOINT_FORMAT}' or '${CHECKPOINT_FORMAT_V1}')`);
+  }
+  const readOptimizer = options.optimizer ?? true;
+  if (format === CHECKPOINT_FORMAT && (options.model !== undefined || !readOptimizer)) return readStreaming(path, header, options, readOptimizer, s);
+
+  let loaded: LoadedSafetensorsFile;
+  try {
+    loaded = loadSafetensors(path, { selfDigestKey: FILE_DIGEST_KEY });
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  const { tensors, metadata } = loaded;
+  if (format === CHECKPOINT_FORMAT) {
+    if (loaded.selfDigest === null || loaded.selfDigest !== metadata[FILE_DIGEST_KEY]) throw corrupted(path);
+  } else if (dataHash(tensors) !== metadata.dataSha256) {
+    throw new Error(`checkpoint ${path} is corrupted: its data does not match the checksum recorded when it was written`);
+  }
+  const checked = checkHeader(loaded.header, format === CHECKPOINT_FORMAT ? 2 : 1, s);
+  const modelState: Record<string, Tensor> = {};
+  for (const name of checked.modelNames) modelState[name] = tensors[name];
+  for (const [alias, name] of Object.entries(checked.aliases)) modelState[alias] = modelState[name];
+  const optimizerTensors: Record<string, Tensor> = {};
+  if (readOptimizer) for (const name of checked.optimizerNames) optimizerTensors[name] = tensors[name];
+  const { meta, aliases, tokenizer, version } = checked;
+  const result = { meta, modelState, optimizerState: optimizerFromTensors(checked.optimizerJson, optimizerTensors), aliases, tokenizer, version };
+  if (options.model === undefined) return result;
+  // Format /1 (its checksum needs every tensor by name): read whole, then copied into the model.
+  const model = options.model({ meta, aliases, tokenizer, version });
+  checkCheckpointFitsModel(model, result, path);
+  model.loadStateDict(modelState);
+  return { ...result, model };
+}
+
+/**
+ * A /2 checkpoint read tensor by tensor into `options.model`'s tensors (and the optimizer's
+ * buffers, when wanted), the whole file through the checksum. Everything the header tells is
+ * checked first; when a check fails, the checksum is computed before that error is reported, so a
+ * corrupted file is reported as corrupted, as when the whole file was read first.
+ */
+function readStreaming<M extends AnyModule>(path: string, header: SafetensorsHeader, options: ReadCheckpointOptions<M>, readOptimizer: boolean, s: ReturnType<typeof schema>): LoadedCheckpoint & { model?: M } {
+  let checked: CheckedHeader;
+  let model: M | undefined;
+  let into: Record<string, Tensor> = {};
+  try {
+    checked = checkHeader(header, 2, s);
+    const { meta, aliases, tokenizer, version } = checked;
+    model = options.model?.({ meta, aliases, tokenizer, version });
+    if (model !== undefined) {
+      const shapes: Record<string, readonly number[]> = {};
+      for (const name of checked.modelNames) shapes[name] = header.tensors[name].shape;
+      for (const [alias, name] of Object.entries(aliases)) shapes[alias] = shapes[name];
+      checkFits(model, shapes, aliases, path);
+      const own = model.stateDict();
+      into = Object.fromEntries(checked.modelNames.map((name) => [name, own[name]]));
+    }
+  } catch (error) {
+    let digest: string | null = null;
+    try {
+      digest = loadSafetensors(path, { selfDigestKey: FILE_DIGEST_KEY, into: {} }).selfDigest;
+    } catch {
+      // Unreadable now: the check's own error below says what was wrong with the file.
+    }
+    if (digest !== header.metadata[FILE_DIGEST_KEY]) throw corrupted(path);
+    throw error;
+  }
+  let loaded: LoadedSafetensorsFile;
+  try {
+    loaded = loadSafetensors(path, {
+      selfDigestKey: FILE_DIGEST_KEY,
+      // The header read now must be the one checked above (the file could be replaced in between).
+      into: (now) => {
+        if (JSON.stringify(now) !== JSON.stringify(header)) throw new Error(`${path} changed while it was being read`);
+        return into;
+      },
+      // Without a model, its weights are read into new tensors (the optimizer's buffers only when wanted).
+      names: [...(model === undefined ? checked.modelNames : []), ...(readOptimizer ? checked.optimizerNames : [])],
+    });
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  if (loaded.selfDigest === null || loaded.selfDigest !== header.metadata[FILE_DIGEST_KEY]) throw corrupted(path);
+  const modelState: Record<string, Tensor> = {};
+  if (model !== undefined) {
+    const own = model.stateDict();
+    for (const name of Object.keys(own)) modelState[name] = own[name];
+  } else {
+    for (const name of checked.modelNames) modelState[name] = loaded.tensors[name];
+    for (const [alias, name] of Object.entries(checked.aliases)) modelState[alias] = modelState[name];
+  }
+  const optimizerTensors: Record<string, Tensor> = {};
+  for (const name of readOptimizer ? checked.optimizerNames : []) optimizerTensors[name] = loaded.tensors[name];
+  const { meta, aliases, tokenizer, version } = checked;
+  return { meta, modelState, optimizerState: optimizerFromTensors(checked.optimizerJson, optimizerTensors), aliases, tokenizer, version, ...(model === undefined ? {} : { model }) };
 }
 
 /**
@@ -477,20 +601,28 @@ export function checkTokenizerBinding(checkpoint: Pick<LoadedCheckpoint, 'tokeni
  * the embedding at another tensor of the same shape).
  */
 export function checkCheckpointFitsModel(model: AnyModule, checkpoint: Pick<LoadedCheckpoint, 'modelState' | 'aliases'>, path: string): void {
+  const shapes: Record<string, readonly number[]> = {};
+  for (const [name, t] of Object.entries(checkpoint.modelState)) shapes[name] = t.shape;
+  checkFits(model, shapes, checkpoint.aliases, path);
+}
+
+/** checkCheckpointFitsModel on the stored shapes alone (what a header tells, before any tensor is read). */
+function checkFits(model: AnyModule, stored: Readonly<Record<string, readonly number[]>>, aliases: Readonly<Record<string, string>>, path: string): void {
   const own = model.stateDict();
   const names = Object.keys(own);
-  const missing = names.filter((n) => !Object.prototype.hasOwnProperty.call(checkpoint.modelState, n));
+  const missing = names.filter((n) => !Object.prototype.hasOwnProperty.call(stored, n));
   if (missing.length > 0) throw new Error(`checkpoint ${path} does not fit the model its config describes: missing ${truncateList(missing.map((n) => quoteText(n, 40)), 3)}`);
-  const extra = Object.keys(checkpoint.modelState).filter((n) => !Object.prototype.hasOwnProperty.call(own, n));
+  const extra = Object.keys(stored).filter((n) => !Object.prototype.hasOwnProperty.call(own, n));
   if (extra.length > 0) throw new Error(`checkpoint ${path} does not fit the model its config describes: unexpected ${truncateList(extra.map((n) => quoteText(n, 40)), 3)}`);
   for (const name of names) {
     const a = own[name].shape;
-    const b = checkpoint.modelState[name].shape;
+    const b = stored[name];
     if (a.length !== b.length || a.some((d, i) => d !== b[i])) {
       throw new Error(`checkpoint ${path}: tensor ${quoteText(name, 40)} has shape ${shapeText(b)}, the model's is ${shapeText(a)}`);
     }
   }
-  for (const [alias, target] of Object.entries(checkpoint.aliases)) {
+  for (const [alias, target] of Object.entries(aliases)) {
     if (own[alias].storage !== own[target].storage) throw new Error(`checkpoint ${path}: aliases[${quoteText(alias, 40)}] names ${quoteText(target, 40)}, but the model does not tie those weights`);
   }
 }
+

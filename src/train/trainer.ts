@@ -18,6 +18,7 @@ import { TransformerLM } from '../models/transformer.js';
 import { buildModelConfig } from '../models/presets.js';
 import { resolveModelConfig, type ModelConfig, type TransformerConfig } from '../models/config.js';
 import { applyLoRA, loraConfig, type LoRAConfig } from '../nn/lora.js';
+import { skipInit } from '../nn/init.js';
 import { routerMetrics } from '../nn/moe.js';
 import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
@@ -244,27 +245,40 @@ export function loadTransformerRun(dir: string, which: 'best' | 'latest', what: 
   return run as LoadedRun<TransformerLM> & { config: RunConfig & { model: TransformerConfig } };
 }
 
-/** Loads a finished (or interrupted) run for sampling or evaluation. */
+/**
+ * Loads a finished (or interrupted) run for sampling or evaluation: the checkpoint's metadata, the
+ * model's size and the tokenizer are checked before the model is built, then the weights are read
+ * straight from the file into the model (readCheckpoint's `model`) and the optimizer's buffers only
+ * checksummed — one copy of the weights in memory, not two or more.
+ */
 export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): LoadedRun {
   const files = { config: join(dir, 'config.json'), tokenizer: join(dir, 'tokenizer.json') };
   if (!existsSync(files.config)) throw new Error(`${dir} is not a run directory (no config.json)`);
   let path = join(dir, `${which}.safetensors`);
   if (!existsSync(path)) path = join(dir, 'latest.safetensors');
-  // Validated before anything is built from it: the checksum, the metadata, and the model's size.
-  const checkpoint = readCheckpoint(path);
-  const config = checkpoint.meta.config as RunConfig;
-  const tokenizer = loadTokenizer(files.tokenizer);
-  checkTokenizerBinding(checkpoint, path, tokenizer, files.tokenizer);
-  if (tokenizer.vocabSize > config.model.vocabSize) {
-    throw new Error(`tokenizer ${files.tokenizer} has ${tokenizer.vocabSize} tokens, more than the ${config.model.vocabSize} of the model in checkpoint ${path}`);
-  }
-  const model = createLanguageModel(config.model);
-  if (config.lora) {
-    if (!(model instanceof TransformerLM)) throw new Error(`checkpoint ${path}: LoRA adapters (meta.config.lora) need a transformer model, and this one is a recurrent '${(config.model as { arch?: string }).arch}' model`);
-    applyLoRA(model, loraConfig(config.lora));
-  }
-  checkCheckpointFitsModel(model, checkpoint, path);
-  model.loadStateDict(checkpoint.modelState);
+  // Read by the builder below, between the checkpoint's checks and the model's allocation.
+  const read: { tokenizer?: Tokenizer } = {};
+  const { meta, model } = readCheckpoint(path, {
+    optimizer: false,
+    model: (checkpoint) => {
+      const config = checkpoint.meta.config as RunConfig;
+      const tokenizer = (read.tokenizer = loadTokenizer(files.tokenizer));
+      checkTokenizerBinding(checkpoint, path, tokenizer, files.tokenizer);
+      if (tokenizer.vocabSize > config.model.vocabSize) {
+        throw new Error(`tokenizer ${files.tokenizer} has ${tokenizer.vocabSize} tokens, more than the ${config.model.vocabSize} of the model in checkpoint ${path}`);
+      }
+      // No random init: readCheckpoint checks that the file names every weight, then overwrites them all.
+      return skipInit(() => {
+        const built = createLanguageModel(config.model);
+        if (config.lora) {
+          if (!(built instanceof TransformerLM)) throw new Error(`checkpoint ${path}: LoRA adapters (meta.config.lora) need a transformer model, and this one is a recurrent '${(config.model as { arch?: string }).arch}' model`);
+          applyLoRA(built, loraConfig(config.lora));
+        }
+        return built;
+      });
+    },
+  });
+  if (read.tokenizer === undefined) throw new Error(`checkpoint ${path}: internal error: the model was loaded without its tokenizer`);
   model.eval();
-  return { model, tokenizer, config, meta: checkpoint.meta, checkpoint: path };
+  return { model, tokenizer: read.tokenizer, config: meta.config as RunConfig, meta, checkpoint: path };
 }
