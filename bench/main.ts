@@ -6,6 +6,7 @@
  *   npm run bench -- --json     # also write the figures as JSON to stdout (table to stderr)
  *   npm run bench -- --quick    # shorter timings
  *   npm run bench -- --llama    # also TinyLlama-1.1B-shaped decode against llama.cpp (bench/llama.ts; ~10 GB, ~10 minutes)
+ *                               # and the peak RSS of `tensorlm sample` on that shape (bench/generation-memory.ts; ~2 minutes)
  */
 import Table from 'cli-table3';
 import { loadBlas } from '../src/backends/blas/index.js';
@@ -20,6 +21,7 @@ import { measureGpt2Encoding, type EncodeFigures } from './encode.js';
 import { loadText } from '../src/data/resolve.js';
 import { runFlashAttentionBench, type FlashFigures } from './flash-attention.js';
 import { runLlamaBench, type LlamaFigures } from './llama.js';
+import { runGenerationMemoryBench, type GenerationMemoryFigures } from './generation-memory.js';
 
 // A program of its own that imports library modules directly: it names Node's backends.
 setBackendInstaller(installNodeBackends);
@@ -131,5 +133,14 @@ if (args.has('--llama')) {
     print(`TinyLlama-shape rows skipped: ${(error as Error).message.split('\n')[0]}`);
   }
 }
+// Generation's peak RSS against the weights (issue 18: ≤ 1.2×), in a child process: with --llama too.
+let generationMemory: GenerationMemoryFigures | null = null;
+if (args.has('--llama')) {
+  try {
+    generationMemory = await runGenerationMemoryBench({ print });
+  } catch (error) {
+    print(`generation memory row skipped: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
 
-if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, flash, encoding, llama, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');
+if (json) process.stdout.write(JSON.stringify({ machine, gemm: rows, models, flash, encoding, llama, generationMemory, torch: torchReason ? null : torch[1]?.torch }, null, 2) + '\n');

@@ -87,17 +87,25 @@ export function quantizeModel(model: TransformerLM, format: QuantFormat): Quanti
 }
 
 function layerStats(name: string, w: Float32Array, q: QuantizedLinear): QuantizedLayerStats {
-  const deq = floatData(q.dequantize());
+  // d·q per element as dequantize() computes it, without materialising the dequantized matrix (a
+  // 1 B-parameter model would otherwise allocate its float32 weights once more, layer by layer).
+  const { q: codes, scales, block, inFeatures: k, outFeatures: n } = q;
+  const perRow = Math.ceil(k / block);
   let max = 0;
   let err = 0;
   let norm = 0;
-  for (let i = 0; i < w.length; i++) {
-    const e = Math.abs(w[i] - deq[i]);
-    if (e > max) max = e;
-    err += e * e;
-    norm += w[i] * w[i];
+  for (let j = 0; j < n; j++) {
+    for (let b = 0; b < perRow; b++) {
+      const d = scales[j * perRow + b];
+      for (let i = j * k + b * block, end = j * k + Math.min(k, (b + 1) * block); i < end; i++) {
+        const e = Math.abs(w[i] - Math.fround(d * codes[i]));
+        if (e > max) max = e;
+        err += e * e;
+        norm += w[i] * w[i];
+      }
+    }
   }
-  return { name, shape: [q.outFeatures, q.inFeatures], maxAbsError: max, relativeError: norm > 0 ? Math.sqrt(err / norm) : 0, bytesBefore: w.length * 4, bytesAfter: q.weightBytes };
+  return { name, shape: [n, k], maxAbsError: max, relativeError: norm > 0 ? Math.sqrt(err / norm) : 0, bytesBefore: w.length * 4, bytesAfter: q.weightBytes };
 }
 
 /** Float32 parameters and buffers at 4 bytes each plus every QuantizedLinear's codes and scales. */
