@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { fileErrorOf } from '../helpers/errors.js';
 import '../../src/index.js';
 import { halfToFloat } from '../../src/io/half.js';
 import { loadModuleSafetensorsBytes, parseSafetensors, serializeModuleSafetensors } from '../../src/io/safetensors-bytes.js';
@@ -43,19 +44,7 @@ function build(tensors: Record<string, { dtype: string; shape: number[]; bytes: 
 
 const values = (t: Tensor) => Array.from(t.toTypedArray() as Float32Array);
 
-function oneLine(fn: () => unknown, file: string): string {
-  let message = '';
-  try {
-    fn();
-  } catch (error) {
-    message = (error as Error).message;
-  }
-  expect(message, 'no error was thrown').not.toBe('');
-  expect(message).toContain(file);
-  expect(message).not.toContain('\n');
-  expect(message.length).toBeLessThanOrEqual(300 + file.length);
-  return message;
-}
+const oneLine = fileErrorOf;
 
 describe('loadSafetensors into given tensors', () => {
   it('F32: the same values as the plain read, in the destination’s own storage, and the same digest', () => {

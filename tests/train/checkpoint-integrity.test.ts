@@ -12,7 +12,8 @@ import '../../src/index.js';
 import { MAX_MODEL_PARAMETERS, readCheckpoint } from '../../src/train/checkpoint.js';
 import { readTrainConfigFile } from '../../src/train/config.js';
 import { loadRun, train } from '../../src/train/trainer.js';
-import { smallTrainConfig } from './helpers.js';
+import { trainSmallRun } from './helpers.js';
+import { fileErrorOf } from '../helpers/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tensorlm-ckpt-integrity-'));
 let base = '';
@@ -72,21 +73,7 @@ function editMeta(path: string, edit: (meta: Record<string, unknown>) => void, r
   );
 }
 
-/** The error `fn` throws: one line, short, naming `file`, and no raw TypeError text. */
-function errorOf(fn: () => unknown, file: string): string {
-  let message = '';
-  try {
-    fn();
-  } catch (error) {
-    message = (error as Error).message;
-  }
-  expect(message, 'no error was thrown').not.toBe('');
-  expect(message).toContain(file);
-  expect(message).not.toContain('\n');
-  expect(message.length).toBeLessThanOrEqual(300 + file.length);
-  expect(message).not.toMatch(/Cannot read properties|is not a function|Invalid typed array length|undefined is not/);
-  return message;
-}
+const errorOf = fileErrorOf;
 
 async function asyncErrorOf(fn: () => Promise<unknown>, file: string): Promise<string> {
   let message = '';
@@ -101,11 +88,7 @@ async function asyncErrorOf(fn: () => Promise<unknown>, file: string): Promise<s
 }
 
 beforeAll(async () => {
-  const dir = join(root, 'source');
-  const data = join(root, 'corpus.txt');
-  writeFileSync(data, 'ROMEO:\nlove night light, sweet moon.\nJULIET:\nfair sun, death and night.\n'.repeat(60));
-  await train(smallTrainConfig(dir, data, { name: 'run', maxSteps: 10, evalInterval: 5, sampleTokens: 0 }));
-  base = join(dir, 'run');
+  base = await trainSmallRun(root);
 }, 60_000);
 
 describe('the checksum covers the whole file', () => {

@@ -13,8 +13,8 @@ import { createLanguageModel, type LanguageModel } from '../../src/models/langua
 import type { ModelConfig } from '../../src/models/config.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { checkCheckpointFitsModel, readCheckpoint, type CheckpointInfo } from '../../src/train/checkpoint.js';
-import { loadRun, train, type RunConfig } from '../../src/train/trainer.js';
-import { smallTrainConfig } from './helpers.js';
+import { loadRun, type RunConfig } from '../../src/train/trainer.js';
+import { trainSmallRun } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tensorlm-ckpt-streaming-'));
 let base = '';
@@ -56,11 +56,7 @@ function rewrite(path: string, edit: (header: Record<string, { dtype: string; sh
 }
 
 beforeAll(async () => {
-  const dir = join(root, 'source');
-  const data = join(root, 'corpus.txt');
-  writeFileSync(data, 'ROMEO:\nlove night light, sweet moon.\nJULIET:\nfair sun, death and night.\n'.repeat(60));
-  await train(smallTrainConfig(dir, data, { name: 'run', maxSteps: 10, evalInterval: 5, sampleTokens: 0 }));
-  base = join(dir, 'run');
+  base = await trainSmallRun(root);
 }, 60_000);
 
 describe('readCheckpoint with a model', () => {
