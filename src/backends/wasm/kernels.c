@@ -1902,10 +1902,14 @@ EXPORT(q8_block_sums) void q8_block_sums(const int8_t *q, int32_t *sums, int n, 
 
 /* n ≤ 4 values from p, zeros in the other lanes (a short last group of blocks). */
 INLINE v128_t q8_load4(const void *p, int n) {
-  if (n == 4) return wasm_v128_load(p);
-  int32_t t[4] = {0, 0, 0, 0};
-  for (int i = 0; i < n; i++) t[i] = ((const int32_t *)p)[i];
-  return wasm_v128_load(t);
+  const int32_t *v = (const int32_t *)p;
+  /* Lanes built in registers, not through a stack array (per-channel int8 has one block per row: this is every output's path). */
+  switch (n) {
+    case 4: return wasm_v128_load(p);
+    case 3: return wasm_i32x4_make(v[0], v[1], v[2], 0);
+    case 2: return wasm_i32x4_make(v[0], v[1], 0, 0);
+    default: return wasm_i32x4_make(v[0], 0, 0, 0);
+  }
 }
 
 /* [Σa, Σb, Σc, Σd] of four integer vectors (exact). */
