@@ -22,14 +22,11 @@ import { getWasmThreads, setWasmThreads, warmUpWasmThreads } from '../src/backen
 import { TextTrainer } from '../src/train/browser-loop.js';
 import { SAMPLE_TEXT } from '../web/playground/sample-text.js';
 import { chromiumPath, launchChromium } from '../tests/browser/chromium.js';
+import { flag } from './args.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const flag = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const STEPS = flag('steps', 8);
-const ROUNDS = flag('rounds', 2);
+const STEPS = Number(flag('steps', '8'));
+const ROUNDS = Number(flag('rounds', '2'));
 const BATCH = 16;
 const BLOCK = 128;
 const TOKENS_PER_STEP = BATCH * BLOCK;

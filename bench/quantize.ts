@@ -21,19 +21,15 @@ import type { TransformerConfig } from '../src/models/config.js';
 import { Generator } from '../src/tensor/random.js';
 import type { QuantFormat } from '../src/nn/quantized.js';
 import { evaluateStream } from '../src/train/evaluate.js';
+import { flag } from './args.js';
 import { loadRun, openRunData, VALIDATION_MAX_TOKENS } from '../src/train/trainer.js';
 
 setBackendInstaller(installNodeBackends);
 
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(name);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
-};
-const run = flag('--run', 'runs/shakespeare2');
-const preset = flag('--preset', '');
-const rounds = Number(flag('--rounds', '5'));
-const tokens = Number(flag('--tokens', '120'));
+const run = flag('run', 'runs/shakespeare2');
+const preset = flag('preset', '');
+const rounds = Number(flag('rounds', '5'));
+const tokens = Number(flag('tokens', '120'));
 
 type Variant = 'f32' | QuantFormat;
 const variants: Variant[] = ['f32', 'int8', 'q8_0'];
@@ -50,7 +46,7 @@ const models = new Map<Variant, TransformerLM>(variants.map((v) => [v, load(v)])
 setNumThreads(1);
 setWasmThreads(1);
 
-if (!argv.includes('--no-eval') && !preset) {
+if (!process.argv.includes('--no-eval') && !preset) {
   const { config, tokenizer } = loadRun(run);
   const data = await openRunData(config.train, tokenizer, { dataDir: config.train.dataDir ?? dataDirEnv() });
   const val = data.readSplit('val', VALIDATION_MAX_TOKENS);
