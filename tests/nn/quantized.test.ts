@@ -92,6 +92,15 @@ describe('quantizeBlocks', () => {
       expect(Array.from(new Int8Array(bytes.buffer, b * 34 + 2, 32))).toEqual(Array.from(q.subarray(b * 32, b * 32 + 32)));
       expect(halfToFloat(file.getUint16(b * 34, true))).toBe(halfToFloat(floatToHalf(scales[b])));
     }
+    // Exact ties: a block whose largest magnitude is 127 has d = 1, so v = w and ±(t + 0.5) is a
+    // tie that roundf sends away from zero (−2.5 → −3), next to values a float32 step off a tie.
+    const ties = new Float32Array(8 * 32);
+    for (let i = 0; i < ties.length; i++) {
+      const t = (i * 37) % 127;
+      ties[i] = i % 32 === 0 ? 127 : Math.fround((i % 2 ? -1 : 1) * (t + [0.5, 0.49999997, 0.50000006, 0][(i >> 1) % 4]));
+    }
+    const tq = quantizeBlocks(ties, 8, 32, 32).q;
+    for (let i = 0; i < ties.length; i++) expect(tq[i], `w = ${ties[i]}`).toBe((Math.sign(ties[i]) * Math.round(Math.abs(ties[i]))) | 0);
     // Round trip through the file (weights F16 can scale: not the ±1e32 row): within d/2 plus the F16 rounding of d.
     const v = normal(4 * 64);
     const back = dequantizeQ8_0(quantizeQ8_0(v), v.length);
