@@ -5,7 +5,10 @@
  * — a 128-token prompt, 64 greedy tokens — and reports that child's peak RSS (getrusage's maxrss,
  * printed by the child at exit) over 4 × the parameter count.
  *
- *   node --import tsx bench/generation-memory.ts [--layers 22] [--dir /tmp/tensorlm-genmem] [--keep]
+ *   node --import tsx bench/generation-memory.ts [--layers 22] [--dir /tmp/tensorlm-genmem] [--keep] [--quantize int8|q8_0]
+ *
+ * With --quantize the sample runs quantized and the ratio is against the quantized model's bytes
+ * (codes, scales and the float32 rest, as the CLI's quantization line reports them).
  *
  * `--layers 2` is a smoke test (under a minute). At full size it needs ~4.5 GB of disk under --dir,
  * ~5 GB of memory while a first child writes the checkpoint, then the measured child's peak; the
@@ -90,7 +93,7 @@ function runChild(args: string[], root: string, env: NodeJS.ProcessEnv, what: st
   return { stdout: child.stdout, stderr: child.stderr };
 }
 
-export async function runGenerationMemoryBench(options: { layers?: number; dir?: string; keep?: boolean; print?: (line: string) => void } = {}): Promise<GenerationMemoryFigures> {
+export async function runGenerationMemoryBench(options: { layers?: number; dir?: string; keep?: boolean; quantize?: 'int8' | 'q8_0'; print?: (line: string) => void } = {}): Promise<GenerationMemoryFigures> {
   const layers = options.layers ?? 22;
   const dir = resolve(options.dir ?? '/tmp/tensorlm-genmem');
   const print = options.print ?? ((line: string) => console.log(line));
@@ -104,14 +107,21 @@ export async function runGenerationMemoryBench(options: { layers?: number; dir?:
     const { parameters, prompt } = JSON.parse(written.stdout.trim().split('\n').at(-1) ?? '{}') as { parameters: number; prompt: string };
     const weightBytes = 4 * parameters;
     const t = performance.now();
-    const sampled = runChild(['--import', self, join(root, 'src/cli/main.ts'), 'sample', '--run', dir, '--checkpoint', 'latest', '--prompt', prompt, '--max-new-tokens', String(NEW_TOKENS), '--temperature', '0'], root, { ...process.env, [CHILD_FLAG]: '1' }, 'tensorlm sample');
+    const sampled = runChild(['--import', self, join(root, 'src/cli/main.ts'), 'sample', '--run', dir, '--checkpoint', 'latest', '--prompt', prompt, '--max-new-tokens', String(NEW_TOKENS), '--temperature', '0', ...(options.quantize ? ['--quantize', options.quantize] : [])], root, { ...process.env, [CHILD_FLAG]: '1' }, 'tensorlm sample');
     const seconds = (performance.now() - t) / 1000;
     const line = sampled.stderr.split('\n').find((l) => l.startsWith(PEAK_LINE));
     if (line === undefined) throw new Error(`the child printed no '${PEAK_LINE}' line`);
     const peakRss = Number(line.slice(PEAK_LINE.length));
-    const ratio = peakRss / weightBytes;
-    print(`tensorlm sample (${PROMPT_TOKENS}-token prompt, ${NEW_TOKENS} greedy tokens) in ${seconds.toFixed(1)} s: peak RSS ${gib(peakRss)}, weights ${gib(weightBytes)}, ratio ${ratio.toFixed(3)}× (target ≤ 1.2×)`);
-    return { parameters, weightBytes, peakRss, ratio, seconds };
+    let weights = weightBytes;
+    if (options.quantize) {
+      // The CLI's line: "quantized N layers to q8_0: weights A MB → B MB (…)".
+      const m = /weights [0-9.]+ MB → ([0-9.]+) MB/.exec(sampled.stderr);
+      if (m === null) throw new Error('the child printed no quantization line');
+      weights = Number(m[1]) * 1e6;
+    }
+    const ratio = peakRss / weights;
+    print(`tensorlm sample${options.quantize ? ` --quantize ${options.quantize}` : ''} (${PROMPT_TOKENS}-token prompt, ${NEW_TOKENS} greedy tokens) in ${seconds.toFixed(1)} s: peak RSS ${gib(peakRss)}, weights ${gib(weights)}, ratio ${ratio.toFixed(3)}× (target ≤ 1.2×)`);
+    return { parameters, weightBytes: weights, peakRss, ratio, seconds };
   } finally {
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
   }
@@ -127,6 +137,8 @@ if (process.env[CHILD_FLAG] !== '1' && import.meta.url === `file://${process.arg
     const run = await writeRun(resolve(dir), layers, (line) => console.log(line));
     console.log(JSON.stringify(run));
   } else {
-    await runGenerationMemoryBench({ layers, dir, keep: process.argv.includes('--keep') });
+    const quantize = flag('quantize', '');
+    if (quantize !== '' && quantize !== 'int8' && quantize !== 'q8_0') throw new Error(`--quantize takes int8 or q8_0, got '${quantize}'`);
+    await runGenerationMemoryBench({ layers, dir, keep: process.argv.includes('--keep'), quantize: quantize === '' ? undefined : quantize });
   }
 }

@@ -585,6 +585,13 @@ export interface Kernels {
   decodeAttention(args: DecodeAttentionArgs): void;
   /** x · dequant(W)ᵀ (+ bias) for int8 weights with per-block scales, activations quantized per block on the fly (inference only). */
   gemmInt8(args: GemmInt8Args): void;
+  /**
+   * Storage for a constant quantized layer's codes [n, k] and scales [n, ⌈k/block⌉] inside the
+   * backend's own memory, where gemmInt8 then reads them in place (no second copy of the codes);
+   * null where the backend keeps no such memory (then ordinary arrays, which a backend may copy).
+   * The caller fills them once and passes them with `constantCodes`. Never freed.
+   */
+  allocateInt8Weights(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null;
   /** One SGD update in place, torch.optim.SGD's arithmetic. */
   sgdStep(args: SgdStepArgs): void;
   /** One Adam/AdamW update in place, torch.optim.Adam(W)'s arithmetic. */

@@ -142,6 +142,17 @@ export interface LoadedSafetensorsFile extends LoadedSafetensors {
   selfDigest: string | null;
 }
 
+/**
+ * A destination that takes a float tensor's values as they are read, in order and in chunks,
+ * instead of holding them all: `write(values, offset)` gets elements [offset, offset + length) as
+ * float32 (the chunk is reused afterwards). For consumers that transform a matrix row by row as it
+ * arrives (quantizing while loading), so that no buffer of the whole tensor exists.
+ */
+export interface TensorSink {
+  readonly shape: readonly number[];
+  write(values: Float32Array, offset: number): void;
+}
+
 export interface LoadSafetensorsOptions {
   /** The tensors to read into new tensors (default: all of them, or none when `into` is given). */
   names?: readonly string[];
@@ -156,7 +167,14 @@ export interface LoadSafetensorsOptions {
    * These tensors are returned in `tensors` too. With a self-digest, their contents are undefined
    * when the digest does not match.
    */
-  into?: Readonly<Record<string, Tensor>> | ((header: SafetensorsHeader) => Readonly<Record<string, Tensor>>);
+  into?: Readonly<Record<string, Tensor | TensorSink>> | ((header: SafetensorsHeader) => Readonly<Record<string, Tensor | TensorSink>>);
+  /**
+   * Called with each `into` tensor's stored name once it has been read (in file order). With it,
+   * the reader keeps no reference to a destination after reading it, and destinations are not in
+   * the returned `tensors`: a caller can replace a tensor as soon as it arrives (quantizing a
+   * model while it loads) and the garbage collector can take the original.
+   */
+  onRead?: (name: string) => void;
 }
 
 /**
@@ -192,6 +210,24 @@ function readTensor(fd: number, dataStart: number, e: SafetensorsEntry, out: Loa
   }
 }
 
+/** Reads float tensor `e` in chunks into `sink` (TensorSink), converting to float32 where needed. */
+function readIntoSink(fd: number, dataStart: number, e: SafetensorsEntry, sink: TensorSink, hash: Hash | null, scratch: () => Uint8Array, path: string, name: string): void {
+  const position = dataStart + e.data_offsets[0];
+  const length = e.data_offsets[1] - e.data_offsets[0];
+  const size = dtypeBytes(e.dtype);
+  const buffer = scratch();
+  const step = Math.floor(buffer.length / size) * size;
+  const values = new Float32Array(step / size);
+  for (let done = 0; done < length; done += step) {
+    const chunk = buffer.subarray(0, Math.min(step, length - done));
+    readExactly(fd, chunk, position + done, path);
+    hash?.update(chunk);
+    const count = chunk.length / size;
+    convertElements(chunk, e.dtype, values, 0, path, name);
+    sink.write(values.subarray(0, count), done / size);
+  }
+}
+
 /** Streams `length` bytes at `position` through `hash` (a tensor that is checked, not kept). */
 function hashBytes(fd: number, position: number, length: number, hash: Hash, scratch: () => Uint8Array, path: string): void {
   const buffer = scratch();
@@ -216,14 +252,18 @@ export function loadSafetensors(path: string, options: LoadSafetensorsOptions = 
   try {
     const { header, prefix, headerBytes } = parseHeader(fd, path);
     const has = (name: string) => Object.prototype.hasOwnProperty.call(header.tensors, name);
-    const into = typeof options.into === 'function' ? options.into(header) : (options.into ?? {});
+    // A copy the reader owns, so that with onRead it can drop each destination once read.
+    const into: Record<string, Tensor | TensorSink> = { ...(typeof options.into === 'function' ? options.into(header) : (options.into ?? {})) };
     const intoNames = Object.keys(into);
     const wanted = options.names ?? (options.into === undefined ? Object.keys(header.tensors) : []);
     for (const name of [...wanted, ...intoNames]) if (!has(name)) throw new Error(`safetensors: ${path} has no tensor '${name.slice(0, 60)}'`);
     for (const name of intoNames) {
       const t = into[name];
       const shape = header.tensors[name].shape;
-      if (!(t instanceof Tensor)) throw new TypeError(`safetensors: ${path}: the destination of tensor '${name.slice(0, 60)}' is not a Tensor`);
+      if (!(t instanceof Tensor) && !(t !== null && typeof t === 'object' && typeof (t as TensorSink).write === 'function' && Array.isArray(t.shape))) {
+        throw new TypeError(`safetensors: ${path}: the destination of tensor '${name.slice(0, 60)}' is not a Tensor or a sink`);
+      }
+      if (!(t instanceof Tensor) && loadedDType(header.tensors[name].dtype) !== 'float32') throw new TypeError(`safetensors: ${path}: tensor '${name.slice(0, 60)}' is ${header.tensors[name].dtype}; a sink takes float tensors only`);
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
         throw new Error(`safetensors: ${path}: tensor '${name.slice(0, 60)}' has shape ${formatShape(shape)}, its destination's is ${formatShape(t.shape)}`);
       }
@@ -249,7 +289,9 @@ export function loadSafetensors(path: string, options: LoadSafetensorsOptions = 
       const e = header.tensors[name];
       const kind = loadedDType(e.dtype);
       const dest = Object.prototype.hasOwnProperty.call(into, name) ? into[name] : undefined;
-      if (dest !== undefined && dest.dtype === kind && dest.isContiguous) {
+      if (dest !== undefined && !(dest instanceof Tensor)) {
+        readIntoSink(fd, header.dataStart, e, dest, hash, scratch, path, name);
+      } else if (dest !== undefined && dest.dtype === kind && dest.isContiguous) {
         readTensor(fd, header.dataStart, e, dest.storage.subarray(dest.offset, dest.offset + dest.size) as LoadedArray, hash, scratch, path, name);
         tensors[name] = dest;
       } else if (keep.has(name)) {
@@ -262,10 +304,15 @@ export function loadSafetensors(path: string, options: LoadSafetensorsOptions = 
       } else if (hash !== null) {
         hashBytes(fd, header.dataStart + e.data_offsets[0], e.data_offsets[1] - e.data_offsets[0], hash, scratch, path);
       }
+      if (dest !== undefined && options.onRead !== undefined) {
+        delete into[name];
+        delete tensors[name];
+        options.onRead(name);
+      }
     }
     // The requested order, as without a digest.
     const ordered: Record<string, Tensor> = {};
-    for (const name of [...wanted, ...intoNames]) ordered[name] = tensors[name];
+    for (const name of [...wanted, ...(options.onRead === undefined ? intoNames : [])]) ordered[name] = tensors[name];
     return { tensors: ordered, metadata: header.metadata, header, selfDigest: hash === null ? null : hash.digest('hex') };
   } finally {
     closeSync(fd);

@@ -54,14 +54,15 @@ export function quantBlock(format: QuantFormat, k: number): number {
  * d = fround(amax / 127), q = roundf(fround(W · (1/d))) — ggml's arithmetic, which the GGUF writer
  * relies on for byte-identical Q8_0 output. An all-zero block gets d = 0 and codes 0.
  */
-export function quantizeBlocks(w: Float32Array, n: number, k: number, block: number): QuantizedBlocks {
+export function quantizeBlocks(w: Float32Array, n: number, k: number, block: number, into?: QuantizedBlocks): QuantizedBlocks {
   if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(k) && k >= 0) || w.length !== n * k) {
     throw new Error(`quantizeBlocks: expected ${n}·${k} = ${n * k} weights for [${n}, ${k}], got ${w.length}`);
   }
   if (!(Number.isInteger(block) && block >= 1)) throw new RangeError(`quantizeBlocks: block must be a positive integer, got ${block}`);
   const blocks = Math.ceil(k / block);
-  const q = new Int8Array(n * k);
-  const scales = new Float32Array(n * blocks);
+  if (into && (into.q.length !== n * k || into.scales.length !== n * blocks)) throw new Error(`quantizeBlocks: 'into' holds ${into.q.length} codes and ${into.scales.length} scales, expected ${n * k} and ${n * blocks}`);
+  const q = into?.q ?? new Int8Array(n * k);
+  const scales = into?.scales ?? new Float32Array(n * blocks);
   for (let j = 0; j < n; j++) {
     for (let b = 0; b < blocks; b++) {
       const start = j * k + b * block;
@@ -119,14 +120,21 @@ export class QuantizedLinear extends Linear {
   /** [outFeatures, ⌈inFeatures / block⌉] scales. */
   readonly scales: Float32Array;
 
-  /** Quantizes `linear`'s current weight (a copy: the Linear is left as it was; the bias tensor is shared, frozen). */
-  constructor(linear: Linear, format: QuantFormat) {
+  /**
+   * Quantizes `linear`'s current weight (a copy: the Linear is left as it was; the bias tensor is
+   * shared, frozen); or `weight`, its values from elsewhere ([out, in] row-major) or codes and
+   * scales already quantized in this format (a loader that quantized the rows as they arrived).
+   */
+  constructor(linear: Linear, format: QuantFormat, weight?: Float32Array | QuantizedBlocks) {
     super(0, 0, { bias: false });
     if (!(linear instanceof Linear) || linear instanceof QuantizedLinear) throw new TypeError('QuantizedLinear: expected a float32 Linear to quantize');
     const [n, k] = linear.weight.shape;
     this.format = format;
     this.block = quantBlock(format, k);
-    const { q, scales } = quantizeBlocks(floatData(linear.weight), n, k, this.block);
+    // In the backend's memory where it keeps one (WASM's threaded module: no pinned second copy).
+    const given = weight instanceof Float32Array || weight === undefined ? null : weight;
+    if (given && (given.q.length !== n * k || given.scales.length !== n * Math.ceil(k / this.block))) throw new Error(`QuantizedLinear: codes and scales for [${n}, ${k}] expected, got ${given.q.length} codes and ${given.scales.length} scales`);
+    const { q, scales } = given ?? quantizeBlocks((weight as Float32Array | undefined) ?? floatData(linear.weight), n, k, this.block, kernels.allocateInt8Weights(n, k, this.block) ?? undefined);
     this.q = q;
     this.scales = scales;
     const bias = linear.bias ? parameter(linear.bias, false) : null;

@@ -33,7 +33,7 @@ import { existsSync, statSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeValue, isJsonObject, parseJsonText, quoteText, truncateList, truncateMessage } from '../io/json.js';
-import { loadSafetensors, readSafetensorsHeader, saveSafetensors, type LoadedSafetensorsFile, type SafetensorsHeader } from '../io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors, type LoadedSafetensorsFile, type SafetensorsHeader, type TensorSink } from '../io/safetensors.js';
 import { isRecurrentConfig, resolveModelConfig, type ModelConfig } from '../models/config.js';
 import { countParameters } from '../models/params.js';
 import { loraConfig } from '../nn/lora.js';
@@ -407,6 +407,17 @@ export interface ReadCheckpointOptions<M extends AnyModule = AnyModule> {
    * streams them through the checksum and drops them; `optimizerState` then holds no buffers.
    */
   optimizer?: boolean;
+  /**
+   * With `model`: called with each weight's stored name once it is in the model (in file order),
+   * the reader keeping no reference to it afterwards — so a caller may replace the module that
+   * holds it (quantizeWhileLoading). /1 files call it for every weight after the whole copy.
+   */
+  onWeightRead?: (name: string) => void;
+  /**
+   * With `model` (format /2): where to read stateDict entry `name` instead of the model's own
+   * tensor `own` (same shape) — a sink that quantizes the rows as they arrive (quantizeProgressively).
+   */
+  destination?: (name: string, own: Tensor) => Tensor | TensorSink;
 }
 
 /** The io error of an unreadable file, as one line naming the file once. */
@@ -512,6 +523,7 @@ export function readCheckpoint<M extends AnyModule>(path: string, options: ReadC
   const model = options.model({ meta, aliases, tokenizer, version });
   checkCheckpointFitsModel(model, result, path);
   model.loadStateDict(modelState);
+  if (options.onWeightRead) for (const name of checked.modelNames) options.onWeightRead(name);
   return { ...result, model };
 }
 
@@ -524,7 +536,7 @@ export function readCheckpoint<M extends AnyModule>(path: string, options: ReadC
 function readStreaming<M extends AnyModule>(path: string, header: SafetensorsHeader, options: ReadCheckpointOptions<M>, readOptimizer: boolean, s: ReturnType<typeof schema>): LoadedCheckpoint & { model?: M } {
   let checked: CheckedHeader;
   let model: M | undefined;
-  let into: Record<string, Tensor> = {};
+  let intoNames: string[] = [];
   try {
     checked = checkHeader(header, 2, s);
     const { meta, aliases, tokenizer, version } = checked;
@@ -534,8 +546,7 @@ function readStreaming<M extends AnyModule>(path: string, header: SafetensorsHea
       for (const name of checked.modelNames) shapes[name] = header.tensors[name].shape;
       for (const [alias, name] of Object.entries(aliases)) shapes[alias] = shapes[name];
       checkFits(model, shapes, aliases, path);
-      const own = model.stateDict();
-      into = Object.fromEntries(checked.modelNames.map((name) => [name, own[name]]));
+      intoNames = checked.modelNames;
     }
   } catch (error) {
     let digest: string | null = null;
@@ -554,8 +565,11 @@ function readStreaming<M extends AnyModule>(path: string, header: SafetensorsHea
       // The header read now must be the one checked above (the file could be replaced in between).
       into: (now) => {
         if (JSON.stringify(now) !== JSON.stringify(header)) throw new Error(`${path} changed while it was being read`);
-        return into;
+        // Built here and handed over: readStreaming keeps no reference to the destinations.
+        const own = model === undefined ? {} : model.stateDict();
+        return Object.fromEntries(intoNames.map((name) => [name, options.destination?.(name, own[name]) ?? own[name]]));
       },
+      onRead: options.onWeightRead,
       // Without a model, its weights are read into new tensors (the optimizer's buffers only when wanted).
       names: [...(model === undefined ? checked.modelNames : []), ...(readOptimizer ? checked.optimizerNames : [])],
     });

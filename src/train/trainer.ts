@@ -19,6 +19,8 @@ import { buildModelConfig } from '../models/presets.js';
 import { resolveModelConfig, type ModelConfig, type TransformerConfig } from '../models/config.js';
 import { applyLoRA, loraConfig, type LoRAConfig } from '../nn/lora.js';
 import { skipInit } from '../nn/init.js';
+import type { QuantFormat } from '../nn/quantized.js';
+import { quantizeProgressively, type ProgressiveQuantization, type QuantizeStats } from '../models/quantize.js';
 import { routerMetrics } from '../nn/moe.js';
 import { DataParallel } from './parallel.js';
 import { CharTokenizer } from '../tokenizers/char.js';
@@ -233,14 +235,25 @@ export interface LoadedRun<M extends LanguageModel = LanguageModel> {
   config: RunConfig;
   meta: CheckpointMeta;
   checkpoint: string;
+  /** With loadRun's `quantize`: what quantizing did (describeQuantization prints it); else null. */
+  quantization: QuantizeStats | null;
+}
+
+export interface LoadRunOptions {
+  /**
+   * Quantize the transformer's projections (quantizeModel) while the checkpoint is read, each
+   * layer as soon as its weight arrives, so the float32 model is never whole in memory; a
+   * recurrent run is refused before anything is read.
+   */
+  quantize?: QuantFormat;
 }
 
 /**
  * loadRun for what needs a transformer (the post-training stages, chat, attention maps): the same
  * run, or a one-line error naming `what` when the run holds a recurrent model.
  */
-export function loadTransformerRun(dir: string, which: 'best' | 'latest', what: string): LoadedRun<TransformerLM> & { config: RunConfig & { model: TransformerConfig } } {
-  const run = loadRun(dir, which);
+export function loadTransformerRun(dir: string, which: 'best' | 'latest', what: string, options: LoadRunOptions = {}): LoadedRun<TransformerLM> & { config: RunConfig & { model: TransformerConfig } } {
+  const run = loadRun(dir, which, options);
   if (!(run.model instanceof TransformerLM)) throw new Error(`${what} needs a transformer model; run ${dir} holds a recurrent '${(run.config.model as { arch?: string }).arch}' model`);
   return run as LoadedRun<TransformerLM> & { config: RunConfig & { model: TransformerConfig } };
 }
@@ -251,15 +264,17 @@ export function loadTransformerRun(dir: string, which: 'best' | 'latest', what: 
  * straight from the file into the model (readCheckpoint's `model`) and the optimizer's buffers only
  * checksummed — one copy of the weights in memory, not two or more.
  */
-export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): LoadedRun {
+export function loadRun(dir: string, which: 'best' | 'latest' = 'best', options: LoadRunOptions = {}): LoadedRun {
   const files = { config: join(dir, 'config.json'), tokenizer: join(dir, 'tokenizer.json') };
   if (!existsSync(files.config)) throw new Error(`${dir} is not a run directory (no config.json)`);
   let path = join(dir, `${which}.safetensors`);
   if (!existsSync(path)) path = join(dir, 'latest.safetensors');
   // Read by the builder below, between the checkpoint's checks and the model's allocation.
-  const read: { tokenizer?: Tokenizer } = {};
+  const read: { tokenizer?: Tokenizer; quantizer?: ProgressiveQuantization } = {};
   const { meta, model } = readCheckpoint(path, {
     optimizer: false,
+    onWeightRead: (name) => read.quantizer?.weightRead(name),
+    destination: (name, own) => read.quantizer?.destination(name, own) ?? own,
     model: (checkpoint) => {
       const config = checkpoint.meta.config as RunConfig;
       const tokenizer = (read.tokenizer = loadTokenizer(files.tokenizer));
@@ -268,17 +283,23 @@ export function loadRun(dir: string, which: 'best' | 'latest' = 'best'): LoadedR
         throw new Error(`tokenizer ${files.tokenizer} has ${tokenizer.vocabSize} tokens, more than the ${config.model.vocabSize} of the model in checkpoint ${path}`);
       }
       // No random init: readCheckpoint checks that the file names every weight, then overwrites them all.
-      return skipInit(() => {
-        const built = createLanguageModel(config.model);
+      const built = skipInit(() => {
+        const m = createLanguageModel(config.model);
         if (config.lora) {
-          if (!(built instanceof TransformerLM)) throw new Error(`checkpoint ${path}: LoRA adapters (meta.config.lora) need a transformer model, and this one is a recurrent '${(config.model as { arch?: string }).arch}' model`);
-          applyLoRA(built, loraConfig(config.lora));
+          if (!(m instanceof TransformerLM)) throw new Error(`checkpoint ${path}: LoRA adapters (meta.config.lora) need a transformer model, and this one is a recurrent '${(config.model as { arch?: string }).arch}' model`);
+          applyLoRA(m, loraConfig(config.lora));
         }
-        return built;
+        return m;
       });
+      if (options.quantize !== undefined) {
+        if (!(built instanceof TransformerLM)) throw new Error(`--quantize needs a transformer run; run ${dir} holds a recurrent '${(config.model as { arch?: string }).arch}' model`);
+        read.quantizer = quantizeProgressively(built, options.quantize);
+      }
+      return built;
     },
   });
   if (read.tokenizer === undefined) throw new Error(`checkpoint ${path}: internal error: the model was loaded without its tokenizer`);
+  const quantization = read.quantizer?.finish() ?? null;
   model.eval();
-  return { model, tokenizer: read.tokenizer, config: meta.config as RunConfig, meta, checkpoint: path };
+  return { model, tokenizer: read.tokenizer, config: meta.config as RunConfig, meta, checkpoint: path, quantization };
 }

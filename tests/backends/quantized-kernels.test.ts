@@ -180,6 +180,26 @@ describe.each(tables)('gemmInt8 on %s', (_name, table, skip, threaded) => {
       }
     }
   });
+  it.skipIf(skip !== null)('codes and scales in storage the backend allocates (allocateInt8Weights) give the same results, read in place', () => {
+    const k = table();
+    for (const [n, kk, block] of [[64, 128, 32], [33, 100, 100]]) {
+      const layer = args(2, n, kk, block, true);
+      const storage = k.allocateInt8Weights(n, kk, block);
+      if (threaded !== null && workersReady > 0) expect(storage?.q.buffer, 'threaded layers live in the shared memory').toBeInstanceOf(SharedArrayBuffer);
+      if (threaded === null) expect(storage).toBeNull(); // single-threaded: ordinary arrays
+      if (storage === null) continue;
+      storage.q.set(layer.q);
+      storage.scales.set(layer.scales);
+      for (let round = 0; round < 2; round++) {
+        const a = { ...layer, q: storage.q, scales: storage.scales, x: random(2 * kk), out: new Float32Array(2 * n), constantCodes: true };
+        const expected = new Float32Array(2 * n);
+        reference.gemmInt8({ ...a, out: expected });
+        k.gemmInt8(a);
+        expect(Array.from(a.out), `[${n}, ${kk}] round ${round}`).toEqual(Array.from(expected));
+      }
+    }
+  });
+
   if (threaded !== null) {
     it.skipIf(skip !== null)('a worker thread computed parts of those products', () => {
       // Where worker_threads or SharedArrayBuffer are missing no worker starts: one thread it is.

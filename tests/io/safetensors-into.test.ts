@@ -101,6 +101,55 @@ describe('loadSafetensors into given tensors', () => {
     for (const i of [0, 1, 1_048_575, 1_048_576, n64 - 1]) expect(into.d.storage[i]).toBe(Math.fround(f64[i]));
   });
 
+  it('a sink takes a float tensor’s values in order, chunk by chunk (F32 and F16 over the chunk size), and onRead follows each destination, which is then not kept', () => {
+    const n32 = 3_000_000; // 12 MB: two chunks
+    const f32 = Float32Array.from({ length: n32 }, (_, i) => Math.fround(Math.sin(i) * 10));
+    const n16 = 4_500_000;
+    const half = new Uint16Array(n16);
+    for (let i = 0; i < n16; i++) half[i] = (i * 7919) & 0xffff;
+    const bytes = build({
+      a: { dtype: 'F32', shape: [1000, 3000], bytes: new Uint8Array(f32.buffer) },
+      h: { dtype: 'F16', shape: [n16], bytes: new Uint8Array(half.buffer) },
+      t: { dtype: 'F32', shape: [2], bytes: new Uint8Array(new Float32Array([5, 6]).buffer) },
+    });
+    const file = path();
+    writeFileSync(file, bytes);
+    const reference = parseSafetensors(bytes);
+    const sink = (n: number, shape: number[]) => {
+      const got = new Float32Array(n);
+      let next = 0;
+      let chunks = 0;
+      return {
+        got,
+        chunks: () => chunks,
+        shape,
+        write(values: Float32Array, offset: number) {
+          expect(offset).toBe(next);
+          got.set(values, offset);
+          next += values.length;
+          chunks++;
+        },
+      };
+    };
+    const a = sink(n32, [1000, 3000]);
+    const h = sink(n16, [n16]);
+    const t = new Tensor(new Float32Array(2), [2]);
+    const order: string[] = [];
+    const loaded = loadSafetensors(file, { into: { a, h, t }, onRead: (name) => order.push(name) });
+    expect(order).toEqual(['a', 'h', 't']);
+    expect(Object.keys(loaded.tensors)).toEqual([]);
+    expect(a.chunks()).toBeGreaterThan(1);
+    expect(h.chunks()).toBeGreaterThan(1);
+    const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    expect(bits(a.got).equals(bits(reference.tensors.a.storage as Float32Array))).toBe(true);
+    expect(bits(h.got).equals(bits(reference.tensors.h.storage as Float32Array))).toBe(true);
+    expect(values(t)).toEqual([5, 6]);
+    // A sink for an integer tensor: one line.
+    const ints = path();
+    saveSafetensors(ints, { i: new Tensor(new Int32Array([1, 2]), [2], undefined, 0, 'int32') });
+    expect(oneLine(() => loadSafetensors(ints, { into: { i: sink(2, [2]) } }), ints)).toMatch(/tensor 'i' is I32; a sink takes float tensors only/);
+  });
+
   it('a destination of another shape, a missing tensor, a truncated file: one line naming the file', () => {
     const file = path();
     saveSafetensors(file, { w: new Tensor(new Float32Array(6), [2, 3]) });

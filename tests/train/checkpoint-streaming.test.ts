@@ -12,6 +12,9 @@ import '../../src/index.js';
 import { createLanguageModel, type LanguageModel } from '../../src/models/language-model.js';
 import type { ModelConfig } from '../../src/models/config.js';
 import { tensor } from '../../src/tensor/creation.js';
+import { quantizeModel, type QuantizeStats } from '../../src/models/quantize.js';
+import { TransformerLM } from '../../src/models/transformer.js';
+import { QuantizedLinear } from '../../src/nn/quantized.js';
 import { checkCheckpointFitsModel, readCheckpoint, type CheckpointInfo } from '../../src/train/checkpoint.js';
 import { loadRun, type RunConfig } from '../../src/train/trainer.js';
 import { trainSmallRun } from './helpers.js';
@@ -102,6 +105,30 @@ describe('readCheckpoint with a model', () => {
     expect(Array.from(loaded.model.generate(ids, { maxNewTokens: 8, temperature: 0 }).toTypedArray())).toEqual(Array.from(reference.generate(ids, { maxNewTokens: 8, temperature: 0 }).toTypedArray()));
     expect(loaded.model.training).toBe(false);
     expect(() => loadRun(join(root, 'nowhere'))).toThrow(/is not a run directory \(no config\.json\)/);
+  });
+});
+
+describe('loadRun with quantize (each layer quantized as its weight arrives)', () => {
+  it.each(['int8', 'q8_0'] as const)('%s: the codes, scales, statistics and greedy tokens of loadRun then quantizeModel', (format) => {
+    const run = runCopy();
+    const streamed = loadRun(run.dir, 'latest', { quantize: format });
+    const plain = loadRun(run.dir, 'latest');
+    const stats = quantizeModel(plain.model as TransformerLM, format);
+    const layers = (m: TransformerLM) => m.modules().filter((x): x is QuantizedLinear => x instanceof QuantizedLinear);
+    const a = layers(streamed.model as TransformerLM);
+    const b = layers(plain.model as TransformerLM);
+    expect(a.length).toBe(b.length);
+    expect(a.length).toBeGreaterThan(0);
+    for (let i = 0; i < a.length; i++) {
+      expect(Array.from(a[i].q)).toEqual(Array.from(b[i].q));
+      expect(Array.from(a[i].scales)).toEqual(Array.from(b[i].scales));
+    }
+    const byName = (s: QuantizeStats) => Object.fromEntries(s.layers.map((l) => [l.name, l]));
+    expect(byName(streamed.quantization as QuantizeStats)).toEqual(byName(stats));
+    expect(streamed.quantization?.bytesAfter).toBe(stats.bytesAfter);
+    const ids = tensor(Int32Array.from([1, 2, 3]), { shape: [1, 3] });
+    expect(Array.from(streamed.model.generate(ids, { maxNewTokens: 8, temperature: 0 }).toTypedArray())).toEqual(Array.from(plain.model.generate(ids, { maxNewTokens: 8, temperature: 0 }).toTypedArray()));
+    expect(plain.quantization).toBeNull();
   });
 });
 

@@ -19,6 +19,8 @@ export const jsKernels: Kernels = {
   argReduce,
   gemm,
   gemmInt8,
+  // Typed arrays are this backend's memory: nothing to allocate elsewhere.
+  allocateInt8Weights: () => null,
   decodeAttention,
   gather,
   scatterAdd,

@@ -174,6 +174,8 @@ export interface Int8Layer {
   codes: number;
   scales: number;
   sums: number;
+  /** Allocated for the caller to fill (allocateInt8): its block sums are computed at its first product. */
+  sumsPending?: boolean;
 }
 
 /** The bytes pinInt8Layer reserves for a layer: codes, scales and block sums, each 64-byte aligned. */
@@ -416,6 +418,10 @@ export class ThreadedGemm {
       const known = this.pinnedLayers.get(a.q);
       pinned = known !== undefined ? known : pinInt8Layer(this.arena, this.x, a, blocks, PINNED_INT8_MAX);
       if (known === undefined) this.pinnedLayers.set(a.q, pinned);
+      if (pinned?.sumsPending) {
+        this.x.q8_block_sums(pinned.codes, pinned.sums, a.n, a.k, a.block);
+        pinned.sumsPending = false;
+      }
     }
     this.arena.run(() => {
       const layer = pinned ?? stageInt8Layer(this.arena, this.x, a, blocks);
@@ -427,6 +433,27 @@ export class ThreadedGemm {
         this.runParts('gemm_int8_q', split, workers);
       });
     }, fallback);
+  }
+
+  /**
+   * Codes and scales of a constant layer allocated in the shared memory (kernels.allocateInt8Weights):
+   * views that stay valid as the memory grows (a shared buffer is never detached), registered as
+   * pinned, so gemmInt8 reads them where the caller wrote them. Null past PINNED_INT8_MAX.
+   */
+  allocateInt8(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null {
+    const blocks = Math.ceil(k / block);
+    if (this.arena.pinnedBytes + int8LayerBytes(n, k, blocks) > PINNED_INT8_MAX) return null;
+    let at: Int8Layer;
+    try {
+      at = { codes: this.arena.pin(n * k), scales: this.arena.pin(4 * n * blocks), sums: this.arena.pin(4 * n * blocks), sumsPending: true };
+    } catch (e) {
+      if (e instanceof RangeError) return null;
+      throw e;
+    }
+    const buffer = this.arena.floats().buffer;
+    const q = new Int8Array(buffer, at.codes, n * k);
+    this.pinnedLayers.set(q, at);
+    return { q, scales: new Float32Array(buffer, at.scales, n * blocks) };
   }
 
   /** Asks the workers to exit (they are unref'd, so this is only needed to free them early). */

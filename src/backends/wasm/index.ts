@@ -1090,6 +1090,16 @@ class WasmModule {
    * MIN_THREADED_INT8_CODES). Blocks longer than 65536 could overflow the kernel's int32 sums: the
    * reference (float64 sums) takes those.
    */
+  /**
+   * Layers the threaded module would run (see gemmInt8) get their codes and scales in its shared
+   * memory, so they are held once (the pinned copy is the only copy); others ordinary arrays.
+   */
+  allocateInt8Weights(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null {
+    const threads = getWasmThreads();
+    if (!(threads > 1 && n * k >= MIN_THREADED_INT8_CODES && Math.min(block, k) <= 65536)) return null;
+    return this.threads()?.allocateInt8(n, k, block) ?? null;
+  }
+
   gemmInt8(a: GemmInt8Args): void {
     const { rows, n, k, block } = a;
     const fallback = () => jsKernels.gemmInt8(a);
@@ -1220,6 +1230,7 @@ class WasmModule {
       adamStep: this.adamStep.bind(this),
       gemm: this.gemm.bind(this),
       gemmInt8: this.gemmInt8.bind(this),
+      allocateInt8Weights: this.allocateInt8Weights.bind(this),
       decodeAttention: this.decodeAttention.bind(this),
     };
   }

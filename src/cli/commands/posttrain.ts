@@ -8,7 +8,9 @@ import type { StageConfig, StageOptions, StageResult } from '../../posttrain/sta
 import { mergeRun } from '../../posttrain/merge.js';
 import { DEFAULT_RL_CONFIG, DYNAMIC_SAMPLING_DRAWS, rl, type RlConfig, type RlResult } from '../../posttrain/rl.js';
 import { createInterface } from 'node:readline';
-import { applyQuantize, quantizeOption } from '../quantize.js';
+import { quantizeOption } from '../quantize.js';
+import { describeQuantization } from '../../models/quantize.js';
+import type { QuantFormat } from '../../nn/quantized.js';
 import { ChatSession, type ChatReplyOptions } from '../../models/chat.js';
 import { SAMPLE_SEPARATOR } from './train.js';
 import { loadTransformerRun, type RunConfig } from '../../train/trainer.js';
@@ -197,8 +199,9 @@ async function readStdin(): Promise<string> {
 const CHAT_HELP = 'commands: /reset (forget the conversation), /temp <t> (sampling temperature; 0 = greedy), /pick <i> (with --candidates: continue with candidate i), /help, /quit (or Ctrl-D)';
 
 async function runChat(opts: Record<string, unknown>): Promise<void> {
-  const { model, tokenizer } = loadTransformerRun(opts.run as string, opts.checkpoint as 'best' | 'latest', 'tensorlm chat');
-  applyQuantize(model, opts.quantize, (line) => process.stderr.write(`${line}\n`));
+  // Quantized while it loads: the float32 model is never whole in memory.
+  const { model, tokenizer, quantization } = loadTransformerRun(opts.run as string, opts.checkpoint as 'best' | 'latest', 'tensorlm chat', { quantize: opts.quantize as QuantFormat | undefined });
+  if (quantization) process.stderr.write(`${describeQuantization(quantization)}\n`);
   const session = new ChatSession(model, tokenizer, { system: opts.system as string | undefined });
   const reply: ChatReplyOptions = { maxNewTokens: opts.maxNewTokens as number, temperature: opts.temperature as number, topK: opts.topK as number | undefined, topP: opts.topP as number | undefined, seed: opts.seed as number };
   const candidates = opts.candidates as number;

@@ -21,6 +21,8 @@ import { parseJsonText } from '../../io/json.js';
 import { predictedBytes } from '../../evals/bits-per-byte.js';
 import { runEvalTasks } from './eval-tasks.js';
 import { applyQuantize, quantizeOption } from '../quantize.js';
+import { describeQuantization } from '../../models/quantize.js';
+import type { QuantFormat } from '../../nn/quantized.js';
 
 const d = DEFAULT_TRAIN_CONFIG;
 
@@ -174,9 +176,10 @@ async function runTrain(command: Command): Promise<void> {
 export const SAMPLE_SEPARATOR = '---------------';
 
 async function runSample(opts: Record<string, unknown>): Promise<void> {
-  const { model, tokenizer, config } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest');
+  // Quantized while it loads: the float32 model is never whole in memory.
+  const { model, tokenizer, config, quantization } = loadRun(opts.run as string, opts.checkpoint as 'best' | 'latest', { quantize: opts.quantize as QuantFormat | undefined });
   // stderr: stdout carries only the text.
-  applyQuantize(model, opts.quantize, (line) => process.stderr.write(`${line}\n`));
+  if (quantization) process.stderr.write(`${describeQuantization(quantization)}\n`);
   const prompt = (opts.prompt as string) || '\n';
   const context = tokenizer.encode(prompt);
   if (context.length === 0) throw new Error('--prompt encodes to no tokens');
