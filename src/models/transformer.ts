@@ -436,7 +436,10 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       }
       // The decode engine (a fresh one, or the caller's), or the graph path on a KVCache: both
       // append b rows of n ids and give the next-token logits [b, V].
-      const cache = options.cache ?? this.createDecoder(b);
+      // A fresh one holds what this call can reach — the (clipped) prompt plus the new tokens — not
+      // the whole context: a 2,048-token TinyLlama cache is 92 MiB, 8.6 MiB for 128 + 64 tokens.
+      // Past maxSeqLen it is the whole context and refills as before.
+      const cache = options.cache ?? this.createDecoder(b, Math.min(c.maxSeqLen, Math.min(t, c.maxSeqLen) + maxNewTokens));
       // The engine's logits are its own buffer, read by the sampler before the next feed: no copy.
       const feed = (rowIds: Int32Array, n: number): Float32Array =>
         cache instanceof KVCache ? (this.step(tensor(rowIds, { shape: [b, n] }), cache).toTypedArray() as Float32Array) : cache.forward(rowIds, n);

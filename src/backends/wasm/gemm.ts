@@ -178,10 +178,16 @@ export interface Int8Layer {
   sumsPending?: boolean;
 }
 
+/** Bytes of a layer's code sums: int16 for Q8_0 rows in whole groups of 4 blocks (kernels.c q8_sums16), else int32. */
+function sumBytes(k: number, block: number, count: number): number {
+  return (block === 32 && k % 128 === 0 ? 2 : 4) * count;
+}
+
 /** The bytes pinInt8Layer reserves for a layer: codes, scales and block sums, each 64-byte aligned. */
-export function int8LayerBytes(n: number, k: number, blocks: number): number {
+export function int8LayerBytes(n: number, k: number, block: number): number {
   const up = (b: number) => Math.ceil(b / 64) * 64;
-  return up(n * k) + 2 * up(4 * n * blocks);
+  const blocks = Math.ceil(k / block);
+  return up(n * k) + up(4 * n * blocks) + up(sumBytes(k, block, n * blocks));
 }
 
 function fillInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number, at: Int8Layer): void {
@@ -198,10 +204,10 @@ function fillInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: nu
  * between kernel calls.
  */
 export function pinInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number, maxBytes: number): Int8Layer | null {
-  if (arena.pinnedBytes + int8LayerBytes(a.n, a.k, blocks) > maxBytes) return null;
+  if (arena.pinnedBytes + int8LayerBytes(a.n, a.k, a.block) > maxBytes) return null;
   let at: Int8Layer;
   try {
-    at = { codes: arena.pin(a.n * a.k), scales: arena.pin(4 * a.n * blocks), sums: arena.pin(4 * a.n * blocks) };
+    at = { codes: arena.pin(a.n * a.k), scales: arena.pin(4 * a.n * blocks), sums: arena.pin(sumBytes(a.k, a.block, a.n * blocks)) };
   } catch (e) {
     if (e instanceof RangeError) return null;
     throw e;
@@ -212,7 +218,7 @@ export function pinInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, bloc
 
 /** Copies a layer into the arena for one call (codes that may change, or past the pinning cap). */
 export function stageInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number): Int8Layer {
-  const at = { codes: arena.alloc(Math.ceil((a.n * a.k) / 4)) * 4, scales: arena.alloc(a.n * blocks) * 4, sums: arena.alloc(a.n * blocks) * 4 };
+  const at = { codes: arena.alloc(Math.ceil((a.n * a.k) / 4)) * 4, scales: arena.alloc(a.n * blocks) * 4, sums: arena.alloc(Math.ceil(sumBytes(a.k, a.block, a.n * blocks) / 4)) * 4 };
   fillInt8Layer(arena, x, a, blocks, at);
   return at;
 }
@@ -442,10 +448,10 @@ export class ThreadedGemm {
    */
   allocateInt8(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null {
     const blocks = Math.ceil(k / block);
-    if (this.arena.pinnedBytes + int8LayerBytes(n, k, blocks) > PINNED_INT8_MAX) return null;
+    if (this.arena.pinnedBytes + int8LayerBytes(n, k, block) > PINNED_INT8_MAX) return null;
     let at: Int8Layer;
     try {
-      at = { codes: this.arena.pin(n * k), scales: this.arena.pin(4 * n * blocks), sums: this.arena.pin(4 * n * blocks), sumsPending: true };
+      at = { codes: this.arena.pin(n * k), scales: this.arena.pin(4 * n * blocks), sums: this.arena.pin(sumBytes(k, block, n * blocks)), sumsPending: true };
     } catch (e) {
       if (e instanceof RangeError) return null;
       throw e;
