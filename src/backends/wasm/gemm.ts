@@ -198,22 +198,40 @@ function fillInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: nu
 }
 
 /**
- * Copies a constant layer (GemmInt8Args.constantCodes) into memory for the rest of the module's
- * life, below the arena, and computes its block sums once; null when that would pass `maxBytes`
- * pinned in all or memory cannot grow (the caller then stages the layer at every call). Only
- * between kernel calls.
+ * Reserves a layer's codes, scales and code sums for the rest of the module's life, below the
+ * arena; null when that would pass `maxBytes` pinned in all or memory cannot grow. Only between
+ * kernel calls.
  */
-export function pinInt8Layer(arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number, maxBytes: number): Int8Layer | null {
-  if (arena.pinnedBytes + int8LayerBytes(a.n, a.k, a.block) > maxBytes) return null;
-  let at: Int8Layer;
+function reserveInt8Layer(arena: Arena, n: number, k: number, block: number, maxBytes: number): Int8Layer | null {
+  if (arena.pinnedBytes + int8LayerBytes(n, k, block) > maxBytes) return null;
+  const blocks = Math.ceil(k / block);
   try {
-    at = { codes: arena.pin(a.n * a.k), scales: arena.pin(4 * a.n * blocks), sums: arena.pin(sumBytes(a.k, a.block, a.n * blocks)) };
+    return { codes: arena.pin(n * k), scales: arena.pin(4 * n * blocks), sums: arena.pin(sumBytes(k, block, n * blocks)) };
   } catch (e) {
     if (e instanceof RangeError) return null;
     throw e;
   }
-  fillInt8Layer(arena, x, a, blocks, at);
-  return at;
+}
+
+/**
+ * Where a constant layer (GemmInt8Args.constantCodes) is pinned in this module's memory: looked up
+ * in `pinned` (by its codes), else copied there now with its code sums and remembered — null too,
+ * past `maxBytes`, and the caller then stages it at every call. A layer that allocateInt8 placed
+ * there gets its code sums at its first product. Null for codes that may change.
+ */
+export function constantInt8Layer(pinned: WeakMap<Int8Array, Int8Layer | null>, arena: Arena, x: Int8Exports, a: GemmInt8Args, blocks: number, maxBytes: number): Int8Layer | null {
+  if (a.constantCodes !== true) return null;
+  let layer = pinned.get(a.q);
+  if (layer === undefined) {
+    layer = reserveInt8Layer(arena, a.n, a.k, a.block, maxBytes);
+    if (layer !== null) fillInt8Layer(arena, x, a, blocks, layer);
+    pinned.set(a.q, layer);
+  }
+  if (layer?.sumsPending) {
+    x.q8_block_sums(layer.codes, layer.sums, a.n, a.k, a.block);
+    layer.sumsPending = false;
+  }
+  return layer;
 }
 
 /** Copies a layer into the arena for one call (codes that may change, or past the pinning cap). */
@@ -419,16 +437,7 @@ export class ThreadedGemm {
   gemmInt8(a: GemmInt8Args, threads: number, fallback: () => void): void {
     this.spawn(threads - 1);
     const blocks = Math.ceil(a.k / a.block);
-    let pinned: Int8Layer | null = null;
-    if (a.constantCodes === true) {
-      const known = this.pinnedLayers.get(a.q);
-      pinned = known !== undefined ? known : pinInt8Layer(this.arena, this.x, a, blocks, PINNED_INT8_MAX);
-      if (known === undefined) this.pinnedLayers.set(a.q, pinned);
-      if (pinned?.sumsPending) {
-        this.x.q8_block_sums(pinned.codes, pinned.sums, a.n, a.k, a.block);
-        pinned.sumsPending = false;
-      }
-    }
+    const pinned = constantInt8Layer(this.pinnedLayers, this.arena, this.x, a, blocks, PINNED_INT8_MAX);
     this.arena.run(() => {
       const layer = pinned ?? stageInt8Layer(this.arena, this.x, a, blocks);
       const workers = this.live().slice(0, threads - 1);
@@ -447,19 +456,13 @@ export class ThreadedGemm {
    * pinned, so gemmInt8 reads them where the caller wrote them. Null past PINNED_INT8_MAX.
    */
   allocateInt8(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null {
-    const blocks = Math.ceil(k / block);
-    if (this.arena.pinnedBytes + int8LayerBytes(n, k, block) > PINNED_INT8_MAX) return null;
-    let at: Int8Layer;
-    try {
-      at = { codes: this.arena.pin(n * k), scales: this.arena.pin(4 * n * blocks), sums: this.arena.pin(sumBytes(k, block, n * blocks)), sumsPending: true };
-    } catch (e) {
-      if (e instanceof RangeError) return null;
-      throw e;
-    }
+    const at = reserveInt8Layer(this.arena, n, k, block, PINNED_INT8_MAX);
+    if (at === null) return null;
+    at.sumsPending = true;
     const buffer = this.arena.floats().buffer;
     const q = new Int8Array(buffer, at.codes, n * k);
     this.pinnedLayers.set(q, at);
-    return { q, scales: new Float32Array(buffer, at.scales, n * blocks) };
+    return { q, scales: new Float32Array(buffer, at.scales, n * Math.ceil(k / block)) };
   }
 
   /** Asks the workers to exit (they are unref'd, so this is only needed to free them early). */

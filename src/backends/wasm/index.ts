@@ -61,7 +61,7 @@ import type {
 import type { TypedArray } from '../../tensor/dtype.js';
 import { Arena, WebAssemblyApi, type WasmApi, type WasmMemory } from './arena.js';
 import { relaxedSimdBase64, relaxedSimdThreadsBase64, simd128Base64, simd128ThreadsBase64 } from './binary.js';
-import { int8Gemm, partArgs, pinInt8Layer, stageGemm, stageInt8Layer, ThreadedGemm, type Int8Exports, type Int8Layer, type WorkerThreadsModule } from './gemm.js';
+import { constantInt8Layer, int8Gemm, partArgs, stageGemm, stageInt8Layer, ThreadedGemm, type Int8Exports, type Int8Layer, type WorkerThreadsModule } from './gemm.js';
 
 export type WasmSimdVariant = 'relaxed-simd' | 'simd128';
 
@@ -1080,6 +1080,20 @@ class WasmModule {
   /** Where constant layers (GemmInt8Args.constantCodes) were pinned in this module's memory, by their codes (null: past the cap). */
   private readonly pinnedLayers = new WeakMap<Int8Array, Int8Layer | null>();
 
+  /** The threaded module where a layer of n × k codes runs its int8 products, or null: this module (one thread, or a small layer). */
+  private int8Threads(n: number, k: number): ThreadedGemm | null {
+    return getWasmThreads() > 1 && n * k >= MIN_THREADED_INT8_CODES ? this.threads() : null;
+  }
+
+  /**
+   * Layers the threaded module would run (see gemmInt8) get their codes and scales in its shared
+   * memory, so they are held once (the pinned copy is the only copy); others ordinary arrays.
+   */
+  allocateInt8Weights(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null {
+    if (Math.min(block, k) > 65536) return null; // the reference's layers (see gemmInt8)
+    return this.int8Threads(n, k)?.allocateInt8(n, k, block) ?? null;
+  }
+
   /**
    * x · dequant(W)ᵀ (+ bias) for int8 codes with per-block scales (kernels.c quantizes the
    * activations per block itself, into scratch). Constant layers are pinned in WASM memory at their
@@ -1090,16 +1104,6 @@ class WasmModule {
    * MIN_THREADED_INT8_CODES). Blocks longer than 65536 could overflow the kernel's int32 sums: the
    * reference (float64 sums) takes those.
    */
-  /**
-   * Layers the threaded module would run (see gemmInt8) get their codes and scales in its shared
-   * memory, so they are held once (the pinned copy is the only copy); others ordinary arrays.
-   */
-  allocateInt8Weights(n: number, k: number, block: number): { q: Int8Array; scales: Float32Array } | null {
-    const threads = getWasmThreads();
-    if (!(threads > 1 && n * k >= MIN_THREADED_INT8_CODES && Math.min(block, k) <= 65536)) return null;
-    return this.threads()?.allocateInt8(n, k, block) ?? null;
-  }
-
   gemmInt8(a: GemmInt8Args): void {
     const { rows, n, k, block } = a;
     const fallback = () => jsKernels.gemmInt8(a);
@@ -1107,19 +1111,13 @@ class WasmModule {
       fallback();
       return;
     }
-    const threads = getWasmThreads();
-    const threaded = threads > 1 && n * k >= MIN_THREADED_INT8_CODES ? this.threads() : null;
+    const threaded = this.int8Threads(n, k);
     if (threaded) {
-      threaded.gemmInt8(a, threads, fallback);
+      threaded.gemmInt8(a, getWasmThreads(), fallback);
       return;
     }
     const blocks = Math.ceil(k / block);
-    let pinned: Int8Layer | null = null;
-    if (a.constantCodes === true) {
-      const known = this.pinnedLayers.get(a.q);
-      pinned = known !== undefined ? known : pinInt8Layer(this.arena, this.x, a, blocks, PINNED_CODES_MAX);
-      if (known === undefined) this.pinnedLayers.set(a.q, pinned);
-    }
+    const pinned = constantInt8Layer(this.pinnedLayers, this.arena, this.x, a, blocks, PINNED_CODES_MAX);
     this.run(() => {
       const layer = pinned ?? stageInt8Layer(this.arena, this.x, a, blocks);
       int8Gemm(this.arena, this.x, a, layer, blocks, (args) => this.x.gemm_int8_q(...args));
