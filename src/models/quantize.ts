@@ -18,8 +18,7 @@ import { LoRALinear } from '../nn/lora.js';
 import { Linear } from '../nn/layers.js';
 import { MambaBlock } from '../nn/mamba.js';
 import type { AnyModule } from '../nn/module.js';
-import { QUANT_FORMATS, QuantizedLinear, quantBlock, quantizeBlocks, type QuantFormat, type QuantizedBlocks } from '../nn/quantized.js';
-import { kernels } from '../backends/registry.js';
+import { allocateQuantized, QUANT_FORMATS, QuantizedLinear, quantBlock, quantizeBlocks, type QuantFormat, type QuantizedBlocks } from '../nn/quantized.js';
 import type { TensorSink } from '../io/safetensors.js';
 import { floatData } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -112,9 +111,15 @@ export function quantizeProgressively(model: TransformerLM, format: QuantFormat)
     pending.delete(key);
     const s = streamed.get(key);
     streamed.delete(key);
-    const w = s === undefined ? floatData(t.child.weight) : null;
-    const q = new QuantizedLinear(t.child, format, s?.blocks ?? (w as Float32Array));
-    layers.push(s === undefined ? layerStats(t.name, w as Float32Array, q) : s.tally.stats(t.name, q));
+    let q: QuantizedLinear;
+    if (s === undefined) {
+      q = new QuantizedLinear(t.child, format);
+      layers.push(layerStats(t.name, floatData(t.child.weight), q));
+    } else {
+      // Its rows were quantized as they streamed in (destination's sink).
+      q = new QuantizedLinear(t.child, format, s.blocks);
+      layers.push(s.tally.stats(t.name, q));
+    }
     t.parent.registerModule(t.field, q);
   };
   return {
@@ -124,8 +129,7 @@ export function quantizeProgressively(model: TransformerLM, format: QuantFormat)
       const [n, k] = own.shape;
       const block = quantBlock(format, k);
       const perRow = Math.ceil(k / block);
-      // In the backend's memory where it keeps one (as QuantizedLinear's own quantization does).
-      const blocks = kernels.allocateInt8Weights(n, k, block) ?? { q: new Int8Array(n * k), scales: new Float32Array(n * perRow) };
+      const blocks = allocateQuantized(n, k, block);
       const tally = new ErrorTally();
       streamed.set(name, { blocks, tally });
       // Whole rows are quantized as they complete, a batch of up to 1 MiB of them at a time.

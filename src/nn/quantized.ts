@@ -50,6 +50,14 @@ export function quantBlock(format: QuantFormat, k: number): number {
 }
 
 /**
+ * Storage for the codes [n, k] and scales of a constant quantized layer: in the backend's own
+ * memory where it keeps one (WASM's threaded module: then no pinned second copy), else new arrays.
+ */
+export function allocateQuantized(n: number, k: number, block: number): QuantizedBlocks {
+  return kernels.allocateInt8Weights(n, k, block) ?? { q: new Int8Array(n * k), scales: new Float32Array(n * Math.ceil(k / block)) };
+}
+
+/**
  * Quantizes a contiguous row-major W [n, k] with one scale per block of `block` codes of a row:
  * d = fround(amax / 127), q = roundf(fround(W · (1/d))) — ggml's arithmetic, which the GGUF writer
  * relies on for byte-identical Q8_0 output. An all-zero block gets d = 0 and codes 0.
@@ -122,19 +130,17 @@ export class QuantizedLinear extends Linear {
 
   /**
    * Quantizes `linear`'s current weight (a copy: the Linear is left as it was; the bias tensor is
-   * shared, frozen); or `weight`, its values from elsewhere ([out, in] row-major) or codes and
-   * scales already quantized in this format (a loader that quantized the rows as they arrived).
+   * shared, frozen), or takes `quantized`: its codes and scales already quantized in this format
+   * (a loader that quantized the rows as they arrived).
    */
-  constructor(linear: Linear, format: QuantFormat, weight?: Float32Array | QuantizedBlocks) {
+  constructor(linear: Linear, format: QuantFormat, quantized?: QuantizedBlocks) {
     super(0, 0, { bias: false });
     if (!(linear instanceof Linear) || linear instanceof QuantizedLinear) throw new TypeError('QuantizedLinear: expected a float32 Linear to quantize');
     const [n, k] = linear.weight.shape;
     this.format = format;
     this.block = quantBlock(format, k);
-    // In the backend's memory where it keeps one (WASM's threaded module: no pinned second copy).
-    const given = weight instanceof Float32Array || weight === undefined ? null : weight;
-    if (given && (given.q.length !== n * k || given.scales.length !== n * Math.ceil(k / this.block))) throw new Error(`QuantizedLinear: codes and scales for [${n}, ${k}] expected, got ${given.q.length} codes and ${given.scales.length} scales`);
-    const { q, scales } = given ?? quantizeBlocks((weight as Float32Array | undefined) ?? floatData(linear.weight), n, k, this.block, kernels.allocateInt8Weights(n, k, this.block) ?? undefined);
+    if (quantized && (quantized.q.length !== n * k || quantized.scales.length !== n * Math.ceil(k / this.block))) throw new Error(`QuantizedLinear: codes and scales for [${n}, ${k}] expected, got ${quantized.q.length} codes and ${quantized.scales.length} scales`);
+    const { q, scales } = quantized ?? quantizeBlocks(floatData(linear.weight), n, k, this.block, allocateQuantized(n, k, this.block));
     this.q = q;
     this.scales = scales;
     const bias = linear.bias ? parameter(linear.bias, false) : null;
