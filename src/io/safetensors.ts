@@ -186,6 +186,21 @@ const CHUNK_BYTES = 8 * 1024 * 1024;
 type LoadedArray = Float32Array | Int32Array | Uint8Array;
 
 /**
+ * Reads `length` bytes at `position` through the scratch buffer, `size`-byte elements at a time
+ * (whole elements per chunk), feeding `hash`, and hands each chunk to `use` with its element index.
+ */
+function readChunks(fd: number, position: number, length: number, size: number, hash: Hash | null, scratch: () => Uint8Array, path: string, use: (chunk: Uint8Array, at: number) => void): void {
+  const buffer = scratch();
+  const step = Math.floor(buffer.length / size) * size;
+  for (let done = 0; done < length; done += step) {
+    const chunk = buffer.subarray(0, Math.min(step, length - done));
+    readExactly(fd, chunk, position + done, path);
+    hash?.update(chunk);
+    use(chunk, done / size);
+  }
+}
+
+/**
  * Reads tensor `e` of the file into `out` (its loaded dtype, exactly its elements), feeding `hash`
  * on the way: straight into `out`'s bytes when no conversion is needed, otherwise through `scratch`.
  */
@@ -199,43 +214,18 @@ function readTensor(fd: number, dataStart: number, e: SafetensorsEntry, out: Loa
     hash?.update(bytes);
     return;
   }
-  const size = dtypeBytes(e.dtype);
-  const buffer = scratch();
-  const step = Math.floor(buffer.length / size) * size;
-  for (let done = 0; done < length; done += step) {
-    const chunk = buffer.subarray(0, Math.min(step, length - done));
-    readExactly(fd, chunk, position + done, path);
-    hash?.update(chunk);
-    convertElements(chunk, e.dtype, out, done / size, path, name);
-  }
+  readChunks(fd, position, length, dtypeBytes(e.dtype), hash, scratch, path, (chunk, at) => convertElements(chunk, e.dtype, out, at, path, name));
 }
 
 /** Reads float tensor `e` in chunks into `sink` (TensorSink), converting to float32 where needed. */
 function readIntoSink(fd: number, dataStart: number, e: SafetensorsEntry, sink: TensorSink, hash: Hash | null, scratch: () => Uint8Array, path: string, name: string): void {
-  const position = dataStart + e.data_offsets[0];
-  const length = e.data_offsets[1] - e.data_offsets[0];
   const size = dtypeBytes(e.dtype);
-  const buffer = scratch();
-  const step = Math.floor(buffer.length / size) * size;
-  const values = new Float32Array(step / size);
-  for (let done = 0; done < length; done += step) {
-    const chunk = buffer.subarray(0, Math.min(step, length - done));
-    readExactly(fd, chunk, position + done, path);
-    hash?.update(chunk);
+  const values = new Float32Array(Math.floor(scratch().length / size));
+  readChunks(fd, dataStart + e.data_offsets[0], e.data_offsets[1] - e.data_offsets[0], size, hash, scratch, path, (chunk, at) => {
     const count = chunk.length / size;
     convertElements(chunk, e.dtype, values, 0, path, name);
-    sink.write(values.subarray(0, count), done / size);
-  }
-}
-
-/** Streams `length` bytes at `position` through `hash` (a tensor that is checked, not kept). */
-function hashBytes(fd: number, position: number, length: number, hash: Hash, scratch: () => Uint8Array, path: string): void {
-  const buffer = scratch();
-  for (let done = 0; done < length; done += buffer.length) {
-    const chunk = buffer.subarray(0, Math.min(buffer.length, length - done));
-    readExactly(fd, chunk, position + done, path);
-    hash.update(chunk);
-  }
+    sink.write(values.subarray(0, count), at);
+  });
 }
 
 /**
@@ -302,7 +292,8 @@ export function loadSafetensors(path: string, options: LoadSafetensorsOptions = 
         if (dest !== undefined) noGrad(() => dest.copy_(t));
         tensors[name] = dest ?? t;
       } else if (hash !== null) {
-        hashBytes(fd, header.dataStart + e.data_offsets[0], e.data_offsets[1] - e.data_offsets[0], hash, scratch, path);
+        // Checked, not kept: streamed through the hash.
+        readChunks(fd, header.dataStart + e.data_offsets[0], e.data_offsets[1] - e.data_offsets[0], 1, hash, scratch, path, () => {});
       }
       if (dest !== undefined && options.onRead !== undefined) {
         delete into[name];

@@ -410,7 +410,7 @@ export interface ReadCheckpointOptions<M extends AnyModule = AnyModule> {
   /**
    * With `model`: called with each weight's stored name once it is in the model (in file order),
    * the reader keeping no reference to it afterwards — so a caller may replace the module that
-   * holds it (quantizeWhileLoading). /1 files call it for every weight after the whole copy.
+   * holds it (quantizeProgressively, through loadRun). /1 files call it for every weight after the whole copy.
    */
   onWeightRead?: (name: string) => void;
   /**
