@@ -436,17 +436,17 @@ export class TransformerLM extends CausalLM<[Tensor, (Tensor | null)?, LMForward
       }
       // The decode engine (a fresh one, or the caller's), or the graph path on a KVCache: both
       // append b rows of n ids and give the next-token logits [b, V].
+      // A fresh cache takes the last maxSeqLen tokens of a longer prompt; a continued one was checked to have room.
+      const start = options.cache ? 0 : Math.max(0, t - c.maxSeqLen);
       // A fresh one holds what this call can reach — the (clipped) prompt plus the new tokens — not
       // the whole context: a 2,048-token TinyLlama cache is 92 MiB, 8.6 MiB for 128 + 64 tokens.
       // Past maxSeqLen it is the whole context and refills as before.
-      const cache = options.cache ?? this.createDecoder(b, Math.min(c.maxSeqLen, Math.min(t, c.maxSeqLen) + maxNewTokens));
+      const cache = options.cache ?? this.createDecoder(b, Math.min(c.maxSeqLen, t - start + maxNewTokens));
       // The engine's logits are its own buffer, read by the sampler before the next feed: no copy.
       const feed = (rowIds: Int32Array, n: number): Float32Array =>
         cache instanceof KVCache ? (this.step(tensor(rowIds, { shape: [b, n] }), cache).toTypedArray() as Float32Array) : cache.forward(rowIds, n);
       // Rows of the full sequence so far, for rebuilding the cache when the context is full.
       const rows: number[][] = Array.from({ length: b }, (_, r) => Array.from(context.select(0, r).toTypedArray()));
-      // A fresh cache takes the last maxSeqLen tokens of a longer prompt; a continued one was checked to have room.
-      const start = options.cache ? 0 : Math.max(0, t - c.maxSeqLen);
       let logits = feed(noGrad(() => context.narrow(1, start, t - start).contiguous()).toTypedArray() as Int32Array, t - start);
       for (let i = 0; i < maxNewTokens; i++) {
         const next = sampleRows(logits, b, c.vocabSize, options);

@@ -8,13 +8,6 @@ import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/**
- * t ← sample()·scale + shift, element by element in storage order, with the float32 roundings of
- * `rand(shape).mul(scale).add(shift)` (so the same values, bit for bit) but written straight into a
- * contiguous float32 tensor: the tensor expression allocates three temporaries the size of `t`,
- * which for a billion-parameter model's init left gigabytes of garbage behind (peak memory 1.29×
- * the weights when sampling from a checkpoint, 1.03× without). Other tensors take that expression.
- */
 /** Depth of skipInit calls in progress: the fills below leave tensors as they are while it is above 0. */
 let skipping = 0;
 
@@ -34,6 +27,13 @@ export function skipInit<T>(build: () => T): T {
   }
 }
 
+/**
+ * t ← sample()·scale + shift, element by element in storage order, with the float32 roundings of
+ * `rand(shape).mul(scale).add(shift)` (so the same values, bit for bit) but written straight into a
+ * contiguous float32 tensor: the tensor expression allocates three temporaries the size of `t`,
+ * which for a billion-parameter model's init left gigabytes of garbage behind (peak memory 1.29×
+ * the weights when sampling from a checkpoint, 1.03× without). Other tensors take that expression.
+ */
 function fillAffine_(t: Tensor, sample: () => number, scale: number, shift: number, fallback: () => Tensor): Tensor {
   if (skipping > 0) return t;
   return noGrad(() => {
