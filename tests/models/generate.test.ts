@@ -57,24 +57,23 @@ function scriptedBatch(scripts: number[][]): TransformerLM & { returned: boolean
   return model as unknown as TransformerLM & { returned: boolean; produced: number; rows: number };
 }
 
-function collectBatch(model: TransformerLM | RecurrentLM, tokenizer: Tokenizer, prompt: string, options: Parameters<typeof streamTexts>[3]): { chunks: BatchTextChunk[]; results: ReturnType<typeof generateTexts> } {
-  const chunks: BatchTextChunk[] = [];
-  const it = streamTexts(model, tokenizer, prompt, options);
-  for (;;) {
-    const r = it.next();
-    if (r.done) return { chunks, results: r.value };
-    chunks.push(r.value);
-  }
-}
-
-function collect(model: TransformerLM, tokenizer: Tokenizer, prompt: string | number[], options: Parameters<typeof streamText>[3]): { chunks: TextChunk[]; result: ReturnType<typeof generateText> } {
-  const chunks: TextChunk[] = [];
-  const it = streamText(model, tokenizer, prompt, options);
+/** Every chunk a text stream yields, and the value it returns at the end. */
+function drain<C, R>(it: Iterator<C, R>): { chunks: C[]; result: R } {
+  const chunks: C[] = [];
   for (;;) {
     const r = it.next();
     if (r.done) return { chunks, result: r.value };
     chunks.push(r.value);
   }
+}
+
+function collectBatch(model: TransformerLM | RecurrentLM, tokenizer: Tokenizer, prompt: string, options: Parameters<typeof streamTexts>[3]): { chunks: BatchTextChunk[]; results: ReturnType<typeof generateTexts> } {
+  const { chunks, result } = drain(streamTexts(model, tokenizer, prompt, options));
+  return { chunks, results: result };
+}
+
+function collect(model: TransformerLM, tokenizer: Tokenizer, prompt: string | number[], options: Parameters<typeof streamText>[3]): { chunks: TextChunk[]; result: ReturnType<typeof generateText> } {
+  return drain(streamText(model, tokenizer, prompt, options));
 }
 
 describe('IncrementalDecoder', () => {
