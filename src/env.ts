@@ -38,7 +38,7 @@ function onOff(name: string): boolean | undefined {
 }
 
 /**
- * TENSORLM_BACKEND: the backend to use by default (`js`, `wasm`, `blas`, or any registered name)
+ * TENSORLM_BACKEND: the backend to use by default (`js`, `wasm`, `blas`, `native`, or any registered name)
  * instead of the fastest available one. Read when the default is chosen (the first kernel call,
  * or the first `getBackend()`); `setBackend()` before that wins over it.
  */
@@ -76,6 +76,19 @@ export function blasThreadsEnv(): number | undefined {
  */
 export function mallocTuningEnv(): boolean {
   return onOff('TENSORLM_MALLOC_TUNING') ?? true;
+}
+
+/**
+ * TENSORLM_NATIVE: 0 leaves out the native backend (backends/native: C kernels compiled with the
+ * machine's compiler on first use), with no warning; on by default where a compiler is found.
+ */
+export function nativeKernelsEnv(): boolean {
+  return onOff('TENSORLM_NATIVE') ?? true;
+}
+
+/** CC: the C compiler for the native kernels (a path or a name on PATH); undefined: cc, gcc, clang. */
+export function compilerEnv(): string | undefined {
+  return read('CC');
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * Node's backends: `wasm` (WebAssembly SIMD kernels) and `blas` (the system CBLAS for matrix
- * products, on top of wasm). Importing this module does nothing; the Node entry points
+ * Node's backends: `wasm` (WebAssembly SIMD kernels), `blas` (the system CBLAS for matrix
+ * products, on top of wasm) and `native` (C kernels compiled for this CPU on first use, on top of
+ * blas; see native/index.ts). Importing this module does nothing; the Node entry points
  * (src/index.ts, the tune/scaling/mup entries, the CLI, the data-parallel worker, vitest's setup
  * file) pass `installNodeBackends` to `setBackendInstaller`, and the registry runs it on the first
  * kernel call or registry query.
@@ -12,10 +13,11 @@
  * backend's gemm, and one warning says so.
  */
 import { blasKernels, findBlasLibrary, loadBlas, loadedBlas } from './blas/index.js';
-import type { GemmArgs } from './kernels.js';
+import type { GemmArgs, Kernels } from './kernels.js';
+import { findCompiler, loadNative, nativeKernels } from './native/index.js';
 import { backendUnavailableReason, registerBackend, resolveKernels, updateBackend } from './registry.js';
 import { registerWasmBackend, setWasmThreads } from './wasm/index.js';
-import { blasThreadsEnv } from '../env.js';
+import { blasThreadsEnv, nativeKernelsEnv } from '../env.js';
 
 type Gemm = (args: GemmArgs) => void;
 
@@ -27,7 +29,7 @@ let requestedThreads: number | undefined;
 /** What the blas backend's gemm runs once loaded: the library's, or the base backend's after a failed load. */
 let loadedGemm: Gemm | null = null;
 
-/** Registers `wasm` and `blas` (idempotent; loads no native code). */
+/** Registers `wasm`, `blas` and `native` (idempotent; loads and compiles no native code). */
 export function installNodeBackends(): void {
   if (installed) return;
   installed = true;
@@ -42,7 +44,63 @@ export function installNodeBackends(): void {
     priority: 20,
     unavailable: blasFound ? null : search.reason,
   });
+  // TENSORLM_NATIVE=0 leaves the backend out altogether: an explicit choice needs no warning.
+  if (!nativeKernelsEnv()) return;
+  const compiler = findCompiler();
+  const nativeBase = blasFound ? 'blas' : wasm.available ? 'wasm' : undefined;
+  registerBackend({
+    name: 'native',
+    kernels: compiler.compiler ? lazyNativeKernels(nativeBase) : {},
+    base: nativeBase,
+    priority: 30,
+    unavailable: compiler.compiler ? null : compiler.reason,
+  });
 }
+
+/**
+ * The native backend's kernels until the library is built and loaded: each stand-in compiles and
+ * loads it on its first call (once), then forwards; tables copied earlier keep forwarding. If the
+ * build fails, the backend is marked unavailable, its kernels are the base backend's, and one
+ * warning says so.
+ */
+function lazyNativeKernels(base: string | undefined): Partial<Kernels> {
+  let table: Kernels | null = null;
+  const load = (): Kernels => {
+    const below = base ? resolveKernels(base) : resolveKernels('js');
+    const { library, reason } = loadNative();
+    if (library) {
+      const own = nativeKernels(library, below);
+      table = { ...below, ...own };
+      updateBackend('native', { kernels: own });
+    } else {
+      table = below;
+      const active = updateBackend('native', { kernels: {}, unavailable: reason });
+      process.emitWarning(`tensorlm: ${reason}; the '${base ?? 'js'}' kernels run instead${active ? ` (backend now '${active}')` : ''}`);
+    }
+    return table;
+  };
+  const stand: Record<string, (...args: unknown[]) => unknown> = {};
+  for (const name of NATIVE_KERNELS) stand[name] = (...args: unknown[]) => ((table ?? load())[name] as (...a: unknown[]) => unknown)(...args);
+  return stand as Partial<Kernels>;
+}
+
+/** The kernels native/index.ts implements (nativeKernels' keys). */
+const NATIVE_KERNELS: (keyof Kernels)[] = [
+  'unary',
+  'geluWithDerivative',
+  'binary',
+  'reduce',
+  'softmax',
+  'scaledSoftmax',
+  'softmaxBackward',
+  'layerNorm',
+  'rmsNorm',
+  'layerNormBackward',
+  'rmsNormBackward',
+  'adamStep',
+  'flashAttentionForward',
+  'flashAttentionBackward',
+];
 
 /** The blas backend's gemm until BLAS is loaded; tables copied earlier keep forwarding through it. */
 function lazyBlasGemm(args: GemmArgs): void {

@@ -98,7 +98,7 @@ function contiguous(shape: readonly number[]): number[] {
 const wasm = wasmInfo();
 type Table = [name: string, table: () => Kernels, reason: string | null, allSizes: boolean, threads: number];
 const tables: Table[] = [
-  ...['js', 'wasm', 'blas'].map((name): Table => {
+  ...['js', 'wasm', 'blas', 'native'].map((name): Table => {
     const reason = backendUnavailableReason(name);
     return [name, () => resolveKernels(name), reason === undefined ? 'not registered' : reason, false, 0];
   }),

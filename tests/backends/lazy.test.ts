@@ -1,7 +1,9 @@
 /**
  * Importing TensorLM has no side effects: no koffi, no BLAS, no malloc tuning, no warning. The
  * backends are installed and the default chosen on the first kernel call, and BLAS (with koffi)
- * is loaded on the first product that uses it. Each case runs tests/helpers/lazy-import-child.ts
+ * is loaded on the first product that uses it. The BLAS cases run with TENSORLM_NATIVE=0, since
+ * the native backend (compiled C kernels, also through koffi) loads on the first kernel of any
+ * kind; its own cases are at the end. Each case runs tests/helpers/lazy-import-child.ts
  * in a fresh Node process, since inside vitest the library is long imported (and koffi maybe
  * loaded) by the time a test runs.
  */
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findBlasLibrary } from '../../src/backends/blas/index.js';
+import { findCompiler } from '../../src/backends/native/index.js';
 import { makeTempDir } from '../tokenizers/helpers.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -29,10 +32,13 @@ interface Observed {
   afterMatmul: Snapshot & { backend: string; threads: number; c35: number; expected35: number };
 }
 
-/** Runs the child with only the given TENSORLM_* variables set (the rest of the environment is kept). */
+/**
+ * Runs the child with only the given TENSORLM_* variables (and CC) set, the rest of the environment
+ * kept; the native backend is off unless `env` turns it on.
+ */
 function run(scenario: string, env: Record<string, string> = {}): { observed: Observed; stderr: string } {
-  const clean: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TENSORLM_') && k !== 'NODE_OPTIONS') clean[k] = v;
+  const clean: NodeJS.ProcessEnv = { TENSORLM_NATIVE: '0' };
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TENSORLM_') && k !== 'NODE_OPTIONS' && k !== 'CC') clean[k] = v;
   const r = spawnSync(process.execPath, ['--import', 'tsx', child, scenario], { cwd: repo, env: { ...clean, ...env }, encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`child '${scenario}' exited with ${r.status ?? r.signal}: ${r.stderr}`);
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
@@ -131,5 +137,51 @@ describe.skipIf(blas.candidate === null)(`setNumThreads before BLAS is loaded ($
     expect(observed.afterMatmul.koffi).toBe(true);
     // OpenBLAS and BLIS have a thread control TensorLM drives; other libraries report 1.
     expect(observed.afterMatmul.threads).toBe(/openblas|blis/.test(blas.path ?? '') ? 2 : 1);
+  });
+});
+
+const compiler = findCompiler();
+
+describe('the native backend', () => {
+  it.skipIf(compiler.compiler === null || blas.candidate === null)(
+    `is the default where a C compiler is found, compiled and loaded on the first kernel call, not at import (${compiler.compiler ?? `skipped: ${compiler.reason}`})`,
+    () => {
+      const { observed, stderr } = run('default', { TENSORLM_NATIVE: '1' });
+      expectNothingLoaded(observed.afterImport);
+      expect(observed.afterImport.warnings).toEqual([]);
+      expect(observed.afterElementwise.backend).toBe('native');
+      expect(observed.afterElementwise.koffi).toBe(true);
+      expect(observed.afterElementwise.values).toEqual([2, 6, 12]);
+      expect(observed.afterElementwise.finite).toBe(true);
+      expect(observed.backends).toContain('native');
+      const m = observed.afterMatmul;
+      expect(m.backend).toBe('native');
+      expect(m.warnings).toEqual([]);
+      expect(stderr).toBe('');
+      expect(Math.abs(m.c35 - m.expected35)).toBeLessThan(1e-3 * (1 + Math.abs(m.expected35)));
+    },
+  );
+
+  it.skipIf(blas.candidate === null)('without a compiler it is unavailable, with one warning naming why, and blas runs', () => {
+    const { observed } = run('default', { TENSORLM_NATIVE: '1', CC: join(tmp.dir, 'no-such-cc') });
+    expect(observed.afterElementwise.backend).toBe('blas');
+    expect(observed.backends).not.toContain('native');
+    expect(observed.afterElementwise.warnings).toHaveLength(1);
+    expect(observed.afterElementwise.warnings[0]).toMatch(/backend 'native' is not available \(CC=.*no-such-cc was not found\); using the slower 'blas'/);
+    expect(observed.afterElementwise.values).toEqual([2, 6, 12]);
+  });
+
+  it.skipIf(blas.candidate === null)('a compiler that fails leaves one warning and the blas kernels, with the same results', () => {
+    const dir = tmp.fresh();
+    const fake = join(dir, 'broken-cc');
+    writeFileSync(fake, '#!/bin/sh\necho "broken-cc: cannot compile" >&2\nexit 1\n', { mode: 0o755 });
+    const { observed } = run('default', { TENSORLM_NATIVE: '1', CC: fake });
+    expect(observed.afterImport.warnings).toEqual([]);
+    const m = observed.afterMatmul;
+    expect(m.backend).toBe('blas');
+    expect(m.warnings).toHaveLength(1);
+    expect(m.warnings[0]).toMatch(/the native kernels could not be built or loaded \(.*broken-cc.*\); the 'blas' kernels run instead \(backend now 'blas'\)/);
+    expect(observed.afterElementwise.values).toEqual([2, 6, 12]);
+    expect(Math.abs(m.c35 - m.expected35)).toBeLessThan(1e-3 * (1 + Math.abs(m.expected35)));
   });
 });
