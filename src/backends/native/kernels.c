@@ -423,11 +423,72 @@ void tlm_adam(float *param, const float *grad, float *m, float *v, float *vmax, 
 
 /* ---- flash attention (kernels.ts: FlashAttentionArgs) ---------------------------------------- */
 /*
- * Row by row over each head with the whole band of visible keys at once: the scores of a query
- * row are axpy passes over kᵀ (transposed once per kv head), so every inner loop runs along keys
- * or along the head dim, contiguous and vectorized. Softmax sums and the backward's Δ are float64;
- * dot products and the dk / dv sums are float32 (the reference's float64 agrees to ~1e-6).
+ * Blocks of QB query rows against the whole band of keys they see, per head: the products are
+ * register tiles over vectors of VL floats (GCC/Clang vector types: one AVX-512 register here, two
+ * AVX2 or four NEON registers elsewhere), on operands packed once per kv head with zero padding to
+ * whole vectors, so no tile has a tail. Scores are exponentiated and normalised row by row in the
+ * block's buffer; nothing of size T×T is stored. Sums of exponentials and Δ are float64; the
+ * products accumulate in float32 (the reference's float64 agrees to ~1e-6).
  */
+
+#define VL 16
+#define QB 4
+typedef float vf __attribute__((vector_size(VL * 4)));
+
+INLINE vf ldv(const float *p) {
+  vf v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+INLINE void stv(float *p, vf v) { memcpy(p, &v, sizeof v); }
+INLINE vf splat(float x) { return (vf){0} + x; }
+INLINE long pad(long n) { return (n + VL - 1) / VL * VL; }
+
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+INLINE vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+INLINE vi vsplati(int32_t x) { return (vi){0} + x; }
+INLINE vi iota(void) {
+  vi v;
+  for (int l = 0; l < VL; l++) v[l] = l;
+  return v;
+}
+INLINE float hmax(vf v) {
+  float m = v[0];
+  for (int l = 1; l < VL; l++) m = v[l] > m ? v[l] : m;
+  return m;
+}
+INLINE float hsum(vf v) {
+  float s = 0;
+  for (int l = 0; l < VL; l++) s += v[l];
+  return s;
+}
+
+/* exp_f on a vector (the same Cephes steps; the multiply-adds unfused, like the plain SIMD128 build). */
+INLINE vf exp_v(vf x) {
+  x = vsel(x < splat(-104.0f), splat(-104.0f), x);
+  x = vsel(x > splat(89.0f), splat(89.0f), x);
+  vf t = x * 1.44269504088896341f + 12582912.0f;
+  vf n = t - 12582912.0f;
+  vi ni = (vi)t - 0x4b400000;
+  vf r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r;
+  p = p + 1.0f;
+  vi n1 = ni >> 1, n2 = ni - n1;
+  return p * (vf)((n1 + 127) << 23) * (vf)((n2 + 127) << 23);
+}
+
+/* Lanes j0 + l that fall in [lo, hi). */
+INLINE vi in_band(long j0, long lo, long hi) {
+  vi j = iota() + vsplati((int32_t)j0);
+  return (j >= vsplati((int32_t)lo)) & (j < vsplati((int32_t)hi));
+}
 
 INLINE void key_range(long i, long tk, int causal, long off, long window, long *lo, long *hi) {
   if (!causal) {
@@ -446,105 +507,234 @@ INLINE void key_range(long i, long tk, int causal, long off, long window, long *
   *hi = h;
 }
 
-/* dst[c, j] = src[j, c] for a [rows, cols] block. */
-static void transpose(const float *src, float *dst, long rows, long cols) {
+/* dst[c, j] = src[j, c] for src [rows, cols] into dst [cols, ldd] (columns j ≥ rows stay as they are). */
+static void pack_transposed(const float *src, float *dst, long rows, long cols, long ldd) {
   for (long j = 0; j < rows; j++)
-    for (long c = 0; c < cols; c++) dst[c * rows + j] = src[j * cols + c];
+    for (long c = 0; c < cols; c++) dst[c * ldd + j] = src[j * cols + c];
 }
 
-/* s[j] = Σ_c x[c]·mt[c, j] for j in [lo, hi): mt is [d, tk]. */
-INLINE void row_times(const float *x, const float *mt, float *s, long d, long tk, long lo, long hi) {
-  for (long j = lo; j < hi; j++) s[j] = 0;
-  for (long c = 0; c < d; c++) {
-    float xc = x[c];
-    const float *row = mt + c * tk;
-    for (long j = lo; j < hi; j++) s[j] += xc * row[j];
+/* dst [rows, ldd] = src [rows, cols], the padding columns zero. */
+static void pack_rows(const float *src, float *dst, long rows, long cols, long ldd) {
+  for (long j = 0; j < rows; j++) {
+    for (long c = 0; c < cols; c++) dst[j * ldd + c] = src[j * cols + c];
+    for (long c = cols; c < ldd; c++) dst[j * ldd + c] = 0;
   }
 }
 
-/* acc[c] += w·row[c] */
-INLINE void axpy(float *acc, float w, const float *row, long n) {
-  for (long c = 0; c < n; c++) acc[c] += w * row[c];
+/*
+ * s[r, j] = Σ_c x[r, c]·mt[c, j] for QB rows of x ([QB, ldx]) and the columns [j0, j1) of mt
+ * ([depth, ldm]), j0 a multiple of VL and j1 ≤ ldm; s is [QB, lds].
+ */
+static void tile_rows_times(const float *x, long ldx, const float *mt, long ldm, long depth, float *s, long lds, long j0,
+                            long j1) {
+  long j = j0;
+  for (; j + 4 * VL <= j1; j += 4 * VL) {
+    vf a[QB][4] = {{0}};
+    for (long c = 0; c < depth; c++) {
+      const float *m = mt + c * ldm + j;
+      vf m0 = ldv(m), m1 = ldv(m + VL), m2 = ldv(m + 2 * VL), m3 = ldv(m + 3 * VL);
+      for (int r = 0; r < QB; r++) {
+        vf xb = splat(x[r * ldx + c]);
+        a[r][0] += xb * m0;
+        a[r][1] += xb * m1;
+        a[r][2] += xb * m2;
+        a[r][3] += xb * m3;
+      }
+    }
+    for (int r = 0; r < QB; r++)
+      for (int v = 0; v < 4; v++) stv(s + r * lds + j + v * VL, a[r][v]);
+  }
+  for (; j < j1; j += VL) {
+    vf a[QB] = {0};
+    for (long c = 0; c < depth; c++) {
+      vf m0 = ldv(mt + c * ldm + j);
+      for (int r = 0; r < QB; r++) a[r] += splat(x[r * ldx + c]) * m0;
+    }
+    for (int r = 0; r < QB; r++) stv(s + r * lds + j, a[r]);
+  }
+}
+
+/* out[r, :] = Σ_j w[r, j]·m[j, :] over j in [j0, j1): w [QB, ldw], m [.., ldm] with ldm = width (a multiple of VL). */
+static void tile_weights_times(const float *w, long ldw, const float *m, long width, long j0, long j1, float *out,
+                               long ldo) {
+  for (long c = 0; c < width; c += 2 * VL) {
+    int two = c + 2 * VL <= width;
+    vf a[QB][2] = {{0}};
+    for (long j = j0; j < j1; j++) {
+      const float *mj = m + j * width + c;
+      vf m0 = ldv(mj), m1 = two ? ldv(mj + VL) : (vf){0};
+      for (int r = 0; r < QB; r++) {
+        vf wb = splat(w[r * ldw + j]);
+        a[r][0] += wb * m0;
+        a[r][1] += wb * m1;
+      }
+    }
+    for (int r = 0; r < QB; r++) {
+      stv(out + r * ldo + c, a[r][0]);
+      if (two) stv(out + r * ldo + c + VL, a[r][1]);
+    }
+  }
+}
+
+/* acc[j, :] += Σ_r w[r, j]·x[r, :] for j in [j0, j1): the transposed product, rows of acc [.., width]. */
+static void tile_add_transposed(float *acc, long width, const float *w, long ldw, const float *x, long ldx, long j0,
+                                long j1) {
+  for (long j = j0; j < j1; j++) {
+    float *aj = acc + j * width;
+    float w0 = w[j], w1 = w[ldw + j], w2 = w[2 * ldw + j], w3 = w[3 * ldw + j];
+    if (w0 == 0 && w1 == 0 && w2 == 0 && w3 == 0) continue;
+    vf b0 = splat(w0), b1 = splat(w1), b2 = splat(w2), b3 = splat(w3);
+    for (long c = 0; c < width; c += VL)
+      stv(aj + c, ldv(aj + c) + b0 * ldv(x + c) + b1 * ldv(x + ldx + c) + b2 * ldv(x + 2 * ldx + c) + b3 * ldv(x + 3 * ldx + c));
+  }
+}
+
+/* The QB rows [i0, i0 + QB) of a head's [t, width] matrix into a zero-padded [QB, ld] block. */
+static void load_block(const float *src, long t, long width, long i0, float *dst, long ld) {
+  for (int r = 0; r < QB; r++) {
+    long i = i0 + r;
+    long n = i < t ? width : 0;
+    if (n) memcpy(dst + r * ld, src + i * width, sizeof(float) * n);
+    memset(dst + r * ld + n, 0, sizeof(float) * (ld - n));
+  }
+}
+
+/* The key band [lo, hi) of the block's rows, widened to whole vectors at the bottom. */
+INLINE void block_band(long i0, long tq, long tk, int causal, long off, long window, long *blo, long *bhi) {
+  long lo, hi, lo2, hi2;
+  key_range(i0, tk, causal, off, window, &lo, &hi);
+  long last = i0 + QB - 1 < tq ? i0 + QB - 1 : tq - 1;
+  key_range(last, tk, causal, off, window, &lo2, &hi2);
+  *blo = lo / VL * VL;
+  *bhi = hi2 > hi ? hi2 : hi;
 }
 
 void tlm_flash_forward(const float *q, const float *k, const float *v, float *out, float *lse, long heads, long group,
                        long tq, long tk, long d, long dv, float scale, int causal, long off, long window) {
-  float *kt = malloc(sizeof(float) * d * tk), *s = malloc(sizeof(float) * tk), *acc = malloc(sizeof(float) * dv);
+  long tkp = pad(tk), dp = pad(d), dvp = pad(dv);
+  float *kt = calloc(dp * tkp, sizeof(float)), *vp = calloc(tkp * dvp, sizeof(float));
+  float *qb = malloc(sizeof(float) * QB * dp), *s = malloc(sizeof(float) * QB * tkp), *ob = malloc(sizeof(float) * QB * dvp);
   long kvLoaded = -1;
   for (long n = 0; n < heads; n++) {
     long kvh = n / group;
-    const float *vh = v + kvh * tk * dv;
     if (kvh != kvLoaded) {
-      transpose(k + kvh * tk * d, kt, tk, d);
+      pack_transposed(k + kvh * tk * d, kt, tk, d, tkp);
+      pack_rows(v + kvh * tk * dv, vp, tk, dv, dvp);
       kvLoaded = kvh;
     }
-    for (long i = 0; i < tq; i++) {
-      long row = n * tq + i, lo, hi;
-      key_range(i, tk, causal, off, window, &lo, &hi);
-      float *o = out + row * dv;
-      if (lo >= hi) {
-        for (long c = 0; c < dv; c++) o[c] = 0;
-        lse[row] = -INFINITY;
-        continue;
+    for (long i0 = 0; i0 < tq; i0 += QB) {
+      long blo, bhi;
+      block_band(i0, tq, tk, causal, off, window, &blo, &bhi);
+      load_block(q + n * tq * d, tq, d, i0, qb, dp);
+      if (bhi > blo) tile_rows_times(qb, dp, kt, tkp, d, s, tkp, blo, pad(bhi) < tkp ? pad(bhi) : tkp);
+
+      long bpad = pad(bhi) < tkp ? pad(bhi) : tkp;
+      for (int r = 0; r < QB && i0 + r < tq; r++) {
+        long row = n * tq + i0 + r, lo, hi;
+        key_range(i0 + r, tk, causal, off, window, &lo, &hi);
+        float *sr = s + r * tkp;
+        if (lo >= hi) {
+          for (long j = blo; j < bpad; j++) sr[j] = 0;
+          lse[row] = -INFINITY;
+          continue;
+        }
+        /* The band's whole vectors: lanes outside the row's keys are −inf for the max and 0 after. */
+        vf vmax = splat(-INFINITY);
+        for (long j = blo; j < bpad; j += VL) {
+          vf x = vsel(in_band(j, lo, hi), ldv(sr + j) * scale, splat(-INFINITY));
+          stv(sr + j, x);
+          vmax = vsel(x > vmax, x, vmax);
+        }
+        float max = hmax(vmax);
+        vf vsum = {0};
+        for (long j = blo; j < bpad; j += VL) {
+          vf e = vsel(in_band(j, lo, hi), exp_v(ldv(sr + j) - max), (vf){0});
+          stv(sr + j, e);
+          vsum += e;
+        }
+        float sum = hsum(vsum);
+        vf inv = splat(1.0f / sum);
+        for (long j = blo; j < bpad; j += VL) stv(sr + j, ldv(sr + j) * inv);
+        lse[row] = max + logf(sum);
       }
-      row_times(q + row * d, kt, s, d, tk, lo, hi);
-      for (long j = lo; j < hi; j++) s[j] *= scale;
-      float max = row_max(s + lo, hi - lo);
-      exp_shifted(s + lo, s + lo, hi - lo, max, 1.0f);
-      double sum = sum_f64(s + lo, hi - lo);
-      for (long c = 0; c < dv; c++) acc[c] = 0;
-      for (long j = lo; j < hi; j++) axpy(acc, s[j], vh + j * dv, dv);
-      float inv = (float)(1.0 / sum);
-      for (long c = 0; c < dv; c++) o[c] = acc[c] * inv;
-      lse[row] = (float)((double)max + log(sum));
+      if (bhi > blo) tile_weights_times(s, tkp, vp, dvp, blo, bhi, ob, dvp);
+      else
+        for (long x = 0; x < QB * dvp; x++) ob[x] = 0;
+      for (int r = 0; r < QB && i0 + r < tq; r++) memcpy(out + (n * tq + i0 + r) * dv, ob + r * dvp, sizeof(float) * dv);
     }
   }
   free(kt);
+  free(vp);
+  free(qb);
   free(s);
-  free(acc);
+  free(ob);
 }
 
 void tlm_flash_backward(const float *q, const float *k, const float *v, const float *out, const float *lse,
                         const float *dOut, float *dq, float *dk, float *dv, long heads, long group, long tq, long tk,
                         long d, long dw, float scale, int causal, long off, long window) {
-  long kvHeads = heads / group;
-  float *kt = malloc(sizeof(float) * d * tk), *vt = malloc(sizeof(float) * dw * tk);
-  float *p = malloc(sizeof(float) * tk), *ds = malloc(sizeof(float) * tk);
-  for (long x = 0; x < kvHeads * tk * d; x++) dk[x] = 0;
-  for (long x = 0; x < kvHeads * tk * dw; x++) dv[x] = 0;
-  long kvLoaded = -1;
-  for (long n = 0; n < heads; n++) {
-    long kvh = n / group;
-    const float *kh = k + kvh * tk * d, *vh = v + kvh * tk * dw;
-    float *dkh = dk + kvh * tk * d, *dvh = dv + kvh * tk * dw;
-    if (kvh != kvLoaded) {
-      transpose(kh, kt, tk, d);
-      transpose(vh, vt, tk, dw);
-      kvLoaded = kvh;
-    }
-    for (long i = 0; i < tq; i++) {
-      long row = n * tq + i, lo, hi;
-      key_range(i, tk, causal, off, window, &lo, &hi);
-      const float *qi = q + row * d, *gi = dOut + row * dw;
-      float *dqi = dq + row * d;
-      for (long c = 0; c < d; c++) dqi[c] = 0;
-      float L = lse[row];
-      if (lo >= hi || L == -INFINITY) continue;
-      /* Δ_i = Σ_c dO_ic·O_ic */
-      float delta = (float)dot_f64(gi, out + row * dw, dw);
-      row_times(qi, kt, p, d, tk, lo, hi);
-      row_times(gi, vt, ds, dw, tk, lo, hi);
-      for (long j = lo; j < hi; j++) p[j] = exp_f(p[j] * scale - L);
-      for (long j = lo; j < hi; j++) ds[j] = p[j] * (ds[j] - delta) * scale;
-      for (long j = lo; j < hi; j++) {
-        axpy(dqi, ds[j], kh + j * d, d);
-        axpy(dkh + j * d, ds[j], qi, d);
-        axpy(dvh + j * dw, p[j], gi, dw);
+  long tkp = pad(tk), dp = pad(d), dwp = pad(dw);
+  float *kt = calloc(dp * tkp, sizeof(float)), *vt = calloc(dwp * tkp, sizeof(float)), *kp = calloc(tkp * dp, sizeof(float));
+  float *dka = malloc(sizeof(float) * tkp * dp), *dva = malloc(sizeof(float) * tkp * dwp);
+  float *qb = malloc(sizeof(float) * QB * dp), *gb = malloc(sizeof(float) * QB * dwp), *ob = malloc(sizeof(float) * QB * dwp);
+  float *p = malloc(sizeof(float) * QB * tkp), *ds = malloc(sizeof(float) * QB * tkp), *dqb = malloc(sizeof(float) * QB * dp);
+  for (long kvh = 0; kvh < heads / group; kvh++) {
+    pack_transposed(k + kvh * tk * d, kt, tk, d, tkp);
+    pack_transposed(v + kvh * tk * dw, vt, tk, dw, tkp);
+    pack_rows(k + kvh * tk * d, kp, tk, d, dp);
+    memset(dka, 0, sizeof(float) * tkp * dp);
+    memset(dva, 0, sizeof(float) * tkp * dwp);
+    for (long n = kvh * group; n < (kvh + 1) * group; n++) {
+      for (long i0 = 0; i0 < tq; i0 += QB) {
+        long blo, bhi;
+        block_band(i0, tq, tk, causal, off, window, &blo, &bhi);
+        load_block(q + n * tq * d, tq, d, i0, qb, dp);
+        load_block(dOut + n * tq * dw, tq, dw, i0, gb, dwp);
+        load_block(out + n * tq * dw, tq, dw, i0, ob, dwp);
+        long bpad = pad(bhi) < tkp ? pad(bhi) : tkp;
+        if (bhi > blo) {
+          tile_rows_times(qb, dp, kt, tkp, d, p, tkp, blo, bpad);
+          tile_rows_times(gb, dwp, vt, tkp, dw, ds, tkp, blo, bpad);
+        }
+        for (int r = 0; r < QB; r++) {
+          long i = i0 + r, lo = 0, hi = 0;
+          float *pr = p + r * tkp, *dr = ds + r * tkp;
+          if (i < tq) key_range(i, tk, causal, off, window, &lo, &hi);
+          float L = i < tq ? lse[n * tq + i] : -INFINITY;
+          if (L == -INFINITY) lo = hi = 0;
+          /* Δ_i = Σ_c dO_ic·O_ic */
+          float delta = (float)dot_f64(gb + r * dwp, ob + r * dwp, dw);
+          for (long j = blo; j < bpad; j += VL) {
+            vi in = in_band(j, lo, hi);
+            vf pj = vsel(in, exp_v(ldv(pr + j) * scale - L), (vf){0});
+            stv(pr + j, pj);
+            stv(dr + j, pj * (ldv(dr + j) - delta) * scale);
+          }
+        }
+        if (bhi > blo) {
+          tile_weights_times(ds, tkp, kp, dp, blo, bhi, dqb, dp);
+          tile_add_transposed(dka, dp, ds, tkp, qb, dp, blo, bhi);
+          tile_add_transposed(dva, dwp, p, tkp, gb, dwp, blo, bhi);
+        } else {
+          for (long x = 0; x < QB * dp; x++) dqb[x] = 0;
+        }
+        for (int r = 0; r < QB && i0 + r < tq; r++) memcpy(dq + (n * tq + i0 + r) * d, dqb + r * dp, sizeof(float) * d);
       }
+    }
+    for (long j = 0; j < tk; j++) {
+      memcpy(dk + (kvh * tk + j) * d, dka + j * dp, sizeof(float) * d);
+      memcpy(dv + (kvh * tk + j) * dw, dva + j * dwp, sizeof(float) * dw);
     }
   }
   free(kt);
   free(vt);
+  free(kp);
+  free(dka);
+  free(dva);
+  free(qb);
+  free(gb);
+  free(ob);
   free(p);
   free(ds);
+  free(dqb);
 }
