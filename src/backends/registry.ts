@@ -23,6 +23,12 @@ export interface BackendInfo {
   priority: number;
   /** Why the backend cannot run here, or null when it can. */
   unavailable?: string | null;
+  /**
+   * From this many query positions up, 'auto' attention takes the flash path on this backend
+   * (ops/flash-attention.ts); unset: FLASH_ATTENTION_MIN_SEQ_LEN. A backend whose flash kernels
+   * beat its materialised path at shorter sequences says so here.
+   */
+  flashAttentionMinSeqLen?: number;
 }
 
 /** Registers a platform's backends (with `registerBackend`); must be safe to run more than once. */
@@ -173,6 +179,14 @@ export function backendUnavailableReason(name: string): string | null | undefine
 /** The backend in use; the first call chooses the default when nothing chose one yet. */
 export function getBackend(): string {
   return activeName ?? chooseDefault();
+}
+
+/** The flash-attention threshold the active backend (or the first backend under it that sets one) sets, if any. */
+export function activeFlashAttentionMinSeqLen(): number | undefined {
+  for (let b: BackendInfo | undefined = backends.get(getBackend()); b !== undefined; b = b.base ? backends.get(b.base) : undefined) {
+    if (b.flashAttentionMinSeqLen !== undefined) return b.flashAttentionMinSeqLen;
+  }
+  return undefined;
 }
 
 /** The full kernel table of a backend: its own kernels over its base chain, over the reference. */

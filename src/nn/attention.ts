@@ -235,7 +235,7 @@ export interface GroupedAttentionOptions {
  * one [G·Tq, D] operand (a view when q is laid out that way, one copy otherwise), so each
  * (batch, kv head) is a single product of scores and a single product with v. Without a mask,
  * dropout or applyToProbs, long sequences take flash attention instead (ops/flash-attention.ts:
- * O(T·D) memory; FLASH_ATTENTION_MIN_SEQ_LEN, setAttentionImplementation).
+ * O(T·D) memory; from FLASH_ATTENTION_MIN_SEQ_LEN or the backend's own threshold, setAttentionImplementation).
  */
 export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, options: GroupedAttentionOptions = {}): Tensor {
   if (q.ndim !== 5 || k.ndim !== 4 || v.ndim !== 4) {

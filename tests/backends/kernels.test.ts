@@ -141,7 +141,7 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
 
   it.skipIf(skip)(`gemm matches the reference for every transpose, odd sizes, offsets and batches${note}`, () => {
     const k = table();
-    for (const [m, n, kk] of [[1, 1, 1], [7, 33, 5], [33, 7, 129], [64, 64, 64], [129, 65, 33], [3, 200, 17], [1, 300, 257], [130, 9, 513], [17, 1, 300]]) {
+    for (const [m, n, kk] of [[1, 1, 1], [7, 33, 5], [33, 7, 129], [64, 64, 64], [129, 65, 33], [3, 200, 17], [1, 300, 257], [130, 9, 513], [17, 1, 300], [9, 530, 17]]) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
           const batch = 3;
@@ -329,6 +329,43 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
       k.binary(op, [n], a, b, actual);
       expectClose(actual, expected, `${op} sweep`, 1e-6, 5e-7, x);
     }
+  });
+
+  it.skipIf(skip)(`copy matches the reference: head transposes, odd shapes, offsets, broadcast sources, int32 and float32${note}`, () => {
+    const k = table();
+    // [shape, permutation of a contiguous source]: the strided read is the permuted view.
+    const cases: [number[], number[]][] = [
+      [[16, 4, 128, 32], [0, 2, 1, 3]],
+      [[3, 5, 7, 9], [3, 1, 0, 2]],
+      [[2, 3, 33, 5, 7], [4, 0, 3, 1, 2]],
+      [[129, 65], [1, 0]],
+      [[4097], [0]],
+      [[7, 1, 300], [2, 1, 0]],
+    ];
+    for (const [shape, perm] of cases) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const srcShape = perm.map((p) => shape[p]);
+      const srcStrides = contiguous(srcShape);
+      const strides = new Array<number>(shape.length);
+      perm.forEach((p, i) => (strides[p] = srcStrides[i]));
+      for (const ints of [false, true]) {
+        const data = ints ? Int32Array.from(random(n + 3), (v) => Math.round(v * 1000)) : random(n + 3);
+        const make = () => (ints ? new Int32Array(n + 2).fill(7) : new Float32Array(n + 2).fill(7));
+        const expected = make();
+        const actual = make();
+        const src = { data, offset: 3, strides };
+        reference.copy(shape, src, { data: expected, offset: 2, strides: contiguous(shape) });
+        k.copy(shape, src, { data: actual, offset: 2, strides: contiguous(shape) });
+        expect(Array.from(actual), `copy [${shape}] perm [${perm}] ${ints ? 'int32' : 'float32'}`).toEqual(Array.from(expected));
+      }
+    }
+    // A broadcast source (stride 0) into a transposed destination.
+    const row = random(300);
+    const expected = new Float32Array(7 * 300);
+    const actual = new Float32Array(7 * 300);
+    reference.copy([7, 300], { data: row, offset: 0, strides: [0, 1] }, { data: expected, offset: 0, strides: [1, 7] });
+    k.copy([7, 300], { data: row, offset: 0, strides: [0, 1] }, { data: actual, offset: 0, strides: [1, 7] });
+    bitsEqual(actual, expected, 'broadcast copy into a transposed destination');
   });
 
   it.skipIf(skip)(`binary ops match the reference: same shape, scalar, bias row, column, strided${note}`, () => {

@@ -15,6 +15,7 @@ import {
   type FlashAttentionOptions,
 } from '../../src/ops/flash-attention.js';
 import { setWasmSizeThresholds, type WasmSizeThresholds } from '../../src/backends/wasm/index.js';
+import { activeFlashAttentionMinSeqLen } from '../../src/backends/registry.js';
 import { TransformerLM } from '../../src/models/transformer.js';
 import { randint, randn } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
@@ -158,13 +159,23 @@ describe('automatic selection', () => {
     expectOneLineError(() => setAttentionImplementation('fast' as 'auto'), /expected 'auto', 'flash' or 'materialized'/);
   });
 
-  it('auto takes the flash path from FLASH_ATTENTION_MIN_SEQ_LEN on, the materialised one below (seen in the graph)', () => {
+  it("auto takes the flash path from the backend's threshold on (FLASH_ATTENTION_MIN_SEQ_LEN; the native backend's 128), the materialised one below (seen in the graph)", () => {
     const node = (t: number) => {
       const x = randn([1, 2, t, 4]).requiresGrad_();
       return scaledDotProductAttention(x, x, x, { isCausal: true }).gradFn?.name;
     };
-    expect(node(FLASH_ATTENTION_MIN_SEQ_LEN)).toBe('flashAttention');
-    expect(node(FLASH_ATTENTION_MIN_SEQ_LEN - 1)).not.toBe('flashAttention');
+    const threshold = activeFlashAttentionMinSeqLen() ?? FLASH_ATTENTION_MIN_SEQ_LEN;
+    expect(threshold).toBe(getBackend() === 'native' ? 128 : FLASH_ATTENTION_MIN_SEQ_LEN);
+    expect(node(threshold)).toBe('flashAttention');
+    expect(node(threshold - 1)).not.toBe('flashAttention');
+    const previous = getBackend();
+    setBackend('wasm');
+    try {
+      expect(node(FLASH_ATTENTION_MIN_SEQ_LEN)).toBe('flashAttention');
+      expect(node(FLASH_ATTENTION_MIN_SEQ_LEN - 1)).not.toBe('flashAttention');
+    } finally {
+      setBackend(previous);
+    }
     setAttentionImplementation('flash');
     expect(node(3)).toBe('flashAttention');
     // A mask or dropout keeps the materialised path even when flash is forced.

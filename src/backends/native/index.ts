@@ -29,6 +29,7 @@ import type {
   BinaryOp,
   FlashAttentionArgs,
   FlashAttentionBackwardArgs,
+  GemmArgs,
   GeluWithDerivativeArgs,
   Kernels,
   LayerNormArgs,
@@ -43,6 +44,7 @@ import type {
   UnaryOp,
 } from '../kernels.js';
 import type { TypedArray } from '../../tensor/dtype.js';
+import { collapseDims } from '../../tensor/shape.js';
 import { binaryLayout } from '../wasm/index.js';
 
 /** The compiler flags: -O3 for this CPU; no implicit a·b+c fusion; libm's errno ignored so sqrt vectorizes. */
@@ -50,6 +52,10 @@ const FLAGS = ['-O3', '-march=native', '-ffp-contract=off', '-fno-math-errno', '
 
 /** Below this many elements a kernel call's FFI cost (~0.1–0.3 µs) is more than the JS loop takes. */
 const MIN_ELEMENTS = 512;
+/** Products below this many multiply-adds go to the base backend (BLAS's own small-product path). */
+const MIN_GEMM = 16 * 16 * 16;
+/** From this many multiply-adds a product may use several BLAS threads (blas/index.ts: PARALLEL_MIN); the native GEMM is single-threaded. */
+const PARALLEL_GEMM = 1 << 20;
 
 export interface NativeSearch {
   /** The compiler to use (a path or a name on PATH), or null. */
@@ -108,6 +114,8 @@ export interface NativeLibrary {
   adam: Fn;
   flashForward: Fn;
   flashBackward: Fn;
+  gemm: Fn;
+  copy4: Fn;
 }
 
 /** Where compiled libraries are kept: ~/.cache/tensorlm/native, else the temporary directory. */
@@ -184,6 +192,10 @@ export function loadNative(): { library: NativeLibrary | null; reason: string } 
         flashBackward: f(
           'void tlm_flash_backward(const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dOut, float *dq, float *dk, float *dv, long heads, long group, long tq, long tk, long d, long dw, float scale, int causal, long off, long window)',
         ),
+        gemm: f(
+          'void tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA, const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch)',
+        ),
+        copy4: f('void tlm_copy4(const void *src, void *dst, long n0, long n1, long n2, long n3, long s0, long s1, long s2, long s3, long d0, long d1, long d2, long d3)'),
       },
       reason: '',
     };
@@ -212,8 +224,37 @@ const isF32 = (x: TypedArray | null): x is Float32Array => x instanceof Float32A
  * hands anything else (other dtypes or ops, strided operands, tiny sizes) to `base`, the kernels
  * of the backend underneath.
  */
-export function nativeKernels(lib: NativeLibrary, base: Kernels): Partial<Kernels> {
+export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => number = () => 1): Partial<Kernels> {
   return {
+    // Matrix products of training's shapes (k or n of a few hundred): 1.1–1.4× OpenBLAS here,
+    // since the transposes are read in place (docs/performance.md). Vectors (m or n = 1) keep
+    // sgemv, and products big enough for several threads keep BLAS when more than one is asked for.
+    gemm(g: GemmArgs): void {
+      const size = g.m * g.n * g.k;
+      if (size < MIN_GEMM || g.m === 1 || g.n === 1 || g.batch === 0 || (g.strideC === 0 && g.batch > 1) || (size >= PARALLEL_GEMM && threads() > 1)) return base.gemm(g);
+      lib.gemm(g.transA ? 1 : 0, g.transB ? 1 : 0, g.m, g.n, g.k, g.alpha, at(g.a, g.aOffset), g.lda, g.strideA, at(g.b, g.bOffset), g.ldb, g.strideB, g.beta, at(g.c, g.cOffset), g.ldc, g.strideC, g.batch);
+    },
+    // Strided copies (head transposes, contiguous()): the JS loop walks short rows one element at a time.
+    copy(shape: readonly number[], src: StridedArray, dst: StridedArray): void {
+      const s = src.data;
+      const d = dst.data;
+      let n = 1;
+      for (const e of shape) n *= e;
+      if (n < MIN_ELEMENTS || s.BYTES_PER_ELEMENT !== 4 || s.constructor !== d.constructor) return base.copy(shape, src, dst);
+      const c = collapseDims(shape, [src.strides, dst.strides]);
+      const rank = c.shape.length;
+      if (rank > 4) return base.copy(shape, src, dst);
+      // Leading dims of 1 (stride 0) pad the merged shape to four.
+      const dims = [1, 1, 1, 1];
+      const ss = [0, 0, 0, 0];
+      const ds = [0, 0, 0, 0];
+      for (let i = 0; i < rank; i++) {
+        dims[4 - rank + i] = c.shape[i];
+        ss[4 - rank + i] = c.strides[0][i];
+        ds[4 - rank + i] = c.strides[1][i];
+      }
+      lib.copy4(at(s, src.offset), at(d, dst.offset), dims[0], dims[1], dims[2], dims[3], ss[0], ss[1], ss[2], ss[3], ds[0], ds[1], ds[2], ds[3]);
+    },
     // GELU's three kernels come from one formula (training's forward must equal inference's bit for bit).
     unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
       if (op !== 'gelu' || n < MIN_ELEMENTS || !isF32(x) || !isF32(out)) return base.unary(op, x, xOffset, n, out);

@@ -134,6 +134,23 @@ void tlm_binary(int op, const float *a, int aKind, const float *b, int bKind, fl
   }
 }
 
+/* ---- strided copy of 4-byte elements (up to 4 dims after merging; floats or ints alike) -------- */
+
+void tlm_copy4(const void *src, void *dst, long n0, long n1, long n2, long n3, long s0, long s1, long s2, long s3, long d0,
+               long d1, long d2, long d3) {
+  const int32_t *x = src;
+  int32_t *y = dst;
+  for (long i0 = 0; i0 < n0; i0++)
+    for (long i1 = 0; i1 < n1; i1++)
+      for (long i2 = 0; i2 < n2; i2++) {
+        const int32_t *xs = x + i0 * s0 + i1 * s1 + i2 * s2;
+        int32_t *ys = y + i0 * d0 + i1 * d1 + i2 * d2;
+        if (s3 == 1 && d3 == 1) memcpy(ys, xs, sizeof(int32_t) * n3);
+        else
+          for (long i3 = 0; i3 < n3; i3++) ys[i3 * d3] = xs[i3 * s3];
+      }
+}
+
 /* ---- reductions: sums in float64 lanes ----------------------------------------------------- */
 /*
  * Each helper loop below does one thing, which is what the compiler vectorizes reliably; rows of
@@ -431,7 +448,21 @@ void tlm_adam(float *param, const float *grad, float *m, float *v, float *vmax, 
  * products accumulate in float32 (the reference's float64 agrees to ~1e-6).
  */
 
+/* The tiles below are meant to fuse a*b + c: contraction on from here to the end of the file. */
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+/* Floats per vector: one AVX-512 register; elsewhere two AVX2 (or four NEON) registers' worth. */
+#if defined(__AVX512F__)
 #define VL 16
+#define MR 8
+#else
+#define VL 8
+#define MR 6
+#endif
 #define QB 4
 typedef float vf __attribute__((vector_size(VL * 4)));
 
@@ -443,6 +474,8 @@ INLINE vf ldv(const float *p) {
 INLINE void stv(float *p, vf v) { memcpy(p, &v, sizeof v); }
 INLINE vf splat(float x) { return (vf){0} + x; }
 INLINE long pad(long n) { return (n + VL - 1) / VL * VL; }
+/* n rounded up to whole GEMM panels of 2·VL columns. */
+INLINE long pad2(long n) { return (n + 2 * VL - 1) / (2 * VL) * (2 * VL); }
 
 typedef int32_t vi __attribute__((vector_size(VL * 4)));
 INLINE vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
@@ -737,4 +770,137 @@ void tlm_flash_backward(const float *q, const float *k, const float *v, const fl
   free(p);
   free(ds);
   free(dqb);
+}
+
+/* ---- GEMM (kernels.ts: GemmArgs) ------------------------------------------------------------- */
+/*
+ * C = alpha·op(A)·op(B) + beta·C, row-major, batched, in the usual three levels of blocking (as
+ * BLIS and OpenBLAS do it): a KC × NC block of op(B) is packed into panels of NR columns, an
+ * MC × KC block of op(A) into panels of MR rows (the transposes are absorbed by the packing), and
+ * an MR × NR register tile runs over KC. Padding rows and columns of the panels are zero, so the
+ * tile has no tails; only the edge tiles of C go through a small buffer. beta applies with the
+ * first KC block (C is not read when beta = 0, as CBLAS promises: outputs may be uninitialised).
+ */
+
+#define NR (2 * VL)
+#ifndef KC
+#define KC 512
+#endif
+#ifndef MC
+#define MC 96
+#endif
+#ifndef NC
+#define NC 512
+#endif
+
+static void pack_b(int transB, const float *b, long ldb, long k0, long kc, long j0, long nc, float *dst) {
+  for (long jp = 0; jp < nc; jp += NR) {
+    long w = nc - jp < NR ? nc - jp : NR;
+    float *d = dst + jp * kc;
+    for (long k = 0; k < kc; k++) {
+      float *dk = d + k * NR;
+      if (transB)
+        for (long c = 0; c < w; c++) dk[c] = b[(j0 + jp + c) * ldb + k0 + k];
+      else
+        for (long c = 0; c < w; c++) dk[c] = b[(k0 + k) * ldb + j0 + jp + c];
+      for (long c = w; c < NR; c++) dk[c] = 0;
+    }
+  }
+}
+
+static void pack_a(int transA, const float *a, long lda, long i0, long mc, long k0, long kc, float *dst) {
+  for (long ip = 0; ip < mc; ip += MR) {
+    long h = mc - ip < MR ? mc - ip : MR;
+    float *d = dst + ip * kc;
+    if (transA) {
+      for (long k = 0; k < kc; k++) {
+        const float *src = a + (k0 + k) * lda + i0 + ip;
+        for (long r = 0; r < h; r++) d[k * MR + r] = src[r];
+        for (long r = h; r < MR; r++) d[k * MR + r] = 0;
+      }
+    } else {
+      for (long r = 0; r < h; r++) {
+        const float *src = a + (i0 + ip + r) * lda + k0;
+        for (long k = 0; k < kc; k++) d[k * MR + r] = src[k];
+      }
+      for (long r = h; r < MR; r++)
+        for (long k = 0; k < kc; k++) d[k * MR + r] = 0;
+    }
+  }
+}
+
+/*
+ * One MR × NR tile of C (h × w of it real): A's MR values of each k are read where they lie (row r
+ * at ar + r·rs + k·ks: rs = lda, ks = 1 untransposed; rs = 1, ks = lda transposed), B from its panel [kc][NR].
+ */
+static void gemm_tile(long kc, const float *ar, long rs, long ks, const float *bp, float *c, long ldc, long h, long w,
+                      float alpha, float beta) {
+  vf acc[MR][2];
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = (vf){0};
+  for (long k = 0; k < kc; k++) {
+    vf b0 = ldv(bp + k * NR), b1 = ldv(bp + k * NR + VL);
+    const float *ak = ar + k * ks;
+    for (int r = 0; r < MR; r++) {
+      vf x = splat(ak[r * rs]);
+      acc[r][0] += x * b0;
+      acc[r][1] += x * b1;
+    }
+  }
+  if (h == MR && w == NR) {
+    for (int r = 0; r < MR; r++) {
+      float *cr = c + r * ldc;
+      vf c0 = acc[r][0] * alpha, c1 = acc[r][1] * alpha;
+      if (beta != 0) {
+        c0 += ldv(cr) * beta;
+        c1 += ldv(cr + VL) * beta;
+      }
+      stv(cr, c0);
+      stv(cr + VL, c1);
+    }
+    return;
+  }
+  float tile[MR][NR];
+  for (int r = 0; r < MR; r++) {
+    stv(tile[r], acc[r][0]);
+    stv(tile[r] + VL, acc[r][1]);
+  }
+  for (long r = 0; r < h; r++)
+    for (long j = 0; j < w; j++) c[r * ldc + j] = beta != 0 ? alpha * tile[r][j] + beta * c[r * ldc + j] : alpha * tile[r][j];
+}
+
+void tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA,
+              const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch) {
+  long kcMax = k < KC ? k : KC, ncMax = n < NC ? n : NC;
+  float *bp = malloc(sizeof(float) * kcMax * pad2(ncMax)), *edge = malloc(sizeof(float) * kcMax * MR);
+  long rs = transA ? 1 : lda, ks = transA ? lda : 1;
+  for (long t = 0; t < batch; t++) {
+    const float *A = a + t * strideA, *B = b + t * strideB;
+    float *C = c + t * strideC;
+    for (long jc = 0; jc < n; jc += NC) {
+      long nc = n - jc < NC ? n - jc : NC;
+      for (long pc = 0; pc < k; pc += KC) {
+        long kc = k - pc < KC ? k - pc : KC;
+        float be = pc == 0 ? beta : 1.0f;
+        pack_b(transB, B, ldb, pc, kc, jc, nc, bp);
+        for (long ic = 0; ic < m; ic += MC) {
+          long mc = m - ic < MC ? m - ic : MC;
+          for (long ir = 0; ir < mc; ir += MR) {
+            long i = ic + ir, h = mc - ir < MR ? mc - ir : MR;
+            const float *ar = A + i * rs + pc * ks;
+            long ers = rs, eks = ks;
+            if (h < MR) {
+              /* the last rows: copied into a zero-padded [kc][MR] block so the tile reads no further */
+              pack_a(transA, A, lda, i, h, pc, kc, edge);
+              ar = edge, ers = 1, eks = MR;
+            }
+            /* the MR rows of A (kc long) stay in L1 while B's panels go by */
+            for (long jr = 0; jr < nc; jr += NR)
+              gemm_tile(kc, ar, ers, eks, bp + jr * kc, C + i * ldc + jc + jr, ldc, h, nc - jr < NR ? nc - jr : NR, alpha, be);
+          }
+        }
+      }
+    }
+  }
+  free(bp);
+  free(edge);
 }
