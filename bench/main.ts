@@ -66,6 +66,8 @@ const available = (name: string) => backendUnavailableReason(name) === null;
 if (available('js')) columns.push('js');
 if (available('wasm')) columns.push('wasm');
 if (available('blas') && blas) for (const t of threadCounts) columns.push(`blas×${t}`);
+// The native GEMM runs on one thread (with setNumThreads > 1 big products go to BLAS): one column.
+if (available('native')) columns.push('native×1');
 
 for (const [label, mnk] of shapes) {
   const gflops: Record<string, number | null> = {};
@@ -90,7 +92,7 @@ const ratio = (a: number | null | undefined, b: number | null | undefined) => (a
 
 const gemmTable = new Table({
   style: { head: [], border: [] },
-  head: ['sgemm GFLOPS', ...columns, ...threadCounts.map((t) => `torch×${t}`), '% peak (blas×1)', ...threadCounts.map((t) => `blas/torch ×${t}`), 'wasm/blas×1'],
+  head: ['sgemm GFLOPS', ...columns, ...threadCounts.map((t) => `torch×${t}`), '% peak (blas×1)', ...threadCounts.map((t) => `blas/torch ×${t}`), ...(columns.includes('native×1') ? ['native/torch ×1'] : []), 'wasm/blas×1'],
 });
 for (const r of rows) {
   const g = r.gflops;
@@ -100,6 +102,7 @@ for (const r of rows) {
     ...threadCounts.map((t) => fmt(g[`torch×${t}`])),
     g['blas×1'] ? `${((100 * g['blas×1']) / machine.peakGflopsPerCore).toFixed(0)}%` : '–',
     ...threadCounts.map((t) => ratio(g[`blas×${t}`], g[`torch×${t}`])),
+    ...(columns.includes('native×1') ? [ratio(g['native×1'], g['torch×1'])] : []),
     ratio(g.wasm, g['blas×1']),
   ]);
 }
