@@ -175,25 +175,25 @@ export function loadNative(): { library: NativeLibrary | null; reason: string } 
         geluWithDerivative: f('void tlm_gelu_with_derivative(const float *x, float *out, float *deriv, long n)'),
         binary: f('void tlm_binary(int op, const float *a, int aKind, const float *b, int bKind, float *out, long rows, long cols)'),
         sumRows: f('void tlm_sum_rows(const float *x, float *out, long rows, long cols)'),
-        sumMiddle: f('void tlm_sum_middle(const float *x, float *out, long outer, long size, long inner)'),
+        sumMiddle: f('int tlm_sum_middle(const float *x, float *out, long outer, long size, long inner)'),
         softmax: f('void tlm_softmax(const float *x, float *out, long rows, long cols, int log)'),
         scaledSoftmax: f('void tlm_scaled_softmax(const float *x, float *out, long rows, long cols, long tq, float scale, int causal, long causalOffset)'),
         softmaxBackward: f('void tlm_softmax_backward(const float *y, const float *g, float *out, long rows, long cols, int log)'),
         norm: f('void tlm_norm(const float *x, float *out, float *mean, float *rstd, const float *w, const float *b, long rows, long cols, double eps, int center)'),
         normBackward: f(
-          'void tlm_norm_backward(const float *x, const float *g, const float *mean, const float *rstd, const float *w, float *dx, float *dw, float *db, long rows, long cols, int center)',
+          'int tlm_norm_backward(const float *x, const float *g, const float *mean, const float *rstd, const float *w, float *dx, float *dw, float *db, long rows, long cols, int center)',
         ),
         adam: f(
           'void tlm_adam(float *param, const float *grad, float *m, float *v, float *vmax, long n, int flags, double decay, double weightDecay, double oneMinusBeta1, double beta2, double oneMinusBeta2, double bc2Sqrt, double eps, double stepSize)',
         ),
         flashForward: f(
-          'void tlm_flash_forward(const float *q, const float *k, const float *v, float *out, float *lse, long heads, long group, long tq, long tk, long d, long dv, float scale, int causal, long off, long window)',
+          'int tlm_flash_forward(const float *q, const float *k, const float *v, float *out, float *lse, long heads, long group, long tq, long tk, long d, long dv, float scale, int causal, long off, long window)',
         ),
         flashBackward: f(
-          'void tlm_flash_backward(const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dOut, float *dq, float *dk, float *dv, long heads, long group, long tq, long tk, long d, long dw, float scale, int causal, long off, long window)',
+          'int tlm_flash_backward(const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dOut, float *dq, float *dk, float *dv, long heads, long group, long tq, long tk, long d, long dw, float scale, int causal, long off, long window)',
         ),
         gemm: f(
-          'void tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA, const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch)',
+          'int tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA, const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch)',
         ),
         copy4: f('void tlm_copy4(const void *src, void *dst, long n0, long n1, long n2, long n3, long s0, long s1, long s2, long s3, long d0, long d1, long d2, long d3)'),
       },
@@ -232,7 +232,8 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
     gemm(g: GemmArgs): void {
       const size = g.m * g.n * g.k;
       if (size < MIN_GEMM || g.m === 1 || g.n === 1 || g.batch === 0 || (g.strideC === 0 && g.batch > 1) || (size >= PARALLEL_GEMM && threads() > 1)) return base.gemm(g);
-      lib.gemm(g.transA ? 1 : 0, g.transB ? 1 : 0, g.m, g.n, g.k, g.alpha, at(g.a, g.aOffset), g.lda, g.strideA, at(g.b, g.bOffset), g.ldb, g.strideB, g.beta, at(g.c, g.cOffset), g.ldc, g.strideC, g.batch);
+      const ok = lib.gemm(g.transA ? 1 : 0, g.transB ? 1 : 0, g.m, g.n, g.k, g.alpha, at(g.a, g.aOffset), g.lda, g.strideA, at(g.b, g.bOffset), g.ldb, g.strideB, g.beta, at(g.c, g.cOffset), g.ldc, g.strideC, g.batch);
+      if (ok !== 0) base.gemm(g); // no scratch memory: nothing was written
     },
     // Strided copies (head transposes, contiguous()): the JS loop walks short rows one element at a time.
     copy(shape: readonly number[], src: StridedArray, dst: StridedArray): void {
@@ -274,7 +275,7 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
       const n = a.outer * a.size * a.inner;
       if (a.op !== 'sum' || n < MIN_ELEMENTS || a.size === 0 || !isF32(a.x) || !isF32(a.out)) return base.reduce(a);
       if (a.inner === 1) lib.sumRows(at(a.x, a.xOffset), a.out, a.outer, a.size);
-      else lib.sumMiddle(at(a.x, a.xOffset), a.out, a.outer, a.size, a.inner);
+      else if (lib.sumMiddle(at(a.x, a.xOffset), a.out, a.outer, a.size, a.inner) !== 0) base.reduce(a);
     },
     softmax(a: SoftmaxArgs): void {
       if (a.rows * a.cols < MIN_ELEMENTS) return base.softmax(a);
@@ -298,19 +299,19 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
     },
     layerNormBackward(a: LayerNormBackwardArgs): void {
       if (a.rows * a.cols < MIN_ELEMENTS) return base.layerNormBackward(a);
-      lib.normBackward(a.x, a.g, a.mean, a.rstd, a.weight, a.dx, a.dWeight, a.dBias, a.rows, a.cols, 1);
+      if (lib.normBackward(a.x, a.g, a.mean, a.rstd, a.weight, a.dx, a.dWeight, a.dBias, a.rows, a.cols, 1) !== 0) base.layerNormBackward(a);
     },
     rmsNormBackward(a: RmsNormBackwardArgs): void {
       if (a.rows * a.cols < MIN_ELEMENTS) return base.rmsNormBackward(a);
-      lib.normBackward(a.x, a.g, null, a.rstd, a.weight, a.dx, a.dWeight, null, a.rows, a.cols, 0);
+      if (lib.normBackward(a.x, a.g, null, a.rstd, a.weight, a.dx, a.dWeight, null, a.rows, a.cols, 0) !== 0) base.rmsNormBackward(a);
     },
     flashAttentionForward(a: FlashAttentionArgs): void {
       if (a.heads * a.tq * a.tk * a.d < MIN_ELEMENTS) return base.flashAttentionForward(a);
-      lib.flashForward(a.q, a.k, a.v, a.out, a.lse, a.heads, a.group, a.tq, a.tk, a.d, a.valueDim, a.scale, a.causal ? 1 : 0, a.causalOffset, a.window);
+      if (lib.flashForward(a.q, a.k, a.v, a.out, a.lse, a.heads, a.group, a.tq, a.tk, a.d, a.valueDim, a.scale, a.causal ? 1 : 0, a.causalOffset, a.window) !== 0) base.flashAttentionForward(a);
     },
     flashAttentionBackward(a: FlashAttentionBackwardArgs): void {
       if (a.heads * a.tq * a.tk * a.d < MIN_ELEMENTS) return base.flashAttentionBackward(a);
-      lib.flashBackward(a.q, a.k, a.v, a.out, a.lse, a.dOut, a.dq, a.dk, a.dv, a.heads, a.group, a.tq, a.tk, a.d, a.valueDim, a.scale, a.causal ? 1 : 0, a.causalOffset, a.window);
+      if (lib.flashBackward(a.q, a.k, a.v, a.out, a.lse, a.dOut, a.dq, a.dk, a.dv, a.heads, a.group, a.tq, a.tk, a.d, a.valueDim, a.scale, a.causal ? 1 : 0, a.causalOffset, a.window) !== 0) base.flashAttentionBackward(a);
     },
     adamStep(s: AdamStepArgs): void {
       const n = s.param.length;

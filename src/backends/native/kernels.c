@@ -10,6 +10,9 @@
  * polynomials, float64 sums, the reference's float64 order in Adam and the norms — so both pass
  * the same tests against the reference kernels. Built with -ffp-contract=off: no silent a*b+c
  * fusion; fmaf() is written where a fused multiply-add is meant.
+ *
+ * Kernels that need scratch memory allocate it first and return -1, having written nothing, when
+ * they cannot (the caller then runs the base backend's kernel); 0 otherwise.
  */
 #include <math.h>
 #include <stdint.h>
@@ -207,8 +210,9 @@ void tlm_sum_rows(const float *x, float *out, long rows, long cols) {
 }
 
 /* x viewed as [outer, size, inner]: out[o, c] = Σ_s x[o, s, c], in float64. */
-void tlm_sum_middle(const float *x, float *out, long outer, long size, long inner) {
+int tlm_sum_middle(const float *x, float *out, long outer, long size, long inner) {
   double *acc = malloc(sizeof(double) * inner);
+  if (!acc) return -1;
   for (long o = 0; o < outer; o++) {
     const float *xo = x + o * size * inner;
     for (long c = 0; c < inner; c++) acc[c] = 0;
@@ -219,6 +223,7 @@ void tlm_sum_middle(const float *x, float *out, long outer, long size, long inne
     for (long c = 0; c < inner; c++) out[o * inner + c] = (float)acc[c];
   }
   free(acc);
+  return 0;
 }
 
 /* ---- softmax -------------------------------------------------------------------------------- */
@@ -374,11 +379,18 @@ INLINE void norm_dx_row(float *o, const double *d, const double *h, long n, doub
  * (RMSNorm, center = 0, drops the mean(dx̂) term). Per-column sums for dw (Σ g·x̂) and db (Σ g)
  * accumulate in float64 over all rows and are added into dw / db once. dx may equal g.
  */
-void tlm_norm_backward(const float *x, const float *g, const float *mean, const float *rstd, const float *w, float *dx,
-                       float *dw, float *db, long rows, long cols, int center) {
+int tlm_norm_backward(const float *x, const float *g, const float *mean, const float *rstd, const float *w, float *dx,
+                      float *dw, float *db, long rows, long cols, int center) {
   double *accW = dw ? calloc(cols, sizeof(double)) : 0;
   double *accB = db ? calloc(cols, sizeof(double)) : 0;
   double *h = malloc(sizeof(double) * cols), *d = malloc(sizeof(double) * cols);
+  if ((dw && !accW) || (db && !accB) || !h || !d) {
+    free(accW);
+    free(accB);
+    free(h);
+    free(d);
+    return -1;
+  }
   for (long r = 0; r < rows; r++) {
     const float *xr = x + r * cols, *gr = g + r * cols;
     double mu = center ? mean[r] : 0, rs = rstd[r];
@@ -397,6 +409,7 @@ void tlm_norm_backward(const float *x, const float *g, const float *mean, const 
   free(accB);
   free(h);
   free(d);
+  return 0;
 }
 
 /* ---- Adam / AdamW ---------------------------------------------------------------------------- */
@@ -664,11 +677,19 @@ INLINE void block_band(long i0, long tq, long tk, int causal, long off, long win
   *bhi = hi2 > hi ? hi2 : hi;
 }
 
-void tlm_flash_forward(const float *q, const float *k, const float *v, float *out, float *lse, long heads, long group,
+int tlm_flash_forward(const float *q, const float *k, const float *v, float *out, float *lse, long heads, long group,
                        long tq, long tk, long d, long dv, float scale, int causal, long off, long window) {
   long tkp = pad(tk), dp = pad(d), dvp = pad(dv);
   float *kt = calloc(dp * tkp, sizeof(float)), *vp = calloc(tkp * dvp, sizeof(float));
   float *qb = malloc(sizeof(float) * QB * dp), *s = malloc(sizeof(float) * QB * tkp), *ob = malloc(sizeof(float) * QB * dvp);
+  if (!kt || !vp || !qb || !s || !ob) {
+    free(kt);
+    free(vp);
+    free(qb);
+    free(s);
+    free(ob);
+    return -1;
+  }
   long kvLoaded = -1;
   for (long n = 0; n < heads; n++) {
     long kvh = n / group;
@@ -723,9 +744,10 @@ void tlm_flash_forward(const float *q, const float *k, const float *v, float *ou
   free(qb);
   free(s);
   free(ob);
+  return 0;
 }
 
-void tlm_flash_backward(const float *q, const float *k, const float *v, const float *out, const float *lse,
+int tlm_flash_backward(const float *q, const float *k, const float *v, const float *out, const float *lse,
                         const float *dOut, float *dq, float *dk, float *dv, long heads, long group, long tq, long tk,
                         long d, long dw, float scale, int causal, long off, long window) {
   long tkp = pad(tk), dp = pad(d), dwp = pad(dw);
@@ -733,6 +755,11 @@ void tlm_flash_backward(const float *q, const float *k, const float *v, const fl
   float *dka = malloc(sizeof(float) * tkp * dp), *dva = malloc(sizeof(float) * tkp * dwp);
   float *qb = malloc(sizeof(float) * QB * dp), *gb = malloc(sizeof(float) * QB * dwp), *ob = malloc(sizeof(float) * QB * dwp);
   float *p = malloc(sizeof(float) * QB * tkp), *ds = malloc(sizeof(float) * QB * tkp), *dqb = malloc(sizeof(float) * QB * dp);
+  if (!kt || !vt || !kp || !dka || !dva || !qb || !gb || !ob || !p || !ds || !dqb) {
+    float *all[] = {kt, vt, kp, dka, dva, qb, gb, ob, p, ds, dqb};
+    for (int i = 0; i < 11; i++) free(all[i]);
+    return -1;
+  }
   for (long kvh = 0; kvh < heads / group; kvh++) {
     pack_transposed(k + kvh * tk * d, kt, tk, d, tkp);
     pack_transposed(v + kvh * tk * dw, vt, tk, dw, tkp);
@@ -792,6 +819,7 @@ void tlm_flash_backward(const float *q, const float *k, const float *v, const fl
   free(p);
   free(ds);
   free(dqb);
+  return 0;
 }
 
 /* ---- GEMM (kernels.ts: GemmArgs) ------------------------------------------------------------- */
@@ -890,10 +918,15 @@ static void gemm_tile(long kc, const float *ar, long rs, long ks, const float *b
     for (long j = 0; j < w; j++) c[r * ldc + j] = beta != 0 ? alpha * tile[r][j] + beta * c[r * ldc + j] : alpha * tile[r][j];
 }
 
-void tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA,
+int tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA,
               const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch) {
   long kcMax = k < KC ? k : KC, ncMax = n < NC ? n : NC;
   float *bp = malloc(sizeof(float) * kcMax * pad2(ncMax)), *edge = malloc(sizeof(float) * kcMax * MR);
+  if (!bp || !edge) {
+    free(bp);
+    free(edge);
+    return -1;
+  }
   long rs = transA ? 1 : lda, ks = transA ? lda : 1;
   for (long t = 0; t < batch; t++) {
     const float *A = a + t * strideA, *B = b + t * strideB;
@@ -925,4 +958,5 @@ void tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const
   }
   free(bp);
   free(edge);
+  return 0;
 }
