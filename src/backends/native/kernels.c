@@ -160,49 +160,26 @@ void tlm_copy4(const void *src, void *dst, long n0, long n1, long n2, long n3, l
  * attention and norm widths stay in L1 between the passes.
  */
 
-INLINE double sum_f64(const float *x, long n) {
-  double acc[LANES] = {0};
-  long i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
-  double s = 0;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  for (; i < n; i++) s += x[i];
+/* Σ term over k in [0, n): LANES float64 partial sums, then the rest; the body of every sum below. */
+#define LANE_SUM(term)                                                                             \
+  double acc[LANES] = {0};                                                                         \
+  long i = 0;                                                                                      \
+  for (; i + LANES <= n; i += LANES)                                                               \
+    for (int l = 0; l < LANES; l++) {                                                              \
+      long k = i + l;                                                                              \
+      acc[l] += (term);                                                                            \
+    }                                                                                              \
+  double s = 0;                                                                                    \
+  for (int l = 0; l < LANES; l++) s += acc[l];                                                     \
+  for (long k = i; k < n; k++) s += (term);                                                        \
   return s;
-}
 
-INLINE double dot_f64(const float *x, const float *y, long n) {
-  double acc[LANES] = {0};
-  long i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int l = 0; l < LANES; l++) acc[l] += (double)x[i + l] * (double)y[i + l];
-  double s = 0;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  for (; i < n; i++) s += (double)x[i] * (double)y[i];
-  return s;
-}
-
-INLINE double sum_d(const double *x, long n) {
-  double acc[LANES] = {0};
-  long i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
-  double s = 0;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  for (; i < n; i++) s += x[i];
-  return s;
-}
-
-INLINE double dot_d(const double *x, const double *y, long n) {
-  double acc[LANES] = {0};
-  long i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int l = 0; l < LANES; l++) acc[l] += x[i + l] * y[i + l];
-  double s = 0;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  for (; i < n; i++) s += x[i] * y[i];
-  return s;
-}
+INLINE double sum_f64(const float *x, long n) { LANE_SUM((double)x[k]) }
+INLINE double dot_f64(const float *x, const float *y, long n) { LANE_SUM((double)x[k] * (double)y[k]) }
+INLINE double sum_d(const double *x, long n) { LANE_SUM(x[k]) }
+INLINE double dot_d(const double *x, const double *y, long n) { LANE_SUM(x[k] * y[k]) }
+/* Σ (x − mu)², the variance pass. */
+INLINE double sq_dev_f64(const float *x, long n, double mu) { LANE_SUM(((double)x[k] - mu) * ((double)x[k] - mu)) }
 
 /* out[r] = Σ x[r, 0..cols). */
 void tlm_sum_rows(const float *x, float *out, long rows, long cols) {
@@ -308,23 +285,6 @@ void tlm_softmax_backward(const float *y, const float *g, float *out, long rows,
 }
 
 /* ---- LayerNorm / RMSNorm: float64 throughout, the reference's order ---------------------------- */
-
-INLINE double sq_dev_f64(const float *x, long n, double mu) {
-  double acc[LANES] = {0};
-  long i = 0;
-  for (; i + LANES <= n; i += LANES)
-    for (int l = 0; l < LANES; l++) {
-      double d = x[i + l] - mu;
-      acc[l] += d * d;
-    }
-  double s = 0;
-  for (int l = 0; l < LANES; l++) s += acc[l];
-  for (; i < n; i++) {
-    double d = x[i] - mu;
-    s += d * d;
-  }
-  return s;
-}
 
 /* out = ((x − mu)·rs)·w + b over one row (mu = 0 for RMSNorm); w, b may be null. */
 INLINE void norm_row_out(const float *x, float *out, long n, double mu, double rs, const float *w, const float *b) {
