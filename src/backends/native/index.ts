@@ -115,6 +115,8 @@ export interface NativeLibrary {
   flashForward: Fn;
   flashBackward: Fn;
   gemm: Fn;
+  /** The GEMM tile's width in columns (32 with AVX-512, 16 otherwise). */
+  gemmPanel: number;
   copy4: Fn;
 }
 
@@ -195,6 +197,7 @@ export function loadNative(): { library: NativeLibrary | null; reason: string } 
         gemm: f(
           'int tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA, const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch)',
         ),
+        gemmPanel: f('int tlm_gemm_panel(void)')() as number,
         copy4: f('void tlm_copy4(const void *src, void *dst, long n0, long n1, long n2, long n3, long s0, long s1, long s2, long s3, long d0, long d1, long d2, long d3)'),
       },
       reason: '',
@@ -231,7 +234,9 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
     // sgemv, and products big enough for several threads keep BLAS when more than one is asked for.
     gemm(g: GemmArgs): void {
       const size = g.m * g.n * g.k;
-      if (size < MIN_GEMM || g.m === 1 || g.n === 1 || g.batch === 0 || (g.strideC === 0 && g.batch > 1) || (size >= PARALLEL_GEMM && threads() > 1)) return base.gemm(g);
+      // n is padded to whole tiles: a 65-column output (tiny's head) would compute 96.
+      const padded = Math.ceil(g.n / lib.gemmPanel) * lib.gemmPanel;
+      if (size < MIN_GEMM || padded > 1.15 * g.n || g.m === 1 || g.n === 1 || g.batch === 0 || (g.strideC === 0 && g.batch > 1) || (size >= PARALLEL_GEMM && threads() > 1)) return base.gemm(g);
       const ok = lib.gemm(g.transA ? 1 : 0, g.transB ? 1 : 0, g.m, g.n, g.k, g.alpha, at(g.a, g.aOffset), g.lda, g.strideA, at(g.b, g.bOffset), g.ldb, g.strideB, g.beta, at(g.c, g.cOffset), g.ldc, g.strideC, g.batch);
       if (ok !== 0) base.gemm(g); // no scratch memory: nothing was written
     },

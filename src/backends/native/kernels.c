@@ -878,6 +878,9 @@ static void gemm_tile(long kc, const float *ar, long rs, long ks, const float *b
     for (long j = 0; j < w; j++) c[r * ldc + j] = beta != 0 ? alpha * tile[r][j] + beta * c[r * ldc + j] : alpha * tile[r][j];
 }
 
+/* The tile's width in columns: the loader sends products whose n would leave most of a panel empty elsewhere. */
+int tlm_gemm_panel(void) { return NR; }
+
 int tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA,
               const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch) {
   long kcMax = k < KC ? k : KC, ncMax = n < NC ? n : NC;
