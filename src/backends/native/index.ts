@@ -27,6 +27,7 @@ import { compilerEnv, nativeKernelsEnv } from '../../env.js';
 import type {
   AdamStepArgs,
   BinaryOp,
+  DecodeAttentionArgs,
   FlashAttentionArgs,
   FlashAttentionBackwardArgs,
   GemmArgs,
@@ -52,6 +53,8 @@ const FLAGS = ['-O3', '-march=native', '-ffp-contract=off', '-fno-math-errno', '
 
 /** Below this many elements a kernel call's FFI cost (~0.1–0.3 µs) is more than the JS loop takes. */
 const MIN_ELEMENTS = 512;
+/** Row-wise kernels (norms) from this many elements: a decoded token's one row of 128 costs ~1 µs in the JS loop, ~0.3 µs here. */
+const MIN_ROW_ELEMENTS = 64;
 /** Products below this many multiply-adds go to the base backend (BLAS's own small-product path). */
 const MIN_GEMM = 16 * 16 * 16;
 /** From this many multiply-adds a product may use several BLAS threads (blas/index.ts: PARALLEL_MIN); the native GEMM is single-threaded. */
@@ -115,6 +118,7 @@ export interface NativeLibrary {
   flashForward: Fn;
   flashBackward: Fn;
   gemm: Fn;
+  decodeAttention: Fn;
   /** The GEMM tile's width in columns (32 with AVX-512, 16 otherwise). */
   gemmPanel: number;
   copy4: Fn;
@@ -198,6 +202,9 @@ export function loadNative(): { library: NativeLibrary | null; reason: string } 
           'int tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, long strideA, const float *b, long ldb, long strideB, float beta, float *c, long ldc, long strideC, long batch)',
         ),
         gemmPanel: f('int tlm_gemm_panel(void)')() as number,
+        decodeAttention: f(
+          'void tlm_decode_attention(const float *q, const float *k, const float *v, long slots, long n, long heads, long kvHeads, long dim, float scale, float *out, float *scores)',
+        ),
         copy4: f('void tlm_copy4(const void *src, void *dst, long n0, long n1, long n2, long n3, long s0, long s1, long s2, long s3, long d0, long d1, long d2, long d3)'),
       },
       reason: '',
@@ -221,6 +228,9 @@ function at<T extends TypedArray>(a: T, offset: number): T {
 const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, geluBackward: 4 };
 
 const isF32 = (x: TypedArray | null): x is Float32Array => x instanceof Float32Array;
+
+/** decodeAttention's scores, grown to the longest cache seen (one per thread: each has its own module instance). */
+let decodeScores = new Float32Array(0);
 
 /**
  * The kernel table over a loaded library. Each kernel takes the layouts kernels.c handles and
@@ -295,19 +305,19 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
       lib.softmaxBackward(a.y, a.g, a.out, a.rows, a.cols, a.log ? 1 : 0);
     },
     layerNorm(a: LayerNormArgs): void {
-      if (a.rows * a.cols < MIN_ELEMENTS) return base.layerNorm(a);
+      if (a.rows * a.cols < MIN_ROW_ELEMENTS) return base.layerNorm(a);
       lib.norm(a.x, a.out, a.mean, a.rstd, a.weight, a.bias, a.rows, a.cols, a.eps, 1);
     },
     rmsNorm(a: RmsNormArgs): void {
-      if (a.rows * a.cols < MIN_ELEMENTS) return base.rmsNorm(a);
+      if (a.rows * a.cols < MIN_ROW_ELEMENTS) return base.rmsNorm(a);
       lib.norm(a.x, a.out, null, a.rstd, a.weight, null, a.rows, a.cols, a.eps, 0);
     },
     layerNormBackward(a: LayerNormBackwardArgs): void {
-      if (a.rows * a.cols < MIN_ELEMENTS) return base.layerNormBackward(a);
+      if (a.rows * a.cols < MIN_ROW_ELEMENTS) return base.layerNormBackward(a);
       if (lib.normBackward(a.x, a.g, a.mean, a.rstd, a.weight, a.dx, a.dWeight, a.dBias, a.rows, a.cols, 1) !== 0) base.layerNormBackward(a);
     },
     rmsNormBackward(a: RmsNormBackwardArgs): void {
-      if (a.rows * a.cols < MIN_ELEMENTS) return base.rmsNormBackward(a);
+      if (a.rows * a.cols < MIN_ROW_ELEMENTS) return base.rmsNormBackward(a);
       if (lib.normBackward(a.x, a.g, null, a.rstd, a.weight, a.dx, a.dWeight, null, a.rows, a.cols, 0) !== 0) base.rmsNormBackward(a);
     },
     flashAttentionForward(a: FlashAttentionArgs): void {
@@ -317,6 +327,11 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
     flashAttentionBackward(a: FlashAttentionBackwardArgs): void {
       if (a.heads * a.tq * a.tk * a.d < MIN_ELEMENTS) return base.flashAttentionBackward(a);
       if (lib.flashBackward(a.q, a.k, a.v, a.out, a.lse, a.dOut, a.dq, a.dk, a.dv, a.heads, a.group, a.tq, a.tk, a.d, a.valueDim, a.scale, a.causal ? 1 : 0, a.causalOffset, a.window) !== 0) base.flashAttentionBackward(a);
+    },
+    decodeAttention(a: DecodeAttentionArgs): void {
+      if (a.n < 1 || a.heads % a.kvHeads !== 0) return base.decodeAttention(a);
+      if (decodeScores.length < a.n) decodeScores = new Float32Array(Math.max(a.n, 2 * decodeScores.length));
+      lib.decodeAttention(at(a.q, a.qOffset), at(a.k, a.kvOffset), at(a.v, a.kvOffset), a.slots, a.n, a.heads, a.kvHeads, a.dim, a.scale, at(a.out, a.outOffset), decodeScores);
     },
     adamStep(s: AdamStepArgs): void {
       const n = s.param.length;

@@ -468,10 +468,14 @@ INLINE float hmax(vf v) {
   for (int l = 1; l < VL; l++) m = v[l] > m ? v[l] : m;
   return m;
 }
+/* The sum of a vector's lanes, by halves (a scalar loop over the lanes was the cost of a GEMV). */
+typedef float vf4 __attribute__((vector_size(16)));
 INLINE float hsum(vf v) {
-  float s = 0;
-  for (int l = 0; l < VL; l++) s += v[l];
-  return s;
+  vf4 q[VL / 4];
+  memcpy(q, &v, sizeof v);
+  for (int w = VL / 4; w > 1; w /= 2)
+    for (int i = 0; i < w / 2; i++) q[i] += q[i + w / 2];
+  return (q[0][0] + q[0][2]) + (q[0][1] + q[0][3]);
 }
 
 /* exp_f on a vector (the same Cephes steps; the multiply-adds unfused, like the plain SIMD128 build). */
@@ -922,4 +926,49 @@ int tlm_gemm(int transA, int transB, long m, long n, long k, float alpha, const 
   free(bp);
   free(edge);
   return 0;
+}
+
+/* ---- decoding ---------------------------------------------------------------------------- */
+
+/*
+ * One token's attention over a KV cache (kernels.ts: DecodeAttentionArgs): for each head, the
+ * scores q·k_j·scale of the first n cached positions, their softmax, and Σ_j p_j·v_j — read from
+ * the cache where it lies. scores has room for n floats.
+ */
+void tlm_decode_attention(const float *q, const float *kc, const float *vc, long slots, long n, long heads, long kvHeads,
+                          long dim, float scale, float *out, float *scores) {
+  long g = heads / kvHeads;
+  for (long h = 0; h < heads; h++) {
+    const float *qh = q + h * dim;
+    const float *kh = kc + (h / g) * slots * dim, *vh = vc + (h / g) * slots * dim;
+    float max = -INFINITY;
+    for (long j = 0; j < n; j++) {
+      const float *kj = kh + j * dim;
+      vf s = {0};
+      long i = 0;
+      for (; i + VL <= dim; i += VL) s += ldv(qh + i) * ldv(kj + i);
+      float d = hsum(s);
+      for (; i < dim; i++) d += qh[i] * kj[i];
+      d *= scale;
+      scores[j] = d;
+      max = d > max ? d : max;
+    }
+    float sum = 0;
+    for (long j = 0; j < n; j++) {
+      float e = exp_f(scores[j] - max);
+      scores[j] = e;
+      sum += e;
+    }
+    float inv = 1.0f / sum;
+    float *oh = out + h * dim;
+    for (long i = 0; i < dim; i++) oh[i] = 0;
+    for (long j = 0; j < n; j++) {
+      float w = scores[j];
+      const float *vj = vh + j * dim;
+      long i = 0;
+      for (; i + VL <= dim; i += VL) stv(oh + i, ldv(oh + i) + w * ldv(vj + i));
+      for (; i < dim; i++) oh[i] += w * vj[i];
+    }
+    for (long i = 0; i < dim; i++) oh[i] *= inv;
+  }
 }
