@@ -14,7 +14,7 @@
  */
 import { blasKernels, findBlasLibrary, loadBlas, loadedBlas } from './blas/index.js';
 import type { GemmArgs, Kernels } from './kernels.js';
-import { findCompiler, loadNative, nativeKernels } from './native/index.js';
+import { findCompiler, loadNative, NATIVE_KERNEL_NAMES, nativeKernels } from './native/index.js';
 import { backendUnavailableReason, registerBackend, resolveKernels, updateBackend } from './registry.js';
 import { registerWasmBackend, setWasmThreads } from './wasm/index.js';
 import { blasThreadsEnv, nativeKernelsEnv } from '../env.js';
@@ -83,29 +83,10 @@ function lazyNativeKernels(base: string | undefined): Partial<Kernels> {
     return table;
   };
   const stand: Record<string, (...args: unknown[]) => unknown> = {};
-  for (const name of NATIVE_KERNELS) stand[name] = (...args: unknown[]) => ((table ?? load())[name] as (...a: unknown[]) => unknown)(...args);
+  for (const name of NATIVE_KERNEL_NAMES) stand[name] = (...args: unknown[]) => ((table ?? load())[name] as (...a: unknown[]) => unknown)(...args);
   return stand as Partial<Kernels>;
 }
 
-/** The kernels native/index.ts implements (nativeKernels' keys). */
-const NATIVE_KERNELS: (keyof Kernels)[] = [
-  'gemm',
-  'copy',
-  'unary',
-  'geluWithDerivative',
-  'binary',
-  'reduce',
-  'softmax',
-  'scaledSoftmax',
-  'softmaxBackward',
-  'layerNorm',
-  'rmsNorm',
-  'layerNormBackward',
-  'rmsNormBackward',
-  'adamStep',
-  'flashAttentionForward',
-  'flashAttentionBackward',
-];
 
 /** The blas backend's gemm until BLAS is loaded; tables copied earlier keep forwarding through it. */
 function lazyBlasGemm(args: GemmArgs): void {

@@ -23,6 +23,7 @@ import {
 } from '../../src/backends/wasm/index.js';
 import { sourceSha256 } from '../../src/backends/wasm/binary.js';
 import { splitGemm } from '../../src/backends/wasm/gemm.js';
+import { NATIVE_KERNEL_NAMES, nativeKernels, type NativeLibrary } from '../../src/backends/native/index.js';
 
 const reference = T.referenceKernels;
 const gen = new T.Generator(5);
@@ -841,6 +842,13 @@ describe.each(tables)('%s kernels', (_name, table, reason, allSizes, threads) =>
         if (amsgrad) bitsEqual(copies[1].maxExpAvgSq as Float32Array, copies[0].maxExpAvgSq as Float32Array, `${label} max`);
       }
     }
+  });
+});
+
+describe('native backend plumbing', () => {
+  it("the lazy stand-ins cover exactly the kernels the native table implements", () => {
+    const stub = new Proxy({}, { get: (_t, key) => (key === 'gemmPanel' ? 32 : () => 0) }) as NativeLibrary;
+    expect(Object.keys(nativeKernels(stub, reference)).sort()).toEqual([...NATIVE_KERNEL_NAMES].sort());
   });
 });
 

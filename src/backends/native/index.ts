@@ -232,6 +232,27 @@ const isF32 = (x: TypedArray | null): x is Float32Array => x instanceof Float32A
 /** decodeAttention's scores, grown to the longest cache seen (one per thread: each has its own module instance). */
 let decodeScores = new Float32Array(0);
 
+/** The kernels `nativeKernels` implements: the lazy stand-ins (backends/node.ts) cover exactly these. */
+export const NATIVE_KERNEL_NAMES: readonly (keyof Kernels)[] = [
+  'gemm',
+  'copy',
+  'unary',
+  'geluWithDerivative',
+  'binary',
+  'reduce',
+  'softmax',
+  'scaledSoftmax',
+  'softmaxBackward',
+  'layerNorm',
+  'rmsNorm',
+  'layerNormBackward',
+  'rmsNormBackward',
+  'flashAttentionForward',
+  'flashAttentionBackward',
+  'decodeAttention',
+  'adamStep',
+];
+
 /**
  * The kernel table over a loaded library. Each kernel takes the layouts kernels.c handles and
  * hands anything else (other dtypes or ops, strided operands, tiny sizes) to `base`, the kernels
