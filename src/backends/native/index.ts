@@ -1,12 +1,14 @@
 /**
- * The native backend: the elementwise, softmax, norm, reduction and optimizer kernels of
- * kernels.c, compiled for this machine's CPU by its C compiler on first use and called through
- * koffi (as BLAS is), on top of the `blas` backend for matrix products.
+ * The native backend: the kernels of kernels.c — GEMM, flash and decode attention, GELU, add/sub/
+ * mul/div, strided copies, softmax, norms, sums and AdamW — compiled for this machine's CPU by its
+ * C compiler on first use and called through koffi (as BLAS is), on top of the `blas` backend
+ * (which keeps matrix-vector and multithreaded products) or else `wasm`.
  *
  * Why: the WebAssembly kernels copy every operand into their own memory and back, and SIMD128 is a
  * quarter of an AVX-512 register; on a tiny training step they spent ~60 ms of 240 in GELU,
- * softmax, norms, adds and Adam (docs/performance.md). Here the C reads the tensors' own typed
- * arrays by pointer and the compiler targets the CPU it runs on (`-march=native`).
+ * softmax, norms, adds and Adam, and OpenBLAS ran backward's transposed products at 72–75 GFLOPS
+ * (docs/performance.md). Here the C reads the tensors' own typed arrays by pointer and the
+ * compiler targets the CPU it runs on (`-march=native`).
  *
  * Like tinygrad's CPU backend and torch.utils.cpp_extension, the source is compiled when it is
  * first needed, not at install: `findCompiler` only looks for a compiler on disk (CC, else cc,

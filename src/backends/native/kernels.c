@@ -5,7 +5,8 @@
  * vector width of the CPU (AVX2 / AVX-512 / NEON) instead of WebAssembly's 128 bits.
  *
  * Plain C that the compiler vectorizes: branch-free loop bodies, explicit float64 lane arrays for
- * sums (a compiler may not reorder a float reduction by itself). The arithmetic follows the
+ * sums (a compiler may not reorder a float reduction by itself); the register tiles of GEMM and
+ * attention (at the end of the file) use GCC/Clang vector types instead. The arithmetic follows the
  * WebAssembly kernels (src/backends/wasm/kernels.c) formula for formula — the same exp and erf
  * polynomials, float64 sums, the reference's float64 order in Adam and the norms — so both pass
  * the same tests against the reference kernels. Built with -ffp-contract=off: no silent a*b+c
