@@ -185,6 +185,8 @@ const CATEGORY: Record<string, string> = {
   rmsNormBackward: 'norms',
   adamStep: 'optimizer',
   sgdStep: 'optimizer',
+  flashAttentionForward: 'flash attention (scores, softmax and products in one kernel)',
+  flashAttentionBackward: 'flash attention (scores, softmax and products in one kernel)',
   crossEntropy: 'cross-entropy',
   crossEntropyBackward: 'cross-entropy',
 };
