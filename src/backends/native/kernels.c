@@ -438,9 +438,7 @@ void tlm_adam(float *param, const float *grad, float *m, float *v, float *vmax, 
 #define VL 8
 #define MR 6
 #endif
-#ifndef QB
 #define QB 8
-#endif
 /* Vectors per chunk of scores, so that a chunk's QB × QV accumulators fill 16 registers. */
 #define QV (16 / QB)
 typedef float vf __attribute__((vector_size(VL * 4)));
@@ -798,15 +796,9 @@ int tlm_flash_backward(const float *q, const float *k, const float *v, const flo
  */
 
 #define NR (2 * VL)
-#ifndef KC
 #define KC 512
-#endif
-#ifndef MC
 #define MC 96
-#endif
-#ifndef NC
 #define NC 512
-#endif
 
 static void pack_b(int transB, const float *b, long ldb, long k0, long kc, long j0, long nc, float *dst) {
   for (long jp = 0; jp < nc; jp += NR) {
