@@ -28,6 +28,8 @@ let blasFound: boolean | null = null;
 let requestedThreads: number | undefined;
 /** What the blas backend's gemm runs once loaded: the library's, or the base backend's after a failed load. */
 let loadedGemm: Gemm | null = null;
+/** The backend under `native` (blas when a library is on disk, else wasm); undefined when native is not registered. */
+let nativeBase: string | undefined;
 
 /** Registers `wasm`, `blas` and `native` (idempotent; loads and compiles no native code). */
 export function installNodeBackends(): void {
@@ -46,14 +48,14 @@ export function installNodeBackends(): void {
   });
   // TENSORLM_NATIVE=0 leaves the backend out altogether: an explicit choice needs no warning.
   if (!nativeKernelsEnv()) return;
-  const compiler = findCompiler();
-  const nativeBase = blasFound ? 'blas' : wasm.available ? 'wasm' : undefined;
+  const { compiler, reason } = findCompiler();
+  nativeBase = blasFound ? 'blas' : wasm.available ? 'wasm' : undefined;
   registerBackend({
     name: 'native',
-    kernels: compiler.compiler ? lazyNativeKernels(nativeBase) : {},
+    kernels: compiler ? lazyNativeKernels(compiler) : {},
     base: nativeBase,
     priority: 30,
-    unavailable: compiler.compiler ? null : compiler.reason,
+    unavailable: compiler ? null : reason,
     // Its flash kernels (no copies, full vector width) beat the materialised path from T 128
     // (tiny training step 0.90–0.94× the time, batch 8 and 16, alternated; docs/performance.md).
     flashAttentionMinSeqLen: 128,
@@ -66,11 +68,12 @@ export function installNodeBackends(): void {
  * build fails, the backend is marked unavailable, its kernels are the base backend's, and one
  * warning says so.
  */
-function lazyNativeKernels(base: string | undefined): Partial<Kernels> {
+function lazyNativeKernels(compiler: string): Partial<Kernels> {
   let table: Kernels | null = null;
   const load = (): Kernels => {
-    const below = base ? resolveKernels(base) : resolveKernels('js');
-    const { library, reason } = loadNative();
+    const base = nativeBase ?? 'js';
+    const below = resolveKernels(base);
+    const { library, reason } = loadNative(compiler);
     if (library) {
       const own = nativeKernels(library, below, () => requestedThreads ?? blasThreadsEnv() ?? 1);
       table = { ...below, ...own };
@@ -78,7 +81,7 @@ function lazyNativeKernels(base: string | undefined): Partial<Kernels> {
     } else {
       table = below;
       const active = updateBackend('native', { kernels: {}, unavailable: reason });
-      process.emitWarning(`tensorlm: ${reason}; the '${base ?? 'js'}' kernels run instead${active ? ` (backend now '${active}')` : ''}`);
+      process.emitWarning(`tensorlm: ${reason}; the '${base}' kernels run instead${active ? ` (backend now '${active}')` : ''}`);
     }
     return table;
   };
@@ -86,7 +89,6 @@ function lazyNativeKernels(base: string | undefined): Partial<Kernels> {
   for (const name of NATIVE_KERNEL_NAMES) stand[name] = (...args: unknown[]) => ((table ?? load())[name] as (...a: unknown[]) => unknown)(...args);
   return stand as Partial<Kernels>;
 }
-
 
 /** The blas backend's gemm until BLAS is loaded; tables copied earlier keep forwarding through it. */
 function lazyBlasGemm(args: GemmArgs): void {
@@ -106,6 +108,11 @@ function loadBlasGemm(): Gemm {
   const base = backendUnavailableReason('wasm') === null ? 'wasm' : 'js';
   const gemm = resolveKernels(base).gemm;
   loadedGemm = gemm;
+  // The native backend stood on blas: it moves onto the same base, so it keeps running.
+  if (nativeBase === 'blas') {
+    nativeBase = base;
+    updateBackend('native', { base });
+  }
   const active = updateBackend('blas', { kernels: {}, unavailable: reason });
   process.emitWarning(`tensorlm: BLAS could not be loaded (${reason}); matrix products use the '${base}' kernels${active ? ` (backend now '${active}')` : ''}`);
   return gemm;

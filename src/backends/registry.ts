@@ -139,11 +139,11 @@ export function registerBackend(info: BackendInfo): void {
 
 /**
  * Changes a registered backend after the fact (a lazily loaded library replacing its stand-in
- * kernel, or turning out not to load), and refreshes the active table when it builds on that
+ * kernel, or turning out not to load; a backend moving onto another base), and refreshes the active table when it builds on that
  * backend; when the active backend can no longer run, switches to the fastest one that can.
  * Returns the active backend's name afterwards (null when none is chosen yet).
  */
-export function updateBackend(name: string, change: Partial<Pick<BackendInfo, 'kernels' | 'unavailable'>>): string | null {
+export function updateBackend(name: string, change: Partial<Pick<BackendInfo, 'kernels' | 'unavailable' | 'base'>>): string | null {
   const info = backends.get(name);
   if (!info) throw new Error(`updateBackend: unknown backend '${name}' (registered: ${[...backends.keys()].join(', ')})`);
   backends.set(name, { ...info, ...change });
@@ -153,13 +153,18 @@ export function updateBackend(name: string, change: Partial<Pick<BackendInfo, 'k
   return activeName;
 }
 
+/** A backend and the bases under it, top down. */
+function* chain(name: string): Generator<BackendInfo> {
+  for (let b: BackendInfo | undefined = backends.get(name); b !== undefined; b = b.base ? backends.get(b.base) : undefined) yield b;
+}
+
 function dependsOn(name: string, on: string): boolean {
-  for (let b: BackendInfo | undefined = backends.get(name); b !== undefined; b = b.base ? backends.get(b.base) : undefined) if (b.name === on) return true;
+  for (const b of chain(name)) if (b.name === on) return true;
   return false;
 }
 
 function availableChain(name: string): boolean {
-  for (let b: BackendInfo | undefined = backends.get(name); b !== undefined; b = b.base ? backends.get(b.base) : undefined) if (b.unavailable) return false;
+  for (const b of chain(name)) if (b.unavailable) return false;
   return true;
 }
 
@@ -183,9 +188,7 @@ export function getBackend(): string {
 
 /** The flash-attention threshold the active backend (or the first backend under it that sets one) sets, if any. */
 export function activeFlashAttentionMinSeqLen(): number | undefined {
-  for (let b: BackendInfo | undefined = backends.get(getBackend()); b !== undefined; b = b.base ? backends.get(b.base) : undefined) {
-    if (b.flashAttentionMinSeqLen !== undefined) return b.flashAttentionMinSeqLen;
-  }
+  for (const b of chain(getBackend())) if (b.flashAttentionMinSeqLen !== undefined) return b.flashAttentionMinSeqLen;
   return undefined;
 }
 
@@ -210,11 +213,11 @@ function activate(name: string): void {
   activeName = name;
 }
 
-/** The highest-priority backend that can run here. */
+/** The highest-priority backend that can run here, every backend under it included. */
 export function fastestBackend(): string {
   ensureInstalled();
   let best = backends.get('js') as BackendInfo;
-  for (const b of backends.values()) if (!b.unavailable && b.priority > best.priority) best = b;
+  for (const b of backends.values()) if (b.priority > best.priority && availableChain(b.name)) best = b;
   return best.name;
 }
 

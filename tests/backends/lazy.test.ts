@@ -171,6 +171,18 @@ describe('the native backend', () => {
     expect(observed.afterElementwise.values).toEqual([2, 6, 12]);
   });
 
+  it.skipIf(compiler.compiler === null)('keeps running, on the wasm kernels underneath, when a BLAS library is found but does not load', () => {
+    const fake = join(tmp.fresh(), 'libfakeblas.so');
+    writeFileSync(fake, 'not a shared library');
+    const { observed } = run('vector', { TENSORLM_NATIVE: '1', TENSORLM_BLAS: fake });
+    expect(observed.afterElementwise.backend).toBe('native');
+    const m = observed.afterMatmul;
+    expect(m.backend).toBe('native');
+    expect(m.warnings).toHaveLength(1);
+    expect(m.warnings[0]).toMatch(/BLAS could not be loaded \(TENSORLM_BLAS=.*libfakeblas\.so could not be loaded or has no cblas_sgemm\); matrix products use the 'wasm' kernels/);
+    expect(Math.abs(m.c35 - m.expected35)).toBeLessThan(1e-3 * (1 + Math.abs(m.expected35)));
+  });
+
   it.skipIf(blas.candidate === null)('a compiler that fails leaves one warning and the blas kernels, with the same results', () => {
     const dir = tmp.fresh();
     const fake = join(dir, 'broken-cc');

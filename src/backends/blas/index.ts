@@ -15,6 +15,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { blasLibraryEnv, blasThreadsEnv, libraryPathEnv } from '../../env.js';
 import { gemm as referenceGemm } from '../js/matmul.js';
 import type { GemmArgs, Kernels } from '../kernels.js';
+import type { TypedArray } from '../../tensor/dtype.js';
 import { tuneAllocator } from '../native/allocator.js';
 
 const ROW_MAJOR = 101;
@@ -288,8 +289,9 @@ export function loadedBlas(): BlasLibrary | null {
   return cached?.library ?? null;
 }
 
-function view(a: Float32Array, offset: number): Float32Array {
-  return offset === 0 ? a : a.subarray(offset);
+/** A typed array from `offset` on, for a C pointer parameter (koffi passes a view's own start). */
+export function view<T extends TypedArray>(a: T, offset: number): T {
+  return (offset === 0 ? a : a.subarray(offset)) as T;
 }
 
 /**

@@ -60,12 +60,18 @@ export function sgdStep(s: SgdStepArgs): void {
   }
 }
 
+/**
+ * One Adam(W) step's float64 scalars, as the reference computes them: the WASM and native kernels
+ * take them from here, so their results stay bit-identical to the reference's.
+ */
+export function adamScalars(s: AdamStepArgs): { stepSize: number; bc2Sqrt: number; decay: number } {
+  const biasCorrection1 = 1 - Math.pow(s.beta1, s.step);
+  return { stepSize: s.lr / biasCorrection1, bc2Sqrt: Math.sqrt(1 - Math.pow(s.beta2, s.step)), decay: 1 - s.lr * s.decoupledWeightDecay };
+}
+
 export function adamStep(s: AdamStepArgs): void {
-  const { param, grad, expAvg, expAvgSq, maxExpAvgSq, lr, beta1, beta2, eps, weightDecay, decoupledWeightDecay, step } = s;
-  const biasCorrection1 = 1 - Math.pow(beta1, step);
-  const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
-  const stepSize = lr / biasCorrection1;
-  const decay = 1 - lr * decoupledWeightDecay;
+  const { param, grad, expAvg, expAvgSq, maxExpAvgSq, beta1, beta2, eps, weightDecay, decoupledWeightDecay } = s;
+  const { stepSize, bc2Sqrt: biasCorrection2Sqrt, decay } = adamScalars(s);
   for (let i = 0; i < param.length; i++) {
     let g = grad[i];
     if (decoupledWeightDecay !== 0) param[i] *= decay;

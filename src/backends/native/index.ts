@@ -25,7 +25,7 @@ import { createRequire } from 'node:module';
 import { arch, cpus, homedir, platform, tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compilerEnv, nativeKernelsEnv } from '../../env.js';
+import { compilerEnv } from '../../env.js';
 import type {
   AdamStepArgs,
   BinaryOp,
@@ -48,6 +48,8 @@ import type {
 } from '../kernels.js';
 import type { TypedArray } from '../../tensor/dtype.js';
 import { collapseDims } from '../../tensor/shape.js';
+import { view } from '../blas/index.js';
+import { adamScalars } from '../js/fused.js';
 import { binaryLayout } from '../wasm/index.js';
 
 /** The compiler flags: -O3 for this CPU; no implicit a·b+c fusion; libm's errno ignored so sqrt vectorizes. */
@@ -82,9 +84,8 @@ function onPath(name: string): string | null {
   return null;
 }
 
-/** Looks for a C compiler and the source on disk, without running anything. */
+/** Looks for a C compiler and the source on disk, without running anything (TENSORLM_NATIVE=0 is the installer's to check). */
 export function findCompiler(): NativeSearch {
-  if (nativeKernelsEnv() === false) return { compiler: null, reason: 'disabled by TENSORLM_NATIVE=0' };
   if (platform() === 'win32') return { compiler: null, reason: 'native kernels are built with a Unix C compiler; not on Windows' };
   if (!existsSync(sourcePath())) return { compiler: null, reason: `the kernel source ${sourcePath()} is missing` };
   const requested = compilerEnv();
@@ -166,11 +167,9 @@ function compile(compiler: string): string {
 
 let loaded: { library: NativeLibrary | null; reason: string } | undefined;
 
-/** Compiles (once per source, compiler and CPU) and loads the native kernels; `reason` says why not. */
-export function loadNative(): { library: NativeLibrary | null; reason: string } {
+/** Compiles with `compiler` (findCompiler's; once per source, compiler and CPU) and loads the native kernels; `reason` says why not. */
+export function loadNative(compiler: string): { library: NativeLibrary | null; reason: string } {
   if (loaded) return loaded;
-  const { compiler, reason } = findCompiler();
-  if (!compiler) return (loaded = { library: null, reason });
   try {
     const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): KoffiLib };
     const path = compile(compiler);
@@ -217,14 +216,6 @@ export function loadNative(): { library: NativeLibrary | null; reason: string } 
   return loaded;
 }
 
-/** The library `loadNative` loaded, or null (not loaded yet, or it failed); loads nothing. */
-export function loadedNative(): NativeLibrary | null {
-  return loaded?.library ?? null;
-}
-
-function at<T extends TypedArray>(a: T, offset: number): T {
-  return (offset === 0 ? a : a.subarray(offset)) as T;
-}
 
 /** kernels.c's op numbers; the operand kinds are binaryLayout's (FULL 0, ROW 1, COL 2, SCALAR 3), as kernels.c numbers them. */
 const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, geluBackward: 4 };
@@ -270,7 +261,7 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
       // n is padded to whole tiles: a 65-column output (tiny's head) would compute 96.
       const padded = Math.ceil(g.n / lib.gemmPanel) * lib.gemmPanel;
       if (size < MIN_GEMM || padded > 1.15 * g.n || g.m === 1 || g.n === 1 || g.batch === 0 || (g.strideC === 0 && g.batch > 1) || (size >= PARALLEL_GEMM && threads() > 1)) return base.gemm(g);
-      const ok = lib.gemm(g.transA ? 1 : 0, g.transB ? 1 : 0, g.m, g.n, g.k, g.alpha, at(g.a, g.aOffset), g.lda, g.strideA, at(g.b, g.bOffset), g.ldb, g.strideB, g.beta, at(g.c, g.cOffset), g.ldc, g.strideC, g.batch);
+      const ok = lib.gemm(g.transA ? 1 : 0, g.transB ? 1 : 0, g.m, g.n, g.k, g.alpha, view(g.a, g.aOffset), g.lda, g.strideA, view(g.b, g.bOffset), g.ldb, g.strideB, g.beta, view(g.c, g.cOffset), g.ldc, g.strideC, g.batch);
       if (ok !== 0) base.gemm(g); // no scratch memory: nothing was written
     },
     // Strided copies (head transposes, contiguous()): the JS loop walks short rows one element at a time.
@@ -292,36 +283,36 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
         ss[4 - rank + i] = c.strides[0][i];
         ds[4 - rank + i] = c.strides[1][i];
       }
-      lib.copy4(at(s, src.offset), at(d, dst.offset), dims[0], dims[1], dims[2], dims[3], ss[0], ss[1], ss[2], ss[3], ds[0], ds[1], ds[2], ds[3]);
+      lib.copy4(view(s, src.offset), view(d, dst.offset), dims[0], dims[1], dims[2], dims[3], ss[0], ss[1], ss[2], ss[3], ds[0], ds[1], ds[2], ds[3]);
     },
     // GELU's three kernels come from one formula (training's forward must equal inference's bit for bit).
     unary(op: UnaryOp, x: TypedArray, xOffset: number, n: number, out: TypedArray): void {
       if (op !== 'gelu' || n < MIN_ELEMENTS || !isF32(x) || !isF32(out)) return base.unary(op, x, xOffset, n, out);
-      lib.gelu(at(x, xOffset), out, n);
+      lib.gelu(view(x, xOffset), out, n);
     },
     geluWithDerivative(a: GeluWithDerivativeArgs): void {
       if (a.n < MIN_ELEMENTS) return base.geluWithDerivative(a);
-      lib.geluWithDerivative(at(a.x, a.xOffset), a.out, a.deriv, a.n);
+      lib.geluWithDerivative(view(a.x, a.xOffset), a.out, a.deriv, a.n);
     },
     binary(op: BinaryOp, shape: readonly number[], a: StridedArray, b: StridedArray, out: TypedArray): void {
       const code = BINARY_CODES[op];
       const layout = code !== undefined && isF32(a.data) && isF32(b.data) && isF32(out) ? binaryLayout(shape, a.strides, b.strides) : null;
       if (code === undefined || !layout || layout.rows * layout.cols < MIN_ELEMENTS) return base.binary(op, shape, a, b, out);
-      lib.binary(code, at(a.data, a.offset), layout.aKind, at(b.data, b.offset), layout.bKind, out, layout.rows, layout.cols);
+      lib.binary(code, view(a.data, a.offset), layout.aKind, view(b.data, b.offset), layout.bKind, out, layout.rows, layout.cols);
     },
     reduce(a: ReduceArgs): void {
       const n = a.outer * a.size * a.inner;
       if (a.op !== 'sum' || n < MIN_ELEMENTS || a.size === 0 || !isF32(a.x) || !isF32(a.out)) return base.reduce(a);
-      if (a.inner === 1) lib.sumRows(at(a.x, a.xOffset), a.out, a.outer, a.size);
-      else if (lib.sumMiddle(at(a.x, a.xOffset), a.out, a.outer, a.size, a.inner) !== 0) base.reduce(a);
+      if (a.inner === 1) lib.sumRows(view(a.x, a.xOffset), a.out, a.outer, a.size);
+      else if (lib.sumMiddle(view(a.x, a.xOffset), a.out, a.outer, a.size, a.inner) !== 0) base.reduce(a);
     },
     softmax(a: SoftmaxArgs): void {
       if (a.rows * a.cols < MIN_ELEMENTS) return base.softmax(a);
-      lib.softmax(at(a.x, a.xOffset), a.out, a.rows, a.cols, a.log ? 1 : 0);
+      lib.softmax(view(a.x, a.xOffset), a.out, a.rows, a.cols, a.log ? 1 : 0);
     },
     scaledSoftmax(a: ScaledSoftmaxArgs): void {
       if (a.rows * a.cols < MIN_ELEMENTS || a.tq < 1) return base.scaledSoftmax(a);
-      lib.scaledSoftmax(at(a.x, a.xOffset), a.out, a.rows, a.cols, a.tq, a.scale, a.causal ? 1 : 0, a.causalOffset);
+      lib.scaledSoftmax(view(a.x, a.xOffset), a.out, a.rows, a.cols, a.tq, a.scale, a.causal ? 1 : 0, a.causalOffset);
     },
     softmaxBackward(a: SoftmaxBackwardArgs): void {
       if (a.rows * a.cols < MIN_ELEMENTS) return base.softmaxBackward(a);
@@ -354,16 +345,12 @@ export function nativeKernels(lib: NativeLibrary, base: Kernels, threads: () => 
     decodeAttention(a: DecodeAttentionArgs): void {
       if (a.n < 1 || a.heads % a.kvHeads !== 0) return base.decodeAttention(a);
       if (decodeScores.length < a.n) decodeScores = new Float32Array(Math.max(a.n, 2 * decodeScores.length));
-      lib.decodeAttention(at(a.q, a.qOffset), at(a.k, a.kvOffset), at(a.v, a.kvOffset), a.slots, a.n, a.heads, a.kvHeads, a.dim, a.scale, at(a.out, a.outOffset), decodeScores);
+      lib.decodeAttention(view(a.q, a.qOffset), view(a.k, a.kvOffset), view(a.v, a.kvOffset), a.slots, a.n, a.heads, a.kvHeads, a.dim, a.scale, view(a.out, a.outOffset), decodeScores);
     },
     adamStep(s: AdamStepArgs): void {
       const n = s.param.length;
       if (n < MIN_ELEMENTS) return base.adamStep(s);
-      // The reference's float64 constants, computed the same way.
-      const biasCorrection1 = 1 - Math.pow(s.beta1, s.step);
-      const bc2Sqrt = Math.sqrt(1 - Math.pow(s.beta2, s.step));
-      const stepSize = s.lr / biasCorrection1;
-      const decay = 1 - s.lr * s.decoupledWeightDecay;
+      const { decay, bc2Sqrt, stepSize } = adamScalars(s);
       const flags = (s.decoupledWeightDecay !== 0 ? 1 : 0) | (s.weightDecay !== 0 ? 2 : 0);
       lib.adam(s.param, s.grad, s.expAvg, s.expAvgSq, s.maxExpAvgSq, n, flags, decay, s.weightDecay, 1 - s.beta1, s.beta2, 1 - s.beta2, bc2Sqrt, s.eps, stepSize);
     },

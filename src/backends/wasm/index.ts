@@ -26,6 +26,7 @@
  * min(cores, 2)); 1 turns workers off.
  */
 import { wasmSimdEnv, wasmThreadsEnv } from '../../env.js';
+import { adamScalars } from '../js/fused.js';
 import { jsKernels } from '../js/index.js';
 import { registerBackend } from '../registry.js';
 import { collapseDims, contiguousStrides } from '../../tensor/shape.js';
@@ -1029,10 +1030,7 @@ class WasmModule {
       return;
     }
     // The same float64 constants as the reference, passed as doubles.
-    const biasCorrection1 = 1 - Math.pow(s.beta1, s.step);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(s.beta2, s.step));
-    const stepSize = s.lr / biasCorrection1;
-    const decay = 1 - s.lr * s.decoupledWeightDecay;
+    const { stepSize, bc2Sqrt, decay } = adamScalars(s);
     const flags = (s.decoupledWeightDecay !== 0 ? 1 : 0) | (s.weightDecay !== 0 ? 2 : 0) | (s.maxExpAvgSq ? 4 : 0);
     const max = s.maxExpAvgSq;
     this.stream(
