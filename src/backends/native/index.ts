@@ -15,8 +15,8 @@
  * gcc, clang on PATH), which is enough to register the backend; `loadNative` compiles into
  * ~/.cache/tensorlm/native (a key of the source, compiler, flags and CPU names the file, so a new
  * source, compiler or machine compiles again; written to a temporary name and renamed, so
- * concurrent processes never load a half-written library) and loads it. Without a compiler, or
- * with TENSORLM_NATIVE=0, the backend is unavailable and the next one (blas, wasm) runs.
+ * concurrent processes never load a half-written library) and loads it. Without a compiler the
+ * backend is unavailable and the next one (blas, wasm) runs; TENSORLM_NATIVE=0 leaves it out.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
